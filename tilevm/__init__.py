@@ -13,5 +13,5 @@ __version__ = "0.1.0"
 # Every type by name, e.g. tilevm.u4, tilevm.f6e3m2, tilevm.bf16.
 globals().update({name: dt for name, dt in vars(_dtypes).items() if isinstance(dt, DType)})
 
-__all__ = ["DType", "HostTensor", "__version__", "all_dtypes", "dtype"] + sorted(
-    name for name, dt in vars(_dtypes).items() if isinstance(dt, DType))
+_TYPE_NAMES = sorted(name for name, dt in vars(_dtypes).items() if isinstance(dt, DType))
+__all__ = ["DType", "HostTensor", "__version__", "all_dtypes", "dtype", *_TYPE_NAMES]

@@ -22,8 +22,9 @@ tests state each difference:
 - the types without NaN (fp4, fp6, the ``allfinite`` types) encode NaN as +max, as PTX's
   ``cvt.satfinite`` to e2m1/e2m3/e3m2 does; ml_dtypes makes it −0 (or +0);
 - ``f8e8m0fnu`` (no sign, no zero, no mantissa) rounds ties to the even code, i.e. to the even
-  exponent, where ml_dtypes rounds them up; zero, negative values and NaN encode as NaN (0xFF), as
-  in ml_dtypes;
+  exponent, where ml_dtypes rounds them up; between 2**-127 and 2**-126 (float32's subnormals)
+  ml_dtypes rounds every value up, tilevm to the nearest; zero, negative values and NaN encode as
+  NaN (0xFF), as in ml_dtypes;
 - integers: NaN encodes as 0; ``saturate=False`` wraps modulo 2**nbits.
 """
 
@@ -170,7 +171,7 @@ class DType:
         return _encode_float(self, values, saturate)
 
     def decode(self, bits: Any) -> np.ndarray:
-        """Return the values of bit patterns: float64 for floats, int64 for integers (uint64 for u64).
+        """The values of bit patterns: float64 for floats, int64 for integers (uint64 for u64).
 
         Raises ``ValueError`` naming the offending pattern when one does not fit in ``nbits``.
         """
@@ -345,7 +346,7 @@ def _numpy_to_tilevm() -> dict[np.dtype, DType]:
 
 
 def from_numpy_dtype(nd: np.dtype) -> DType:
-    """The tilevm type with the same encoding as a numpy or ml_dtypes dtype; ``TypeError`` if none."""
+    """The tilevm type encoded like a numpy or ml_dtypes dtype; ``TypeError`` if there is none."""
     found = _numpy_to_tilevm().get(np.dtype(nd))
     if found is None:
         raise TypeError(f"numpy dtype {np.dtype(nd)} has no tilevm counterpart")
@@ -554,7 +555,8 @@ def _encode_float(dt: DType, values: Any, saturate: bool) -> np.ndarray:
     else:  # unsigned: no zero, no negatives
         code = np.where(negative | (a == 0), t.nan_code, code)
     nan_result = t.max_code if t.nan_code is None else t.nan_code
-    code = np.where(is_nan, nan_result, code)
+    # NaN, and overflow into a NaN (no inf, no saturation), give the unsigned canonical NaN.
+    code = np.where(is_nan | (overflow & (overflow_code == t.nan_code)), nan_result, code)
     return code.astype(dt.storage_dtype)
 
 

@@ -181,7 +181,7 @@ class HostTensor:
                           [self.strides[a] for a in order], self.offset)
 
     @property
-    def T(self) -> HostTensor:  # noqa: N802 - numpy's name
+    def T(self) -> HostTensor:
         return self.transpose()
 
     def __getitem__(self, key: Any) -> HostTensor:

@@ -1,4 +1,4 @@
-"""Which NVRTC tilevm compiles with: the pinned ``nvidia-cuda-nvrtc`` wheel, never a system toolkit."""
+"""Which NVRTC tilevm compiles with: the pinned ``nvidia-cuda-nvrtc`` wheel, never a toolkit."""
 
 from __future__ import annotations
 

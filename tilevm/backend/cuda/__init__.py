@@ -1,1 +1,28 @@
-"""tilevm.backend.cuda."""
+"""tilevm.backend.cuda: Thread IR → CUDA C++ → NVRTC → PTX and cubin, with the ptxas report.
+
+Importing this package needs no CUDA library; NVRTC (through cuda-bindings) is loaded when
+:func:`compile_cuda` first runs.
+"""
+
+from tilevm.backend.cuda.compile_errors import CudaCompileError
+from tilevm.backend.cuda.nvrtc_compile import BASE_OPTIONS, CudaBinary, compile_cuda
+from tilevm.backend.cuda.resources import KernelResources, parse_ptxas_report
+from tilevm.backend.cuda.targets import (
+    SUPPORTED_ARCHS,
+    CudaTarget,
+    UnsupportedArchError,
+    cuda_target,
+)
+
+__all__ = [
+    "BASE_OPTIONS",
+    "SUPPORTED_ARCHS",
+    "CudaBinary",
+    "CudaCompileError",
+    "CudaTarget",
+    "KernelResources",
+    "UnsupportedArchError",
+    "compile_cuda",
+    "cuda_target",
+    "parse_ptxas_report",
+]

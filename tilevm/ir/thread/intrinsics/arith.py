@@ -1,0 +1,521 @@
+"""Scalar arithmetic, logic and comparison intrinsics (one thread each).
+
+Integer results wrap modulo 2**bits. Float operations round once to nearest even (the ``rn``
+rounding is printed explicitly so that no compiler contracts them, DESIGN §3); ``f16x2`` and
+``bf16x2`` operate on both halves independently.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tilevm.ir.thread.intrinsics.base import Intrinsic, register
+from tilevm.ir.thread.types import PRED, U32, scalar_type
+
+if TYPE_CHECKING:
+    from tilevm.ir.thread.stmts import Instr
+
+__all__ = ["FLOAT_TYPES", "INT_TYPES"]
+
+INT_TYPES = ("b16", "b32", "b64", "u16", "u32", "u64", "s16", "s32", "s64")
+FLOAT_TYPES = ("f16", "bf16", "f32", "f64", "f16x2", "bf16x2")
+
+
+def _float_requirements(instr: Instr, default: tuple[int, tuple[int, int]]
+                        ) -> tuple[int, tuple[int, int]]:
+    t = instr.type.name if instr.type is not None else ""
+    if t in ("f16", "f16x2"):
+        return max(default[0], 53), max(default[1], (4, 2))
+    if t in ("bf16", "bf16x2"):
+        return max(default[0], 90), max(default[1], (7, 8))
+    return default
+
+
+class _Elementwise(Intrinsic):
+    """Shared checks: ``arity`` operands of the instruction type, a result of the same type."""
+
+    arity = 2
+    types: tuple[str, ...] = INT_TYPES + FLOAT_TYPES
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, self.arity)
+        t = self.expect_type(instr, self.types)
+        for i in range(self.arity):
+            self.expect_operand(instr, i, t)
+        self.expect_dst(instr, t)
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        return _float_requirements(instr, (self.min_arch, self.ptx_isa))
+
+    def mnemonic(self, instr: Instr) -> str:
+        t = instr.type
+        rn = ".rn" if t is not None and t.kind in ("float", "packed") else ""
+        return f"{self.name}{rn}.{t}"
+
+
+@register
+class Add(_Elementwise):
+    """``add.type d, a, b`` (PTX ISA §9.7.1.1, §9.7.3.1 f32, §9.7.4.1 f16/bf16): ``d = a + b``.
+    Scope thread; sm_50, PTX 1.0 (f16: sm_53, PTX 4.2; bf16: sm_90, PTX 7.8)."""
+
+    name = "add"
+    ptx_isa = (1, 0)
+
+
+@register
+class Sub(_Elementwise):
+    """``sub.type d, a, b`` (PTX ISA §9.7.1.2, §9.7.3.2, §9.7.4.2): ``d = a - b``. Scope thread;
+    sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
+
+    name = "sub"
+    ptx_isa = (1, 0)
+
+
+class _IntMul(Intrinsic):
+    arity = 2
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, self.arity)
+        mode = instr.mod("mode")
+        t = instr.type
+        self.expect(t is not None, instr, "needs a type")
+        assert t is not None
+        if t.kind in ("float", "packed"):
+            self.expect(self.name == "mul" and mode is None, instr,
+                        f"float {self.name} takes no lo/hi/wide mode (use fma for mad)")
+            self.expect(t.name in FLOAT_TYPES, instr, f"bad type {t}")
+            for i in range(self.arity):
+                self.expect_operand(instr, i, t)
+            self.expect_dst(instr, t)
+            return
+        self.expect(mode in ("lo", "hi", "wide"), instr,
+                    f"mode must be lo, hi or wide, got {mode!r}")
+        self.expect(t.kind in ("uint", "int") and t.bits in (16, 32, 64), instr,
+                    f"integer type must be u16..s64, got {t}")
+        self.expect(mode != "wide" or t.bits < 64, instr, ".wide needs a 16- or 32-bit type")
+        for i in range(2):
+            self.expect_operand(instr, i, t)
+        wide = scalar_type(f"{t.name[0]}{2 * t.bits}") if mode == "wide" else t
+        if self.arity == 3:
+            self.expect_operand(instr, 2, wide, "c")
+        self.expect_dst(instr, wide)
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        return _float_requirements(instr, (self.min_arch, self.ptx_isa))
+
+    def mnemonic(self, instr: Instr) -> str:
+        t = instr.type
+        if t is not None and t.kind in ("float", "packed"):
+            return f"{self.name}.rn.{t}"
+        return f"{self.name}.{instr.mod('mode')}.{t}"
+
+
+@register
+class Mul(_IntMul):
+    """``mul{.lo,.hi,.wide}.type d, a, b`` (PTX ISA §9.7.1.3; float §9.7.3.3): integer product,
+    its low half (``lo``), high half (``hi``) or full double-width product (``wide``, ``d`` of
+    twice the bits); for floats ``mul.rn.type``. Scope thread; sm_50, PTX 1.0 (f16: sm_53;
+    bf16: sm_90)."""
+
+    name = "mul"
+    ptx_isa = (1, 0)
+
+
+@register
+class Mad(_IntMul):
+    """``mad{.lo,.hi,.wide}.type d, a, b, c`` (PTX ISA §9.7.1.4): ``d = (a·b)[lo|hi|wide] + c``
+    with ``c`` of the result's width; integers only (floats: :class:`Fma`). Scope thread; sm_50,
+    PTX 1.0."""
+
+    name = "mad"
+    ptx_isa = (1, 0)
+    arity = 3
+
+
+class _IntOnly(_Elementwise):
+    types = ("u16", "u32", "u64", "s16", "s32", "s64")
+
+
+@register
+class Div(_IntOnly):
+    """``div.type d, a, b`` (PTX ISA §9.7.1.6): integer quotient truncated toward zero (``b == 0``
+    gives an unspecified value; tilevm's CPU gives all ones). Scope thread; sm_50, PTX 1.0."""
+
+    name = "div"
+    ptx_isa = (1, 0)
+
+
+@register
+class Rem(_IntOnly):
+    """``rem.type d, a, b`` (PTX ISA §9.7.1.7): integer remainder with the sign of ``a``. Scope
+    thread; sm_50, PTX 1.0."""
+
+    name = "rem"
+    ptx_isa = (1, 0)
+
+
+@register
+class Min(_Elementwise):
+    """``min.type d, a, b`` (PTX ISA §9.7.1.10, §9.7.3.10 f32, §9.7.4.8 f16): the smaller; for
+    floats a NaN operand is ignored (both NaN: canonical NaN) and −0 < +0. Scope thread; sm_50,
+    PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
+
+    name = "min"
+    ptx_isa = (1, 0)
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        t = instr.type.name if instr.type is not None else ""
+        if t in ("f16", "f16x2", "bf16", "bf16x2"):
+            return 80, (7, 0)
+        return self.min_arch, self.ptx_isa
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"{self.name}.{instr.type}"
+
+
+@register
+class Max(Min):
+    """``max.type d, a, b`` (PTX ISA §9.7.1.11, §9.7.3.11, §9.7.4.9): the larger, NaN and zero
+    rules as :class:`Min` (+0 > −0). Scope thread; sm_50, PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
+
+    name = "max"
+
+
+@register
+class Fma(_Elementwise):
+    """``fma.rn.type d, a, b, c`` (PTX ISA §9.7.3.5 f32/f64, §9.7.4.4 f16/bf16): ``a·b + c``
+    computed exactly and rounded once to nearest even. Scope thread; sm_50, PTX 1.4 (f16: sm_53,
+    PTX 4.2; bf16: sm_80, PTX 7.0)."""
+
+    name = "fma"
+    ptx_isa = (1, 4)
+    arity = 3
+    types = FLOAT_TYPES
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        t = instr.type.name if instr.type is not None else ""
+        if t in ("bf16", "bf16x2"):
+            return 80, (7, 0)
+        return _float_requirements(instr, (self.min_arch, self.ptx_isa))
+
+
+class _Unary(_Elementwise):
+    arity = 1
+
+
+@register
+class Neg(_Unary):
+    """``neg.type d, a`` (PTX ISA §9.7.1.8, §9.7.3.8): ``-a`` (floats: sign bit flipped). Scope
+    thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_80, PTX 7.0)."""
+
+    name = "neg"
+    ptx_isa = (1, 0)
+    types = ("s16", "s32", "s64", *FLOAT_TYPES)
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"neg.{instr.type}"
+
+
+@register
+class Abs(Neg):
+    """``abs.type d, a`` (PTX ISA §9.7.1.9, §9.7.3.9): ``|a|`` (floats: sign bit cleared). Scope
+    thread; sm_50, PTX 1.0."""
+
+    name = "abs"
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"abs.{instr.type}"
+
+
+@register
+class Ex2(_Unary):
+    """``ex2.approx{.ftz}.f32 d, a`` (PTX ISA §9.7.3.21): ``2**a``, approximate on the GPU
+    (max 2 ulp); the CPU computes it exactly rounded (DESIGN §3). With ``ftz`` (modifier) a
+    subnormal input or result is flushed to a zero of the same sign. Scope thread; sm_50,
+    PTX 1.0."""
+
+    name = "ex2"
+    ptx_isa = (1, 0)
+    types = ("f32",)
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"ex2.approx{'.ftz' if instr.mod('ftz') else ''}.f32"
+
+
+@register
+class Rcp(_Unary):
+    """``rcp.approx{.ftz}.f32 d, a`` (PTX ISA §9.7.3.13): ``1/a``, approximate on the GPU
+    (max 1 ulp); exact on the CPU. ``ftz`` flushes subnormal inputs and results to signed zero.
+    Scope thread; sm_50, PTX 1.4."""
+
+    name = "rcp"
+    ptx_isa = (1, 4)
+    types = ("f32",)
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"rcp.approx{'.ftz' if instr.mod('ftz') else ''}.f32"
+
+
+class _Logic(_Elementwise):
+    types = ("pred", "b16", "b32", "b64")
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"{self.name}.{instr.type}"
+
+
+@register
+class And(_Logic):
+    """``and.type d, a, b`` (PTX ISA §9.7.8.1): bitwise and. Scope thread; sm_50, PTX 1.0."""
+
+    name = "and"
+    ptx_isa = (1, 0)
+
+
+@register
+class Or(_Logic):
+    """``or.type d, a, b`` (PTX ISA §9.7.8.2): bitwise or. Scope thread; sm_50, PTX 1.0."""
+
+    name = "or"
+    ptx_isa = (1, 0)
+
+
+@register
+class Xor(_Logic):
+    """``xor.type d, a, b`` (PTX ISA §9.7.8.3): bitwise xor. Scope thread; sm_50, PTX 1.0."""
+
+    name = "xor"
+    ptx_isa = (1, 0)
+
+
+@register
+class Not(_Logic):
+    """``not.type d, a`` (PTX ISA §9.7.8.4): bitwise complement. Scope thread; sm_50, PTX 1.0."""
+
+    name = "not"
+    ptx_isa = (1, 0)
+    arity = 1
+
+
+class _Shift(Intrinsic):
+    types: tuple[str, ...] = ()
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 2)
+        t = self.expect_type(instr, self.types)
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, U32, "shift amount")
+        self.expect_dst(instr, t)
+
+
+@register
+class Shl(_Shift):
+    """``shl.type d, a, b`` (PTX ISA §9.7.8.7): ``a << b``; amounts ≥ the width give 0. Scope
+    thread; sm_50, PTX 1.0."""
+
+    name = "shl"
+    ptx_isa = (1, 0)
+    types = ("b16", "b32", "b64")
+
+
+@register
+class Shr(_Shift):
+    """``shr.type d, a, b`` (PTX ISA §9.7.8.8): ``a >> b``, arithmetic for ``s`` types (sign
+    fill), logical otherwise; amounts ≥ the width give 0 or all sign bits. Scope thread; sm_50,
+    PTX 1.0."""
+
+    name = "shr"
+    ptx_isa = (1, 0)
+    types = ("b16", "b32", "b64", "u16", "u32", "u64", "s16", "s32", "s64")
+
+
+@register
+class Shf(Intrinsic):
+    """``shf.{l,r}.{clamp,wrap}.b32 d, a, b, c`` (PTX ISA §9.7.8.9, funnel shift).
+
+    Shifts the 64-bit value ``b:a`` (``b`` the high word) by ``n`` bits, ``n = min(c, 32)``
+    (clamp) or ``c & 31`` (wrap); ``shf.l`` returns the high word of ``(b:a) << n``, ``shf.r``
+    the low word of ``(b:a) >> n``. Modifiers ``dir`` ("l"/"r"), ``mode`` ("clamp"/"wrap").
+    Scope thread; sm_50, PTX 3.1."""
+
+    name = "shf"
+    ptx_isa = (3, 1)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 3)
+        self.expect(instr.mod("dir") in ("l", "r"), instr, "dir must be l or r")
+        self.expect(instr.mod("mode") in ("clamp", "wrap"), instr, "mode must be clamp or wrap")
+        t = self.expect_type(instr, ("b32",))
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, t, "b")
+        self.expect_operand(instr, 2, U32, "c")
+        self.expect_dst(instr, t)
+
+    def mnemonic(self, instr: Instr) -> str:
+        return f"shf.{instr.mod('dir')}.{instr.mod('mode')}.b32"
+
+
+@register
+class Bfe(Intrinsic):
+    """``bfe.type d, a, b, c`` (PTX ISA §9.7.8.12): extracts ``len = c & 0xff`` bits of ``a``
+    starting at ``pos = b & 0xff``; bits past the msb of ``a`` read as the sign bit (``s`` types)
+    or 0; the result is sign-extended (``s``) or zero-extended from bit ``len-1``; ``len == 0``
+    gives 0. Scope thread; sm_50, PTX 2.0."""
+
+    name = "bfe"
+    ptx_isa = (2, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 3)
+        t = self.expect_type(instr, ("u32", "u64", "s32", "s64"))
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, U32, "pos")
+        self.expect_operand(instr, 2, U32, "len")
+        self.expect_dst(instr, t)
+
+
+@register
+class Bfi(Intrinsic):
+    """``bfi.type f, a, b, c, d`` (PTX ISA §9.7.8.13): ``f`` is ``b`` with its bits
+    ``[pos, pos+len)`` (``pos = c & 0xff``, ``len = d & 0xff``, clipped at the width) replaced by
+    the low bits of ``a``. Operands ``(a, b, pos, len)``. Scope thread; sm_50, PTX 2.0."""
+
+    name = "bfi"
+    ptx_isa = (2, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 4)
+        t = self.expect_type(instr, ("b32", "b64"))
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, t, "b")
+        self.expect_operand(instr, 2, U32, "pos")
+        self.expect_operand(instr, 3, U32, "len")
+        self.expect_dst(instr, t)
+
+
+@register
+class Popc(Intrinsic):
+    """``popc.type d, a`` (PTX ISA §9.7.8.15): the number of set bits of ``a`` (``b32``/``b64``),
+    as ``u32``. Scope thread; sm_50, PTX 2.0."""
+
+    name = "popc"
+    ptx_isa = (2, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 1)
+        t = self.expect_type(instr, ("b32", "b64"))
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_dst(instr, U32)
+
+
+@register
+class Lop3(Intrinsic):
+    """``lop3.b32 d, a, b, c, lut`` (PTX ISA §9.7.8.6): each bit of ``d`` is bit
+    ``(a_bit << 2) | (b_bit << 1) | c_bit`` of the 8-bit table ``lut`` (modifier; e.g.
+    ``0xF0 & 0xCC`` = a & b with ``ta = 0xF0, tb = 0xCC, tc = 0xAA``). Scope thread; sm_50,
+    PTX 4.3."""
+
+    name = "lop3"
+    ptx_isa = (4, 3)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 3)
+        lut = instr.mod("lut")
+        self.expect(isinstance(lut, int) and 0 <= lut <= 255, instr,
+                    f"lut must be 0..255, got {lut!r}")
+        t = self.expect_type(instr, ("b32",))
+        for i in range(3):
+            self.expect_operand(instr, i, t)
+        self.expect_dst(instr, t)
+
+
+PRMT_MODES = (None, "f4e", "b4e", "rc8", "ecl", "ecr", "rc16")
+
+
+@register
+class Prmt(Intrinsic):
+    """``prmt.b32{.mode} d, a, b, c`` (PTX ISA §9.7.8.7 ``prmt``).
+
+    The bytes of ``{b, a}`` are numbered 0–7 (``a``'s low byte is 0). Default mode: byte ``i`` of
+    ``d`` is selected by nibble ``i`` of ``c``: its low 3 bits pick the source byte, its bit 3
+    asks to replicate that byte's sign bit (0x00 or 0xFF). Modes (modifier ``mode``): ``f4e``
+    forward 4 extract, ``b4e`` backward, ``rc8`` replicate 8, ``ecl``/``ecr`` edge clamp,
+    ``rc16`` replicate 16, driven by ``c & 3``. Scope thread; sm_50, PTX 2.0."""
+
+    name = "prmt"
+    ptx_isa = (2, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 3)
+        self.expect(instr.mod("mode") in PRMT_MODES, instr, f"mode must be one of {PRMT_MODES}")
+        t = self.expect_type(instr, ("b32",))
+        for i in range(3):
+            self.expect_operand(instr, i, t)
+        self.expect_dst(instr, t)
+
+    def mnemonic(self, instr: Instr) -> str:
+        mode = instr.mod("mode")
+        return f"prmt.b32{'.' + mode if mode else ''}"
+
+
+SETP_CMPS = ("eq", "ne", "lt", "le", "gt", "ge", "equ", "neu", "ltu", "leu", "gtu", "geu", "num",
+             "nan")
+_UNSIGNED_CMP = {"lt": "lo", "le": "ls", "gt": "hi", "ge": "hs"}
+
+
+@register
+class Setp(Intrinsic):
+    """``setp.cmp.type p, a, b`` (PTX ISA §9.7.1.x / §9.7.3.x ``setp``, table "comparison
+    operators"): ``p = a cmp b``. ``cmp`` (modifier) is eq/ne/lt/le/gt/ge (for unsigned types
+    printed lo/ls/hi/hs); for floats these are ordered (false if either is NaN) and
+    equ/neu/ltu/leu/gtu/geu are unordered (true if either is NaN), num/nan test for NaN.
+    ``Instr.type`` is the operands' type. Scope thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
+
+    name = "setp"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 2)
+        t = self.expect_type(instr, (*INT_TYPES, "f16", "bf16", "f32", "f64"))
+        cmp = instr.mod("cmp")
+        ok = cmp in SETP_CMPS[:6] or (t.kind == "float" and cmp in SETP_CMPS)
+        self.expect(ok, instr, f"cmp {cmp!r} is not valid for {t}")
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, t, "b")
+        self.expect_dst(instr, PRED)
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        return _float_requirements(instr, (self.min_arch, self.ptx_isa))
+
+    def mnemonic(self, instr: Instr) -> str:
+        cmp, t = instr.mod("cmp"), instr.type
+        if t is not None and t.kind in ("uint", "bits"):
+            cmp = _UNSIGNED_CMP.get(cmp, cmp)
+        return f"setp.{cmp}.{t}"
+
+
+@register
+class Selp(Intrinsic):
+    """``selp.type d, a, b, c`` (PTX ISA §9.7.7.2): ``d = c ? a : b`` for a ``pred`` ``c``. Scope
+    thread; sm_50, PTX 1.0."""
+
+    name = "selp"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 3)
+        t = self.expect_type(instr, (*INT_TYPES, "f16", "bf16", "f32", "f64", "f16x2", "bf16x2"))
+        self.expect_operand(instr, 0, t, "a")
+        self.expect_operand(instr, 1, t, "b")
+        self.expect_operand(instr, 2, PRED, "c")
+        self.expect_dst(instr, t)

@@ -1,0 +1,169 @@
+"""Conversions and register plumbing: ``cvt``, ``mov``, and vector ``pack``/``extract``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tilevm.ir.thread.intrinsics.base import Intrinsic, compatible, register
+from tilevm.ir.thread.types import F32, ScalarType, VectorType
+
+if TYPE_CHECKING:
+    from tilevm.ir.thread.stmts import Instr
+
+__all__ = ["FLOAT_ROUNDINGS", "INT_ROUNDINGS", "Cvt", "Extract", "Mov", "Pack"]
+
+FLOAT_ROUNDINGS = ("rn", "rz", "rm", "rp")
+INT_ROUNDINGS = ("rni", "rzi", "rmi", "rpi")
+_CVT_TYPES = ("u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f16", "bf16", "f32", "f64")
+
+
+@register
+class Cvt(Intrinsic):
+    """``cvt{.rnd}{.sat|.satfinite}.dtype.stype d, a{, b}`` (PTX ISA §9.7.9.21).
+
+    Modifiers: ``src`` (the source type), ``rnd``, ``sat``. Rules, as in the ISA:
+
+    - float → narrower float: ``rnd`` is ``rn``/``rz``/``rm``/``rp`` (required); overflow gives
+      ±inf or ±max as IEEE directed rounding says; with ``sat="satfinite"`` (f16/bf16
+      destinations) ±inf and overflow become ±max, NaN stays NaN. bf16 from f32 with
+      ``rm``/``rp`` needs sm_90.
+    - float → wider float: exact, no ``rnd``.
+    - float → integer: ``rnd`` is ``rni``/``rzi``/``rmi``/``rpi`` (required); the result saturates
+      to the destination's range and NaN gives 0.
+    - integer → float: ``rnd`` ``rn``/``rz``/``rm``/``rp`` (required).
+    - integer → integer: truncates or extends by the source's signedness; ``sat="sat"`` clamps
+      to the destination's range instead.
+    - packs: ``cvt.rn{.satfinite}.f16x2.f32 d, a, b`` and ``.bf16x2.f32``: ``d`` holds ``a``
+      converted in its **upper** half and ``b`` in its lower half (sm_80, PTX 7.0).
+
+    Scope thread; sm_50, PTX 1.0 (bf16: sm_80, PTX 7.0; satfinite f16/bf16: PTX 8.1).
+    """
+
+    name = "cvt"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        d = instr.type
+        s = instr.mod("src")
+        rnd, sat = instr.mod("rnd"), instr.mod("sat")
+        self.expect(isinstance(s, ScalarType), instr, "modifier src must be a ScalarType")
+        self.expect(d is not None, instr, "needs a destination type")
+        assert d is not None and isinstance(s, ScalarType)
+        self.expect(sat in (None, "sat", "satfinite"), instr,
+                    f"sat must be sat or satfinite, got {sat!r}")
+        if d.kind == "packed":
+            self.expect_arity(instr, 2)
+            self.expect(s == F32 and rnd == "rn", instr, f"{d} packs convert f32 with .rn")
+            self.expect(sat in (None, "satfinite"), instr, "packs take only .satfinite")
+            for i in range(2):
+                self.expect_operand(instr, i, F32)
+            self.expect_dst(instr, d)
+            return
+        self.expect_arity(instr, 1)
+        self.expect(d.name in _CVT_TYPES and s.name in _CVT_TYPES, instr,
+                    f"cannot convert {s} to {d}")
+        self.expect_operand(instr, 0, s, "a")
+        self.expect_dst(instr, d)
+        if d.is_float and s.is_float:
+            if d.bits < s.bits:
+                self.expect(rnd in FLOAT_ROUNDINGS, instr, f"{s}->{d} needs rn/rz/rm/rp")
+            else:
+                self.expect(rnd is None, instr, f"{s}->{d} is exact and takes no rounding")
+            self.expect(sat != "sat", instr, "float conversions take .satfinite, not .sat")
+            self.expect(sat is None or d.name in ("f16", "bf16"), instr,
+                        ".satfinite is for f16/bf16 destinations")
+        elif s.is_float:
+            self.expect(rnd in INT_ROUNDINGS, instr, f"{s}->{d} needs rni/rzi/rmi/rpi")
+            self.expect(sat is None, instr, "float->int conversions always saturate")
+        elif d.is_float:
+            self.expect(rnd in FLOAT_ROUNDINGS, instr, f"{s}->{d} needs rn/rz/rm/rp")
+            self.expect(sat is None, instr, "int->float takes no saturation")
+        else:
+            self.expect(rnd is None, instr, "int->int takes no rounding")
+            self.expect(sat in (None, "sat"), instr, "int->int takes only .sat")
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        d, s = instr.type, instr.mod("src")
+        names = {d.name if d else "", s.name if isinstance(s, ScalarType) else ""}
+        arch, isa = self.min_arch, self.ptx_isa
+        if names & {"bf16", "bf16x2"} or names & {"f16x2"}:
+            arch, isa = 80, (7, 0)
+        if "bf16" in names and instr.mod("rnd") in ("rm", "rp"):
+            arch, isa = 90, (7, 8)
+        if instr.mod("sat") == "satfinite":
+            isa = max(isa, (8, 1))
+        return arch, isa
+
+    def mnemonic(self, instr: Instr) -> str:
+        rnd = f".{instr.mod('rnd')}" if instr.mod("rnd") else ""
+        sat = f".{instr.mod('sat')}" if instr.mod("sat") else ""
+        return f"cvt{rnd}{sat}.{instr.type}.{instr.mod('src')}"
+
+
+@register
+class Mov(Intrinsic):
+    """``mov.type d, a`` (PTX ISA §9.7.9.1): copies ``a``; when ``d``'s type differs but has the
+    same width, the bits are reinterpreted (as ``mov.b32`` between ``f32`` and ``u32``). Scope
+    thread; sm_50, PTX 1.0."""
+
+    name = "mov"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 1)
+        a, d = instr.args[0].type, instr.dst.type  # type: ignore[union-attr]
+        self.expect(isinstance(a, ScalarType) and isinstance(d, ScalarType), instr,
+                    "moves scalars (use pack/extract for vectors)")
+        self.expect(a.bits == d.bits and (a.kind == "pred") == (d.kind == "pred"), instr,
+                    f"cannot move {a} into {d}: widths differ")
+        self.expect(instr.type == d, instr, "instruction type must be the destination type")
+
+    def mnemonic(self, instr: Instr) -> str:
+        t = instr.type
+        return "mov.pred" if t is not None and t.kind == "pred" else f"mov.b{t.bits if t else 0}"
+
+
+@register
+class Pack(Intrinsic):
+    """``d = {a0, a1[, a2, a3]}``: builds a vector register from scalars (register plumbing, no
+    instruction of its own; printed as a brace list). Scope thread."""
+
+    name = "pack"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        d = instr.dst.type  # type: ignore[union-attr]
+        self.expect(isinstance(d, VectorType), instr, "destination must be a vector")
+        assert isinstance(d, VectorType)
+        self.expect_arity(instr, d.count)
+        for i in range(d.count):
+            self.expect(compatible(instr.args[i].type, d.elem), instr,
+                        f"element {i} must be {d.elem}, got {instr.args[i].type}")
+
+    def mnemonic(self, instr: Instr) -> str:
+        return "pack"
+
+
+@register
+class Extract(Intrinsic):
+    """``d = a.i``: element ``i`` (modifier ``index``) of a vector register (register plumbing).
+    Scope thread."""
+
+    name = "extract"
+    ptx_isa = (1, 0)
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        self.expect_arity(instr, 1)
+        a = instr.args[0].type
+        self.expect(isinstance(a, VectorType), instr, "operand must be a vector")
+        assert isinstance(a, VectorType)
+        i = instr.mod("index")
+        self.expect(isinstance(i, int) and 0 <= i < a.count, instr, f"index {i!r} out of range")
+        self.expect_dst(instr, a.elem)
+
+    def mnemonic(self, instr: Instr) -> str:
+        return "extract"

@@ -15,3 +15,14 @@ globals().update({name: dt for name, dt in vars(_dtypes).items() if isinstance(d
 
 _TYPE_NAMES = sorted(name for name, dt in vars(_dtypes).items() if isinstance(dt, DType))
 __all__ = ["DType", "HostTensor", "__version__", "all_dtypes", "dtype", *_TYPE_NAMES]
+
+# The DSL (DESIGN §5): tv.kernel, tv.Global, tv.load, tv.dot…
+from tilevm.frontend import dsl as _dsl
+from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
+from tilevm.frontend.dsl import Const, Global, Scalar
+from tilevm.frontend.kernel import kernel
+
+globals().update(_dsl.BUILTINS)
+# Names that would shadow Python builtins under `from tilevm import *` stay out of __all__.
+__all__ += ["CompileError", "Const", "Global", "InternalCompilerError", "Scalar", "kernel"] + [
+    name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")]

@@ -1,0 +1,136 @@
+"""Bind a kernel call's arguments: host arrays to packed tensors, named dimensions to sizes.
+
+numpy arrays (ml_dtypes dtypes included), CPU torch tensors and :class:`tilevm.HostTensor` are
+accepted for global parameters; the dtype must be the parameter's and the rank its number of
+dimension names; a dimension name used twice must get the same size. Errors name the argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tilevm.ir.dtypes import from_numpy_dtype
+from tilevm.ir.host_tensor import HostTensor
+from tilevm.ir.tile.program import Kernel
+from tilevm.ir.tile.types import ScalarType, TensorType
+
+__all__ = ["BoundArguments", "bind_arguments"]
+
+
+@dataclass
+class BoundArguments:
+    """What a backend needs: packed tensors (sharing the callers' memory where possible), scalar
+    values, dimension sizes, and write-backs to run after the kernel (for copied arguments)."""
+
+    tensors: dict[str, HostTensor]
+    scalars: dict[str, int | float]
+    dims: dict[str, int]
+    write_back: list[Callable[[], None]] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Copy results back into arguments that had to be copied (non-contiguous arrays)."""
+        for fn in self.write_back:
+            fn()
+
+
+def bind_arguments(kernel: Kernel, args: tuple[Any, ...]) -> BoundArguments:
+    """Check and convert ``args`` (one per parameter, in order) for ``kernel``."""
+    if len(args) != len(kernel.params):
+        names = ", ".join(p.name for p in kernel.params)
+        raise TypeError(f"kernel {kernel.name} takes {len(kernel.params)} arguments ({names}), "
+                        f"got {len(args)}")
+    out = BoundArguments({}, {}, {})
+    first_seen: dict[str, str] = {}
+    for param, arg in zip(kernel.params, args):
+        ty = param.type
+        if isinstance(ty, ScalarType):
+            out.scalars[param.name] = _scalar(param.name, ty, arg)
+            continue
+        assert isinstance(ty, TensorType)
+        tensor = _tensor(param.name, ty, arg, out)
+        if len(tensor.shape) != len(ty.shape):
+            raise ValueError(f"argument '{param.name}': expected {len(ty.shape)} dimensions "
+                             f"({', '.join(map(str, ty.shape))}), got shape {tensor.shape}")
+        for name, size in zip(ty.shape, tensor.shape):
+            if name in out.dims and out.dims[name] != size:
+                raise ValueError(f"argument '{param.name}': dimension '{name}' is {size} here but "
+                                 f"{out.dims[name]} from argument '{first_seen[name]}'")
+            if size >= 2**31:
+                raise ValueError(f"argument '{param.name}': dimension '{name}' = {size} does not "
+                                 "fit in i32")
+            out.dims[name] = size
+            first_seen.setdefault(name, param.name)
+        out.tensors[param.name] = tensor
+    return out
+
+
+def _scalar(name: str, ty: ScalarType, arg: Any) -> int | float:
+    if hasattr(arg, "item") and getattr(arg, "ndim", 0) == 0:
+        arg = arg.item()
+    dt = ty.dtype
+    if dt.is_float:
+        if isinstance(arg, bool) or not isinstance(arg, (int, float)):
+            raise TypeError(f"argument '{name}': expected a {dt.name} number, got "
+                            f"{type(arg).__name__}")
+        return float(arg)
+    if isinstance(arg, bool) or not isinstance(arg, int):
+        raise TypeError(f"argument '{name}': expected an integer for {dt.name}, got "
+                        f"{type(arg).__name__}")
+    if not dt.min <= arg <= dt.max:
+        raise ValueError(f"argument '{name}': {arg} does not fit in {dt.name}")
+    return arg
+
+
+def _tensor(name: str, ty: TensorType, arg: Any, out: BoundArguments) -> HostTensor:
+    if isinstance(arg, HostTensor):
+        if arg.dtype != ty.dtype:
+            raise TypeError(f"argument '{name}': expected {ty.dtype.name} data, got a "
+                            f"HostTensor of {arg.dtype.name}")
+        return arg
+    if type(arg).__module__.startswith("torch"):
+        arg = _torch_to_numpy(name, arg)
+    if not isinstance(arg, np.ndarray):
+        raise TypeError(f"argument '{name}': expected a numpy array, torch tensor or "
+                        f"tilevm.HostTensor of {ty.dtype.name}, got {type(arg).__name__}")
+    try:
+        got = from_numpy_dtype(arg.dtype)
+    except TypeError:
+        got = None
+    if got != ty.dtype:
+        hint = (" (sub-byte data is passed as a tilevm.HostTensor)" if ty.dtype.nbits < 8 else "")
+        raise TypeError(f"argument '{name}': expected {ty.dtype.name} data, got numpy dtype "
+                        f"{arg.dtype}{hint}")
+    if ty.dtype.nbits < 8:
+        raise TypeError(f"argument '{name}': {ty.dtype.name} data must be a tilevm.HostTensor "
+                        "(numpy holds one element per byte)")
+    storage = ty.dtype.storage_dtype
+    if arg.flags.c_contiguous:
+        buf = arg.reshape(-1).view(storage).view(np.uint8)
+        return HostTensor(buf, ty.dtype, arg.shape)
+    copy = np.ascontiguousarray(arg)
+    tensor = HostTensor(copy.reshape(-1).view(storage).view(np.uint8), ty.dtype, arg.shape)
+
+    def write_back() -> None:
+        arg[...] = copy
+
+    out.write_back.append(write_back)
+    return tensor
+
+
+def _torch_to_numpy(name: str, t: Any) -> np.ndarray:
+    if t.device.type != "cpu":
+        raise TypeError(f"argument '{name}': a {t.device.type} tensor; device='interp' runs on "
+                        "host memory")
+    import torch
+
+    from tilevm.ir.host_tensor import _dtype_of_torch
+
+    dt = _dtype_of_torch(t.dtype)
+    if dt.ml_dtype is None or dt.nbits < 8:
+        raise TypeError(f"argument '{name}': torch dtype {t.dtype} is passed as a HostTensor")
+    ints = {8: torch.uint8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[dt.nbits]
+    return t.detach().view(ints).numpy().view(dt.ml_dtype)

@@ -1,0 +1,86 @@
+"""``@tilevm.kernel``: a Python function compiled to Tile IR, callable on host arrays.
+
+``kernel.ir(**constants)`` returns the verified Tile IR for those constants (cached);
+``kernel(*args, device="interp", **constants)`` checks and binds the arguments and runs it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from tilevm.frontend.diagnostics import CompileError, internal_error
+from tilevm.ir.tile.printer import print_stmt
+from tilevm.ir.tile.program import Kernel
+
+__all__ = ["KernelFunction", "kernel"]
+
+
+class KernelFunction:
+    """A kernel written in the DSL. Build its IR with :meth:`ir`, run it by calling it."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self._cache: dict[tuple, Kernel] = {}
+        functools.update_wrapper(self, fn)
+
+    def ir(self, **constants: Any) -> Kernel:
+        """The verified Tile IR for ``constants`` (defaults fill the rest).
+
+        Raises :class:`~tilevm.frontend.diagnostics.CompileError` for a mistake in the kernel and
+        :class:`~tilevm.frontend.diagnostics.InternalCompilerError` for a bug in tilevm.
+        """
+        key = tuple(sorted((k, repr(v)) for k, v in constants.items()))
+        if key not in self._cache:
+            self._cache[key] = self._build(constants)
+        return self._cache[key]
+
+    def _build(self, constants: dict[str, Any]) -> Kernel:
+        from tilevm.frontend.transpiler import Transpiler
+        from tilevm.ir.tile.verifier import verify
+
+        transpiler = None
+        try:
+            transpiler = Transpiler(self.fn, constants)
+            kernel = transpiler.build()
+            verify(kernel)
+            return kernel
+        except (CompileError, TypeError) as e:
+            if isinstance(e, CompileError) or transpiler is None or "unknown constant" in str(e):
+                raise
+            raise self._internal(e, transpiler, constants) from e
+        except Exception as e:
+            raise self._internal(e, transpiler, constants) from e
+
+    def _internal(self, error: BaseException, transpiler: Any, constants: dict) -> Exception:
+        ir_text = "(nothing built)"
+        if transpiler is not None:
+            blocks = transpiler.builder.blocks
+            ir_text = "\n".join(print_stmt(s, 1) for s in blocks[0]) or "(empty body)"
+        return internal_error(error, self.fn.__name__, ir_text,
+                              {"kernel": self.fn.__qualname__, "constants": constants})
+
+    def __call__(self, *args: Any, device: str | None = None, **constants: Any) -> None:
+        """Run the kernel on ``args`` (written in place). ``device`` is ``"interp"`` (the
+        reference interpreter, the default for host data until the CPU backend is in) or a
+        backend the runtime provides."""
+        from tilevm.frontend.arguments import bind_arguments
+
+        kernel = self.ir(**constants)
+        bound = bind_arguments(kernel, args)
+        device = device or "interp"
+        if device != "interp":
+            raise NotImplementedError(f"device={device!r}: only 'interp' is available yet")
+        # The runtime will own device dispatch; until then the interpreter is called directly.
+        from tilevm.backend.interp import run
+
+        run(kernel, bound.tensors, bound.scalars, bound.dims)
+        bound.finish()
+
+    def __repr__(self) -> str:
+        return f"<tilevm kernel {self.fn.__qualname__}>"
+
+
+def kernel(fn: Any) -> KernelFunction:
+    """Make ``fn`` a tilevm kernel (DESIGN §5). The function is read from its source, not run."""
+    return KernelFunction(fn)

@@ -1,0 +1,604 @@
+"""The operations of Tile IR and their typing rules.
+
+Each operation is an :class:`OpDef`: its operand names, its attributes with defaults, and an
+``infer`` function from operand types and attributes to the result type (``None`` for operations
+without a value). ``infer`` raises :class:`TileTypeError` naming the operation and the operand;
+the verifier and the DSL share it, so a program the DSL accepts is one the verifier accepts.
+
+Operand conventions for the memory operations (``offsets`` has one scalar per dimension of the
+tensor, ``mask`` is present only when the ``mask`` attribute is ``"tile"``):
+
+- ``load(src, *offsets, [mask]) {shape, mask, other}``: a register tile from global or shared
+  memory. ``mask`` is ``"bounds"`` (elements outside the tensor read ``other``), ``"none"``
+  (unchecked: every element must be inside) or ``"tile"`` (a ``u1`` tile of ``shape``).
+- ``store(dst, value, *offsets, [mask]) {mask}``; ``copy_async(dst_shared, src, *offsets, [mask])
+  {mask}`` (the tile ``dst_shared`` is filled from ``src``; masked elements become zero);
+  ``atomic(dst, value, *offsets, [mask]) {op, mask}`` returns the old values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tilevm.ir.dtypes import DType, dtype
+from tilevm.ir.tile.types import ScalarType, TensorType, Type
+
+__all__ = [
+    "ATOMIC_DTYPES",
+    "BINARY_OPS",
+    "COMPARE_OPS",
+    "OPS",
+    "UNARY_OPS",
+    "OpDef",
+    "TileTypeError",
+    "broadcast_shapes",
+    "infer_type",
+]
+
+
+class TileTypeError(Exception):
+    """An ill-typed instruction: ``op`` and, when one operand is at fault, its index."""
+
+    def __init__(self, op: str, message: str, operand: int | None = None) -> None:
+        super().__init__(f"{op}: {message}")
+        self.op = op
+        self.message = message
+        self.operand = operand
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One operation: name, attributes (name → default; ``REQUIRED`` when none) and typing rule."""
+
+    name: str
+    infer: Callable[[list[Type], dict[str, Any]], Type | None]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    has_effects: bool = False
+
+
+REQUIRED = object()
+OPS: dict[str, OpDef] = {}
+
+UNARY_OPS = ("neg", "abs", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh",
+             "floor", "ceil", "invert")
+FLOAT_ONLY_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor",
+                    "ceil")
+BINARY_OPS = ("add", "sub", "mul", "div", "floordiv", "mod", "min", "max", "and", "or", "xor",
+              "shl", "shr")
+INT_ONLY_BINARY = ("floordiv", "mod", "and", "or", "xor", "shl", "shr")
+COMPARE_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
+REDUCE_OPS = ("sum", "max", "min")
+ATOMIC_OPS = ("add", "max", "min", "exch", "and", "or", "xor")
+# What PTX's atom/red offer (PTX ISA §9.7.13.5): add on f32, f16 (and f16x2), bf16, f64 and the
+# 32/64-bit integers; min/max on integers; bitwise ops and exch on 32/64-bit bit types.
+ATOMIC_DTYPES = {
+    "add": ("f32", "f16", "bf16", "f64", "i32", "u32", "u64"),
+    "max": ("i32", "u32", "i64", "u64"),
+    "min": ("i32", "u32", "i64", "u64"),
+    "exch": ("i32", "u32", "i64", "u64", "f32"),
+    "and": ("i32", "u32", "i64", "u64"),
+    "or": ("i32", "u32", "i64", "u64"),
+    "xor": ("i32", "u32", "i64", "u64"),
+}
+# dot: operand dtype → (accumulator dtypes allowed, K-chunk of the numeric contract, DESIGN §3).
+DOT_RULES = {
+    "f16": (("f32", "f16"), 16),
+    "bf16": (("f32",), 16),
+    "f8e4m3fn": (("f32",), 32),
+    "f8e5m2": (("f32",), 32),
+    "i8": (("i32",), 32),
+    "u8": (("i32",), 32),
+    "f32": (("f32",), 8),
+}
+MASK_MODES = ("bounds", "none", "tile")
+
+
+def _register(name: str, infer: Callable, effects: bool = False, **attrs: Any) -> None:
+    OPS[name] = OpDef(name, infer, attrs, effects)
+
+
+def infer_type(op: str, args: list[Type], attrs: dict[str, Any]) -> Type | None:
+    """The result type of ``op`` on operands of ``args``' types, attributes defaulted.
+
+    Raises :class:`TileTypeError` for an unknown operation, a missing attribute or ill-typed
+    operands.
+    """
+    if op not in OPS:
+        raise TileTypeError(op, "unknown operation")
+    d = OPS[op]
+    full = {}
+    for key, default in d.attrs.items():
+        if key in attrs:
+            full[key] = attrs[key]
+        elif default is REQUIRED:
+            raise TileTypeError(op, f"missing attribute {key!r}")
+        else:
+            full[key] = default
+    extra = set(attrs) - set(d.attrs)
+    if extra:
+        raise TileTypeError(op, f"unknown attribute {sorted(extra)[0]!r}")
+    return d.infer(list(args), full)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _fail(op: str, message: str, operand: int | None = None) -> None:
+    raise TileTypeError(op, message, operand)
+
+
+def _shape(t: Type) -> tuple:
+    return t.shape if isinstance(t, TensorType) else ()
+
+
+def _dt(t: Type) -> DType:
+    return t.dtype
+
+
+def _is_reg(t: Type) -> bool:
+    return isinstance(t, ScalarType) or t.scope == "reg"
+
+
+def broadcast_shapes(op: str, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """numpy's broadcasting of tile shapes; ``TileTypeError`` naming both shapes when they clash."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = [1] * rank
+    for s in shapes:
+        padded = (1,) * (rank - len(s)) + tuple(s)
+        for i, n in enumerate(padded):
+            if n != 1 and out[i] not in (1, n):
+                shown = " and ".join(f"[{', '.join(map(str, x))}]" for x in shapes)
+                _fail(op, f"shapes {shown} do not broadcast")
+            if n != 1:
+                out[i] = n
+    return tuple(out)
+
+
+def _elementwise_result(op: str, args: list[Type], dt: DType) -> Type:
+    for i, a in enumerate(args):
+        if not _is_reg(a):
+            _fail(op, f"operand {i} is a {a.scope} tensor; load it into registers first", i)
+    if all(isinstance(a, ScalarType) for a in args):
+        return ScalarType(dt)
+    return TensorType(dt, broadcast_shapes(op, [_shape(a) for a in args]))
+
+
+def _same_dtype(op: str, args: list[Type], names: tuple[str, ...]) -> DType:
+    first = args[0].dtype
+    for i, a in enumerate(args[1:], 1):
+        if a.dtype != first:
+            _fail(op, f"dtype mismatch: {names[0]} is {first.name} but {names[i]} is "
+                      f"{a.dtype.name}", i)
+    return first
+
+
+def _arity(op: str, args: list, n: int) -> None:
+    if len(args) != n:
+        _fail(op, f"takes {n} operand{'s' if n != 1 else ''}, got {len(args)}")
+
+
+def _static_shape(op: str, shape: Any, what: str = "shape") -> tuple[int, ...]:
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n > 0 for n in shape):
+        _fail(op, f"{what} must be a tuple of positive integers, got {shape!r}")
+    return shape
+
+
+def _scalar_int(op: str, t: Type, i: int, what: str) -> None:
+    if not isinstance(t, ScalarType) or not t.dtype.is_integer:
+        _fail(op, f"{what} must be an integer scalar, got {t}", i)
+
+
+# -- creation and indices --------------------------------------------------------------------------
+
+
+def _full(args: list[Type], a: dict) -> Type:
+    _arity("full", args, 1)
+    shape = _static_shape("full", a["shape"])
+    dt = dtype(a["dtype"])
+    if not isinstance(args[0], ScalarType) or args[0].dtype != dt:
+        _fail("full", f"the fill value must be a {dt.name} scalar, got {args[0]}", 0)
+    return TensorType(dt, shape)
+
+
+def _arange(args: list[Type], a: dict) -> Type:
+    _arity("arange", args, 0)
+    if not (isinstance(a["start"], int) and isinstance(a["stop"], int) and a["stop"] > a["start"]):
+        _fail("arange", f"needs integers start < stop, got {a['start']!r}, {a['stop']!r}")
+    return TensorType(dtype("i32"), (a["stop"] - a["start"],))
+
+
+def _axis_index(op: str) -> Callable:
+    def infer(args: list[Type], a: dict) -> Type:
+        _arity(op, args, 0)
+        if a["axis"] not in (0, 1, 2):
+            _fail(op, f"axis must be 0, 1 or 2, got {a['axis']!r}")
+        return ScalarType(dtype("i32"))
+
+    return infer
+
+
+_register("full", _full, shape=REQUIRED, dtype=REQUIRED)
+_register("arange", _arange, start=REQUIRED, stop=REQUIRED)
+_register("block_idx", _axis_index("block_idx"), axis=REQUIRED)
+_register("grid_dim", _axis_index("grid_dim"), axis=REQUIRED)
+
+
+# -- elementwise -----------------------------------------------------------------------------------
+
+
+def _unary(op: str) -> Callable:
+    def infer(args: list[Type], a: dict) -> Type:
+        _arity(op, args, 1)
+        dt = args[0].dtype
+        if op in FLOAT_ONLY_UNARY and not dt.is_float:
+            _fail(op, f"needs a float operand, got {dt.name}; cast it first", 0)
+        if op == "invert" and dt.is_float:
+            _fail(op, f"needs an integer or u1 operand, got {dt.name}", 0)
+        if op == "neg" and dt.kind == "uint":
+            _fail(op, f"cannot negate unsigned {dt.name}", 0)
+        return _elementwise_result(op, args, dt)
+
+    return infer
+
+
+def _binary(op: str) -> Callable:
+    def infer(args: list[Type], a: dict) -> Type:
+        _arity(op, args, 2)
+        dt = _same_dtype(op, args, ("lhs", "rhs"))
+        if op in INT_ONLY_BINARY and dt.is_float:
+            _fail(op, f"needs integer operands, got {dt.name}", 0)
+        return _elementwise_result(op, args, dt)
+
+    return infer
+
+
+def _compare(op: str) -> Callable:
+    def infer(args: list[Type], a: dict) -> Type:
+        _arity(op, args, 2)
+        _same_dtype(op, args, ("lhs", "rhs"))
+        return _elementwise_result(op, args, dtype("u1"))
+
+    return infer
+
+
+def _where(args: list[Type], a: dict) -> Type:
+    _arity("where", args, 3)
+    if args[0].dtype.name != "u1":
+        _fail("where", f"the condition must be u1 (a comparison), got {args[0].dtype.name}", 0)
+    dt = _same_dtype("where", args[1:], ("x", "y"))
+    return _elementwise_result("where", args, dt)
+
+
+def _fma(args: list[Type], a: dict) -> Type:
+    _arity("fma", args, 3)
+    dt = _same_dtype("fma", args, ("a", "b", "c"))
+    if not dt.is_float:
+        _fail("fma", f"needs float operands, got {dt.name}", 0)
+    return _elementwise_result("fma", args, dt)
+
+
+def _cdiv(args: list[Type], a: dict) -> Type:
+    _arity("cdiv", args, 2)
+    for i, t in enumerate(args):
+        _scalar_int("cdiv", t, i, f"operand {i}")
+    return ScalarType(_same_dtype("cdiv", args, ("a", "b")))
+
+
+for _op in UNARY_OPS:
+    _register(_op, _unary(_op))
+for _op in BINARY_OPS:
+    _register(_op, _binary(_op))
+for _op in COMPARE_OPS:
+    _register(_op, _compare(_op))
+_register("where", _where)
+_register("copy", lambda args, a: (_arity("copy", args, 1), args[0])[1])
+_register("fma", _fma)
+_register("cdiv", _cdiv)
+
+
+# -- conversions -----------------------------------------------------------------------------------
+
+
+def _cast(args: list[Type], a: dict) -> Type:
+    _arity("cast", args, 1)
+    dt = dtype(a["dtype"])
+    src = args[0]
+    if isinstance(src, TensorType) and src.scope != "reg":
+        _fail("cast", f"operand is a {src.scope} tensor; load it first", 0)
+    return ScalarType(dt) if isinstance(src, ScalarType) else TensorType(dt, src.shape)
+
+
+def _bitcast(args: list[Type], a: dict) -> Type:
+    _arity("bitcast", args, 1)
+    dt = dtype(a["dtype"])
+    src = args[0]
+    if isinstance(src, ScalarType):
+        if src.dtype.nbits != dt.nbits:
+            _fail("bitcast", f"a {src.dtype.name} scalar has {src.dtype.nbits} bits, "
+                             f"{dt.name} has {dt.nbits}", 0)
+        return ScalarType(dt)
+    if src.scope != "reg" or not src.shape:
+        _fail("bitcast", "needs a register tile of rank >= 1", 0)
+    bits = src.shape[-1] * src.dtype.nbits
+    if bits % dt.nbits:
+        _fail("bitcast", f"the last dimension holds {bits} bits ({src.shape[-1]} x "
+                         f"{src.dtype.name}), not a multiple of {dt.name}'s {dt.nbits}", 0)
+    return TensorType(dt, (*src.shape[:-1], bits // dt.nbits))
+
+
+def _view(args: list[Type], a: dict) -> Type:
+    _arity("view", args, 1)
+    dt = dtype(a["dtype"])
+    src, layout = args[0], a["layout"]
+    if not isinstance(src, TensorType) or src.scope != "reg":
+        _fail("view", "needs a register tile", 0)
+    if src.layout is None:
+        _fail("view", "the operand needs a layout (give it with convert_layout)", 0)
+    shape = tuple(layout.shape)
+    src_bits = src.layout.local_size * src.dtype.nbits
+    dst_bits = layout.local_size * dt.nbits
+    if src.layout.num_threads != layout.num_threads:
+        _fail("view", f"the layouts have {src.layout.num_threads} and {layout.num_threads} "
+                      "threads", 0)
+    if src_bits != dst_bits:
+        _fail("view", f"each thread holds {src_bits} bits of {src.dtype.name} but the new layout "
+                      f"holds {dst_bits} bits of {dt.name}", 0)
+    return TensorType(dt, shape, layout=layout)
+
+
+def _convert_layout(args: list[Type], a: dict) -> Type:
+    _arity("convert_layout", args, 1)
+    src = args[0]
+    if not isinstance(src, TensorType) or src.scope != "reg":
+        _fail("convert_layout", "needs a register tile", 0)
+    layout = a["layout"]
+    if tuple(getattr(layout, "shape", src.shape)) != src.shape:
+        _fail("convert_layout", f"layout shape {tuple(layout.shape)} differs from the tile's "
+                                f"{src.shape}", 0)
+    return TensorType(src.dtype, src.shape, layout=layout)
+
+
+_register("cast", _cast, dtype=REQUIRED)
+_register("bitcast", _bitcast, dtype=REQUIRED)
+_register("view", _view, dtype=REQUIRED, layout=REQUIRED)
+_register("convert_layout", _convert_layout, layout=REQUIRED)
+
+
+# -- shape manipulation and reduction --------------------------------------------------------------
+
+
+def _reg_tile(op: str, t: Type, i: int = 0) -> TensorType:
+    if not isinstance(t, TensorType) or t.scope != "reg":
+        _fail(op, f"operand {i} must be a register tile, got {t}", i)
+    return t
+
+
+def _reduce(args: list[Type], a: dict) -> Type:
+    _arity("reduce", args, 1)
+    src = _reg_tile("reduce", args[0])
+    if a["op"] not in REDUCE_OPS:
+        _fail("reduce", f"op must be one of {REDUCE_OPS}, got {a['op']!r}")
+    axis = a["axis"]
+    if not isinstance(axis, int) or not 0 <= axis < src.rank:
+        _fail("reduce", f"axis {axis!r} is out of range for a tile of rank {src.rank}", 0)
+    if a["keepdims"]:
+        shape = tuple(1 if i == axis else n for i, n in enumerate(src.shape))
+    else:
+        shape = src.shape[:axis] + src.shape[axis + 1:]
+    return TensorType(src.dtype, shape) if shape else ScalarType(src.dtype)
+
+
+def _transpose(args: list[Type], a: dict) -> Type:
+    _arity("transpose", args, 1)
+    src = _reg_tile("transpose", args[0])
+    perm = a["perm"]
+    if perm is None:
+        perm = tuple(reversed(range(src.rank)))
+    if sorted(perm) != list(range(src.rank)):
+        _fail("transpose", f"{perm} is not a permutation of {src.rank} axes", 0)
+    return TensorType(src.dtype, tuple(src.shape[p] for p in perm))
+
+
+def _reshape(args: list[Type], a: dict) -> Type:
+    _arity("reshape", args, 1)
+    src = _reg_tile("reshape", args[0])
+    shape = _static_shape("reshape", a["shape"])
+    count = 1
+    for n in shape:
+        count *= n
+    if count != src.numel:
+        _fail("reshape", f"cannot reshape {src.numel} elements {list(src.shape)} to {list(shape)}",
+              0)
+    return TensorType(src.dtype, shape)
+
+
+def _broadcast(args: list[Type], a: dict) -> Type:
+    _arity("broadcast", args, 1)
+    src = args[0]
+    shape = _static_shape("broadcast", a["shape"])
+    if isinstance(src, TensorType):
+        _reg_tile("broadcast", src)
+        if broadcast_shapes("broadcast", [src.shape, shape]) != shape:
+            _fail("broadcast", f"cannot broadcast {list(src.shape)} to {list(shape)}", 0)
+    return TensorType(src.dtype, shape)
+
+
+_register("reduce", _reduce, op=REQUIRED, axis=REQUIRED, keepdims=False)
+_register("transpose", _transpose, perm=None)
+_register("reshape", _reshape, shape=REQUIRED)
+_register("broadcast", _broadcast, shape=REQUIRED)
+
+
+# -- memory ----------------------------------------------------------------------------------------
+
+
+def _memory_operands(op: str, args: list[Type], first: int, mem: Type, mode: str,
+                     tile_shape: tuple[int, ...]) -> None:
+    """Check offsets (one integer scalar per dimension of ``mem``) and the optional mask."""
+    if mode not in MASK_MODES:
+        _fail(op, f"mask must be one of {MASK_MODES}, got {mode!r}")
+    rest = args[first:]
+    n_mask = 1 if mode == "tile" else 0
+    rank = mem.rank
+    if len(rest) != rank + n_mask:
+        _fail(op, f"{len(rest) - n_mask} offsets for a tensor of rank {rank}")
+    for i, t in enumerate(rest[:rank]):
+        _scalar_int(op, t, first + i, f"offset {i}")
+    if n_mask:
+        m = rest[-1]
+        if not isinstance(m, TensorType) or m.dtype.name != "u1" or m.scope != "reg":
+            _fail(op, f"the mask must be a u1 tile, got {m}", len(args) - 1)
+        if broadcast_shapes(op, [m.shape, tile_shape]) != tile_shape:
+            _fail(op, f"mask shape {list(m.shape)} does not match the tile's {list(tile_shape)}",
+                  len(args) - 1)
+    if len(tile_shape) != rank:
+        _fail(op, f"a tile of rank {len(tile_shape)} for a tensor of rank {rank}")
+
+
+def _memory(op: str, t: Type, i: int, scopes: tuple[str, ...]) -> TensorType:
+    if not isinstance(t, TensorType) or t.scope not in scopes:
+        _fail(op, f"operand {i} must be a {' or '.join(scopes)} tensor, got {t}", i)
+    return t
+
+
+def _load(args: list[Type], a: dict) -> Type:
+    if not args:
+        _fail("load", "needs a tensor operand")
+    src = _memory("load", args[0], 0, ("global", "shared"))
+    shape = _static_shape("load", a["shape"])
+    _memory_operands("load", args, 1, src, a["mask"], shape)
+    if not isinstance(a["other"], (int, float)):
+        _fail("load", f"other must be a number, got {a['other']!r}")
+    return TensorType(src.dtype, shape)
+
+
+def _store(args: list[Type], a: dict) -> None:
+    if len(args) < 2:
+        _fail("store", "needs a tensor and a value")
+    dst = _memory("store", args[0], 0, ("global", "shared"))
+    value = args[1]
+    if not _is_reg(value):
+        _fail("store", "the value must be a register tile", 1)
+    if value.dtype != dst.dtype:
+        _fail("store", f"dtype mismatch: the tensor holds {dst.dtype.name} but the value is "
+                       f"{value.dtype.name}; cast it first", 1)
+    shape = _shape(value)
+    _memory_operands("store", args, 2, dst, a["mask"], shape)
+    return None
+
+
+def _shared(args: list[Type], a: dict) -> Type:
+    _arity("shared", args, 0)
+    return TensorType(dtype(a["dtype"]), _static_shape("shared", a["shape"]), "shared",
+                      a["layout"])
+
+
+def _index(args: list[Type], a: dict) -> Type:
+    _arity("index", args, 2)
+    src = _memory("index", args[0], 0, ("shared",))
+    if src.rank < 2:
+        _fail("index", "needs a shared tensor of rank >= 2 (a stage dimension first)", 0)
+    _scalar_int("index", args[1], 1, "the stage index")
+    return TensorType(src.dtype, src.shape[1:], "shared")
+
+
+def _copy_async(args: list[Type], a: dict) -> None:
+    if len(args) < 2:
+        _fail("copy_async", "needs a shared destination and a global source")
+    dst = _memory("copy_async", args[0], 0, ("shared",))
+    src = _memory("copy_async", args[1], 1, ("global",))
+    if dst.dtype != src.dtype:
+        _fail("copy_async", f"dtype mismatch: shared {dst.dtype.name}, global {src.dtype.name}", 1)
+    _memory_operands("copy_async", args, 2, src, a["mask"], dst.shape)
+    return None
+
+
+def _no_operands(op: str) -> Callable:
+    def infer(args: list[Type], a: dict) -> None:
+        _arity(op, args, 0)
+        if op == "wait" and (not isinstance(a["n"], int) or a["n"] < 0):
+            _fail(op, f"n must be a non-negative integer, got {a['n']!r}")
+        return None
+
+    return infer
+
+
+def _atomic(args: list[Type], a: dict) -> Type:
+    if len(args) < 2:
+        _fail("atomic", "needs a tensor and a value")
+    dst = _memory("atomic", args[0], 0, ("global", "shared"))
+    value = args[1]
+    if not _is_reg(value):
+        _fail("atomic", "the value must be a register tile or scalar", 1)
+    op = a["op"]
+    if op not in ATOMIC_OPS:
+        _fail("atomic", f"op must be one of {ATOMIC_OPS}, got {op!r}")
+    if value.dtype != dst.dtype:
+        _fail("atomic", f"dtype mismatch: the tensor holds {dst.dtype.name} but the value is "
+                        f"{value.dtype.name}", 1)
+    if dst.dtype.name not in ATOMIC_DTYPES[op]:
+        _fail("atomic", f"atomic {op} is not available for {dst.dtype.name} (PTX offers it for "
+                        f"{', '.join(ATOMIC_DTYPES[op])})", 1)
+    shape = _shape(value)
+    if isinstance(value, ScalarType):
+        shape = (1,) * dst.rank
+    _memory_operands("atomic", args, 2, dst, a["mask"], shape)
+    return value
+
+
+def _workspace(args: list[Type], a: dict) -> Type:
+    _arity("workspace", args, 0)
+    if not isinstance(a["zeroed"], bool):
+        _fail("workspace", f"zeroed must be a bool, got {a['zeroed']!r}")
+    return TensorType(dtype(a["dtype"]), _static_shape("workspace", a["shape"]), "global")
+
+
+def _print(args: list[Type], a: dict) -> None:
+    for i, t in enumerate(args):
+        if not _is_reg(t):
+            _fail("print", f"operand {i} is a {t.scope} tensor; load it first", i)
+    return None
+
+
+_register("load", _load, shape=REQUIRED, mask="bounds", other=0)
+_register("store", _store, effects=True, mask="bounds")
+_register("shared", _shared, effects=True, shape=REQUIRED, dtype=REQUIRED, layout=None)
+_register("index", _index)
+_register("copy_async", _copy_async, effects=True, mask="bounds")
+_register("commit", _no_operands("commit"), effects=True)
+_register("wait", _no_operands("wait"), effects=True, n=0)
+_register("sync", _no_operands("sync"), effects=True)
+_register("atomic", _atomic, effects=True, op=REQUIRED, mask="bounds")
+_register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True)
+_register("print", _print, effects=True, prefix="")
+
+
+# -- dot -------------------------------------------------------------------------------------------
+
+
+def _dot(args: list[Type], a: dict) -> Type:
+    _arity("dot", args, 3)
+    x, y, acc = (_reg_tile("dot", t, i) for i, t in enumerate(args))
+    for i, t in enumerate((x, y, acc)):
+        if t.rank != 2:
+            _fail("dot", f"operand {'abc'[i]} must be a 2-D tile, got shape {list(t.shape)}", i)
+    if x.dtype != y.dtype:
+        _fail("dot", f"dtype mismatch: a is {x.dtype.name} but b is {y.dtype.name}", 1)
+    rule = DOT_RULES.get(x.dtype.name)
+    if rule is None:
+        _fail("dot", f"no dot instruction for {x.dtype.name} operands (supported: "
+                     f"{', '.join(DOT_RULES)}); cast them first", 0)
+    if acc.dtype.name not in rule[0]:
+        _fail("dot", f"a {x.dtype.name} dot accumulates in {' or '.join(rule[0])}, not "
+                     f"{acc.dtype.name}", 2)
+    (m, k), (k2, n) = x.shape, y.shape
+    if k != k2:
+        _fail("dot", f"inner dimensions differ: a is [{m}, {k}] and b is [{k2}, {n}]", 1)
+    if acc.shape != (m, n):
+        _fail("dot", f"the accumulator is {list(acc.shape)} but a @ b is [{m}, {n}]", 2)
+    return acc.with_()
+
+
+_register("dot", _dot)

@@ -194,7 +194,8 @@ class RegisterLayout:
         ``(num_threads, local_size)`` per tile dimension (read-only).
 
         ``regs = tile[L.thread_local_to_index()]`` scatters a tile to per-thread registers and
-        ``tile[L.thread_local_to_index()] = regs`` gathers it back.
+        ``tile[L.thread_local_to_index()] = regs`` gathers it back. (For a rank-0 tile the tuple is
+        empty and numpy reads ``tile[()]`` as the scalar: broadcast it instead.)
         """
         if "tl2i" not in self._cache:
             t = np.arange(self.num_threads, dtype=np.int64)[:, None]

@@ -26,3 +26,22 @@ globals().update(_dsl.BUILTINS)
 # Names that would shadow Python builtins under `from tilevm import *` stay out of __all__.
 __all__ += ["CompileError", "Const", "Global", "InternalCompilerError", "Scalar", "kernel"] + [
     name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")]
+
+# Layout constructors (DESIGN §4): tv.spatial(8, 4) * tv.local(1, 2), tv.SharedLayout… The algebra's
+# operations (reduce, reshape, permute…) stay in tilevm.ir.layout: their names are DSL instructions.
+from tilevm.ir.layout import (  # noqa: E402
+    GlobalLayout,
+    RegisterLayout,
+    SharedLayout,
+    Swizzle,
+    column_local,
+    column_spatial,
+    ldmatrix_fragment,
+    local,
+    mma_fragment,
+    replicated,
+    spatial,
+)
+
+__all__ += ["GlobalLayout", "RegisterLayout", "SharedLayout", "Swizzle", "column_local",
+            "column_spatial", "ldmatrix_fragment", "local", "mma_fragment", "replicated", "spatial"]

@@ -102,7 +102,7 @@ class RegisterLayout:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("RegisterLayout is immutable")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple:
         return (RegisterLayout, (self.shape, self.mode_shape, self.spatial_modes,
                                  self.local_modes))
 

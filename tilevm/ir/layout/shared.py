@@ -54,14 +54,14 @@ class Swizzle:
         """The equivalent CuTe ``Swizzle<B, M, S>`` on byte offsets."""
         return (self.bits, self.base + _UNIT_BITS, self.shift)
 
-    def apply_units(self, unit):
+    def apply_units(self, unit: int | np.ndarray) -> int | np.ndarray:
         """Swizzle a 16-byte unit index (an int or an integer numpy array)."""
         source = ((1 << self.bits) - 1) << (self.base + max(0, self.shift))
         if self.shift >= 0:
             return unit ^ ((unit & source) >> self.shift)
         return unit ^ ((unit & source) << -self.shift)
 
-    def apply(self, byte_offset):
+    def apply(self, byte_offset: int | np.ndarray) -> int | np.ndarray:
         """Swizzle a byte offset (an int or an integer numpy array)."""
         return (self.apply_units(byte_offset >> _UNIT_BITS) << _UNIT_BITS) | (byte_offset & 15)
 
@@ -125,7 +125,7 @@ class SharedLayout:
             raise ValueError(f"index {index} is outside the tile shape {self.shape}")
         return sum(i * s for i, s in zip(index, self.strides))
 
-    def _swizzle_bits(self, bits):
+    def _swizzle_bits(self, bits: int | np.ndarray) -> int | np.ndarray:
         if self.swizzle is None:
             return bits
         return (self.swizzle.apply(bits >> 3) << 3) | (bits & 7)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ast
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.register import RegisterLayout
+
+if TYPE_CHECKING:
+    from tilevm.ir.layout.shared import SharedLayout
 
 # ---- printing ---------------------------------------------------------------------------------
 
@@ -223,7 +226,7 @@ def parse_layout(text: str) -> RegisterLayout:
     return walk(_parse_root(text))
 
 
-def parse_shared_layout(text: str):
+def parse_shared_layout(text: str) -> SharedLayout:
     """Parse the text a ``SharedLayout`` prints as, e.g.
     ``SharedLayout((64, 64), strides=(64, 1), swizzle=Swizzle(3, 0, 3))``.
 

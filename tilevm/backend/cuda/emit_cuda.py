@@ -1,0 +1,308 @@
+"""Thread IR → readable, self-contained CUDA C++ (:func:`emit_cuda`).
+
+One ``extern "C" __global__`` function per kernel, with ``__launch_bounds__`` of the block size,
+the kernel's dynamic shared memory as an ``extern __shared__`` array, registers as C++ locals
+declared (zeroed) at the top, structured control flow as ``if``/``for`` (``#pragma unroll`` on
+``unroll`` loops, ``#pragma unroll 1`` on the others, which the Thread IR keeps rolled), and every
+intrinsic as inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`). No templates, no
+``#include``: f16/bf16 values are ``unsigned short`` bit patterns operated on by PTX.
+
+The text depends only on the program and the target, so the same program always prints the same
+bytes (a cache key and a golden file can rely on it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+from tilevm.backend.cuda.cuda_types import c_literal, c_type
+from tilevm.backend.cuda.inline_asm import InlineAsm
+from tilevm.backend.cuda.ptx_intrinsics import AsmCode, print_intrinsic
+from tilevm.backend.cuda.targets import CudaTarget, cuda_target
+from tilevm.ir.thread.errors import ThreadIRError
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt
+from tilevm.ir.thread.types import ScalarType, Type, VectorType
+from tilevm.ir.thread.values import Const, Elem, Index, IndexOp, Reg, RegArray
+from tilevm.ir.thread.verify import eval_index, verify
+
+__all__ = ["emit_cuda"]
+
+SHARED_SYMBOL = "tilevm_smem"
+LOCAL_SYMBOL = "tilevm_local"
+_INDENT = "  "
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# C++ keywords and CUDA built-ins a register name must not shadow.
+_RESERVED_WORDS = """
+    alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t
+    class compl const const_cast constexpr continue decltype default delete do double dynamic_cast
+    else enum explicit export extern false float for friend goto if inline int long mutable
+    namespace new noexcept not not_eq nullptr operator or or_eq private protected public register
+    reinterpret_cast return short signed sizeof static static_assert static_cast struct switch
+    template this thread_local throw true try typedef typeid typename union unsigned using virtual
+    void volatile wchar_t while xor xor_eq main threadIdx blockIdx blockDim gridDim warpSize
+"""
+_RESERVED = frozenset(_RESERVED_WORDS.split())
+# The IR type names whose C++ spelling says everything; others get a comment at declaration.
+_PLAIN_TYPES = {"u16": "unsigned short", "s16": "short", "u32": "unsigned", "s32": "int",
+                "u64": "unsigned long long", "s64": "long long", "f32": "float", "f64": "double"}
+
+_FLOOR_HELPERS = """\
+// Python's floor division and modulo on register-array indices (C++'s / and % truncate).
+__device__ __forceinline__ int tilevm_floordiv(int a, int b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
+__device__ __forceinline__ int tilevm_floormod(int a, int b) {
+  return a - b * tilevm_floordiv(a, b);
+}"""
+
+
+def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget) -> str:
+    """CUDA C++ for one Thread IR kernel, or several in one translation unit, for ``target``.
+
+    The program is verified first, for the target: an intrinsic whose minimum architecture (or PTX
+    ISA version) is above the target's raises :class:`~tilevm.ir.thread.ThreadIRError` naming the
+    instruction and the arch. Also raises it for a kernel name that is not a C identifier, two
+    kernels of one name, or dynamic shared memory above the target's limit; raises
+    :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
+    """
+    tgt = cuda_target(target)
+    kernels = [program] if isinstance(program, Kernel) else list(program)
+    if not kernels or not all(isinstance(k, Kernel) for k in kernels):
+        raise TypeError("program must be a Thread IR Kernel or a non-empty sequence of them")
+    names = [k.name for k in kernels]
+    if len(set(names)) != len(names):
+        raise ThreadIRError(f"kernel names must be distinct in one translation unit: {names}")
+    bodies = []
+    helpers = False
+    for kernel in kernels:
+        printer = _KernelPrinter(kernel, tgt)
+        bodies.append("\n".join(printer.run()))
+        helpers |= printer.uses_floor_helpers
+    title = ", ".join(names)
+    header = [f"// CUDA C++ for {title} ({tgt.name}), printed by tilevm from Thread IR.",
+              "// Self-contained (no #include): compile with NVRTC, see tilevm.backend.cuda."]
+    parts = ["\n".join(header)]
+    if helpers:
+        parts.append(_FLOOR_HELPERS)
+    parts += bodies
+    return "\n\n".join(parts) + "\n"
+
+
+class _KernelPrinter:
+    """Prints one kernel; also the :class:`OperandPrinter` the intrinsic printers use."""
+
+    def __init__(self, kernel: Kernel, target: CudaTarget) -> None:
+        self.kernel = kernel
+        self.target = target
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = set()
+        self.loops: list[For] = []
+        self.uses_floor_helpers = False
+        self.needs_shared = kernel.shared_bytes > 0
+        self.needs_local = kernel.local_bytes > 0
+
+    # -- checks and names -------------------------------------------------------------------
+
+    def _check(self) -> None:
+        k, t = self.kernel, self.target
+        if not _IDENTIFIER.match(k.name) or k.name in _RESERVED or k.name.startswith("tilevm_"):
+            raise ThreadIRError(f"kernel name {k.name!r} is not usable as a C++ identifier")
+        verify(k, arch=t.sm, ptx_isa=t.ptx_isa)
+        if k.shared_bytes > t.max_shared_bytes:
+            raise ThreadIRError(f"kernel {k.name} needs {k.shared_bytes} bytes of shared memory; "
+                                f"{t.name} allows at most {t.max_shared_bytes} per block")
+        for p in k.params:
+            if not isinstance(p.type, ScalarType) or p.type.kind == "token":
+                raise ThreadIRError(f"kernel {k.name}: parameter {p.reg} of type {p.type} cannot "
+                                    f"be passed to a CUDA kernel")
+
+    def _name(self, obj: Reg | RegArray) -> str:
+        key = id(obj)
+        if key in self.names:
+            return self.names[key]
+        base = obj.name
+        if not _IDENTIFIER.match(base):
+            base = re.sub(r"\W", "_", base)
+            if not base or base[0].isdigit():
+                base = "v_" + base
+        if base in _RESERVED or base.startswith(("tilevm_", "__")):
+            base = "v_" + base
+        name = base
+        for n in itertools.count(1):
+            if name not in self.taken:
+                break
+            name = f"{base}_{n}"
+        self.taken.add(name)
+        self.names[key] = name
+        return name
+
+    # -- operands (OperandPrinter) ----------------------------------------------------------
+
+    def index(self, index: Index) -> str:
+        if isinstance(index, int):
+            return str(index)
+        if isinstance(index, Reg):
+            return self._name(index)
+        a, b = self.index(index.a), self.index(index.b)
+        if index.op in ("+", "-", "*"):
+            return f"({a} {index.op} {b})"
+        if self._truncation_is_floor(index):
+            return f"({a} {'/' if index.op == '//' else '%'} {b})"
+        self.uses_floor_helpers = True
+        return f"tilevm_floor{'div' if index.op == '//' else 'mod'}({a}, {b})"
+
+    def _truncation_is_floor(self, index: IndexOp) -> bool:
+        """Whether C's truncating / and % equal Python's // and % here: both operands are
+        non-negative, resp. positive, in every iteration of the enclosing unroll loops."""
+        loops = [lp for lp in self.loops if lp.unroll]
+        ranges = [range(lp.start, lp.stop, lp.step) for lp in loops]  # type: ignore[arg-type]
+        keys = [id(lp.var) for lp in loops]
+        for combo in itertools.product(*ranges):
+            env = dict(zip(keys, combo, strict=True))
+            try:
+                a, b = eval_index(index.a, env), eval_index(index.b, env)
+            except KeyError:  # a variable of no enclosing unroll loop: the verifier rejects it
+                return False
+            if a < 0 or b <= 0:
+                return False
+        return True
+
+    def ref(self, operand: Reg | Elem) -> str:
+        if isinstance(operand, Elem):
+            return f"{self._name(operand.array)}[{self.index(operand.index)}]"
+        return self._name(operand)
+
+    def expr(self, operand: object) -> str:
+        if isinstance(operand, Const):
+            return c_literal(operand)
+        if isinstance(operand, Reg | Elem):
+            return self.ref(operand)
+        raise ThreadIRError(f"kernel {self.kernel.name}: not an operand: {operand!r}")
+
+    def components(self, operand: object) -> list[tuple[str, object]]:
+        if isinstance(operand, Const):
+            return [(c_literal(operand), c_type(operand.type))]
+        t = operand.type  # type: ignore[attr-defined]
+        if isinstance(t, ScalarType) and t.kind == "token":
+            return []
+        base = self.expr(operand)
+        if isinstance(t, VectorType):
+            return [(f"{base}[{k}]", c_type(t)) for k in range(t.count)]
+        return [(base, c_type(t))]
+
+    def shared_symbol(self) -> str:
+        self.needs_shared = True
+        return SHARED_SYMBOL
+
+    def local_symbol(self) -> str:
+        self.needs_local = True
+        return LOCAL_SYMBOL
+
+    # -- statements -------------------------------------------------------------------------
+
+    def run(self) -> list[str]:
+        self._check()
+        k = self.kernel
+        for p in k.params:
+            self._name(p.reg)
+        loop_vars = {id(s.var) for s in _walk_loops(k.body)}
+        skip = loop_vars | {id(p.reg) for p in k.params}
+        declared = [r for r in k.registers() if id(r) not in skip and r.type.kind != "token"]
+        for r in declared:
+            self._name(r)
+        for a in k.arrays:
+            self._name(a)
+        body: list[str] = []
+        self._body(k.body, body, _INDENT)  # first, so that it can ask for shared/local memory
+
+        params = ", ".join(f"{c_type(p.type).name} {self._name(p.reg)}" for p in k.params)
+        out = [f'extern "C" __global__ void __launch_bounds__({k.block_threads}) '
+               f"{k.name}({params}) {{"]
+        if self.needs_shared:
+            out.append(f"{_INDENT}// {k.shared_bytes} bytes of dynamic shared memory, set at "
+                       "launch")
+            out.append(f"{_INDENT}extern __shared__ __align__(128) unsigned char "
+                       f"{SHARED_SYMBOL}[];")
+        if self.needs_local:
+            out.append(f"{_INDENT}__align__(16) unsigned char {LOCAL_SYMBOL}"
+                       f"[{max(k.local_bytes, 1)}];")
+        pointers = [p for p in k.params if p.pointer]
+        if pointers:
+            out.append(f"{_INDENT}// Pointers arrive as generic addresses; ld/st.global take "
+                       "global ones.")
+            out += [f'{_INDENT}asm("cvta.to.global.u64 %0, %0;" : "+l"({self._name(p.reg)}));'
+                    for p in pointers]
+        out += [self._declaration(r.type, self._name(r), None) for r in declared]
+        out += [self._declaration(a.type, self._name(a), a.length) for a in k.arrays]
+        return [*out, *body, "}"]
+
+    def _declaration(self, t: Type, name: str, length: int | None) -> str:
+        ct = c_type(t)
+        dims = (f"[{length}]" if length is not None else "") + (
+            f"[{t.count}]" if isinstance(t, VectorType) else "")
+        init = " = {}" if dims else " = 0"
+        plain = _PLAIN_TYPES.get(t.elem.name) == ct.name
+        note = "" if plain else f"  // {t.name}"
+        return f"{_INDENT}{ct.name} {name}{dims}{init};{note}"
+
+    def _body(self, body: list[Stmt], out: list[str], indent: str) -> None:
+        for s in body:
+            if isinstance(s, Instr):
+                self._instr(s, out, indent)
+            elif isinstance(s, If):
+                out.append(f"{indent}if ({self.expr(s.cond)}) {{")
+                self._body(s.then_body, out, indent + _INDENT)
+                if s.else_body:
+                    out.append(f"{indent}}} else {{")
+                    self._body(s.else_body, out, indent + _INDENT)
+                out.append(f"{indent}}}")
+            elif isinstance(s, For):
+                self._for(s, out, indent)
+            else:
+                raise ThreadIRError(f"not a Thread IR statement: {s!r}")
+
+    def _for(self, s: For, out: list[str], indent: str) -> None:
+        var = self._name(s.var)
+        ct = c_type(s.var.type).name
+        start = self.expr(s.start) if not isinstance(s.start, int) else str(s.start)
+        stop = self.expr(s.stop) if not isinstance(s.stop, int) else str(s.stop)
+        # The Thread IR compares loop bounds signed, also for a u32 variable.
+        cond = f"{var} < {stop}" if ct == "int" else f"(int){var} < (int){stop}"
+        out.append(f"{indent}#pragma unroll{'' if s.unroll else ' 1'}")
+        out.append(f"{indent}for ({ct} {var} = {start}; {cond}; {var} += {s.step}) {{")
+        self.loops.append(s)
+        try:
+            self._body(s.body, out, indent + _INDENT)
+        finally:
+            self.loops.pop()
+        out.append(f"{indent}}}")
+
+    def _instr(self, s: Instr, out: list[str], indent: str) -> None:
+        inner = indent
+        if s.guard is not None:
+            out.append(f"{indent}if ({'!' if s.guard_negated else ''}{self.expr(s.guard)}) {{")
+            inner = indent + _INDENT
+        if s.loc:
+            out.append(f"{inner}// {s.loc}")
+        asm = InlineAsm(self.components)  # type: ignore[arg-type]
+        code = print_intrinsic(s, asm, self)
+        if isinstance(code, AsmCode):
+            out += asm.render(code.body, volatile=code.volatile, memory=code.memory,
+                              indent=inner)
+        else:
+            out += [inner + line for line in code.lines]
+        if s.guard is not None:
+            out.append(f"{indent}}}")
+
+
+def _walk_loops(body: list[Stmt]) -> list[For]:
+    found: list[For] = []
+    for s in body:
+        if isinstance(s, For):
+            found.append(s)
+            found += _walk_loops(s.body)
+        elif isinstance(s, If):
+            found += _walk_loops(s.then_body) + _walk_loops(s.else_body)
+    return found

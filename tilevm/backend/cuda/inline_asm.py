@@ -1,0 +1,112 @@
+"""One inline-PTX statement of the generated CUDA C++: operands, constraints, predicates, text.
+
+Operands are numbered outputs first (``%0``…), then inputs, as GCC-style asm requires; a builder
+hands out placeholders and numbers them when the statement is rendered, so an intrinsic's printer
+can ask for operands in the order its PTX names them. A Thread IR predicate travels as a 0/1
+``unsigned`` and becomes a PTX ``.pred`` inside a ``{ }`` scope (``setp.ne`` in, ``selp`` out).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from tilevm.backend.cuda.cuda_types import CType
+
+__all__ = ["InlineAsm"]
+
+Components = Callable[[object], list[tuple[str, CType]]]
+
+_PLACEHOLDER = re.compile(r"@@([oi])(\d+)@@")
+_WRAP_AT = 100
+
+
+class InlineAsm:
+    """Builds one ``asm("..." : outputs : inputs : clobbers);`` statement.
+
+    ``components(operand)`` gives the C++ lvalue/rvalue and C type of each scalar register of a
+    Thread IR operand (four for a ``b32v4`` register).
+    """
+
+    def __init__(self, components: Components) -> None:
+        self._components = components
+        self._outputs: list[str] = []
+        self._inputs: list[str] = []
+        self._pre: list[str] = []
+        self._post: list[str] = []
+        self._preds: list[str] = []
+
+    def out(self, dst: object) -> list[str]:
+        """Placeholders of ``dst``'s registers as outputs (``"=r"(x)``)."""
+        names = []
+        for expr, ct in self._components(dst):
+            names.append(f"@@o{len(self._outputs)}@@")
+            self._outputs.append(f'"={ct.constraint}"({expr})')
+        return names
+
+    def inp(self, operand: object) -> list[str]:
+        """Placeholders of ``operand``'s registers (or literal) as inputs (``"r"(x)``)."""
+        names = []
+        for expr, ct in self._components(operand):
+            names.append(f"@@i{len(self._inputs)}@@")
+            self._inputs.append(f'"{ct.constraint}"({expr})')
+        return names
+
+    def one_out(self, dst: object) -> str:
+        (name,) = self.out(dst)
+        return name
+
+    def one_in(self, operand: object) -> str:
+        (name,) = self.inp(operand)
+        return name
+
+    def pred_in(self, operand: object) -> str:
+        """A PTX predicate, set inside the asm from the 0/1 value of ``operand``."""
+        name = f"p{len(self._preds)}"
+        self._preds.append(name)
+        self._pre.append(f"setp.ne.b32 {name}, {self.one_in(operand)}, 0;")
+        return name
+
+    def pred_out(self, dst: object) -> str:
+        """A PTX predicate whose value the asm stores into ``dst`` as 0/1."""
+        name = f"p{len(self._preds)}"
+        self._preds.append(name)
+        self._post.append(f"selp.u32 {self.one_out(dst)}, 1, 0, {name};")
+        return name
+
+    def render(self, body: list[str], *, volatile: bool, memory: bool, indent: str) -> list[str]:
+        """The statement as C++ lines. ``body`` is the PTX (instructions end with ``;``);
+        ``volatile`` keeps the compiler from moving, merging or deleting it; ``memory`` tells it
+        that memory is read or written (a compiler barrier for memory accesses)."""
+        n_out = len(self._outputs)
+
+        def number(text: str) -> str:
+            return _PLACEHOLDER.sub(
+                lambda m: f"%{int(m.group(2)) + (0 if m.group(1) == 'o' else n_out)}", text)
+
+        ptx = [number(line) for line in [*self._pre, *body, *self._post]]
+        head = f"asm{' volatile' if volatile else ''}("
+        sections = [", ".join(self._outputs), ", ".join(self._inputs)]
+        if memory:
+            sections.append('"memory"')
+        while len(sections) > 1 and not sections[-1]:
+            sections.pop()
+        # Always the extended form (at least one colon), where "%%" means a literal "%".
+        parts = [f": {s}" if s else ":" for s in sections]
+        if self._preds:
+            ptx = ["{", f".reg .pred {', '.join(self._preds)};", *ptx, "}"]
+        pad = indent + " " * len(head)
+        if len(ptx) == 1:
+            line = f'{indent}{head}"{ptx[0]}" {" ".join(parts)});'
+            if len(line) <= _WRAP_AT:
+                return [line]
+            lines = [f'{indent}{head}"{ptx[0]}"']
+        else:
+            lines = [f'{indent}{head}"{ptx[0]}\\n"']
+            for k, text in enumerate(ptx[1:], 1):
+                nested = "  " if k < len(ptx) - 1 and ptx[0] == "{" else ""
+                end = "" if k == len(ptx) - 1 else "\\n"
+                lines.append(f'{pad}"{nested}{text}{end}"')
+        lines += [pad + p for p in parts]
+        lines[-1] += ");"
+        return lines

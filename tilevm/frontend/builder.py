@@ -48,7 +48,7 @@ class Builder:
     def var(self, hint: str, ty: Type) -> Var:
         return Var(self.fresh(hint), ty)
 
-    def emit(self, op: str, args: list[Operand], loc: Loc | None, name: str = "t",
+    def emit(self, op: str, args: list[Operand], loc: Loc | None, name: str = "t", /,
              **attrs: Any) -> Var | None:
         """Type and append ``op(args) {attrs}``; return its result variable (``None`` if none)."""
         ty = infer_type(op, [a.type for a in args], attrs)

@@ -280,7 +280,7 @@ class Transpiler:
             if isinstance(value.operand, Var):
                 new = self.builder.rename_last(value.operand, name)
             if new is None:
-                new = self.builder.emit("copy", [value.operand], self.loc(node), name=name)
+                new = self.builder.emit("copy", [value.operand], self.loc(node), name)
             current.names[name] = Value(new, name)
             return
         if isinstance(old, Value) and isinstance(old.operand, Var) and frame is not current:
@@ -301,7 +301,7 @@ class Transpiler:
             value = frame.names[name]
             if isinstance(value, (bool, int, float)):
                 const = self.operand(value, None)
-                var = self.builder.emit("copy", [const], None, name=name)
+                var = self.builder.emit("copy", [const], None, name)
                 frame.names[name] = Value(var, name)
 
     def push(self, kind: str, line: int) -> _Frame:
@@ -641,7 +641,8 @@ class Transpiler:
             if isinstance(index, tuple):
                 raise self.error(node.slice, "a shared tensor is indexed by one stage index; "
                                              "load tiles from it with tv.load")
-            return self.emit(node, "index", [(base, node.value), (index, node.slice)])
+            stage = self.operand(index, node.slice, _I32)
+            return self.emit_raw(node, "index", [base.operand, stage], [node.value, node.slice])
         if isinstance(ty, TensorType) and ty.scope == "reg":
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
             shape, axis = [], 0
@@ -792,7 +793,8 @@ class Transpiler:
             return self.operand(v.item(), node, like)
         raise self.error(node, f"expected a tile, a scalar or a number, got {_describe(v)}")
 
-    def emit(self, node: ast.AST, op: str, args: list[tuple[Any, ast.AST]], **attrs: Any) -> Value:
+    def emit(self, node: ast.AST, op: str, args: list[tuple[Any, ast.AST]], /,
+             **attrs: Any) -> Value:
         """Emit ``op`` on (value, node) pairs; Python numbers take the dtype of the run-time
         operands. A typing error becomes a diagnostic at the offending operand."""
         like = next((v.dtype for v, _ in args if isinstance(v, Value) and not
@@ -808,7 +810,7 @@ class Transpiler:
             raise self.error(at, str(e)) from None
         return None if result is None else Value(result)
 
-    def emit_raw(self, node: ast.AST, op: str, operands: list[Operand], nodes: list[ast.AST],
+    def emit_raw(self, node: ast.AST, op: str, operands: list[Operand], nodes: list[ast.AST], /,
                  **attrs: Any) -> Value | None:
         try:
             result = self.builder.emit(op, operands, self.loc(node), **attrs)

@@ -124,7 +124,7 @@ class Instr:
 
     @staticmethod
     def make(result: Var | None, op: str, args: tuple[Operand, ...] | list[Operand] = (),
-             loc: Loc | None = None, **attrs: Any) -> Instr:
+             loc: Loc | None = None, /, **attrs: Any) -> Instr:
         """Build an instruction, sorting ``attrs`` into their canonical order."""
         return Instr(result, op, tuple(args), tuple(sorted(attrs.items())), loc)
 

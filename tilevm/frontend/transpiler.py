@@ -65,8 +65,11 @@ class Value:
         return isinstance(self.type, TensorType)
 
     def describe(self) -> str:
-        what = "tensor" if self.is_tensor else "scalar"
-        return f"{what} '{self.name}'" if self.name else f"a {self.type}"
+        if not self.is_tensor:
+            what = "scalar"
+        else:
+            what = "tile" if self.type.scope == "reg" else "tensor"
+        return f"{what} '{self.name}' ({self.type})" if self.name else f"a {self.type}"
 
 
 @dataclass
@@ -168,7 +171,9 @@ class Transpiler:
             if isinstance(spec, dsl.GlobalSpec):
                 ty: Type = TensorType(spec.dtype, spec.dims, "global")
                 for d in spec.dims:
-                    dims.setdefault(d, arg.annotation)
+                    at = next((x for x in ast.walk(arg.annotation) if isinstance(x, ast.Constant)
+                               and x.value == d), arg.annotation)
+                    dims.setdefault(d, at)
             elif isinstance(spec, dsl.ScalarSpec):
                 ty = ScalarType(spec.dtype)
             else:

@@ -1,0 +1,307 @@
+"""User mistakes in a kernel give a diagnostic at the right line and column, in the user's terms.
+
+The expected position is found independently of the compiler: the line carrying the ``# here``
+marker, and the column where the offending snippet starts on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tilevm import f16, f32, i32
+
+
+def expected_position(fn, snippet: str) -> tuple[int, int]:
+    lines, first = inspect.getsourcelines(fn.fn)
+    for i, line in enumerate(lines):
+        if "# here" in line:
+            return first + i, line.index(snippet) + 1
+    raise AssertionError("no '# here' marker")
+
+
+def check(fn, snippet: str, message: str, **consts) -> tv.CompileError:
+    with pytest.raises(tv.CompileError) as info:
+        fn.ir(**consts)
+    err = info.value
+    line, col = expected_position(fn, snippet)
+    assert (err.line, err.col) == (line, col), str(err)
+    assert err.file == __file__
+    assert re.search(message, err.message), err.message
+    text = str(err)
+    assert f"{Path(__file__)}:{line}:{col}: error:" in text
+    source_line, caret_line = text.splitlines()[1:3]
+    assert caret_line.index("^") == source_line.index(snippet)
+    return err
+
+
+@tv.kernel
+def wrong_arity(a: tv.Global[f16, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0))  # here
+    tv.store(a, x, (0, 0))
+
+
+@tv.kernel
+def dot_dtype_mismatch(a: tv.Global[f16, "m", "k"], b: tv.Global[f32, "k", "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    y = tv.load(b, (0, 0), (16, 16))
+    acc = tv.dot(x, y, tv.zeros((16, 16), f32))  # here
+
+
+@tv.kernel
+def shape_mismatch(a: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 32))
+    y = tv.load(a, (0, 0), (32, 16))
+    z = x + y  # here
+    tv.store(a, z, (0, 0))
+
+
+@tv.kernel
+def undefined_name(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    tv.store(a, zz, (0,))  # here
+
+
+@tv.kernel
+def runtime_shape(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    x = tv.zeros((n, 16), f32)  # here
+
+
+@tv.kernel
+def tile_if(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0,), (16,))
+    if x > 0.0:  # here
+        tv.store(a, x, (0,))
+
+
+@tv.kernel
+def with_statement(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    with open("f") as f:  # here
+        pass
+
+
+@tv.kernel
+def missing_annotation(a: tv.Global[f32, "n"], b):  # here
+    tv.launch(grid=1)
+
+
+@tv.kernel
+def too_many_offsets(a: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0, 0), (16, 16))  # here
+
+
+@tv.kernel
+def store_dtype(a: tv.Global[f16, "n"]):
+    tv.launch(grid=1)
+    tv.store(a, tv.zeros((16,), f32), (0,))  # here
+
+
+@tv.kernel
+def type_change_in_loop(a: tv.Global[f16, "n"]):
+    tv.launch(grid=1)
+    acc = tv.zeros((16,), f32)
+    for k in tv.range(0, n, 16):
+        acc = tv.load(a, (k,), (16,))  # here
+
+
+@tv.kernel
+def defined_in_loop(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    for k in tv.range(0, n, 16):
+        x = tv.load(a, (k,), (16,))
+    tv.store(a, x, (0,))  # here
+
+
+@tv.kernel
+def no_launch(a: tv.Global[f32, "n"]):  # here
+    x = tv.zeros((16,), f32)
+
+
+@tv.kernel
+def int_division(a: tv.Global[i32, "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0,), (16,))
+    tv.store(a, x / 2, (0,))  # here
+
+
+@tv.kernel
+def break_statement(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    for k in tv.range(0, n, 16):
+        break  # here
+
+
+@tv.kernel
+def range_outside_for(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    r = tv.range(0, n)  # here
+
+
+@tv.kernel
+def reduce_axis(a: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    s = tv.sum(x, 2)  # here
+
+
+@tv.kernel
+def dot_accumulator(a: tv.Global[f16, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    acc = tv.dot(x, x, tv.zeros((16, 16), i32))  # here
+
+
+@tv.kernel
+def positional_const(a: tv.Global[f32, "n"], bs: tv.Const):  # here
+    tv.launch(grid=1)
+
+
+@tv.kernel
+def python_print(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    print(n)  # here
+
+
+@tv.kernel
+def assign_parameter(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    n = 3  # here
+
+
+@tv.kernel
+def load_from_tile(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    x = tv.zeros((16,), f32)
+    y = tv.load(x, (0,), (16,))  # here
+
+
+@tv.kernel
+def runtime_warps(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1, warps=n)  # here
+
+
+@tv.kernel
+def chained_compare(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    i = tv.block_idx()
+    if 0 < i < n:  # here
+        pass
+
+
+@tv.kernel
+def dim_is_param(n: tv.Global[f32, "n"]):  # here
+    tv.launch(grid=1)
+
+
+CASES = [
+    (wrong_arity, "tv.load(", r"tv\.load: missing a required argument: 'shape'"),
+    (dot_dtype_mismatch, "y, tv.zeros", r"dot: dtype mismatch: a is f16 but b is f32"),
+    (shape_mismatch, "x + y", r"add: shapes \[16, 32\] and \[32, 16\] do not broadcast"),
+    (undefined_name, "zz", r"undefined name 'zz'"),
+    (runtime_shape, "(n, 16)", r"must be compile-time constants.*scalar 'n'"),
+    (tile_if, "x > 0.0", r"if condition is a tile<u1\[16\]>.*tv\.where"),
+    (with_statement, "with", r"'with' statements are not supported"),
+    (missing_annotation, "b)", r"parameter 'b' has no annotation"),
+    (too_many_offsets, "(0, 0, 0)", r"tv\.load: 3 offsets for tensor 'a' \(global<f32\[m, k\]>\) of rank 2"),
+    (store_dtype, "tv.zeros", r"store: dtype mismatch: the tensor holds f16 but the value is f32"),
+    (type_change_in_loop, "acc =", r"'acc' is tile<f32\[16\]> before this for but "
+                                   r"tile<f16\[16\]> here"),
+    (defined_in_loop, "x, (0,)", r"'x' is only defined inside the 'for' at line \d+"),
+    (no_launch, "def", r"never calls tv\.launch"),
+    (int_division, "x / 2", r"'/' on i32 values; integer division is '//'"),
+    (break_statement, "break", r"'break' is not supported"),
+    (range_outside_for, "tv.range", r"tv\.range can only be the iterable of a for loop"),
+    (reduce_axis, "2)", r"tv\.sum: axis 2 of a tile of rank 2"),
+    (dot_accumulator, "tv.zeros((16, 16), i32)", r"a f16 dot accumulates in f32 or f16, not i32"),
+    (positional_const, "bs", r"constants are keyword-only"),
+    (python_print, "print", r"tv\.debug_print"),
+    (assign_parameter, "n =", r"cannot assign to 'n'"),
+    (load_from_tile, "x,", r"tv\.load: expected a global or shared tensor, got tile 'x'"),
+    (runtime_warps, "n)", r"warps must be a compile-time constant"),
+    (chained_compare, "0 < i < n", r"chained comparisons"),
+    (dim_is_param, '"n"]', r"dimension name 'n' is also the name of a parameter"),
+]
+
+
+@pytest.mark.parametrize(("fn", "snippet", "message"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_user_mistake_is_reported_at_its_line_and_column(fn, snippet, message):
+    check(fn, snippet, message)
+
+
+def test_at_least_fifteen_distinct_mistakes():
+    assert len({c[2] for c in CASES}) >= 15
+
+
+@tv.kernel
+def needs_const(a: tv.Global[f32, "n"], *, bs: tv.Const):  # here
+    tv.launch(grid=1)
+
+
+def test_missing_constant_is_reported_at_the_parameter():
+    check(needs_const, "bs", r"constant 'bs' has no default and was not given")
+
+
+def test_unknown_constant_names_the_constants():
+    with pytest.raises(TypeError, match=r"unknown constant\(s\) \['bq'\]"):
+        needs_const.ir(bs=4, bq=2)
+
+
+@tv.kernel
+def copy_kernel(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"]):
+    tv.launch(grid=tv.cdiv(n, 16))
+    i = tv.block_idx()
+    tv.store(y, tv.load(x, (i * 16,), (16,)), (i * 16,))
+
+
+def test_dimension_bound_to_two_sizes_names_the_argument():
+    with pytest.raises(ValueError, match=r"argument 'y': dimension 'n' is 5 here but 4 from "
+                                         r"argument 'x'"):
+        copy_kernel(np.zeros(4, np.float32), np.zeros(5, np.float32), device="interp")
+
+
+def test_wrong_dtype_and_rank_name_the_argument():
+    with pytest.raises(TypeError, match=r"argument 'x': expected f32 data, got numpy dtype "
+                                        r"float16"):
+        copy_kernel(np.zeros(4, np.float16), np.zeros(4, np.float32), device="interp")
+    with pytest.raises(ValueError, match=r"argument 'y': expected 1 dimensions \(n\), got shape "
+                                         r"\(2, 2\)"):
+        copy_kernel(np.zeros(4, np.float32), np.zeros((2, 2), np.float32), device="interp")
+    with pytest.raises(TypeError, match=r"takes 2 arguments \(x, y\), got 1"):
+        copy_kernel(np.zeros(4, np.float32), device="interp")
+
+
+def test_internal_error_says_so_and_writes_a_report(monkeypatch, tmp_path):
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    from tilevm.frontend import builder
+
+    def broken(self, *args, **kwargs):
+        raise KeyError("deliberate")
+
+    @tv.kernel
+    def fine(a: tv.Global[f32, "n"], *, bs: tv.Const = 4):
+        tv.launch(grid=1)
+        x = tv.zeros((bs,), f32)
+        tv.store(a, x, (0,))
+
+    monkeypatch.setattr(builder.Builder, "rename_last", broken)
+    with pytest.raises(tv.InternalCompilerError) as info:
+        fine.ir(bs=8)
+    err = info.value
+    assert str(err).startswith("internal compiler error — please report")
+    assert not isinstance(err, tv.CompileError)
+    report = err.report_path.read_text()
+    assert err.report_path.parent.parent == tmp_path
+    assert str(err.report_path) in str(err)
+    assert "'bs': 8" in report and "KeyError" in report and "full(" in report

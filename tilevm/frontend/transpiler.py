@@ -203,7 +203,8 @@ class Transpiler:
             if arg.arg in given:
                 value = given.pop(arg.arg)
             elif default is not None:
-                value = self.const_eval(default)
+                kwdefaults = getattr(self.fn, "__kwdefaults__", None) or {}
+                value = kwdefaults[arg.arg] if arg.arg in kwdefaults else self.const_eval(default)
             else:
                 raise self.error(arg, f"constant '{arg.arg}' has no default and was not given")
             frame.names[arg.arg] = value
@@ -225,6 +226,10 @@ class Transpiler:
             raise self.error(arg, f"parameter '{arg.arg}' has no annotation; write "
                                   f"'{arg.arg}: tv.Global[f16, \"m\", \"k\"]' or "
                                   f"'{arg.arg}: tv.Scalar[f32]'")
+        evaluated = getattr(self.fn, "__annotations__", {}).get(arg.arg)
+        if evaluated is not None and not isinstance(evaluated, str) and self.depth == 0:
+            # Python evaluated it where the function was defined (enclosing scopes included).
+            return evaluated
         node = arg.annotation
         if isinstance(node, ast.Constant) and isinstance(node.value, str):  # PEP 563
             node = ast.parse(node.value, mode="eval").body

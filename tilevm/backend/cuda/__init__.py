@@ -1,10 +1,12 @@
-"""tilevm.backend.cuda: Thread IR → CUDA C++ → NVRTC → PTX and cubin, with the ptxas report.
+"""tilevm.backend.cuda: Thread IR → CUDA C++ (:func:`emit_cuda`) → NVRTC (:func:`compile_cuda`)
+→ PTX and cubin, with the ptxas resource report.
 
 Importing this package needs no CUDA library; NVRTC (through cuda-bindings) is loaded when
 :func:`compile_cuda` first runs.
 """
 
 from tilevm.backend.cuda.compile_errors import CudaCompileError
+from tilevm.backend.cuda.emit_cuda import emit_cuda
 from tilevm.backend.cuda.nvrtc_compile import BASE_OPTIONS, CudaBinary, compile_cuda
 from tilevm.backend.cuda.resources import KernelResources, parse_ptxas_report
 from tilevm.backend.cuda.targets import (
@@ -24,5 +26,6 @@ __all__ = [
     "UnsupportedArchError",
     "compile_cuda",
     "cuda_target",
+    "emit_cuda",
     "parse_ptxas_report",
 ]

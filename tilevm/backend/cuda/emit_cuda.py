@@ -269,7 +269,9 @@ class _KernelPrinter:
         start = self.expr(s.start) if not isinstance(s.start, int) else str(s.start)
         stop = self.expr(s.stop) if not isinstance(s.stop, int) else str(s.stop)
         # The Thread IR compares loop bounds signed, also for a u32 variable.
-        cond = f"{var} < {stop}" if ct == "int" else f"(int){var} < (int){stop}"
+        if ct != "int":
+            stop = stop if isinstance(s.stop, int) else f"(int){stop}"
+        cond = f"{var} < {stop}" if ct == "int" else f"(int){var} < {stop}"
         out.append(f"{indent}#pragma unroll{'' if s.unroll else ' 1'}")
         out.append(f"{indent}for ({ct} {var} = {start}; {cond}; {var} += {s.step}) {{")
         self.loops.append(s)

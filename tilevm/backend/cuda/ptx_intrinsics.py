@@ -18,7 +18,7 @@ from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import VectorType
 
-__all__ = ["PRINTERS", "AsmCode", "CCode", "OperandPrinter", "print_intrinsic"]
+__all__ = ["PRINTERS", "AsmCode", "CCode", "OperandPrinter", "print_intrinsic", "ptx_opcode"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,28 @@ def print_intrinsic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCod
     return fn(instr, asm, ops)
 
 
+# PTX spells some Thread IR types differently per instruction: ld/st/selp move 16-bit floats and
+# packed pairs as bits, and add/sub/min/max/setp have no .bN forms (the IR means them unsigned).
+_AS_BITS = ("ld", "st", "selp")
+_AS_UNSIGNED = ("add", "sub", "min", "max", "setp")
+
+
+def ptx_opcode(instr: Instr) -> str:
+    """``instr.mnemonic`` with its type suffix made legal PTX for the instruction
+    (``st.global.f16`` → ``st.global.b16``, ``add.b32`` → ``add.u32``, ``setp.lo.b32`` →
+    ``setp.lo.u32``)."""
+    opcode, t = instr.mnemonic, instr.type
+    if t is None or not opcode.endswith("." + t.name):
+        return opcode
+    stem = opcode[: -len(t.name)]
+    if instr.op.name in _AS_BITS and t.kind in ("float", "packed") and t.bits <= 32 and (
+            t.name != "f32"):
+        return f"{stem}b{t.bits}"
+    if instr.op.name in _AS_UNSIGNED and t.kind == "bits":
+        return f"{stem}u{t.bits}"
+    return opcode
+
+
 def _braced(names: list[str], operand: object) -> str:
     return "{" + ", ".join(names) + "}" if isinstance(operand.type, VectorType) else names[0]  # type: ignore[attr-defined]
 
@@ -89,21 +111,21 @@ def _ctype(operand: object) -> CType:
 def _ld(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     d = _braced(asm.out(instr.dst), instr.dst)
     a = asm.one_in(instr.args[0])
-    return AsmCode([f"{instr.mnemonic} {d}, {_address(a, instr)};"], volatile=True, memory=True)
+    return AsmCode([f"{ptx_opcode(instr)} {d}, {_address(a, instr)};"], volatile=True, memory=True)
 
 
 @_printer("st")
 def _st(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     a = asm.one_in(instr.args[0])
     v = _braced(asm.inp(instr.args[1]), instr.args[1])
-    return AsmCode([f"{instr.mnemonic} {_address(a, instr)}, {v};"], volatile=True, memory=True)
+    return AsmCode([f"{ptx_opcode(instr)} {_address(a, instr)}, {v};"], volatile=True, memory=True)
 
 
 @_printer("cp.async")
 def _cp_async(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     d, s = asm.one_in(instr.args[0]), asm.one_in(instr.args[1])
     zero_fill = f", {asm.one_in(instr.args[2])}" if len(instr.args) == 3 else ""
-    return AsmCode([f"{instr.mnemonic} [{d}], [{s}], {instr.mod('size')}{zero_fill};"],
+    return AsmCode([f"{ptx_opcode(instr)} [{d}], [{s}], {instr.mod('size')}{zero_fill};"],
                    volatile=True, memory=True)
 
 
@@ -124,12 +146,12 @@ def _atomic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     a = asm.one_in(instr.args[0])
     values = [asm.one_in(x) for x in instr.args[1:]]
     operands = ", ".join([*d, f"[{a}]", *values])
-    return AsmCode([f"{instr.mnemonic} {operands};"], volatile=True, memory=True)
+    return AsmCode([f"{ptx_opcode(instr)} {operands};"], volatile=True, memory=True)
 
 
 @_printer("fence", "membar")
 def _fence(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    return AsmCode([f"{instr.mnemonic};"], volatile=True, memory=True)
+    return AsmCode([f"{ptx_opcode(instr)};"], volatile=True, memory=True)
 
 
 @_printer("shared_base")
@@ -160,7 +182,7 @@ def _bar_warp_sync(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode
 def _shfl(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     d = asm.one_out(instr.dst)
     a, b, c, mask = (asm.one_in(x) for x in instr.args)
-    return AsmCode([f"{instr.mnemonic} {d}, {a}, {b}, {c}, {mask};"], volatile=True)
+    return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c}, {mask};"], volatile=True)
 
 
 @_printer("vote.sync")
@@ -168,7 +190,7 @@ def _vote(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     a = asm.pred_in(instr.args[0])
     mask = asm.one_in(instr.args[1])
     d = asm.one_out(instr.dst) if instr.mod("mode") == "ballot" else asm.pred_out(instr.dst)
-    return AsmCode([f"{instr.mnemonic} {d}, {a}, {mask};"], volatile=True)
+    return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {mask};"], volatile=True)
 
 
 @_printer("activemask")
@@ -178,9 +200,10 @@ def _activemask(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
 
 @_printer("ldmatrix")
 def _ldmatrix(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = _braced(asm.out(instr.dst), instr.dst)
+    # Always braced: PTX wants a vector operand even for x1.
+    d = "{" + ", ".join(asm.out(instr.dst)) + "}"
     a = asm.one_in(instr.args[0])
-    return AsmCode([f"{instr.mnemonic} {d}, [{a}];"], volatile=True, memory=True)
+    return AsmCode([f"{ptx_opcode(instr)} {d}, [{a}];"], volatile=True, memory=True)
 
 
 @_printer("mma.sync")
@@ -188,7 +211,7 @@ def _mma(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     d = _braced(asm.out(instr.dst), instr.dst)
     a, b, c = (_braced(asm.inp(x), x) for x in instr.args)
     # volatile: an .aligned warp instruction must stay where the whole warp executes it.
-    return AsmCode([f"{instr.mnemonic} {d}, {a}, {b}, {c};"], volatile=True)
+    return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"], volatile=True)
 
 
 @_printer("sreg")
@@ -201,7 +224,7 @@ def _sreg(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
 def _plain(instr: Instr, asm: InlineAsm, *immediates: str) -> AsmCode:
     d = asm.one_out(instr.dst)
     operands = [d, *(asm.one_in(x) for x in instr.args), *immediates]
-    return AsmCode([f"{instr.mnemonic} {', '.join(operands)};"])
+    return AsmCode([f"{ptx_opcode(instr)} {', '.join(operands)};"])
 
 
 @_printer("add", "sub", "mul", "mad", "div", "rem", "min", "max", "fma", "neg", "abs", "ex2",
@@ -234,7 +257,7 @@ def _logic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode | CCode
 def _setp(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     p = asm.pred_out(instr.dst)
     a, b = (asm.one_in(x) for x in instr.args)
-    return AsmCode([f"{instr.mnemonic} {p}, {a}, {b};"])
+    return AsmCode([f"{ptx_opcode(instr)} {p}, {a}, {b};"])
 
 
 @_printer("selp")
@@ -242,7 +265,7 @@ def _selp(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     d = asm.one_out(instr.dst)
     a, b = asm.one_in(instr.args[0]), asm.one_in(instr.args[1])
     c = asm.pred_in(instr.args[2])
-    return AsmCode([f"{instr.mnemonic} {d}, {a}, {b}, {c};"])
+    return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"])
 
 
 @_printer("mov")

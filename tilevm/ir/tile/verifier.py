@@ -92,7 +92,7 @@ def _check_const(c: Const, where: str) -> None:
 def _where(s: Stmt) -> str:
     from tilevm.ir.tile.printer import print_stmt
 
-    text = print_stmt(s, 0).splitlines()[0].strip()
+    text = print_stmt(s, 0, locations=False).splitlines()[0].strip()
     return f"`{text}`" + (f" at {s.loc}" if s.loc else "")
 
 

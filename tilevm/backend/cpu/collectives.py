@@ -1,0 +1,247 @@
+"""LLVM emission of warp collectives and special registers: ``shfl.sync``, ``vote.sync``,
+``activemask``, ``bar.warp.sync``, ``ldmatrix``, ``mma.sync`` (through the exact helper
+``tv_mma``), and ``sreg``. The fragment placements follow the PTX ISA tables quoted in
+:mod:`tilevm.ir.thread.intrinsics.warp`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from llvmlite import ir
+
+from tilevm.backend.cpu import numerics as nm
+from tilevm.backend.cpu.lanes import F64, I16, I32, I64, PTR, WARP, Lanes
+from tilevm.backend.cpu.memory_ops import lane_pointers
+from tilevm.ir.thread.stmts import Instr
+from tilevm.ir.thread.types import B32, U32
+
+__all__ = ["COLLECTIVES"]
+
+COLLECTIVES: dict[str, Callable[[Any, Instr], list[ir.Value]]] = {}
+
+
+def _op(*names: str) -> Callable:
+    def deco(fn: Callable) -> Callable:
+        for n in names:
+            COLLECTIVES[n] = fn
+        return fn
+    return deco
+
+
+def _check_members(cg: Any, s: Instr, members: ir.Value) -> None:
+    """Every executing lane must name exactly the executing lanes in its membermask: a lane
+    outside it is undefined behaviour and a named lane that does not arrive would hang."""
+    b, L = cg.b, cg.L
+    act = cg.active()
+    same = b.icmp_unsigned("==", members, L.splat_value(L.bits(act)))
+    bad = b.and_(act, b.not_(same))
+    cg.check(b.not_(L.any(bad)), 2, s, b.extract_element(members, I32(0)))
+
+
+@_op("sreg")
+def _sreg(cg: Any, s: Instr) -> list[ir.Value]:
+    b, L = cg.b, cg.L
+    name = s.mod("name")
+    lanes = L.lane_ids()
+    if name == "laneid":
+        return [lanes]
+    if name == "tid.x":
+        return [b.add(L.splat_value(b.mul(cg.warp, I32(WARP))), lanes)]
+    if name == "ntid.x":
+        return [L.splat(cg.kernel.block_threads, I32)]
+    if name == "ctaid.x":
+        return [L.splat_value(cg.ctaid)]
+    if name == "nctaid.x":
+        return [L.splat_value(cg.nctaid)]
+    return [L.splat(1 if name.startswith("n") else 0, I32)]
+
+
+@_op("activemask")
+def _activemask(cg: Any, s: Instr) -> list[ir.Value]:
+    return [cg.L.splat_value(cg.L.bits(cg.active()))]
+
+
+@_op("bar.warp.sync")
+def _bar_warp(cg: Any, s: Instr) -> list[ir.Value]:
+    _check_members(cg, s, cg.read(s.args[0], U32))
+    return []
+
+
+@_op("vote.sync")
+def _vote(cg: Any, s: Instr) -> list[ir.Value]:
+    b, L = cg.b, cg.L
+    a = cg.read(s.args[0])
+    _check_members(cg, s, cg.read(s.args[1], U32))
+    act = cg.active()
+    yes = L.bits(b.and_(act, a))
+    mode = s.mod("mode")
+    if mode == "ballot":
+        return [L.splat_value(yes)]
+    allbits = L.bits(act)
+    if mode == "all":
+        r = b.icmp_unsigned("==", yes, allbits)
+    elif mode == "any":
+        r = b.icmp_unsigned("!=", yes, I32(0))
+    else:
+        r = b.or_(b.icmp_unsigned("==", yes, allbits), b.icmp_unsigned("==", yes, I32(0)))
+    return [L.splat_value(r)]
+
+
+def _gather_lanes(cg: Any, v: ir.Value, src: ir.Value) -> ir.Value:
+    """Lane i of the result is lane ``src[i]`` of ``v`` (0 <= src < 32)."""
+    b, L = cg.b, cg.L
+    buf = b.alloca(v.type)
+    b.store(v, buf)
+    base = L.splat_value(b.ptrtoint(buf, I64))
+    size = v.type.element.width // 8
+    ptrs = b.inttoptr(b.add(base, b.mul(b.zext(src, L.vec(I64)), L.splat(size, I64))),
+                      ir.VectorType(PTR, WARP))
+    fn = L.intrinsic(f"llvm.masked.gather.{L.suffix(v.type)}.v{WARP}p0", v.type,
+                     [ir.VectorType(PTR, WARP), I32, ir.VectorType(ir.IntType(1), WARP), v.type])
+    return b.call(fn, [ptrs, I32(size), L.all_ones(), ir.Constant(v.type, None)])
+
+
+@_op("shfl.sync")
+def _shfl(cg: Any, s: Instr) -> list[ir.Value]:
+    b, L = cg.b, cg.L
+    a = cg.read(s.args[0], B32)
+    bv, cv = (cg.read(x, U32) for x in s.args[1:3])
+    _check_members(cg, s, cg.read(s.args[3], U32))
+    c31 = L.splat(31, I32)
+    lane = L.lane_ids()
+    bval = b.and_(bv, c31)
+    cval = b.and_(cv, c31)
+    seg = b.and_(b.lshr(cv, L.splat(8, I32)), c31)
+    max_lane = b.or_(b.and_(lane, seg), b.and_(cval, b.not_(seg)))
+    min_lane = b.and_(lane, seg)
+    mode = s.mod("mode")
+    if mode == "up":
+        j = b.sub(lane, bval)
+        ok = b.icmp_signed(">=", j, max_lane)
+    elif mode == "down":
+        j = b.add(lane, bval)
+        ok = b.icmp_signed("<=", j, max_lane)
+    elif mode == "bfly":
+        j = b.xor(lane, bval)
+        ok = b.icmp_signed("<=", j, max_lane)
+    else:
+        j = b.or_(min_lane, b.and_(bval, b.not_(seg)))
+        ok = b.icmp_signed("<=", j, max_lane)
+    j = b.select(ok, j, lane)
+    return [_gather_lanes(cg, a, j)]
+
+
+@_op("ldmatrix")
+def _ldmatrix(cg: Any, s: Instr) -> list[ir.Value]:
+    b, L = cg.b, cg.L
+    addr = cg.read(s.args[0], U32)
+    num = s.mod("num")
+    rows = lane_pointers(cg, "shared", addr, 0, 16, s)  # lanes give row addresses (checked)
+    rows_int = b.ptrtoint(rows, L.vec(I64))
+    out = []
+    for q in range(num):
+        if not s.mod("trans"):
+            # lane i: row i // 4 of matrix q, columns 2*(i % 4) and +1 (one 32-bit word)
+            src = L.permute(rows_int, [8 * q + i // 4 for i in range(WARP)])
+            p = b.add(src, ir.Constant(L.vec(I64), [4 * (i % 4) for i in range(WARP)]))
+            out.append(_gather_i(cg, p, I32, 4))
+        else:
+            # transposed: lane i gets (row 2*(i % 4), col i // 4) low, (row +1, same col) high
+            col = ir.Constant(L.vec(I64), [2 * (i // 4) for i in range(WARP)])
+            lo = b.add(L.permute(rows_int, [8 * q + 2 * (i % 4) for i in range(WARP)]), col)
+            hi = b.add(L.permute(rows_int, [8 * q + 2 * (i % 4) + 1 for i in range(WARP)]), col)
+            lo16, hi16 = _gather_i(cg, lo, I16, 2), _gather_i(cg, hi, I16, 2)
+            out.append(b.or_(b.zext(lo16, L.vec(I32)),
+                             b.shl(b.zext(hi16, L.vec(I32)), L.splat(16, I32))))
+    return out
+
+
+def _gather_i(cg: Any, addr64: ir.Value, lt: ir.Type, align: int) -> ir.Value:
+    b, L = cg.b, cg.L
+    vt = L.vec(lt)
+    fn = L.intrinsic(f"llvm.masked.gather.{L.suffix(vt)}.v{WARP}p0", vt,
+                     [ir.VectorType(PTR, WARP), I32, ir.VectorType(ir.IntType(1), WARP), vt])
+    ptrs = b.inttoptr(addr64, ir.VectorType(PTR, WARP))
+    return b.call(fn, [ptrs, I32(align), L.all_ones(), ir.Constant(vt, None)])
+
+
+def _pow2(L: Lanes, e: ir.Value) -> ir.Value:
+    """2**e as f64 for an i32 vector e in the normal range."""
+    b = L.b
+    bits = b.shl(b.zext(b.add(e, L.splat(1023, I32)), L.vec(I64)), L.splat(52, I64))
+    return b.bitcast(bits, L.vec(F64))
+
+
+def _decode_fp8(L: Lanes, x: ir.Value, fmt: str) -> ir.Value:
+    """Byte patterns (i32 lanes) of e4m3 (OCP fn: S.1111.111 is NaN, no inf) or e5m2 (IEEE
+    specials) → exact f64."""
+    b = L.b
+    eb, mb, bias = (4, 3, 7) if fmt == "e4m3" else (5, 2, 15)
+    c = lambda v: L.splat(v, I32)  # noqa: E731
+    e = b.and_(b.lshr(x, c(mb)), c((1 << eb) - 1))
+    m = b.and_(x, c((1 << mb) - 1))
+    sig = b.select(b.icmp_unsigned("==", e, c(0)), m, b.or_(m, c(1 << mb)))
+    ex = b.select(b.icmp_unsigned("==", e, c(0)), c(1), e)
+    v = b.fmul(b.uitofp(sig, L.vec(F64)), _pow2(L, b.sub(ex, c(bias + mb))))
+    neg = b.icmp_unsigned("!=", b.and_(x, c(0x80)), c(0))
+    v = b.select(neg, b.fneg(v), v)
+    nan = L.splat(float("nan"), F64)
+    if fmt == "e4m3":
+        return b.select(b.icmp_unsigned("==", b.and_(x, c(0x7F)), c(0x7F)), nan, v)
+    top = b.icmp_unsigned("==", e, c(31))
+    inf = b.select(neg, L.splat(float("-inf"), F64), L.splat(float("inf"), F64))
+    return b.select(top, b.select(b.icmp_unsigned("==", m, c(0)), inf, nan), v)
+
+
+def _decode(cg: Any, regs: list[ir.Value], atype: str) -> list[ir.Value]:
+    """Fragment registers → one f64 vector per element index (a0, a1, …)."""
+    b, L = cg.b, cg.L
+    out = []
+    if atype in ("f16", "bf16"):
+        for r in regs:
+            for half in range(2):
+                h = b.trunc(b.lshr(r, L.splat(16 * half, I32)), L.vec(I16))
+                out.append(b.fpext(nm.half_to_f32(L, h, atype), L.vec(F64)))
+        return out
+    for r in regs:
+        for k in range(4):
+            byte = b.and_(b.lshr(r, L.splat(8 * k, I32)), L.splat(0xFF, I32))
+            if atype == "s8":
+                out.append(b.sitofp(b.trunc(byte, L.vec(ir.IntType(8))), L.vec(F64)))
+            elif atype == "u8":
+                out.append(b.uitofp(byte, L.vec(F64)))
+            else:
+                out.append(_decode_fp8(L, byte, atype))
+    return out
+
+
+def _buffer(cg: Any, vals: list[ir.Value], t: ir.Type) -> ir.Value:
+    b = cg.b
+    buf = b.alloca(ir.ArrayType(cg.L.vec(t), len(vals)))
+    for i, v in enumerate(vals):
+        b.store(v, b.gep(buf, [I32(0), I32(i)]))
+    return buf
+
+
+@_op("mma.sync")
+def _mma(cg: Any, s: Instr) -> list[ir.Value]:
+    b, L = cg.b, cg.L
+    atype = s.mod("atype")
+    is_int = s.type.name == "s32"
+    a = _decode(cg, cg.read(s.args[0]), atype)
+    bb = _decode(cg, cg.read(s.args[1]), atype)
+    cvals = cg.read(s.args[2])
+    c64 = [b.sitofp(v, L.vec(F64)) if is_int else b.fpext(v, L.vec(F64)) for v in cvals]
+    abuf, bbuf, cbuf = (_buffer(cg, v, F64) for v in (a, bb, c64))
+    dbuf = b.alloca(ir.ArrayType(L.vec(I32), 4))
+    fn = cg.m.globals.get("tv_mma") or ir.Function(
+        cg.m, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, PTR, I32, I32]), name="tv_mma")
+    b.call(fn, [abuf, bbuf, cbuf, dbuf, I32(0 if atype in ("f16", "bf16") else 1),
+                I32(int(is_int))])
+    res = []
+    for i in range(4):
+        v = b.load(b.gep(dbuf, [I32(0), I32(i)]),
+                   typ=L.vec(I32))
+        res.append(v if is_int else b.bitcast(v, L.vec(ir.FloatType())))
+    return res

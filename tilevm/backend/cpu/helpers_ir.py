@@ -1,0 +1,312 @@
+"""Scalar helper functions of the CPU backend, written as LLVM IR text and linked into every
+kernel module: the deferred ``cp.async`` queues and the exact ``mma.sync`` accumulation.
+
+cp.async queue of one lane (``CPA_LANE_BYTES`` bytes): ``[count i32][commits i32]`` then
+``CPA_CAPACITY`` entries of ``[dst i32][size i32][src_size i32][group i32][src i64]``. A copy
+joins the lane's open group (numbered by how many commits the lane has made); ``wait n``
+performs, in issue order, every entry whose group is older than the ``n`` newest committed
+groups, and keeps the rest.
+
+mma: ``tv_mma`` takes the fragments decoded to f64 (``A[i][lane]``, ``B[i][lane]``,
+``C[i][lane]``) and writes ``D[i][lane]`` as 32-bit patterns. Float results are the exact sum
+of the K products and C, rounded once to f32 (nearest even) from a 640-bit fixed-point
+accumulator with 2^-300 resolution (bf16 products reach 2^-266, f32 inputs 2^-149). Integer
+results are the sum in f64 (exact: |sum| < 2^53) wrapped to 32 bits.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CPA_CAPACITY", "CPA_LANE_BYTES", "HELPERS_IR"]
+
+CPA_CAPACITY = 32
+CPA_ENTRY_BYTES = 24
+CPA_LANE_BYTES = 8 + CPA_CAPACITY * CPA_ENTRY_BYTES
+
+HELPERS_IR = r"""
+declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+declare i640 @llvm.ctlz.i640(i640, i1)
+
+define internal ptr @tv_cpa_lane(ptr %q, i32 %lane) {
+  %off = mul i32 %lane, LANE_BYTES
+  %o64 = zext i32 %off to i64
+  %p = getelementptr i8, ptr %q, i64 %o64
+  ret ptr %p
+}
+
+define internal ptr @tv_cpa_entry(ptr %lq, i32 %i) {
+  %off = mul i32 %i, 24
+  %o = add i32 %off, 8
+  %o64 = zext i32 %o to i64
+  %p = getelementptr i8, ptr %lq, i64 %o64
+  ret ptr %p
+}
+
+define i32 @tv_cpa_issue(ptr %q, i32 %lane, i32 %dst, i64 %src, i32 %size, i32 %srcsize) {
+entry:
+  %lq = call ptr @tv_cpa_lane(ptr %q, i32 %lane)
+  %count = load i32, ptr %lq, align 4
+  %full = icmp uge i32 %count, CAPACITY
+  br i1 %full, label %overflow, label %ok
+overflow:
+  ret i32 1
+ok:
+  %pc = getelementptr i8, ptr %lq, i64 4
+  %commits = load i32, ptr %pc, align 4
+  %e = call ptr @tv_cpa_entry(ptr %lq, i32 %count)
+  store i32 %dst, ptr %e, align 4
+  %e1 = getelementptr i8, ptr %e, i64 4
+  store i32 %size, ptr %e1, align 4
+  %e2 = getelementptr i8, ptr %e, i64 8
+  %small = icmp ult i32 %srcsize, %size
+  %ss = select i1 %small, i32 %srcsize, i32 %size
+  store i32 %ss, ptr %e2, align 4
+  %e3 = getelementptr i8, ptr %e, i64 12
+  store i32 %commits, ptr %e3, align 4
+  %e4 = getelementptr i8, ptr %e, i64 16
+  store i64 %src, ptr %e4, align 4
+  %c1 = add i32 %count, 1
+  store i32 %c1, ptr %lq, align 4
+  ret i32 0
+}
+
+define void @tv_cpa_commit(ptr %q, i32 %lane) {
+  %lq = call ptr @tv_cpa_lane(ptr %q, i32 %lane)
+  %pc = getelementptr i8, ptr %lq, i64 4
+  %commits = load i32, ptr %pc, align 4
+  %c1 = add i32 %commits, 1
+  store i32 %c1, ptr %pc, align 4
+  ret void
+}
+
+define void @tv_cpa_wait(ptr %q, i32 %lane, i32 %n, ptr %smem) {
+entry:
+  %lq = call ptr @tv_cpa_lane(ptr %q, i32 %lane)
+  %count = load i32, ptr %lq, align 4
+  %pc = getelementptr i8, ptr %lq, i64 4
+  %commits = load i32, ptr %pc, align 4
+  %thr = sub i32 %commits, %n
+  br label %head
+head:
+  %i = phi i32 [0, %entry], [%i1, %next]
+  %j = phi i32 [0, %entry], [%j1, %next]
+  %more = icmp ult i32 %i, %count
+  br i1 %more, label %body, label %done
+body:
+  %e = call ptr @tv_cpa_entry(ptr %lq, i32 %i)
+  %e3 = getelementptr i8, ptr %e, i64 12
+  %group = load i32, ptr %e3, align 4
+  %old = icmp slt i32 %group, %thr
+  br i1 %old, label %perform, label %keep
+perform:
+  %dst = load i32, ptr %e, align 4
+  %e1 = getelementptr i8, ptr %e, i64 4
+  %size = load i32, ptr %e1, align 4
+  %e2 = getelementptr i8, ptr %e, i64 8
+  %ss = load i32, ptr %e2, align 4
+  %e4 = getelementptr i8, ptr %e, i64 16
+  %src = load i64, ptr %e4, align 4
+  %d64 = zext i32 %dst to i64
+  %dp = getelementptr i8, ptr %smem, i64 %d64
+  %sp = inttoptr i64 %src to ptr
+  %ss64 = zext i32 %ss to i64
+  call void @llvm.memcpy.p0.p0.i64(ptr %dp, ptr %sp, i64 %ss64, i1 false)
+  %zp = getelementptr i8, ptr %dp, i64 %ss64
+  %zn = sub i32 %size, %ss
+  %zn64 = zext i32 %zn to i64
+  call void @llvm.memset.p0.i64(ptr %zp, i8 0, i64 %zn64, i1 false)
+  br label %next
+keep:
+  %ej = call ptr @tv_cpa_entry(ptr %lq, i32 %j)
+  call void @llvm.memcpy.p0.p0.i64(ptr %ej, ptr %e, i64 24, i1 false)
+  %jk = add i32 %j, 1
+  br label %next
+next:
+  %j1 = phi i32 [%j, %perform], [%jk, %keep]
+  %i1 = add i32 %i, 1
+  br label %head
+done:
+  store i32 %j, ptr %lq, align 4
+  ret void
+}
+
+; exact f64 -> fixed point with 2^-300 resolution (the value must be finite and a multiple of it)
+define internal i640 @tv_fix(double %p) {
+  %bits = bitcast double %p to i64
+  %e = lshr i64 %bits, 52
+  %ee = and i64 %e, 2047
+  %m = and i64 %bits, 4503599627370495
+  %isz = icmp eq i64 %ee, 0
+  %mi = or i64 %m, 4503599627370496
+  %sh = sub i64 %ee, 775
+  %neg = icmp slt i64 %sh, 0
+  %nsh = sub i64 0, %sh
+  %nshc = select i1 %neg, i64 %nsh, i64 0
+  %mr = lshr i64 %mi, %nshc
+  %w = zext i64 %mr to i640
+  %psh = select i1 %neg, i64 0, i64 %sh
+  %psh640 = zext i64 %psh to i640
+  %v = shl i640 %w, %psh640
+  %v0 = select i1 %isz, i640 0, i640 %v
+  %sign = icmp slt i64 %bits, 0
+  %nv = sub i640 0, %v0
+  %r = select i1 %sign, i640 %nv, i640 %v0
+  ret i640 %r
+}
+
+; fixed point (2^-300 resolution) -> f32 bits, rounded to nearest even
+define internal i32 @tv_round_f32(i640 %t) {
+  %neg = icmp slt i640 %t, 0
+  %nt = sub i640 0, %t
+  %mag = select i1 %neg, i640 %nt, i640 %t
+  %lz = call i640 @llvm.ctlz.i640(i640 %mag, i1 false)
+  %n = sub i640 640, %lz
+  %nm24 = sub i640 %n, 24
+  %big = icmp sgt i640 %nm24, 151
+  %shift = select i1 %big, i640 %nm24, i640 151
+  %keepw = lshr i640 %mag, %shift
+  %keep = trunc i640 %keepw to i64
+  %up = sub i640 640, %shift
+  %low = shl i640 %mag, %up
+  %halfbit = shl i640 1, 639
+  %gt = icmp ugt i640 %low, %halfbit
+  %eq = icmp eq i640 %low, %halfbit
+  %odd0 = and i64 %keep, 1
+  %odd = icmp ne i64 %odd0, 0
+  %tie = and i1 %eq, %odd
+  %rup = or i1 %gt, %tie
+  %inc = zext i1 %rup to i64
+  %k2 = add i64 %keep, %inc
+  %s64 = trunc i640 %shift to i64
+  %ex = sub i64 %s64, 151
+  %exs = shl i64 %ex, 23
+  %b0 = add i64 %exs, %k2
+  %ovf = icmp uge i64 %b0, 2139095040
+  %b1 = select i1 %ovf, i64 2139095040, i64 %b0
+  %b32 = trunc i64 %b1 to i32
+  %sgn = select i1 %neg, i32 -2147483648, i32 0
+  %r = or i32 %b32, %sgn
+  ret i32 %r
+}
+
+; A[na][32], B[nb][32], C[4][32] as f64; D[4][32] as i32 patterns.
+; k8 = 1 for 8-bit inputs (K = 32), 0 for 16-bit (K = 16); isint = 1 for s32 accumulation.
+define void @tv_mma(ptr %A, ptr %B, ptr %C, ptr %D, i32 %k8, i32 %isint) {
+entry:
+  %is8 = icmp ne i32 %k8, 0
+  %K = select i1 %is8, i32 32, i32 16
+  br label %outer
+outer:
+  %o = phi i32 [0, %entry], [%o1, %store]
+  %odone = icmp uge i32 %o, 128
+  br i1 %odone, label %exit, label %obody
+obody:
+  ; output element (lane, i): o = i * 32 + lane
+  %lane = and i32 %o, 31
+  %i = lshr i32 %o, 5
+  %g = lshr i32 %lane, 2
+  %t = and i32 %lane, 3
+  %ihalf = lshr i32 %i, 1
+  %row8 = mul i32 %ihalf, 8
+  %row = add i32 %g, %row8
+  %t2 = shl i32 %t, 1
+  %ilow = and i32 %i, 1
+  %col = add i32 %t2, %ilow
+  %cidx = getelementptr double, ptr %C, i32 %o
+  %c = load double, ptr %cidx, align 8
+  %cabs = call double @llvm.fabs.f64(double %c)
+  %cinf = fcmp oeq double %cabs, 0x7FF0000000000000
+  %cnan = fcmp uno double %c, 0.0
+  %cspecial = or i1 %cinf, %cnan
+  %cfix = call i640 @tv_fix(double %c)
+  %cfix0 = select i1 %cspecial, i640 0, i640 %cfix
+  br label %inner
+inner:
+  %k = phi i32 [0, %obody], [%k1, %ibody]
+  %acc = phi i640 [%cfix0, %obody], [%acc1, %ibody]
+  %fs = phi double [%c, %obody], [%fs1, %ibody]
+  %sp = phi i1 [%cspecial, %obody], [%sp1, %ibody]
+  %kdone = icmp uge i32 %k, %K
+  br i1 %kdone, label %finish, label %ibody
+ibody:
+  ; A(row, k): 16-bit: lane (row%8)*4 + (k%8)/2, elem (k%2) + 2*(row/8) + 4*(k/8)
+  ;            8-bit:  lane (row%8)*4 + (k%16)/4, elem (k%4) + 4*(row/8) + 8*(k/16)
+  ; B(k, col): 16-bit: lane col*4 + (k%8)/2, elem (k%2) + 2*(k/8)
+  ;            8-bit:  lane col*4 + (k%16)/4, elem (k%4) + 4*(k/16)
+  %rm8 = and i32 %row, 7
+  %rl = shl i32 %rm8, 2
+  %rd8 = lshr i32 %row, 3
+  %kq16 = and i32 %k, 7
+  %kq8 = and i32 %k, 15
+  %kq = select i1 %is8, i32 %kq8, i32 %kq16
+  %tsh = select i1 %is8, i32 2, i32 1
+  %kt = lshr i32 %kq, %tsh
+  %alane = add i32 %rl, %kt
+  %kwm = select i1 %is8, i32 3, i32 1
+  %kw = and i32 %k, %kwm
+  %rstride = select i1 %is8, i32 4, i32 2
+  %rpart = mul i32 %rd8, %rstride
+  %ksh = select i1 %is8, i32 4, i32 3
+  %kblk = lshr i32 %k, %ksh
+  %kstride = select i1 %is8, i32 8, i32 4
+  %kpart = mul i32 %kblk, %kstride
+  %ae0 = add i32 %kw, %rpart
+  %aelem = add i32 %ae0, %kpart
+  %aoff0 = mul i32 %aelem, 32
+  %aoff = add i32 %aoff0, %alane
+  %ap = getelementptr double, ptr %A, i32 %aoff
+  %a = load double, ptr %ap, align 8
+  %cl = shl i32 %col, 2
+  %blane = add i32 %cl, %kt
+  %bstride = select i1 %is8, i32 4, i32 2
+  %bpart = mul i32 %kblk, %bstride
+  %belem = add i32 %kw, %bpart
+  %boff0 = mul i32 %belem, 32
+  %boff = add i32 %boff0, %blane
+  %bp = getelementptr double, ptr %B, i32 %boff
+  %b = load double, ptr %bp, align 8
+  %p = fmul double %a, %b
+  %pabs = call double @llvm.fabs.f64(double %p)
+  %pfin = fcmp olt double %pabs, 0x7FF0000000000000
+  %pspecial = xor i1 %pfin, true
+  %sp1 = or i1 %sp, %pspecial
+  %pfix = call i640 @tv_fix(double %p)
+  %pfix0 = select i1 %pspecial, i640 0, i640 %pfix
+  %acc1 = add i640 %acc, %pfix0
+  %fs1 = fadd double %fs, %p
+  %k1 = add i32 %k, 1
+  br label %inner
+finish:
+  %isi = icmp ne i32 %isint, 0
+  br i1 %isi, label %intres, label %fres
+intres:
+  %iv = fptosi double %fs to i64
+  %ir = trunc i64 %iv to i32
+  br label %store
+fres:
+  %rb = call i32 @tv_round_f32(i640 %acc)
+  %iszero = icmp eq i640 %acc, 0
+  %fz = fptrunc double %fs to float
+  %fzb = bitcast float %fz to i32
+  %zeroish = fcmp oeq double %fs, 0.0
+  %zb = select i1 %zeroish, i32 %fzb, i32 0
+  %rb1 = select i1 %iszero, i32 %zb, i32 %rb
+  ; an inf or NaN input: IEEE arithmetic on the f64 sum decides inf vs NaN; NaN is canonical
+  %fsnan = fcmp uno double %fs, 0.0
+  %fsf = fptrunc double %fs to float
+  %fsb = bitcast float %fsf to i32
+  %spres = select i1 %fsnan, i32 2147483647, i32 %fsb
+  %fr = select i1 %sp, i32 %spres, i32 %rb1
+  br label %store
+store:
+  %res = phi i32 [%ir, %intres], [%fr, %fres]
+  %dp = getelementptr i32, ptr %D, i32 %o
+  store i32 %res, ptr %dp, align 4
+  %o1 = add i32 %o, 1
+  br label %outer
+exit:
+  ret void
+}
+
+declare double @llvm.fabs.f64(double)
+""".replace("LANE_BYTES", str(CPA_LANE_BYTES)).replace("CAPACITY", str(CPA_CAPACITY))

@@ -1,0 +1,164 @@
+"""LLVM JIT of a Thread IR kernel, with compiled objects cached on disk.
+
+The cache key hashes the Thread IR text, the llvmlite and LLVM versions, the host CPU and its
+features, the optimisation level and the CPU backend's own sources. Entries live under
+``$TILEVM_CACHE_DIR/cpu-jit`` (default: the user cache directory), are written atomically
+(temporary file + rename) with a SHA-256 checksum, and a corrupt entry is rebuilt with a
+warning, never loaded. Metadata is JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tilevm.backend.cpu.codegen import Layout, generate
+from tilevm.ir.thread.printer import dump
+from tilevm.ir.thread.stmts import Kernel
+
+__all__ = ["OPT_LEVEL", "JitResult", "cache_directory", "jit"]
+
+# LLVM pipeline speed level (0..3). 1 keeps mem2reg/SROA/instcombine/simplifycfg, which is what
+# warp-vector code needs, at a fraction of O2's compile time (see bench/jit_time.py).
+OPT_LEVEL = 1
+
+_lock = threading.Lock()
+
+
+@dataclass
+class JitResult:
+    """A loaded kernel: the address of ``tv_run``, the workspace layout and what keeps the code
+    alive (the execution engine)."""
+
+    address: int
+    layout: Layout
+    engine: Any
+    cached: bool
+    seconds: float
+
+
+def cache_directory() -> Path:
+    """``$TILEVM_CACHE_DIR/cpu-jit``, or the user cache directory's ``cpu-jit``."""
+    override = os.environ.get("TILEVM_CACHE_DIR")
+    if override:
+        root = Path(override).expanduser()
+    else:
+        try:
+            import platformdirs
+
+            root = Path(platformdirs.user_cache_dir("tilevm", appauthor=False))
+        except ImportError:
+            root = Path("~/.cache/tilevm").expanduser()
+    return root / "cpu-jit"
+
+
+@functools.cache
+def _llvm() -> Any:
+    from llvmlite import binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return llvm
+
+
+@functools.cache
+def _target_machine() -> Any:
+    llvm = _llvm()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=2, codemodel="jitdefault")
+
+
+@functools.cache
+def _environment_key() -> str:
+    import llvmlite
+
+    llvm = _llvm()
+    h = hashlib.sha256()
+    for part in (llvmlite.__version__, str(llvm.llvm_version_info), llvm.get_process_triple(),
+                 llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
+                 str(OPT_LEVEL)):
+        h.update(part.encode() + b"\0")
+    for src in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()
+
+
+def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
+    from tilevm.backend.cpu.helpers_ir import HELPERS_IR
+
+    llvm = _llvm()
+    text, layout = generate(kernel, llvm.get_process_triple())
+    mod = llvm.parse_assembly(text)
+    helpers = llvm.parse_assembly(HELPERS_IR)
+    helpers.triple = mod.triple
+    mod.link_in(helpers)
+    mod.verify()
+    tm = _target_machine()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL))
+    pb.getModulePassManager().run(mod, pb)
+    return tm.emit_object(mod), layout
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(obj_path: Path, meta_path: Path) -> tuple[bytes, Layout] | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        data = obj_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        warnings.warn(f"corrupt CPU JIT cache entry {obj_path}; rebuilding it", stacklevel=3)
+        return None
+    return data, Layout(**meta["layout"])
+
+
+def jit(kernel: Kernel) -> JitResult:
+    """Compile ``kernel`` for this host (or load it from the disk cache) and load the code."""
+    t0 = time.perf_counter()
+    text = dump(kernel)
+    key = hashlib.sha256((_environment_key() + "\0" + text).encode()).hexdigest()
+    directory = cache_directory()
+    obj_path, meta_path = directory / f"{key}.o", directory / f"{key}.json"
+    found = _load_cached(obj_path, meta_path) if meta_path.exists() else None
+    cached = found is not None
+    if found is None:
+        data, layout = _compile(kernel)
+        _write_atomic(obj_path, data)
+        meta = {"sha256": hashlib.sha256(data).hexdigest(), "layout": asdict(layout),
+                "kernel": kernel.name}
+        _write_atomic(meta_path, json.dumps(meta).encode())
+    else:
+        data, layout = found
+    llvm = _llvm()
+    with _lock:
+        empty = llvm.parse_assembly("")
+        empty.triple = llvm.get_process_triple()
+        engine = llvm.create_mcjit_compiler(empty, _target_machine())
+        obj = llvm.ObjectFileRef.from_data(data)
+        engine.add_object_file(obj)
+        engine.finalize_object()
+        address = engine.get_function_address("tv_run")
+    engine._tilevm_keepalive = (obj, data)  # the object's memory must outlive the engine's use
+    return JitResult(address, layout, engine, cached, time.perf_counter() - t0)

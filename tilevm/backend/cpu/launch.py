@@ -1,0 +1,157 @@
+"""Running a Thread IR kernel on the CPU: argument packing, parallel blocks, error reports."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+from tilevm.backend.cpu.codegen import ERRORS
+from tilevm.backend.cpu.jit import JitResult, jit
+from tilevm.ir.thread.printer import format_stmt
+from tilevm.ir.thread.stmts import If, Instr, Kernel, walk
+from tilevm.ir.thread.types import ScalarType
+from tilevm.ir.thread.values import Const
+
+__all__ = ["CpuKernel", "CpuKernelError", "compile_kernel", "worker_count"]
+
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
+                          ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p)
+
+
+class CpuKernelError(RuntimeError):
+    """A kernel misbehaved on the CPU backend; the message names the instruction, block and warp."""
+
+
+def worker_count(blocks: int) -> int:
+    """``min(cores, $TILEVM_CPU_THREADS, blocks)`` host threads run blocks in parallel."""
+    cores = os.cpu_count() or 1
+    env = os.environ.get("TILEVM_CPU_THREADS")
+    limit = int(env) if env else cores
+    return max(1, min(cores, limit, blocks))
+
+
+def _pack_scalar(value: Any, t: ScalarType, name: str) -> int:
+    if isinstance(value, np.ndarray) or hasattr(value, "ctypes"):
+        raise TypeError(f"argument {name}: expected a {t} scalar, got an array")
+    try:
+        return Const.of(value, t).bits
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"argument {name}: cannot pass {value!r} as {t}: {e}") from None
+
+
+def _pointer(value: Any, name: str) -> tuple[int, Any]:
+    if isinstance(value, int):
+        return value, None
+    if isinstance(value, np.ndarray):
+        if not value.flags.c_contiguous and not value.flags.f_contiguous:
+            raise TypeError(f"argument {name}: the array must be contiguous")
+        return value.ctypes.data, value
+    data = getattr(value, "data", None)  # HostTensor: its byte buffer
+    if isinstance(data, np.ndarray):
+        return data.ctypes.data + int(getattr(value, "byte_offset", 0)), value
+    raise TypeError(f"argument {name}: expected a numpy array, HostTensor or address, got "
+                    f"{type(value).__name__}")
+
+
+class CpuKernel:
+    """A kernel compiled for the CPU. Call it with the grid size and the arguments."""
+
+    def __init__(self, kernel: Kernel, compiled: JitResult) -> None:
+        self.kernel = kernel
+        self.compiled = compiled
+        self._entry = _ENTRY(compiled.address)
+        self._stmts = list(walk(kernel.body))
+
+    def __call__(self, grid: int, *args: Any, threads: int | None = None,
+                 reverse_warps: bool = False) -> None:
+        """Run ``grid`` blocks. Pointer parameters take numpy arrays (written in place) or
+        addresses; scalar parameters take numbers. ``threads`` overrides the number of host
+        threads (1 runs blocks serially, in order); ``reverse_warps`` runs the warps of each
+        phase in reverse order (a correct kernel cannot tell)."""
+        k = self.kernel
+        if len(args) != len(k.params):
+            raise TypeError(f"kernel {k.name} takes {len(k.params)} arguments "
+                            f"({', '.join(p.name for p in k.params)}), got {len(args)}")
+        if not isinstance(grid, int) or grid < 0:
+            raise ValueError(f"grid must be a non-negative int, got {grid!r}")
+        slots = np.zeros(max(len(args), 1), np.uint64)
+        keep = []
+        for i, (p, a) in enumerate(zip(k.params, args, strict=True)):
+            if p.pointer:
+                addr, ref = _pointer(a, p.name)
+                slots[i] = addr
+                keep.append(ref)
+            else:
+                assert isinstance(p.type, ScalarType)
+                slots[i] = _pack_scalar(a, p.type, p.name)
+        if grid == 0:
+            return
+        workers = threads if threads is not None else worker_count(grid)
+        workers = max(1, min(workers, grid))
+        layout = self.compiled.layout
+        spaces = [np.zeros(layout.total + 64, np.uint8) for _ in range(workers)]
+        errors = [np.zeros(8, np.int32) for _ in range(workers)]
+        chunk = max(1, grid // (workers * 4))
+        state = {"next": 0}
+        lock = threading.Lock()
+        failures: list[int] = []
+
+        def work(w: int) -> None:
+            ws = spaces[w].ctypes.data
+            ws += (-ws) % 64
+            while True:
+                with lock:
+                    b0 = state["next"]
+                    if b0 >= grid or failures:
+                        return
+                    state["next"] = min(grid, b0 + chunk)
+                rc = self._entry(slots.ctypes.data, grid, b0, min(grid, b0 + chunk), ws,
+                                 int(reverse_warps), errors[w].ctypes.data)
+                if rc != 0:
+                    with lock:
+                        failures.append(w)
+                    return
+
+        if workers == 1:
+            work(0)
+        else:
+            pool = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+        del keep
+        if failures:
+            raise CpuKernelError(self._describe(errors[failures[0]]))
+
+    def _describe(self, err: np.ndarray) -> str:
+        code, sid, block, warp, mask, detail = (int(x) for x in err[:6])
+        what = ERRORS.get(code, f"error {code}")
+        if sid >= 0:
+            s = self._stmts[sid]
+            if isinstance(s, Instr):
+                where = f"{s.mnemonic} {what}: `{format_stmt(s)}`"
+            elif isinstance(s, If):
+                where = f"if {s.cond}: {what}"
+            else:
+                where = f"for {s.var}: {what}"
+            loc = getattr(s, "loc", None)
+            if loc:
+                where += f" ({loc})"
+        else:
+            where = what + f" (warp {warp} returned {detail})"
+        extra = f", membermask 0x{detail & 0xFFFFFFFF:08x}" if code == 2 else ""
+        return (f"kernel {self.kernel.name}: {where} — block {block}, warp {warp}, active mask "
+                f"0x{mask & 0xFFFFFFFF:08x}{extra}")
+
+
+def compile_kernel(kernel: Kernel) -> CpuKernel:
+    """Verify ``kernel``, JIT it (or load it from the disk cache) and return a callable."""
+    from tilevm.ir.thread.verify import verify
+
+    verify(kernel)
+    return CpuKernel(kernel, jit(kernel))

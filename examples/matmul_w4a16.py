@@ -1,3 +1,4 @@
+# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names: m, n, k)
 """A 4-bit-weight matrix multiplication: y = x · Wᵀ with u4 weights and per-group f16 scales.
 
 W (n × k) is stored as 4-bit unsigned codes, two per byte (LSB first), in a ``tilevm.HostTensor``;
@@ -25,7 +26,7 @@ import tilevm as tv
 from tilevm import f16, f32, u4
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from accuracy import check_accuracy  # noqa: E402
+from accuracy import check_accuracy
 
 
 @tv.kernel

@@ -1,3 +1,4 @@
+# ruff: noqa: F821, F841, B007, UP037  (kernels see their dimension names; mistakes on purpose)
 """User mistakes in a kernel give a diagnostic at the right line and column, in the user's terms.
 
 The expected position is found independently of the compiler: the line carrying the ``# here``
@@ -214,7 +215,8 @@ CASES = [
     (tile_if, "x > 0.0", r"if condition is a tile<u1\[16\]>.*tv\.where"),
     (with_statement, "with", r"'with' statements are not supported"),
     (missing_annotation, "b)", r"parameter 'b' has no annotation"),
-    (too_many_offsets, "(0, 0, 0)", r"tv\.load: 3 offsets for tensor 'a' \(global<f32\[m, k\]>\) of rank 2"),
+    (too_many_offsets, "(0, 0, 0)",
+     r"tv\.load: 3 offsets for tensor 'a' \(global<f32\[m, k\]>\) of rank 2"),
     (store_dtype, "tv.zeros", r"store: dtype mismatch: the tensor holds f16 but the value is f32"),
     (type_change_in_loop, "acc =", r"'acc' is tile<f32\[16\]> before this for but "
                                    r"tile<f16\[16\]> here"),

@@ -80,7 +80,6 @@ def _builtin(fn: Any) -> Any:
 
 
 # The stubs below document the contract; the transpiler implements each one.
-# ruff: noqa: ARG001
 
 
 @_builtin

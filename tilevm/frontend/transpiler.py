@@ -65,10 +65,8 @@ class Value:
         return isinstance(self.type, TensorType)
 
     def describe(self) -> str:
-        if not self.is_tensor:
-            what = "scalar"
-        else:
-            what = "tile" if self.type.scope == "reg" else "tensor"
+        what = "scalar" if not self.is_tensor else (
+            "tile" if self.type.scope == "reg" else "tensor")
         return f"{what} '{self.name}' ({self.type})" if self.name else f"a {self.type}"
 
 
@@ -515,19 +513,19 @@ class Transpiler:
             raise self.error(node, f"{_expr_name(node)} is not supported in a tilevm kernel")
         return method(node)
 
-    def e_Constant(self, node: ast.Constant) -> Any:  # noqa: N802
+    def e_Constant(self, node: ast.Constant) -> Any:
         return node.value
 
-    def e_Name(self, node: ast.Name) -> Any:  # noqa: N802
+    def e_Name(self, node: ast.Name) -> Any:
         return self.lookup(node.id, node)
 
-    def e_Tuple(self, node: ast.Tuple) -> Any:  # noqa: N802
+    def e_Tuple(self, node: ast.Tuple) -> Any:
         return tuple(self.expr(e) for e in node.elts)
 
-    def e_List(self, node: ast.List) -> Any:  # noqa: N802
+    def e_List(self, node: ast.List) -> Any:
         return [self.expr(e) for e in node.elts]
 
-    def e_JoinedStr(self, node: ast.JoinedStr) -> Any:  # noqa: N802
+    def e_JoinedStr(self, node: ast.JoinedStr) -> Any:
         parts = []
         for v in node.values:
             if isinstance(v, ast.FormattedValue):
@@ -538,7 +536,7 @@ class Transpiler:
                 parts.append(v.value)
         return "".join(parts)
 
-    def e_Attribute(self, node: ast.Attribute) -> Any:  # noqa: N802
+    def e_Attribute(self, node: ast.Attribute) -> Any:
         base = self.expr(node.value)
         if isinstance(base, Value):
             if node.attr == "shape":
@@ -554,7 +552,7 @@ class Transpiler:
         except AttributeError:
             raise self.error(node, f"{_describe(base)} has no attribute '{node.attr}'") from None
 
-    def e_BinOp(self, node: ast.BinOp) -> Any:  # noqa: N802
+    def e_BinOp(self, node: ast.BinOp) -> Any:
         return self.binop(node, node.op, self.expr(node.left), self.expr(node.right), node.left,
                           node.right)
 
@@ -581,7 +579,7 @@ class Transpiler:
                 raise self.error(node, f"'/' on {dt.name} values; integer division is '//'")
         return self.emit(node, name, [(x, xn), (y, yn)])
 
-    def e_UnaryOp(self, node: ast.UnaryOp) -> Any:  # noqa: N802
+    def e_UnaryOp(self, node: ast.UnaryOp) -> Any:
         x = self.expr(node.operand)
         if not isinstance(x, Value):
             return {ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Not: lambda v: not v,
@@ -596,7 +594,7 @@ class Transpiler:
         return self.emit(node, "neg" if isinstance(node.op, ast.USub) else "invert",
                          [(x, node.operand)])
 
-    def e_Compare(self, node: ast.Compare) -> Any:  # noqa: N802
+    def e_Compare(self, node: ast.Compare) -> Any:
         values = [self.expr(node.left)] + [self.expr(c) for c in node.comparators]
         if not any(isinstance(v, Value) for v in values):
             result = True
@@ -612,7 +610,7 @@ class Transpiler:
                                    "run-time values")
         return self.emit(node, name, [(values[0], node.left), (values[1], node.comparators[0])])
 
-    def e_BoolOp(self, node: ast.BoolOp) -> Any:  # noqa: N802
+    def e_BoolOp(self, node: ast.BoolOp) -> Any:
         values = [self.expr(v) for v in node.values]
         if not any(isinstance(v, Value) for v in values):
             if isinstance(node.op, ast.And):
@@ -627,14 +625,14 @@ class Transpiler:
                                [(result, node.values[0]), (v, vn)])
         return result
 
-    def e_IfExp(self, node: ast.IfExp) -> Any:  # noqa: N802
+    def e_IfExp(self, node: ast.IfExp) -> Any:
         test = self.expr(node.test)
         if not isinstance(test, Value):
             return self.expr(node.body if test else node.orelse)
         return self.emit(node, "where", [(test, node.test), (self.expr(node.body), node.body),
                                          (self.expr(node.orelse), node.orelse)])
 
-    def e_Subscript(self, node: ast.Subscript) -> Any:  # noqa: N802
+    def e_Subscript(self, node: ast.Subscript) -> Any:
         base = self.expr(node.value)
         if not isinstance(base, Value):
             index = self.expr(node.slice)
@@ -673,7 +671,7 @@ class Transpiler:
         raise self.error(node, f"cannot index {base.describe()}; global tensors are read with "
                                "tv.load")
 
-    def e_Call(self, node: ast.Call) -> Any:  # noqa: N802
+    def e_Call(self, node: ast.Call) -> Any:
         fn = self.expr(node.func)
         return self.call(node, fn)
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F821, SIM108  (a kernel's body sees its tv.Global dimension names)
 """The reference interpreter against oracles written independently of it: packing, exact rational
 arithmetic (fractions), numpy / ml_dtypes rounding, and the layouts' own coordinate maps."""
 
@@ -46,7 +47,8 @@ def test_sub_byte_loads_and_stores_agree_with_pack_and_unpack(name):
 def _round_fraction(x: Fraction, np_type) -> float:
     """Round an exact rational to the nearest value of a numpy float type, ties to even."""
     guess = np_type(float(x))
-    candidates = {guess, np.nextafter(guess, np_type(np.inf)), np.nextafter(guess, np_type(-np.inf))}
+    candidates = {guess, np.nextafter(guess, np_type(np.inf)),
+                  np.nextafter(guess, np_type(-np.inf))}
     best = min(candidates, key=lambda c: (abs(Fraction(float(c)) - x),
                                           int(np.asarray(c).view(f"u{np.dtype(np_type).itemsize}"))
                                           & 1))

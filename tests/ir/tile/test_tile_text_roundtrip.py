@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -43,15 +44,12 @@ def _kernels_in(path: Path) -> list[KernelFunction]:
 
 def _all_programs() -> list[tuple[str, Kernel]]:
     programs = []
-    files = sorted((ROOT / "examples").glob("*.py")) + [
-        ROOT / "tests/examples/test_examples.py",
-        ROOT / "tests/backend/interp/test_interp_semantics.py"]
+    files = [*sorted((ROOT / "examples").glob("*.py")), ROOT / "tests/examples/test_examples.py",
+             ROOT / "tests/backend/interp/test_interp_semantics.py"]
     for path in files:
         for k in _kernels_in(path):
-            try:
+            with contextlib.suppress(tv.CompileError):  # those needing constants: see below
                 programs.append((f"{path.stem}.{k.__name__}", k.ir()))
-            except tv.CompileError:
-                pass  # kernels that need constants are covered below
     # Kernels built by factories or needing constants, from the interpreter's tests.
     interp = _module(ROOT / "tests/backend/interp/test_interp_semantics.py")
     for name in ("u3", "f6e3m2", "u12"):
@@ -127,9 +125,9 @@ def test_hand_built_program_with_every_statement_round_trips():
     # Structural equality ignores locations and distinguishes -0.0 from 0.0.
     assert parse(print_kernel(kernel, locations=False)) == kernel
     other = Kernel(kernel.name, kernel.params, kernel.constants, kernel.launch_body, kernel.grid,
-                   kernel.warps, body[:-1] + (Instr.make(body[-1].result, "full",
+                   kernel.warps, (*body[:-1], Instr.make(body[-1].result, "full",
                                                          [Const(0.0, f32)], shape=(4,),
-                                                         dtype=f32),))
+                                                         dtype=f32)))
     assert other != kernel
 
 

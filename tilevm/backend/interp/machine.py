@@ -23,10 +23,17 @@ from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_
 from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.packing import pack, read_patterns, unpack, write_patterns
-from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, Var, While
+from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, While
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["InterpreterError", "run"]
+
+
+_ATOMIC: dict[str, Callable] = {
+    "add": lambda a, b: a + b, "max": np.maximum, "min": np.minimum,
+    "exch": lambda a, b: b + 0 * a, "and": np.bitwise_and, "or": np.bitwise_or,
+    "xor": np.bitwise_xor,
+}
 
 
 class InterpreterError(RuntimeError):
@@ -152,7 +159,7 @@ class _Machine:
             return encode(np.asarray(values, dtype=np.float64), dt)
         return encode(values, dt)
 
-    def _unary(fn: Callable) -> Callable:  # noqa: N805
+    def _unary(fn: Callable) -> Callable:
         def op(self: _Machine, blk: _Block, s: Instr) -> np.ndarray:
             (x,) = self.values(blk, s)
             with np.errstate(all="ignore"):
@@ -175,7 +182,7 @@ class _Machine:
     op_ceil = _unary(lambda x, dt: np.ceil(x))
     op_invert = _unary(lambda x, dt: 1 - x if dt.nbits == 1 else ~x)
 
-    def _binary(fn: Callable) -> Callable:  # noqa: N805
+    def _binary(fn: Callable) -> Callable:
         def op(self: _Machine, blk: _Block, s: Instr) -> np.ndarray:
             x, y = self.values(blk, s)
             with np.errstate(all="ignore"):
@@ -199,7 +206,7 @@ class _Machine:
     op_shr = _binary(lambda x, y, dt: np.where(y >= dt.nbits, np.where(x < 0, -1, 0),
                                                x >> np.clip(y, 0, 63)))
 
-    def _compare(fn: Callable) -> Callable:  # noqa: N805
+    def _compare(fn: Callable) -> Callable:
         def op(self: _Machine, blk: _Block, s: Instr) -> np.ndarray:
             x, y = self.values(blk, s)
             with np.errstate(invalid="ignore"):
@@ -409,9 +416,7 @@ class _Machine:
             prev = self._read(mem, index, one)
             old[pos] = prev[0]
             a, b = decode(prev, dt), decode(value[pos], dt)
-            new = {"add": lambda: a + b, "max": lambda: np.maximum(a, b),
-                   "min": lambda: np.minimum(a, b), "exch": lambda: b + 0 * a,
-                   "and": lambda: a & b, "or": lambda: a | b, "xor": lambda: a ^ b}[op]()
+            new = _ATOMIC[op](a, b)
             self._write(mem, index, one, encode(np.asarray(new, dtype=a.dtype), dt))
         return old if isinstance(vt, TensorType) else old.reshape(-1)[0].copy()
 

@@ -96,7 +96,7 @@ class Const:
         return f"{self.text()}:{self.dtype.name}"
 
 
-Operand = Union[Var, Const]
+Operand = Union[Var, Const]  # noqa: UP007 - a runtime alias that also works on Python 3.10
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,8 @@ class For:
 
 @dataclass(frozen=True)
 class If:
-    """Run ``then_body`` when the block-uniform ``cond`` (a ``u1`` scalar) holds, else ``else_body``."""
+    """Run ``then_body`` when the block-uniform ``cond`` (a ``u1`` scalar) holds, else
+    ``else_body``."""
 
     cond: Operand
     then_body: tuple[Stmt, ...]
@@ -174,7 +175,7 @@ class While:
     loc: Loc | None = field(default=None, compare=False)
 
 
-Stmt = Union[Instr, Assign, For, If, While]
+Stmt = Union[Instr, Assign, For, If, While]  # noqa: UP007 - as Operand
 
 
 @dataclass(frozen=True)

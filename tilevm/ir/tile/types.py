@@ -1,4 +1,5 @@
-"""The types of Tile IR values: block-uniform scalars and tensors in registers, shared or global memory.
+"""The types of Tile IR values: block-uniform scalars, and tensors in registers, shared or global
+memory.
 
 A :class:`ScalarType` is one value shared by the whole block (an index, a loop bound, a run-time
 argument). A :class:`TensorType` is a tile: a dtype, a shape, a memory scope and an optional layout

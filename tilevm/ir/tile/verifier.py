@@ -111,7 +111,8 @@ def _block(stmts: tuple[Stmt, ...], outer: dict[str, Type]) -> None:
             try:
                 inferred = infer_type(s.op, types, s.attr_dict)
             except TileTypeError as e:
-                operand = "" if e.operand is None else f" (operand {e.operand}: {s.args[e.operand]})"
+                operand = ("" if e.operand is None else
+                           f" (operand {e.operand}: {s.args[e.operand]})")
                 raise VerifyError(f"{where}: {e}{operand}") from None
             if (inferred is None) != (s.result is None):
                 raise VerifyError(f"{where}: {s.op} " + (

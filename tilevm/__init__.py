@@ -17,15 +17,15 @@ _TYPE_NAMES = sorted(name for name, dt in vars(_dtypes).items() if isinstance(dt
 __all__ = ["DType", "HostTensor", "__version__", "all_dtypes", "dtype", *_TYPE_NAMES]
 
 # The DSL (DESIGN §5): tv.kernel, tv.Global, tv.load, tv.dot…
-from tilevm.frontend import dsl as _dsl
-from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
-from tilevm.frontend.dsl import Const, Global, Scalar
-from tilevm.frontend.kernel import kernel
+from tilevm.frontend import dsl as _dsl  # noqa: E402
+from tilevm.frontend.diagnostics import CompileError, InternalCompilerError  # noqa: E402
+from tilevm.frontend.dsl import Const, Global, Scalar  # noqa: E402
+from tilevm.frontend.kernel import kernel  # noqa: E402
 
 globals().update(_dsl.BUILTINS)
 # Names that would shadow Python builtins under `from tilevm import *` stay out of __all__.
-__all__ += ["CompileError", "Const", "Global", "InternalCompilerError", "Scalar", "kernel"] + [
-    name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")]
+__all__ += ["CompileError", "Const", "Global", "InternalCompilerError", "Scalar", "kernel", *(
+    name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs"))]
 
 # Layout constructors (DESIGN §4): tv.spatial(8, 4) * tv.local(1, 2), tv.SharedLayout… The algebra's
 # operations (reduce, reshape, permute…) stay in tilevm.ir.layout: their names are DSL instructions.

@@ -391,8 +391,7 @@ class WarpCodegen:
         b.position_at_end(head)
         var = self.read(s.var, t)
         stop = self.read(s.stop, t) if not isinstance(s.stop, int) else L.splat(s.stop, I32)
-        cmp = b.icmp_signed if t.is_signed else b.icmp_unsigned
-        lt = cmp("<", var, stop)
+        lt = b.icmp_signed("<", var, stop)  # signed, for u32 variables too (For's contract)
         outer = self.mask
         if lockstep:
             c = self._uniform_cond(lt, s) if s.uniform and not s.unroll else \

@@ -70,8 +70,9 @@ def _llvm() -> Any:
     return llvm
 
 
-@functools.cache
-def _target_machine() -> Any:
+def _new_target_machine() -> Any:
+    """A target machine for this host. Not shared: an execution engine takes ownership of the
+    one it is created with and frees it with itself."""
     llvm = _llvm()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
@@ -104,7 +105,7 @@ def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
     helpers.triple = mod.triple
     mod.link_in(helpers)
     mod.verify()
-    tm = _target_machine()
+    tm = _new_target_machine()
     pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL))
     pb.getModulePassManager().run(mod, pb)
     return tm.emit_object(mod), layout
@@ -155,10 +156,9 @@ def jit(kernel: Kernel) -> JitResult:
     with _lock:
         empty = llvm.parse_assembly("")
         empty.triple = llvm.get_process_triple()
-        engine = llvm.create_mcjit_compiler(empty, _target_machine())
+        engine = llvm.create_mcjit_compiler(empty, _new_target_machine())
         obj = llvm.ObjectFileRef.from_data(data)
         engine.add_object_file(obj)
         engine.finalize_object()
         address = engine.get_function_address("tv_run")
-    engine._tilevm_keepalive = (obj, data)  # the object's memory must outlive the engine's use
-    return JitResult(address, layout, engine, cached, time.perf_counter() - t0)
+    return JitResult(address, layout, (engine, obj), cached, time.perf_counter() - t0)

@@ -106,7 +106,7 @@ class KernelBuilder:
             return Const.of(x, t)
         raise ThreadIRError(f"{what}: not an operand: {x!r}")
 
-    def emit(self, op: str, args: Sequence[OperandLike], *, type: ScalarType | None = None,
+    def emit(self, op: str, args: Sequence[OperandLike], /, *, type: ScalarType | None = None,
              dst_type: Type | None = None, out: Dest | None = None, arg_types:
              Sequence[Type | None] | None = None, guard: Reg | None = None,
              guard_negated: bool = False, **mods: Any) -> Reg | None:

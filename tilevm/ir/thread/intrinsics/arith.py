@@ -214,6 +214,12 @@ class Neg(_Unary):
     ptx_isa = (1, 0)
     types = ("s16", "s32", "s64", *FLOAT_TYPES)
 
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        t = instr.type.name if instr.type is not None else ""
+        if t in ("bf16", "bf16x2"):
+            return 80, (7, 0)
+        return _float_requirements(instr, (self.min_arch, self.ptx_isa))
+
     def mnemonic(self, instr: Instr) -> str:
         return f"neg.{instr.type}"
 

@@ -82,7 +82,7 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
         helpers |= printer.uses_floor_helpers
     title = ", ".join(names)
     header = [f"// CUDA C++ for {title} ({tgt.name}), printed by tilevm from Thread IR.",
-              "// Self-contained (no #include): compile with NVRTC, see tilevm.backend.cuda."]
+              "// Self-contained (needs no header): compile with tilevm.backend.cuda.compile_cuda."]
     parts = ["\n".join(header)]
     if helpers:
         parts.append(_FLOOR_HELPERS)

@@ -70,13 +70,37 @@ class Builder:
             self.blocks.pop()
 
     def rename_last(self, var: Var, name: str) -> Var | None:
-        """If ``var`` is the result of the last instruction of the current block and a temporary,
-        rename it to (a fresh form of) ``name`` and return the new variable."""
-        if not self.current or var.name not in self.temps:
+        """If ``var`` is a temporary defined in the current block and not used since, rename it to
+        (a fresh form of) ``name`` and return the new variable (``x = expr`` names ``expr``'s
+        result ``%x`` instead of copying it)."""
+        if var.name not in self.temps:
             return None
-        last = self.current[-1]
-        if not isinstance(last, Instr) or last.result != var:
+        for pos in range(len(self.current) - 1, -1, -1):
+            stmt = self.current[pos]
+            if isinstance(stmt, Instr) and stmt.result == var:
+                break
+            if var in _operands(stmt):
+                return None
+        else:
             return None
         new = Var(self.fresh(name), var.type)
-        self.current[-1] = Instr(new, last.op, last.args, last.attrs, last.loc)
+        self.current[pos] = Instr(new, stmt.op, stmt.args, stmt.attrs, stmt.loc)
+        self.temps.discard(var.name)
         return new
+
+
+def _operands(stmt: Stmt) -> list[Operand]:
+    """The operands a statement (and the blocks nested in it) reads."""
+    from tilevm.ir.tile.program import Assign, For, If, While, walk
+
+    found: list[Operand] = []
+    for s in walk([stmt]):
+        if isinstance(s, Instr):
+            found += s.args
+        elif isinstance(s, Assign):
+            found += [s.target, s.value]
+        elif isinstance(s, For):
+            found += [s.start, s.stop, s.step]
+        elif isinstance(s, (If, While)):
+            found.append(s.cond)
+    return found

@@ -197,7 +197,7 @@ class _Reader:
                 tok = c.children[0]
                 shape.append(int(tok) if tok.type == "INT" else _token(tok))
             elif c.data == "type_layout":
-                layout = _parse_layout(c.children[0])
+                layout = _parse_layout(c.children[0], shared=_token(kind) == "shared")
         scope = {"tile": "reg", "shared": "shared", "global": "global"}[_token(kind)]
         return TensorType(self.dtype(dt), tuple(shape), scope, layout)
 
@@ -228,6 +228,8 @@ class _Reader:
             return tuple(self.value(c) for c in node.children if c is not None)
         if kind == "layout_value":
             return _parse_layout(node.children[0])
+        if kind == "shared_layout_value":
+            return _parse_layout(node.children[0], shared=True)
         raise TextFormError(f"unknown attribute value {node!r}")
 
     def loc(self, node: Any) -> Loc:
@@ -241,7 +243,12 @@ class _Reader:
         return None
 
 
-def _parse_layout(tok: Any) -> Any:
-    from tilevm.ir.layout import parse_layout
+def _parse_layout(tok: Any, shared: bool = False) -> Any:
+    from tilevm.ir.layout import LayoutSyntaxError, parse_layout, parse_shared_layout
 
-    return parse_layout(json.loads(_token(tok)))
+    text = json.loads(_token(tok))
+    try:
+        return parse_shared_layout(text) if shared else parse_layout(text)
+    except (LayoutSyntaxError, ValueError) as e:
+        raise TextFormError(f"line {tok.line}, column {tok.column}: bad layout {text!r}: {e}") \
+            from None

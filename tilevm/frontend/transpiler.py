@@ -287,6 +287,8 @@ class Transpiler:
             new = None
             if isinstance(value.operand, Var):
                 new = self.builder.rename_last(value.operand, name)
+                if new is not None:
+                    value.operand = new  # other references to this value see the new name
             if new is None:
                 new = self.builder.emit("copy", [value.operand], self.loc(node), name)
             current.names[name] = Value(new, name)

@@ -1,3 +1,4 @@
+# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names)
 """The text form reads back what the printer writes: parse(print(p)) == p, locations included."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import tilevm as tv
 from tilevm.frontend.kernel import KernelFunction
 from tilevm.frontend.text import TextFormError, parse
 from tilevm.ir.dtypes import dtype
-from tilevm.ir.layout import local, spatial
+from tilevm.ir.layout import SharedLayout, Swizzle, local, spatial
 from tilevm.ir.tile import (
     Assign,
     Const,
@@ -45,7 +46,8 @@ def _kernels_in(path: Path) -> list[KernelFunction]:
 def _all_programs() -> list[tuple[str, Kernel]]:
     programs = []
     files = [*sorted((ROOT / "examples").glob("*.py")), ROOT / "tests/examples/test_examples.py",
-             ROOT / "tests/backend/interp/test_interp_semantics.py"]
+             ROOT / "tests/backend/interp/test_interp_semantics.py",
+             ROOT / "tests/frontend/test_dsl_programs.py"]
     for path in files:
         for k in _kernels_in(path):
             with contextlib.suppress(tv.CompileError):  # those needing constants: see below
@@ -94,6 +96,24 @@ def test_layouts_print_as_their_repr_and_parse_back():
     names = dict(PROGRAMS)
     text = print_kernel(names["test_interp_semantics.view_kernel"])
     assert f"layout({repr(spatial(8, 4) * local(1, 2))!r}".replace("'", '"') in text
+
+
+SHARED = SharedLayout((2, 16, 32), (512, 32, 1), Swizzle(2, 0, 2))
+
+
+@tv.kernel
+def staged(a: tv.Global[tv.f16, "m", "k"]):
+    tv.launch(grid=1)
+    s = tv.shared((2, 16, 32), tv.f16, layout=SHARED)
+    tv.copy_async(s[1], a, (0, 0))
+    tv.commit()
+    tv.wait(0)
+
+
+def test_shared_layouts_round_trip():
+    kernel = staged.ir()
+    assert "shared_layout(" in print_kernel(kernel)
+    _assert_round_trip(kernel)
 
 
 def test_hand_built_program_with_every_statement_round_trips():

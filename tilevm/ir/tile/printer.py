@@ -117,7 +117,8 @@ def format_attr(v: Any) -> str:
         return v.name
     if isinstance(v, tuple):
         return "[" + ", ".join(format_attr(x) for x in v) + "]"
-    return f"layout({json.dumps(repr(v))})"
+    kind = "shared_layout" if type(v).__name__ == "SharedLayout" else "layout"
+    return f"{kind}({json.dumps(repr(v))})"
 
 
 def _f64() -> DType:

@@ -1,6 +1,8 @@
 """Hand-written Thread IR programs for the CUDA printer tests: the issue's three programs (a tiled
 copy through shared memory with cp.async, a warp reduction with shfl.sync, one mma.sync m16n8k16
-tile) and kernels that together use every intrinsic in every printed form.
+tile) as the CPU backend tests run them (``tilevm.ir.thread.examples``), variants of them that
+exercise other forms (unrolled loops, cp.async into ldmatrix), and kernels that together use every
+intrinsic in every printed form.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from tilevm.ir.thread import (
     F16X2,
     F32,
     F64,
-    INTRINSICS,
     PRED,
     S8,
     S16,
@@ -26,28 +27,27 @@ from tilevm.ir.thread import (
     U16,
     U32,
     U64,
-    Const,
-    Instr,
     Kernel,
     KernelBuilder,
     Reg,
-    ScalarType,
+    examples,
     vector,
 )
 
 ALL_ONES = 0xFFFFFFFF
 
 
-# -- the issue's three programs ------------------------------------------------------------------
+# -- the issue's three programs, and variants ---------------------------------------------------
 
-def tiled_copy(rows: int = 64, row_bytes: int = 128, threads: int = 128) -> Kernel:
+def tiled_copy_unrolled(rows: int = 64, row_bytes: int = 128, threads: int = 128) -> Kernel:
     """Block b copies rows [b*rows, (b+1)*rows) of a row-major matrix (``row_bytes`` bytes per
     row, pitch ``pitch`` bytes) from ``src`` to ``dst``: each 16-byte chunk goes global → shared
     with ``cp.async.cg``, then, after the wait and a barrier, shared → global with ``ld.shared.v4``
     and ``st.global.v4``."""
     chunks = rows * row_bytes // 16
     assert chunks % threads == 0
-    kb = KernelBuilder("tiled_copy", block_threads=threads, shared_bytes=rows * row_bytes)
+    kb = KernelBuilder("tiled_copy_unrolled", block_threads=threads,
+                       shared_bytes=rows * row_bytes)
     src = kb.param("src", U64, pointer=True)
     dst = kb.param("dst", U64, pointer=True)
     pitch = kb.param("pitch", U32)
@@ -77,31 +77,12 @@ def tiled_copy(rows: int = 64, row_bytes: int = 128, threads: int = 128) -> Kern
     return kb.finish()
 
 
-def warp_reduce(threads: int = 128) -> Kernel:
-    """Each warp sums its 32 f32 inputs with a butterfly of ``shfl.sync.bfly`` and ``add.rn.f32``;
-    lane 0 writes the warp's sum to ``dst[global warp index]``."""
-    kb = KernelBuilder("warp_reduce", block_threads=threads)
-    src = kb.param("src", U64, pointer=True)
-    dst = kb.param("dst", U64, pointer=True)
-    tid = kb.sreg("tid.x")
-    gtid = kb.mad(kb.sreg("ctaid.x"), threads, tid)
-    x = kb.ld("global", kb.add(src, kb.mul(gtid, 4, mode="wide")), F32)
-    for distance in (16, 8, 4, 2, 1):
-        other = kb.shfl("bfly", kb.mov(x, B32), distance, 0x1F, ALL_ONES)
-        kb.add(x, kb.mov(other, F32), out=x)
-    lane = kb.sreg("laneid")
-    with kb.if_(kb.setp("eq", lane, 0)):
-        warp = kb.shr(gtid, 5)
-        kb.st("global", kb.add(dst, kb.mul(warp, 4, mode="wide")), x)
-    return kb.finish()
-
-
-def mma_tile(atype: str = "f16") -> Kernel:
+def mma_tile_async(atype: str = "f16") -> Kernel:
     """One warp computes D = A·B for a 16x16 row-major ``a`` and a 16x8 ``b`` given column-major
     (8 rows of 16 k-values): both are copied to shared memory with ``cp.async``, loaded as
     fragments with ``ldmatrix`` (x4 for A, x2 for B), multiplied with one ``mma.sync m16n8k16``
     into f32, and the 16x8 f32 result is stored row-major to ``d`` (two ``st.v2`` per lane)."""
-    kb = KernelBuilder(f"mma_tile_{atype}", block_threads=32, shared_bytes=512 + 256)
+    kb = KernelBuilder(f"mma_tile_async_{atype}", block_threads=32, shared_bytes=512 + 256)
     a_ptr = kb.param("a", U64, pointer=True)
     b_ptr = kb.param("b", U64, pointer=True)
     d_ptr = kb.param("d", U64, pointer=True)
@@ -134,30 +115,14 @@ def mma_tile(atype: str = "f16") -> Kernel:
 
 
 def issue_programs() -> list[Kernel]:
-    """The three programs of the issue, in one list (one NVRTC compile for all)."""
-    return [tiled_copy(), warp_reduce(), mma_tile("f16"), mma_tile("bf16")]
+    """The issue's programs as the CPU backend runs them, and the variants above (one list: one
+    NVRTC compile for all)."""
+    return [examples.tiled_copy(), examples.warp_reduce(), examples.mma_tile("f16"),
+            examples.mma_tile("bf16"), tiled_copy_unrolled(), mma_tile_async("f16"),
+            mma_tile_async("bf16")]
 
 
 # -- every intrinsic -----------------------------------------------------------------------------
-
-def _atomic(kb: KernelBuilder, name: str, space: str, op: str, addr: Reg, *values: object,
-            type: ScalarType) -> Reg | None:
-    """``kb.atom``/``kb.red``, built by hand: the builder's ``emit(op, ...)`` collides with the
-    atomics' ``op`` modifier (reported to the Thread IR engineer)."""
-    try:
-        if name == "atom":
-            return kb.atom(space, op, addr, *values, type=type)
-        kb.red(space, op, addr, *values, type=type)
-        return None
-    except TypeError:
-        pass
-    args = tuple(v if isinstance(v, Reg) else Const.of(v, type) for v in values)
-    dst = kb.reg(type, "old") if name == "atom" else None
-    instr = Instr(INTRINSICS[name], dst, (addr, *args), type, {"space": space, "op": op})
-    instr.op.check(instr)
-    kb._stack[-1].append(instr)
-    return dst
-
 
 class _Sink:
     """Stores every value it is given to ``out`` (consecutive 16-byte slots), so that NVVM keeps
@@ -168,14 +133,10 @@ class _Sink:
 
     def __call__(self, *values: Reg) -> None:
         for value in values:
-            t = value.type
-            if t == PRED:
+            if value.type == PRED:
                 value = self.kb.selp(1, 0, value, type=U32)
-                t = U32
-            elem = t.elem
             self.kb.st("global", self.out, value, offset=16 * self.slot)
             self.slot += 1
-            assert elem.bits >= 8
 
 
 def memory_kernel() -> Kernel:
@@ -210,19 +171,19 @@ def memory_kernel() -> Kernel:
     for op in ("add", "min", "max", "exch", "cas", "and", "or", "xor", "inc", "dec"):
         t = {"and": B32, "or": B32, "xor": B32, "exch": B32, "cas": B32, "min": S32}.get(op, U32)
         values = (n, 7) if op == "cas" else (n,)
-        keep(_atomic(kb, "atom", "global", op, out, *values, type=t))
-        keep(_atomic(kb, "atom", "shared", op, smem, *values, type=t))
+        keep(kb.atom("global", op, out, *values, type=t))
+        keep(kb.atom("shared", op, smem, *values, type=t))
         if op not in ("exch", "cas"):
-            _atomic(kb, "red", "global", op, out, n, type=t)
-            _atomic(kb, "red", "shared", op, smem, n, type=t)
+            kb.red("global", op, out, n, type=t)
+            kb.red("shared", op, smem, n, type=t)
     wide = kb.cvt(n, U64)
-    keep(_atomic(kb, "atom", "global", "add", out, wide, type=U64),
-         _atomic(kb, "atom", "global", "max", out, 5, type=S64))
+    keep(kb.atom("global", "add", out, wide, type=U64),
+         kb.atom("global", "max", out, 5, type=S64))
     f = kb.cvt(n, F32, rnd="rn")
-    keep(_atomic(kb, "atom", "global", "add", out, f, type=F32),
-         _atomic(kb, "atom", "shared", "exch", smem, wide, type=B64),
-         _atomic(kb, "atom", "global", "add", out, kb.cvt(f, F64), type=F64))
-    _atomic(kb, "red", "global", "add", out, f, type=F32)
+    keep(kb.atom("global", "add", out, f, type=F32),
+         kb.atom("shared", "exch", smem, wide, type=B64),
+         kb.atom("global", "add", out, kb.cvt(f, F64), type=F64))
+    kb.red("global", "add", out, f, type=F32)
     for sem in ("sc", "acq_rel"):
         for scope in ("cta", "gpu", "sys"):
             kb.fence(sem, scope)

@@ -45,7 +45,7 @@ def test_same_program_same_bytes(programs):
     first = emit_cuda(_all_programs(programs, 90), "sm_90")
     again = emit_cuda(_all_programs(programs, 90), "sm_90")  # built anew
     assert first == again
-    kernel = programs.warp_reduce()
+    kernel = programs.examples.warp_reduce()
     assert emit_cuda(kernel, "sm_80") == emit_cuda(kernel, "sm_80")  # printed twice
 
 
@@ -265,6 +265,20 @@ def test_loops_and_branches():
     assert lines[lines.index("for (int k = 0; k < n; k += 2) {") - 1] == "#pragma unroll 1"
     assert lines[lines.index("for (unsigned u = 0; (int)u < 4; u += 1) {") - 1] == "#pragma unroll"
     assert "if (r1) {" in lines and "} else {" in lines
+
+
+def test_source_locations_become_comments():
+    kb = KernelBuilder("located", block_threads=32)
+    out = kb.param("out", U64, pointer=True)
+    kb.loc = "user.py:12"
+    x = kb.ld("global", out, U32)
+    y = kb.add(x, 1)
+    kb.loc = "user.py:13"
+    kb.st("global", out, y)
+    lines = _lines(kb.finish())
+    assert lines.count("// user.py:12") == 1 and lines.count("// user.py:13") == 1
+    assert lines.index("// user.py:12") < lines.index("// user.py:13")
+    assert lines[lines.index("// user.py:13") + 1].startswith('asm volatile("st.global.u32')
 
 
 def test_compile_error_in_generated_code_shows_the_line():

@@ -33,14 +33,19 @@ def test_every_kernel_compiles_clean(compiled):
 
 def test_tiled_copy_uses_async_copies(compiled):
     _, _, sass = compiled
+    # The shared example: a rolled block-uniform loop (#pragma unroll 1) with one 16-byte
+    # cp.async.cg per thread and iteration, a wait, two barriers, one 16-byte copy back.
     ops = sass["tiled_copy"]
-    # 64 rows x 128 bytes = 512 chunks of 16 bytes over 128 threads: 4 cp.async per thread
-    # (the unrolled loop), each one LDGSTS of 128 bits, then 4 LDS.128 and 4 STG.E.128.
-    assert _count(ops, "LDGSTS") == 4
+    assert _count(ops, "LDGSTS") == 1
     assert all(".128" in op for op in ops if op.startswith("LDGSTS"))
+    assert _count(ops, "LDS.128") == 1 and _count(ops, "STG.E.128") == 1
+    assert _count(ops, "BAR.SYNC") == 2
+    assert _count(ops, "DEPBAR") >= 1  # cp.async.wait_group
+    # The unrolled variant: 64 rows x 128 bytes = 512 chunks over 128 threads, 4 of each.
+    ops = sass["tiled_copy_unrolled"]
+    assert _count(ops, "LDGSTS") == 4
     assert _count(ops, "LDS.128") == 4 and _count(ops, "STG.E.128") == 4
     assert _count(ops, "BAR.SYNC") == 1
-    assert _count(ops, "DEPBAR") >= 1  # cp.async.wait_group
 
 
 def test_warp_reduce_uses_butterfly_shuffles(compiled):
@@ -50,14 +55,16 @@ def test_warp_reduce_uses_butterfly_shuffles(compiled):
     assert _count(ops, "FADD") == 5 and _count(ops, "FFMA") == 0  # no contraction
 
 
-@pytest.mark.parametrize(("name", "hmma"), [("mma_tile_f16", "HMMA.16816.F32"),
-                                            ("mma_tile_bf16", "HMMA.16816.F32.BF16")])
-def test_mma_tile_uses_tensor_cores(compiled, name, hmma):
+@pytest.mark.parametrize("atype", ["f16", "bf16"])
+def test_mma_tile_uses_tensor_cores(compiled, atype):
     _, _, sass = compiled
-    ops = sass[name]
-    assert ops[hmma] == 1
-    assert _count(ops, "HMMA") == 1
-    assert ops["LDSM.16.M88.4"] == 1 and ops["LDSM.16.M88.2"] == 1  # A x4, B x2
+    hmma = "HMMA.16816.F32" + (".BF16" if atype == "bf16" else "")
+    ops = sass[f"mma_tile_{atype}"]  # the shared example: ldmatrix x4 for A, x2.trans for B
+    assert ops[hmma] == 1 and _count(ops, "HMMA") == 1
+    assert ops["LDSM.16.M88.4"] == 1 and ops["LDSM.16.MT88.2"] == 1
+    ops = sass[f"mma_tile_async_{atype}"]  # the variant: cp.async staging, B column-major
+    assert ops[hmma] == 1 and _count(ops, "HMMA") == 1
+    assert ops["LDSM.16.M88.4"] == 1 and ops["LDSM.16.M88.2"] == 1
     assert _count(ops, "LDGSTS") == 2
 
 
@@ -69,5 +76,5 @@ def test_source_shape(compiled):
         assert (f'extern "C" __global__ void __launch_bounds__({kernel.block_threads}) '
                 f"{kernel.name}(") in source
     assert source.count('extern "C" __global__') == len(kernels)
-    assert "#pragma unroll\n" in source  # the unrolled loops of the tiled copy
+    assert "#pragma unroll\n" in source and "#pragma unroll 1\n" in source
     assert "extern __shared__ __align__(128) unsigned char tilevm_smem[];" in source

@@ -102,6 +102,7 @@ class _KernelPrinter:
         self.uses_floor_helpers = False
         self.needs_shared = kernel.shared_bytes > 0
         self.needs_local = kernel.local_bytes > 0
+        self.last_loc: str | None = None
 
     # -- checks and names -------------------------------------------------------------------
 
@@ -286,8 +287,9 @@ class _KernelPrinter:
         if s.guard is not None:
             out.append(f"{indent}if ({'!' if s.guard_negated else ''}{self.expr(s.guard)}) {{")
             inner = indent + _INDENT
-        if s.loc:
-            out.append(f"{inner}// {s.loc}")
+        if s.loc and s.loc != self.last_loc:
+            out.append(f"{inner}// {s.loc}")  # where the instruction came from, once per line
+        self.last_loc = s.loc
         asm = InlineAsm(self.components)  # type: ignore[arg-type]
         code = print_intrinsic(s, asm, self)
         if isinstance(code, AsmCode):

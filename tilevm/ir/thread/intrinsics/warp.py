@@ -60,15 +60,16 @@ SHFL_MODES = ("idx", "up", "down", "bfly")
 
 @register
 class ShflSync(Intrinsic):
-    """``shfl.sync.mode.b32 d, a, b, c, membermask`` (PTX ISA §9.7.9.6).
+    """``shfl.sync.mode.b32 d, a, b, c, membermask`` (PTX ISA, "Data Movement and Conversion
+    Instructions: shfl.sync").
 
-    ``c`` packs a clamp value (bits 0–4) and a segment mask (bits 8–12). For lane ``i``:
-    ``lane_lo = i & segmask``, ``lane_hi = lane_lo + (clamp & ~segmask)``, ``min_lane =
-    lane_lo`` for up else ``lane_hi``; source ``j`` is ``i - b`` (up, valid if ``j >= lane_lo``),
-    ``i + b`` (down, valid if ``j <= lane_hi``), ``i ^ b`` (bfly, valid if ``j <= lane_hi``), or
-    ``lane_lo | (b & ~segmask)`` (idx, valid if ``j <= lane_hi``); an invalid ``j`` becomes ``i``.
-    ``d = a`` of lane ``j``; if lane ``j`` is inactive the result is undefined (tilevm: lane
-    ``j``'s register anyway). Every executing lane must be in ``membermask``. Operands
+    With ``bval = b & 31``, ``cval = c & 31`` (clamp) and ``mask = (c >> 8) & 31`` (segment
+    mask), lane ``i`` computes ``maxLane = (i & mask) | (cval & ~mask)``, ``minLane = i & mask``
+    and a source lane ``j``: ``up``: ``i - bval``, valid if ``j >= maxLane``; ``down``:
+    ``i + bval``, valid if ``j <= maxLane``; ``bfly``: ``i ^ bval``, valid if ``j <= maxLane``;
+    ``idx``: ``minLane | (bval & ~mask)``, valid if ``j <= maxLane``. An invalid ``j`` becomes
+    ``i``; ``d = a`` of lane ``j`` (undefined if lane ``j`` is inactive; tilevm: lane ``j``'s
+    register anyway). The executing lanes must be exactly ``membermask``. Operands
     ``(a, b, c, membermask)``, ``b``/``c``/``membermask`` ``u32``. Scope warp; sm_50, PTX 6.0.
     """
 

@@ -178,3 +178,12 @@ def test_corrupt_cache_entry_is_rebuilt_with_a_warning(tmp_path):
         again = compile_cuda(source, "sm_80", cache_dir=tmp_path)
     assert again.cubin == first.cubin
     assert compile_cuda(source, "sm_80", cache_dir=tmp_path).cubin == first.cubin  # repaired
+
+
+def test_context_of_distant_errors_is_cut_with_gaps():
+    from tilevm.backend.cuda.compile_errors import source_context
+
+    text = "\n".join(f"line {k}" for k in range(1, 31))
+    shown = source_context(text, [5, 25], context=1).splitlines()
+    assert shown == ["   4 | line 4", ">  5 | line 5", "   6 | line 6", "     ...",
+                     "  24 | line 24", "> 25 | line 25", "  26 | line 26"]

@@ -34,22 +34,23 @@ def reference_table(layout: RegisterLayout) -> np.ndarray:
     s_sizes = [modes[e] if e >= 0 else -e for e in spatial]
     l_sizes = [modes[e] for e in local]
     nt, nl = math.prod(s_sizes), math.prod(l_sizes)
-    t, slot = np.meshgrid(np.arange(nt), np.arange(nl), indexing="ij")
-    digit = {}
+    # numpy 2.4's unravel_index/ravel_multi_index give wrong digits for multi-dimensional inputs
+    # longer than its 8192-element iterator buffer, so every call here takes 1-D arrays.
+    digit: dict[int, np.ndarray] = {}
     if s_sizes:
-        for e, dg in zip(spatial, np.unravel_index(t, s_sizes)):
+        for e, dg in zip(spatial, np.unravel_index(np.arange(nt), s_sizes)):
             if e >= 0:
-                digit[e] = dg
+                digit[e] = np.repeat(dg, nl)
     if l_sizes:
-        for e, dg in zip(local, np.unravel_index(slot, l_sizes)):
-            digit[e] = dg
+        for e, dg in zip(local, np.unravel_index(np.arange(nl), l_sizes)):
+            digit[e] = np.tile(dg, nt)
     dims = group_modes(shape, modes)
-    table = np.zeros((nt, nl, len(shape)), np.int64)
+    table = np.zeros((nt * nl, len(shape)), np.int64)
     for d in range(len(shape)):
         mine = [i for i in range(len(modes)) if dims[i] == d]
         if mine:
-            table[:, :, d] = np.ravel_multi_index([digit[i] for i in mine],
-                                                  [modes[i] for i in mine])
+            table[:, d] = np.ravel_multi_index([digit[i] for i in mine], [modes[i] for i in mine])
+    table = table.reshape(nt, nl, len(shape))
     return table
 
 

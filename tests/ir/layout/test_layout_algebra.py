@@ -239,9 +239,12 @@ def test_reshape_moves_indices_like_numpy_reshape(layout, data):
     except ValueError as e:
         assert "straddles" in str(e)
         return
-    flat = np.ravel_multi_index(np.moveaxis(reference_table(layout), -1, 0), layout.shape) \
-        if layout.rank else np.zeros((layout.num_threads, layout.local_size), np.int64)
-    expected = np.stack(np.unravel_index(flat, new_shape), axis=-1)
+    pairs = layout.num_threads * layout.local_size
+    table = reference_table(layout).reshape(pairs, layout.rank)  # 1-D inputs: see layout_oracles
+    flat = np.ravel_multi_index(tuple(table.T), layout.shape) if layout.rank else \
+        np.zeros(len(table), np.int64)
+    expected = np.stack(np.unravel_index(flat, new_shape), axis=-1).reshape(
+        layout.num_threads, layout.local_size, 2)
     assert np.array_equal(reference_table(moved), expected)
 
 

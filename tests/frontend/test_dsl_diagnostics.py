@@ -307,3 +307,17 @@ def test_internal_error_says_so_and_writes_a_report(monkeypatch, tmp_path):
     assert err.report_path.parent.parent == tmp_path
     assert str(err.report_path) in str(err)
     assert "'bs': 8" in report and "KeyError" in report and "full(" in report
+
+
+def test_a_crash_while_running_is_an_internal_error_too(monkeypatch, tmp_path):
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    from tilevm.backend.interp import machine
+
+    def broken(self, blk, s):
+        raise KeyError("deliberate")
+
+    monkeypatch.setattr(machine._Machine, "op_load", broken)
+    with pytest.raises(tv.InternalCompilerError, match="please report") as info:
+        copy_kernel(np.zeros(4, np.float32), np.zeros(4, np.float32), device="interp")
+    report = info.value.report_path.read_text()
+    assert "load(%x" in report and "'n': 4" in report

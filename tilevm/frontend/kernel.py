@@ -72,9 +72,18 @@ class KernelFunction:
         if device != "interp":
             raise NotImplementedError(f"device={device!r}: only 'interp' is available yet")
         # The runtime will own device dispatch; until then the interpreter is called directly.
-        from tilevm.backend.interp import run
+        from tilevm.backend.interp import InterpreterError, run
 
-        run(kernel, bound.tensors, bound.scalars, bound.dims)
+        try:
+            run(kernel, bound.tensors, bound.scalars, bound.dims)
+        except InterpreterError:
+            raise  # the program did something undefined: the message names its line
+        except Exception as e:
+            from tilevm.ir.tile.printer import print_kernel
+
+            raise internal_error(e, self.fn.__name__, print_kernel(kernel), {
+                "kernel": self.fn.__qualname__, "constants": constants, "device": device,
+                "dims": bound.dims, "scalars": bound.scalars}) from e
         bound.finish()
 
     def __repr__(self) -> str:

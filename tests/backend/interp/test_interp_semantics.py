@@ -287,3 +287,50 @@ def test_ml_dtypes_and_torch_arguments_are_accepted():
     ty = torch.zeros(20, dtype=torch.bfloat16)
     scale(torch.from_numpy(x.view(np.int16)).view(torch.bfloat16), ty, device="interp")
     assert np.array_equal(ty.view(torch.int16).numpy(), y.view(np.int16))
+
+
+@tv.kernel
+def sum_kernel(x: tv.Global[f32, "m", "n"], y: tv.Global[f32, "m", "n"]):
+    tv.launch(grid=1)
+    t = tv.load(x, (0, 0), (4, 64))
+    tv.store(y, tv.sum(t, 1, keepdims=True), (0, 0))
+    tv.store(y, tv.max(t, 1, keepdims=True), (0, 1))
+
+
+def test_reduce_sum_is_exact_then_rounded_once_and_max_ignores_nan():
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((4, 64)) * 2.0 ** rng.integers(-30, 30, (4, 64))).astype(np.float32)
+    x[:, 0] = 3e30
+    x[:, 1] = -3e30  # cancels: a float32 running sum would lose everything else
+    x[3, 5] = np.nan
+    y = np.zeros((4, 64), np.float32)
+    sum_kernel(x, y, device="interp")
+    for r in range(3):
+        exact = sum(Fraction(float(v)) for v in x[r])
+        assert y[r, 0] == _round_fraction(exact, np.float32)
+        assert y[r, 1] == x[r].max()
+    assert np.isnan(y[3, 0]) and y[3, 1] == np.nanmax(x[3])
+
+
+@tv.kernel
+def bf16_dot_kernel(a: tv.Global[bf16, "m", "k"], b: tv.Global[bf16, "k", "n"],
+                    c: tv.Global[f32, "m", "n"]):
+    tv.launch(grid=1)
+    acc = tv.load(c, (0, 0), (2, 3))
+    tv.store(c, tv.dot(tv.load(a, (0, 0), (2, 16)), tv.load(b, (0, 0), (16, 3)), acc), (0, 0))
+
+
+def test_dot_rounds_correctly_into_subnormals():
+    rng = np.random.default_rng(8)
+    m, n, k = 2, 3, 16
+    # bf16 products near 2^-140 and an accumulator near 2^-135: the sums are f32 subnormals.
+    a = (rng.standard_normal((m, k)) * 2.0**-70).astype(ml_dtypes.bfloat16)
+    b = (rng.standard_normal((k, n)) * 2.0**-70).astype(ml_dtypes.bfloat16)
+    c = (rng.standard_normal((m, n)) * 2.0**-135).astype(np.float32)
+    expected = np.array([[_round_fraction(
+        sum(Fraction(float(a[i, kk])) * Fraction(float(b[kk, j])) for kk in range(k)) +
+        Fraction(float(c[i, j])), np.float32) for j in range(n)] for i in range(m)])
+    out = c.copy()
+    bf16_dot_kernel(a, b, out, device="interp")
+    assert np.all(np.abs(expected) < np.finfo(np.float32).tiny)  # the case under test
+    assert np.array_equal(out.astype(np.float64), expected)

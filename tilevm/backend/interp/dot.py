@@ -17,7 +17,7 @@ from tilevm.backend.interp.numeric import decode, encode
 from tilevm.ir.dtypes import DType
 from tilevm.ir.tile.ops import DOT_RULES
 
-__all__ = ["dot"]
+__all__ = ["dot", "exact_sum"]
 
 
 def _scale(dt: DType) -> int:
@@ -88,3 +88,23 @@ def dot(a_bits: np.ndarray, b_bits: np.ndarray, c_bits: np.ndarray, a_dt: DType,
         new = np.where((new == 0) & (approx == 0), approx, new)
         acc = new
     return encode(acc, c_dt)
+
+
+def exact_sum(values: np.ndarray, dt: DType, axis: int, keepdims: bool) -> np.ndarray:
+    """The exact sum of float ``values`` (of type ``dt``) along ``axis``, rounded once to ``dt``.
+
+    Sums that meet an inf or NaN follow float64 arithmetic (inf − inf is NaN).
+    """
+    finite = np.isfinite(values)
+    scale = _scale(dt)
+    ints = _scaled_ints(np.where(finite, values, 0.0), scale)
+    totals = ints.sum(axis=axis, keepdims=keepdims)
+    flat = [_round_scaled(int(x), scale, dt) for x in np.asarray(totals).ravel()]
+    out = np.array(flat, dtype=np.float64).reshape(np.shape(totals))
+    with np.errstate(invalid="ignore", over="ignore"):
+        approx = values.sum(axis=axis, keepdims=keepdims)
+    special = ~finite.all(axis=axis, keepdims=keepdims)
+    # An all-(-0.0) sum is -0.0, as in IEEE arithmetic.
+    negative_zero = (np.signbit(values) & (values == 0)).all(axis=axis, keepdims=keepdims)
+    out = np.where(special, approx, out)
+    return np.where(negative_zero, -0.0, out)

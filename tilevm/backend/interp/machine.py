@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tilevm.backend.interp.dot import dot as exact_dot
+from tilevm.backend.interp.dot import exact_sum
 from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_sum
 from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.host_tensor import HostTensor
@@ -283,11 +284,16 @@ class _Machine:
     # -- shapes ------------------------------------------------------------------------------------
 
     def op_reduce(self, blk: _Block, s: Instr) -> np.ndarray:
-        # Sums are exact in float64 for these tile sizes and rounded once; max and min are exact.
+        # A float sum is exact and rounded once (no order to agree on: the lowering may combine
+        # threads in any order); integer sums wrap; max and min ignore NaN, like PTX max/min.
         (x,) = self.values(blk, s)
-        fn = {"sum": np.sum, "max": np.max, "min": np.min}[s.attr("op")]
+        dt, axis, keep = s.args[0].type.dtype, s.attr("axis"), s.attr("keepdims")
+        op = s.attr("op")
+        if op == "sum" and dt.is_float and dt.name != "f64":
+            return self.result(s, exact_sum(x, dt, axis, keep))
+        fn = {"sum": np.sum, "max": np.fmax.reduce, "min": np.fmin.reduce}[op]
         with np.errstate(all="ignore"):
-            return self.result(s, fn(x, axis=s.attr("axis"), keepdims=s.attr("keepdims")))
+            return self.result(s, fn(x, axis=axis, keepdims=keep))
 
     def op_transpose(self, blk: _Block, s: Instr) -> np.ndarray:
         return np.transpose(self.get(blk, s.args[0]), s.attr("perm")).copy()

@@ -14,6 +14,22 @@ tensor, ``mask`` is present only when the ``mask`` attribute is ``"tile"``):
 - ``store(dst, value, *offsets, [mask]) {mask}``; ``copy_async(dst_shared, src, *offsets, [mask])
   {mask}`` (the tile ``dst_shared`` is filled from ``src``; masked elements become zero);
   ``atomic(dst, value, *offsets, [mask]) {op, mask}`` returns the old values.
+
+What each operation computes (the reference interpreter, :mod:`tilevm.backend.interp`, is the
+definition; DESIGN §3 is the contract):
+
+- float arithmetic (``add``… ``fma``, ``sqrt``, ``exp``…) is computed exactly (or, for the
+  transcendental functions, in float64) and rounded once to the dtype, to nearest even; f16, bf16
+  and f32 overflow to inf; ``min``/``max`` return the other operand when one is NaN (PTX);
+- integer arithmetic wraps modulo 2^nbits; ``floordiv`` and ``mod`` round toward −∞ (Python);
+  shifts by the width or more give 0 (or −1 for a negative ``shr``), as PTX clamps the amount;
+- ``cast`` rounds to nearest even into floats (saturating into types of 8 bits or fewer), truncates
+  toward zero and saturates from floats into integers (NaN → 0), wraps between integers, and gives
+  ``x != 0`` into ``u1``;
+- ``dot`` rounds once per K-chunk (16 for f16/bf16, 32 for 8-bit types, 8 for f32): the exact
+  products of the chunk summed, the accumulator added, one rounding; integer dots wrap;
+- ``reduce`` ``sum`` of floats is the exact sum rounded once (so no summation order has to be
+  agreed on), of integers wraps; ``max``/``min`` ignore NaN unless all are NaN.
 """
 
 from __future__ import annotations

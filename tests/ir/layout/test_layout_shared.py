@@ -1,7 +1,8 @@
 """Shared layouts with XOR swizzles, the bank-conflict model (DESIGN §4), and global layouts.
 
 Oracles: CuTe's Swizzle<B, M, S> formula on byte offsets, written from its documentation
-(``offset ^ ((offset & (((1 << B) - 1) << (M + S))) >> S)``), and bank counts worked out by hand.
+(``offset ^ shiftr(offset & yyy_msk, S)`` with ``yyy_msk = ((1 << B) - 1) << (M + max(0, S))``;
+``shiftr`` by a negative amount shifts left), and bank counts worked out by hand.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from tilevm.ir.layout import (
 
 
 def cute_swizzle(offset: int, b: int, m: int, s: int) -> int:
-    return offset ^ ((offset & (((1 << b) - 1) << (m + s))) >> s)
+    picked = offset & (((1 << b) - 1) << (m + max(0, s)))
+    return offset ^ (picked >> s if s >= 0 else picked << -s)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 3), st.integers(0, 3), st.integers(3, 5), st.integers(0, 1 << 16))
-def test_swizzle_is_cute_swizzle_on_bytes_with_16_byte_atoms(bits, base, shift, offset):
+@given(st.integers(0, 3), st.integers(0, 3), st.integers(3, 5), st.booleans(),
+       st.integers(0, 1 << 16))
+def test_swizzle_is_cute_swizzle_on_bytes_with_16_byte_atoms(bits, base, shift, down, offset):
+    shift = -shift if down else shift
     swizzle = Swizzle(bits, base, shift)
     assert swizzle.cute() == (bits, base + 4, shift)
     assert swizzle.apply(offset) == cute_swizzle(offset, bits, base + 4, shift)
@@ -67,6 +71,20 @@ def test_sub_byte_elements_keep_their_bit_position():
     assert layout.bit_offset((4, 1), 4) == (128 + 16) * 8 + 4
     with pytest.raises(ValueError, match="not on a byte"):
         layout.byte_offset((0, 1), 4)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(1, 8), min_size=1, max_size=3), st.sampled_from((4, 8, 16)),
+       st.sampled_from((None, Swizzle.mode(32), Swizzle.mode(128))), st.data())
+def test_vectorized_offsets_match_scalar_offsets(shape, nbits, swizzle, data):
+    strides = [data.draw(st.integers(0, 64)) for _ in shape]
+    layout = SharedLayout(shape, strides, swizzle)
+    offsets = layout.bit_offsets(nbits)
+    for index in np.ndindex(*shape):
+        unswizzled = sum(i * s for i, s in zip(index, strides)) * nbits
+        expected = unswizzled if swizzle is None else \
+            swizzle.apply(unswizzled // 8) * 8 + unswizzled % 8
+        assert layout.bit_offset(index, nbits) == offsets[index] == expected
 
 
 def test_shared_layout_constructors_and_errors():

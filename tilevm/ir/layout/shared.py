@@ -39,8 +39,6 @@ class Swizzle:
             raise ValueError(f"{self!r}: bits and base must be non-negative")
         if abs(self.shift) < self.bits:
             raise ValueError(f"{self!r}: |shift| must be at least bits")
-        if self.base + min(0, self.shift) < 0:
-            raise ValueError(f"{self!r}: a negative shift must not reach below bit 0")
 
     @classmethod
     def mode(cls, nbytes: int) -> Swizzle:

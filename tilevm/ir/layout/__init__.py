@@ -1,5 +1,22 @@
-"""Layouts: register layouts and their algebra, shared layouts with swizzles and the bank-conflict
-model, global layouts, and the PTX fragment layouts (DESIGN §4)."""
+"""Layouts (DESIGN §4): register layouts and their algebra, shared layouts with swizzles and the
+bank-conflict model, global layouts, and the PTX fragment layouts.
+
+A short tour::
+
+    c = local(2, 1) * spatial(8, 4) * local(1, 2)    # the m16n8k16 accumulator fragment
+    c.shape, c.num_threads, c.local_size              # (16, 8), 32, 4
+    c.coords(5, 3)                                    # (9, 3): thread 5, register 3
+    c.holders((9, 3))                                 # [(5, 3)]
+    tile[c.thread_local_to_index()]                   # (32, 4) registers of a numpy tile
+    (local(2, 4) * c) / c                             # local(2, 4): the loop over mma tiles
+    reduce(c, [1])                                    # rows, each held by 4 threads
+    parse_layout(repr(c)) == c                        # repr is an expression of the algebra
+    mma_fragment("m16n8k16", "f16", "a") == ldmatrix_fragment(4)
+
+    s = SharedLayout.row_major(64, 64, swizzle=Swizzle.mode(128))
+    s.byte_offset((1, 8), nbits=16)                   # 128: chunk 1 of row 1 moved to chunk 0
+    bank_conflicts([s.byte_offset((r, 0), 16) for r in range(8)], width=16)   # 0
+"""
 
 from tilevm.ir.layout.algebra import (
     LayoutDivisionError,

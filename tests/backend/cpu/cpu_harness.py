@@ -8,6 +8,7 @@ element ``g`` of each input array, applies ``body(kb, inputs) -> outputs`` and s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 
@@ -60,3 +61,15 @@ def lane_program(name: str, in_types: Sequence[str], body: Callable[[KernelBuild
 def random_words(rng: np.random.Generator, n: int, bits: int = 32) -> np.ndarray:
     """``n`` random unsigned words with every bit uniformly random."""
     return rng.integers(0, 1 << bits, size=n, dtype=np.uint64).astype(_NP[bits])
+
+
+def nearest_f32(x: Fraction) -> np.float32:
+    """``x`` rounded to nearest even f32, exactly (neighbours compared as rationals)."""
+    f = np.float32(float(x))
+    best: tuple[Fraction, np.float32] | None = None
+    for cand in (np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))):
+        d = abs(Fraction(float(cand)) - x)
+        if best is None or d < best[0] or (d == best[0] and int(cand.view(np.uint32)) % 2 == 0):
+            best = (d, cand)
+    assert best is not None
+    return best[1]

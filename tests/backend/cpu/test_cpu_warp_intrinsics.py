@@ -18,6 +18,7 @@ from fractions import Fraction
 import ml_dtypes
 import numpy as np
 import pytest
+from cpu_harness import nearest_f32
 
 from tilevm.backend.cpu import CpuKernelError, compile_kernel
 from tilevm.ir.thread import B32, F32, S32, U32, U64, KernelBuilder, vector
@@ -252,17 +253,6 @@ def pack_fragment(bits: np.ndarray, coords, n_elems: int, elem_bits: int, eight_
             r, c = coords(i, lane, eight_bit)
             words[lane, i // per] |= np.uint32(int(bits[r, c]) << (elem_bits * (i % per)))
     return words
-
-
-def nearest_f32(x: Fraction) -> np.float32:
-    """``x`` rounded to nearest even f32, exactly (neighbours compared as rationals)."""
-    f = np.float32(float(x))
-    best = None
-    for cand in (np.nextafter(f, np.float32(-np.inf)), f, np.nextafter(f, np.float32(np.inf))):
-        d = abs(Fraction(float(cand)) - x)
-        if best is None or d < best[0] or (d == best[0] and int(cand.view(np.uint32)) % 2 == 0):
-            best = (d, cand)
-    return best[1]
 
 
 MMA_CASES = [("f16", ml_dtypes.float16 if hasattr(ml_dtypes, "float16") else np.float16, False),

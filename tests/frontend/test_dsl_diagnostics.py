@@ -206,6 +206,16 @@ def dim_is_param(n: tv.Global[f32, "n"]):  # here
     tv.launch(grid=1)
 
 
+@tv.kernel
+def stale_after_loop(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    j = 0
+    for k in tv.range(0, n):
+        for j in range(2):
+            pass
+    tv.store(a, tv.full((1,), j, f32), (0,))  # here
+
+
 CASES = [
     (wrong_arity, "tv.load(", r"tv\.load: missing a required argument: 'shape'"),
     (dot_dtype_mismatch, "y, tv.zeros", r"dot: dtype mismatch: a is f16 but b is f32"),
@@ -233,6 +243,8 @@ CASES = [
     (load_from_tile, "x,", r"tv\.load: expected a global or shared tensor, got tile 'x'"),
     (runtime_warps, "n)", r"warps must be a compile-time constant"),
     (chained_compare, "0 < i < n", r"chained comparisons"),
+    (stale_after_loop, "j, f32", r"'j' was given a compile-time value inside the 'for' at "
+                                 r"line \d+, so it has no single value after it"),
     (dim_is_param, '"n"]', r"dimension name 'n' is also the name of a parameter"),
 ]
 

@@ -159,3 +159,18 @@ def test_unroll_hint_and_names_reach_the_ir():
 
     loops = [s for s in walk(unrolled.ir().body) if isinstance(s, For)]
     assert len(loops) == 1 and loops[0].unroll == 2 and loops[0].var.name == "k0"
+
+
+@tv.kernel
+def counted(out: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    x = tv.cast(1, f32)  # a constant until the loop makes it a run-time variable
+    for k in tv.range(0, n):
+        x = x + 1.0
+    tv.store(out, tv.full((1,), x, f32), (0,))
+
+
+def test_constants_assigned_in_a_loop_become_variables():
+    out = np.zeros(5, np.float32)
+    counted(out, device="interp")
+    assert out[0] == 6.0

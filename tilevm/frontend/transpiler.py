@@ -131,7 +131,7 @@ class Transpiler:
         self.builder = Builder()
         self.frames: list[_Frame] = []
         self.readonly: set[str] = set()
-        self.gone: dict[str, tuple[str, int]] = {}
+        self.gone: dict[str, str] = {}  # names out of scope → why
         self.launch: tuple[tuple, int, list] | None = None
         self.grid_rank = 0
         self.depth = 0
@@ -255,9 +255,7 @@ class Transpiler:
         if hasattr(builtins, name):
             return getattr(builtins, name)
         if name in self.gone:
-            kind, line = self.gone[name]
-            raise self.error(node, f"'{name}' is only defined inside the '{kind}' at line {line}; "
-                                   "define it before that block to use it after")
+            raise self.error(node, self.gone[name])
         raise self.error(node, f"undefined name '{name}'")
 
     def find(self, name: str) -> _Frame | None:
@@ -309,7 +307,8 @@ class Transpiler:
             if frame is None:
                 continue
             value = frame.names[name]
-            if isinstance(value, (bool, int, float)):
+            if isinstance(value, (bool, int, float)) or (
+                    isinstance(value, Value) and isinstance(value.operand, Const)):
                 const = self.operand(value, None)
                 var = self.builder.emit("copy", [const], None, name)
                 frame.names[name] = Value(var, name)
@@ -321,9 +320,20 @@ class Transpiler:
 
     def pop(self) -> None:
         frame = self.frames.pop()
-        for name in frame.names:
-            if self.find(name) is None:
-                self.gone[name] = (frame.kind, frame.line + self.src.first_line - 1)
+        line = frame.line + self.src.first_line - 1
+        for name, value in frame.names.items():
+            outer = self.find(name)
+            if outer is None:
+                self.gone[name] = (f"'{name}' is only defined inside the '{frame.kind}' at line "
+                                   f"{line}; define it before that block to use it after")
+            elif outer.names[name] is not value:
+                # A compile-time value rebound inside a run-time block: after the block the name
+                # has no single value, so reading it is an error.
+                del outer.names[name]
+                self.gone[name] = (f"'{name}' was given a compile-time value inside the "
+                                   f"'{frame.kind}' at line {line}, so it has no single value "
+                                   "after it; use a run-time value (a tile or tv.cast) or "
+                                   "another name")
 
     # -- statements --------------------------------------------------------------------------------
 
@@ -1170,10 +1180,20 @@ def _round_to(v: float, dt: DType) -> float:
 
 
 def _attr_const(pair: tuple[str, Any]) -> tuple[str, Any]:
+    """A constant as the kernel records it: values the text form cannot write are kept as their
+    ``repr`` (the program itself has them substituted already)."""
     name, value = pair
-    if isinstance(value, list):
-        value = tuple(value)
-    return name, value
+
+    def printable(v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return tuple(printable(x) for x in v)
+        if v is None or isinstance(v, (bool, int, float, str, DType)):
+            return v
+        if type(v).__name__ in ("RegisterLayout", "SharedLayout"):
+            return v
+        return repr(v)
+
+    return name, printable(value)
 
 
 def _is_docstring(s: ast.stmt) -> bool:

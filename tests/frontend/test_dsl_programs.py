@@ -165,7 +165,7 @@ def test_unroll_hint_and_names_reach_the_ir():
 def counted(out: tv.Global[f32, "n"]):
     tv.launch(grid=1)
     x = tv.cast(1, f32)  # a constant until the loop makes it a run-time variable
-    for k in tv.range(0, n):
+    for _ in tv.range(0, n):
         x = x + 1.0
     tv.store(out, tv.full((1,), x, f32), (0,))
 
@@ -174,3 +174,25 @@ def test_constants_assigned_in_a_loop_become_variables():
     out = np.zeros(5, np.float32)
     counted(out, device="interp")
     assert out[0] == 6.0
+
+
+def padded(shape):
+    return tuple(-(-n // 16) * 16 for n in shape)  # compile-time only: a generator is fine here
+
+
+def fence():
+    tv.sync()  # a helper without arguments that emits an instruction
+
+
+@tv.kernel
+def helper_kinds(x: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    t = tv.zeros(padded((5,)), f32)
+    fence()
+    tv.store(x, t, (0,))
+
+
+def test_compile_time_helpers_run_as_python_and_instruction_helpers_are_inlined():
+    ops = [s.op for s in walk(helper_kinds.ir().body) if isinstance(s, Instr)]
+    assert ops == ["full", "sync", "store"]
+    assert helper_kinds.ir().body[0].result.type.shape == (16,)

@@ -17,6 +17,7 @@ __all__ = [
     "Const",
     "Global",
     "GlobalSpec",
+    "OutsideKernelError",
     "Scalar",
     "ScalarSpec",
 ]
@@ -65,10 +66,14 @@ class Const:
 BUILTINS: dict[str, Any] = {}
 
 
+class OutsideKernelError(RuntimeError):
+    """A DSL instruction called from ordinary Python."""
+
+
 def _builtin(fn: Any) -> Any:
     def outside(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(f"tilevm.{fn.__name__} can only be used inside a @tilevm.kernel "
-                           "function")
+        raise OutsideKernelError(f"tilevm.{fn.__name__} can only be used inside a "
+                                 "@tilevm.kernel function")
 
     outside.__name__ = outside.__qualname__ = fn.__name__
     outside.__doc__ = fn.__doc__

@@ -719,15 +719,20 @@ class Transpiler:
         if fn is builtins.range and runtime:
             raise self.error(node, "range() with run-time bounds; write tv.range(start, stop, "
                                    "step)")
-        if inspect.isfunction(fn) and (runtime or _is_user_function(fn)):
+        if inspect.isfunction(fn) and runtime:
             return self.inline(node, fn, args, kwargs)
         if runtime:
             raise self.error(node, f"cannot call {getattr(fn, '__name__', fn)!s} with run-time "
                                    "values")
         try:
-            return fn(*args, **kwargs)
+            return fn(*args, **kwargs)  # compile-time Python
         except CompileError:
             raise
+        except dsl.OutsideKernelError:
+            if inspect.isfunction(fn):  # a helper that emits instructions: translate it instead
+                return self.inline(node, fn, args, kwargs)
+            raise self.error(node, f"{getattr(fn, '__name__', fn)} uses tilevm instructions "
+                                   "but is not a plain Python function") from None
         except Exception as e:
             raise self.error(node, f"compile-time call failed: {type(e).__name__}: {e}") from None
 
@@ -1224,15 +1229,6 @@ def _contains_value(items: Any) -> bool:
         if isinstance(x, (tuple, list)) and _contains_value(x):
             return True
     return False
-
-
-def _is_user_function(fn: Any) -> bool:
-    import sys
-    import sysconfig
-
-    file = getattr(fn.__code__, "co_filename", "")
-    roots = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sys.prefix}
-    return not any(file.startswith(r) for r in roots if r) and not file.startswith("<")
 
 
 def _describe(v: Any) -> str:

@@ -334,3 +334,52 @@ def test_dot_rounds_correctly_into_subnormals():
     bf16_dot_kernel(a, b, out, device="interp")
     assert np.all(np.abs(expected) < np.finfo(np.float32).tiny)  # the case under test
     assert np.array_equal(out.astype(np.float64), expected)
+
+
+@tv.kernel
+def masked_kernel(x: tv.Global[f32, "n"], y: tv.Global[f32, "m", "n"]):
+    tv.launch(grid=(2, 3))
+    r = tv.arange(0, 8)
+    keep = (r % 2 == 0) & (r < 7)
+    t = tv.load(x, (0,), (8,), mask=keep, other=-1.5)
+    g = tv.cast(tv.grid_dim(1) * 10 + tv.grid_dim(0), f32)
+    tv.store(y, tv.broadcast(t[None, :] + g, (2, 8)), (0, 0), mask=tv.arange(0, 2)[:, None] < 1)
+
+
+def test_tile_masks_other_values_grid_size_and_broadcast():
+    x = np.arange(8, dtype=np.float32)
+    y = np.full((2, 8), 9, np.float32)
+    masked_kernel(x, y, device="interp")
+    r = np.arange(8)
+    loaded = np.where((r % 2 == 0) & (r < 7), x, -1.5)
+    assert np.array_equal(y[0], loaded + 32)
+    assert np.array_equal(y[1], np.full(8, 9, np.float32))  # masked off
+
+
+@tv.kernel
+def fp8_dot(a: tv.Global[tv.f8e4m3fn, "m", "k"], b: tv.Global[tv.f8e4m3fn, "k", "n"],
+            c: tv.Global[f32, "m", "n"], d: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (2, 64))
+    tv.store(d, tv.cast(x, f32), (0, 0))
+    acc = tv.load(c, (0, 0), (2, 2))
+    tv.store(c, tv.dot(x, tv.load(b, (0, 0), (64, 2)), acc), (0, 0))
+
+
+def test_fp8_arguments_casts_and_dot_chunks_of_32():
+    rng = np.random.default_rng(9)
+    a = (rng.standard_normal((2, 64)) * 8).astype(ml_dtypes.float8_e4m3fn)
+    b = (rng.standard_normal((64, 2)) * 8).astype(ml_dtypes.float8_e4m3fn)
+    c = rng.standard_normal((2, 2)).astype(np.float32)
+    d = np.zeros((2, 64), np.float32)
+    out = c.copy()
+    fp8_dot(a, b, out, d, device="interp")
+    assert np.array_equal(d, a.astype(np.float32))  # ml_dtypes' exact widening
+    for i in range(2):
+        for j in range(2):
+            acc = Fraction(float(c[i, j]))
+            for k0 in (0, 32):
+                exact = sum(Fraction(float(a[i, k])) * Fraction(float(b[k, j]))
+                            for k in range(k0, k0 + 32))
+                acc = Fraction(_round_fraction(exact + acc, np.float32))
+            assert out[i, j] == float(acc)

@@ -227,6 +227,13 @@ def warp_kernel(arch: int) -> Kernel:
     for atype in atypes:
         shape = "m16n8k16" if atype in ("f16", "bf16") else "m16n8k32"
         keep(kb.mma(shape, atype, a, b, ci if atype in ("s8", "u8") else cf))
+    # Fragments in registers of other types of the same widths, which the Thread IR accepts and
+    # ptxas does not (the printer reinterprets them).
+    bits_acc = kb.reg(vector(B32, 4), name="acc_bits")
+    kb.mma("m16n8k16", "f16", kb.ld("global", src, vector(U32, 4)),
+           kb.ld("global", src, vector(F32, 2), offset=16),
+           kb.ld("global", src, vector(B32, 4), offset=32), out=bits_acc)
+    keep(bits_acc)
     # Control flow: if/else, a negated guard, a rolled loop with a register bound, an unrolled
     # loop over a register array whose index needs floor division (negative intermediate).
     acc = kb.array(F32, 8, name="acc")

@@ -167,6 +167,21 @@ def test_constraints_and_clobbers():
     assert "r6 = r2[3];" in lines  # extract is a C++ copy
 
 
+def test_fragments_in_other_registers_are_reinterpreted():
+    kb = KernelBuilder("fragments", block_threads=32)
+    out = kb.param("out", U64, pointer=True)
+    a = kb.ld("global", out, vector(U32, 4))
+    b = kb.ld("global", out, vector(F32, 2))
+    c = kb.ld("global", out, vector(B32, 4))
+    d = kb.reg(vector(B32, 4), name="d")
+    kb.mma("m16n8k16", "f16", a, b, c, out=d)
+    kb.st("global", out, d)
+    text = emit_cuda(kb.finish(), "sm_80")
+    # A/B as .b32 ("r"), C/D as the f32 accumulator ("f"), through bit reinterpretations.
+    assert '"r"(__float_as_uint(r1[0]))' in text and '"f"(__uint_as_float(r2[3]))' in text
+    assert '"=f"(tilevm_t0)' in text and "d[0] = __float_as_uint(tilevm_t0);" in text
+
+
 def test_predicates_and_guards():
     kb = KernelBuilder("preds", block_threads=32)
     out = kb.param("out", U64, pointer=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tilevm.backend.cuda.cuda_types import CType
+from tilevm.backend.cuda.cuda_types import CType, c_bitcast
 
 __all__ = ["InlineAsm"]
 
@@ -35,20 +35,35 @@ class InlineAsm:
         self._pre: list[str] = []
         self._post: list[str] = []
         self._preds: list[str] = []
+        self._temps: list[tuple[str, CType]] = []
+        self._copies: list[str] = []
 
-    def out(self, dst: object) -> list[str]:
-        """Placeholders of ``dst``'s registers as outputs (``"=r"(x)``)."""
+    def out(self, dst: object, as_type: CType | None = None) -> list[str]:
+        """Placeholders of ``dst``'s registers as outputs (``"=r"(x)``).
+
+        With ``as_type``, a register of another C type of the same width is written through a
+        temporary of ``as_type`` and reinterpreted, for instructions whose PTX operands must be of
+        one register class (``mma`` wants ``.b32`` fragments even where the Thread IR register
+        holds f32 bits)."""
         names = []
         for expr, ct in self._components(dst):
             names.append(f"@@o{len(self._outputs)}@@")
+            if as_type is not None and as_type != ct:
+                temp = f"tilevm_t{len(self._temps)}"
+                self._temps.append((temp, as_type))
+                self._copies.append(f"{expr} = {c_bitcast(temp, as_type, ct)};")
+                expr, ct = temp, as_type
             self._outputs.append(f'"={ct.constraint}"({expr})')
         return names
 
-    def inp(self, operand: object) -> list[str]:
-        """Placeholders of ``operand``'s registers (or literal) as inputs (``"r"(x)``)."""
+    def inp(self, operand: object, as_type: CType | None = None) -> list[str]:
+        """Placeholders of ``operand``'s registers (or literal) as inputs (``"r"(x)``); with
+        ``as_type``, reinterpreted as that C type first (see :meth:`out`)."""
         names = []
         for expr, ct in self._components(operand):
             names.append(f"@@i{len(self._inputs)}@@")
+            if as_type is not None and as_type != ct:
+                expr, ct = c_bitcast(expr, ct, as_type), as_type
             self._inputs.append(f'"{ct.constraint}"({expr})')
         return names
 
@@ -85,21 +100,23 @@ class InlineAsm:
                 lambda m: f"%{int(m.group(2)) + (0 if m.group(1) == 'o' else n_out)}", text)
 
         ptx = [number(line) for line in [*self._pre, *body, *self._post]]
+        if self._temps:
+            indent += "  "  # inside the block that holds the temporaries
         head = f"asm{' volatile' if volatile else ''}("
-        sections = [", ".join(self._outputs), ", ".join(self._inputs)]
+        sections = [self._outputs, self._inputs]
         if memory:
-            sections.append('"memory"')
+            sections.append(['"memory"'])
         while len(sections) > 1 and not sections[-1]:
             sections.pop()
         # Always the extended form (at least one colon), where "%%" means a literal "%".
-        parts = [f": {s}" if s else ":" for s in sections]
+        parts = [f": {', '.join(s)}" if s else ":" for s in sections]
         if self._preds:
             ptx = ["{", f".reg .pred {', '.join(self._preds)};", *ptx, "}"]
         pad = indent + " " * len(head)
         if len(ptx) == 1:
             line = f'{indent}{head}"{ptx[0]}" {" ".join(parts)});'
             if len(line) <= _WRAP_AT:
-                return [line]
+                return self._in_block(indent, [line])
             lines = [f'{indent}{head}"{ptx[0]}"']
         else:
             lines = [f'{indent}{head}"{ptx[0]}\\n"']
@@ -107,6 +124,31 @@ class InlineAsm:
                 nested = "  " if k < len(ptx) - 1 and ptx[0] == "{" else ""
                 end = "" if k == len(ptx) - 1 else "\\n"
                 lines.append(f'{pad}"{nested}{text}{end}"')
-        lines += [pad + p for p in parts]
+        for items in sections:
+            lines += _wrapped(pad, items)
         lines[-1] += ");"
-        return lines
+        return self._in_block(indent, lines)
+
+    def _in_block(self, indent: str, lines: list[str]) -> list[str]:
+        if not self._temps:
+            return lines
+        # Outputs through temporaries: a block declares them and copies them out after the asm.
+        outer = indent[:-2]
+        declarations = [f"{indent}{ct.name} {name};" for name, ct in self._temps]
+        return [f"{outer}{{", *declarations, *lines, *(indent + copy for copy in self._copies),
+                f"{outer}}}"]
+
+
+def _wrapped(pad: str, items: list[str]) -> list[str]:
+    """One operand section (``: a, b, c``), broken into lines of at most ``_WRAP_AT`` columns."""
+    if not items:
+        return [f"{pad}:"]
+    lines, current = [], f"{pad}: "
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else "")
+        if len(current) + len(piece) > _WRAP_AT and current.strip() != ":":
+            lines.append(current.rstrip())
+            current = pad + "  "
+        current += piece + " "
+    lines.append(current.rstrip())
+    return lines

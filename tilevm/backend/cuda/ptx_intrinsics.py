@@ -16,7 +16,7 @@ from typing import Protocol
 from tilevm.backend.cuda.cuda_types import CType, c_bitcast, c_type
 from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.ir.thread.stmts import Instr
-from tilevm.ir.thread.types import VectorType
+from tilevm.ir.thread.types import B32, VectorType
 
 __all__ = ["PRINTERS", "AsmCode", "CCode", "OperandPrinter", "print_intrinsic", "ptx_opcode"]
 
@@ -198,18 +198,25 @@ def _activemask(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     return AsmCode([f"activemask.b32 {asm.one_out(instr.dst)};"], volatile=True)
 
 
+_B32 = c_type(B32)
+
+
 @_printer("ldmatrix")
 def _ldmatrix(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     # Always braced: PTX wants a vector operand even for x1.
-    d = "{" + ", ".join(asm.out(instr.dst)) + "}"
+    d = "{" + ", ".join(asm.out(instr.dst, _B32)) + "}"
     a = asm.one_in(instr.args[0])
     return AsmCode([f"{ptx_opcode(instr)} {d}, [{a}];"], volatile=True, memory=True)
 
 
 @_printer("mma.sync")
 def _mma(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = _braced(asm.out(instr.dst), instr.dst)
-    a, b, c = (_braced(asm.inp(x), x) for x in instr.args)
+    # ptxas wants .b32 registers for the A/B fragments and the accumulator's type for C/D,
+    # where the Thread IR also accepts other registers of the same width.
+    acc = c_type(instr.type)
+    d = _braced(asm.out(instr.dst, acc), instr.dst)
+    a, b = (_braced(asm.inp(x, _B32), x) for x in instr.args[:2])
+    c = _braced(asm.inp(instr.args[2], acc), instr.args[2])
     # volatile: an .aligned warp instruction must stay where the whole warp executes it.
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"], volatile=True)
 

@@ -196,3 +196,16 @@ def test_compile_time_helpers_run_as_python_and_instruction_helpers_are_inlined(
     ops = [s.op for s in walk(helper_kinds.ir().body) if isinstance(s, Instr)]
     assert ops == ["full", "sync", "store"]
     assert helper_kinds.ir().body[0].result.type.shape == (16,)
+
+
+def test_devices_are_looked_up_by_name(monkeypatch):
+    from tilevm.frontend import devices
+
+    x = np.arange(4, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"device='tpu' is not available \(available: interp"):
+        transpose_copy(x.reshape(2, 2), x.reshape(2, 2), device="tpu")
+    seen = []
+    monkeypatch.setattr(devices, "_RUNNERS", {})
+    devices.register_device("fake", lambda k, bound, consts: seen.append((k.name, bound.dims)))
+    transpose_copy(x.reshape(2, 2), x.reshape(2, 2), device="fake")
+    assert seen == [("transpose_copy", {"m": 2, "n": 2})]

@@ -61,24 +61,24 @@ class KernelFunction:
                               {"kernel": self.fn.__qualname__, "constants": constants})
 
     def __call__(self, *args: Any, device: str | None = None, **constants: Any) -> None:
-        """Run the kernel on ``args`` (written in place). ``device`` is ``"interp"`` (the
-        reference interpreter, the default for host data until the CPU backend is in) or a
-        backend the runtime provides."""
+        """Run the kernel on ``args`` (written in place).
+
+        ``device`` is ``"interp"`` (the reference interpreter; the default until the runtime
+        registers the CPU backend) or a device registered with
+        :func:`tilevm.frontend.devices.register_device`. Argument errors name the argument.
+        """
         from tilevm.frontend.arguments import bind_arguments
+        from tilevm.frontend.devices import runner_for
 
         kernel = self.ir(**constants)
-        bound = bind_arguments(kernel, args)
         device = device or "interp"
-        if device != "interp":
-            raise NotImplementedError(f"device={device!r}: only 'interp' is available yet")
-        # The runtime will own device dispatch; until then the interpreter is called directly.
-        from tilevm.backend.interp import InterpreterError, run
-
+        runner = runner_for(device)
+        bound = bind_arguments(kernel, args)
         try:
-            run(kernel, bound.tensors, bound.scalars, bound.dims)
-        except InterpreterError:
-            raise  # the program did something undefined: the message names its line
+            runner(kernel, bound, constants)
         except Exception as e:
+            if device != "interp" or _is_program_error(e):
+                raise  # the program did something undefined: the message names its line
             from tilevm.ir.tile.printer import print_kernel
 
             raise internal_error(e, self.fn.__name__, print_kernel(kernel), {
@@ -88,6 +88,12 @@ class KernelFunction:
 
     def __repr__(self) -> str:
         return f"<tilevm kernel {self.fn.__qualname__}>"
+
+
+def _is_program_error(e: Exception) -> bool:
+    from tilevm.backend.interp import InterpreterError
+
+    return isinstance(e, InterpreterError)
 
 
 def kernel(fn: Any) -> KernelFunction:

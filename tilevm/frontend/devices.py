@@ -1,0 +1,41 @@
+"""Where a kernel call runs: a table from device names to runners.
+
+The reference interpreter (``"interp"``) is always there. The runtime registers the CPU and CUDA
+backends (``"cpu"``, ``"cuda"``) with :func:`register_device`, so that the frontend never imports
+them (DESIGN §2: imports go one way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Runner", "register_device", "runner_for"]
+
+# A runner gets the kernel's Tile IR, its bound arguments and the constants it was built with.
+Runner = Callable[[Any, Any, dict[str, Any]], None]
+_RUNNERS: dict[str, Runner] = {}
+
+
+def register_device(name: str, runner: Runner) -> None:
+    """Make ``kernel(..., device=name)`` call ``runner(kernel_ir, bound_arguments, constants)``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_device: name must be a non-empty string, got {name!r}")
+    _RUNNERS[name] = runner
+
+
+def _run_interp(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
+    from tilevm.backend.interp import run
+
+    run(kernel, bound.tensors, bound.scalars, bound.dims)
+
+
+def runner_for(device: str) -> Runner:
+    """The runner of ``device``; ``ValueError`` listing the available ones if there is none."""
+    if device == "interp":
+        return _RUNNERS.get("interp", _run_interp)
+    if device not in _RUNNERS:
+        known = ", ".join(sorted({"interp", *_RUNNERS}))
+        raise ValueError(f"device={device!r} is not available (available: {known}); the CPU and "
+                         "CUDA backends are registered by tilevm.runtime when they are built")
+    return _RUNNERS[device]

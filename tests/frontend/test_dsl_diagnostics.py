@@ -16,6 +16,7 @@ import pytest
 
 import tilevm as tv
 from tilevm import f16, f32, i32
+from tilevm.ir.layout import spatial
 
 
 def expected_position(fn, snippet: str) -> tuple[int, int]:
@@ -216,6 +217,12 @@ def stale_after_loop(a: tv.Global[f32, "n"]):
     tv.store(a, tv.full((1,), j, f32), (0,))  # here
 
 
+@tv.kernel
+def layout_shape(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    x = tv.zeros((4, 4), f32, layout=spatial(8, 4))  # here
+
+
 CASES = [
     (wrong_arity, "tv.load(", r"tv\.load: missing a required argument: 'shape'"),
     (dot_dtype_mismatch, "y, tv.zeros", r"dot: dtype mismatch: a is f16 but b is f32"),
@@ -245,6 +252,8 @@ CASES = [
     (chained_compare, "0 < i < n", r"chained comparisons"),
     (stale_after_loop, "j, f32", r"'j' was given a compile-time value inside the 'for' at "
                                  r"line \d+, so it has no single value after it"),
+    (layout_shape, "spatial", r"tv\.zeros: layout spatial\(8, 4\) is not a register layout "
+                              r"of shape \[4, 4\]"),
     (dim_is_param, '"n"]', r"dimension name 'n' is also the name of a parameter"),
 ]
 

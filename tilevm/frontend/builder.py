@@ -12,7 +12,7 @@ from typing import Any
 
 from tilevm.ir.tile.ops import infer_type
 from tilevm.ir.tile.program import Instr, Loc, Operand, Stmt, Var
-from tilevm.ir.tile.types import Type
+from tilevm.ir.tile.types import TensorType, Type
 
 __all__ = ["Builder"]
 
@@ -55,6 +55,14 @@ class Builder:
         result = None if ty is None else self.var(name, ty)
         self.current.append(Instr.make(result, op, args, loc, **attrs))
         return result
+
+    def set_layout(self, var: Var, layout: Any) -> Var:
+        """Give the result of the last instruction (``var``) a layout; returns the new variable."""
+        last = self.current[-1]
+        assert isinstance(last, Instr) and last.result == var, "set_layout: not the last result"
+        new = Var(var.name, TensorType(var.type.dtype, var.type.shape, var.type.scope, layout))
+        self.current[-1] = Instr(new, last.op, last.args, last.attrs, last.loc)
+        return new
 
     def append(self, stmt: Stmt) -> None:
         self.current.append(stmt)

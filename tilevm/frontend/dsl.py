@@ -104,12 +104,12 @@ def grid_dim(axis: int | None = None) -> Any:
 
 
 @_builtin
-def zeros(shape: tuple[int, ...], dtype: DType) -> Any:
-    """A register tile of zeros."""
+def zeros(shape: tuple[int, ...], dtype: DType, layout: Any = None) -> Any:
+    """A register tile of zeros (with a register ``layout`` if given)."""
 
 
 @_builtin
-def full(shape: tuple[int, ...], value: Any, dtype: DType) -> Any:
+def full(shape: tuple[int, ...], value: Any, dtype: DType, layout: Any = None) -> Any:
     """A register tile filled with a compile-time or block-uniform scalar."""
 
 
@@ -130,11 +130,11 @@ def cdiv(a: Any, b: Any) -> Any:
 
 @_builtin
 def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
-         other: float = 0) -> Any:
+         other: float = 0, layout: Any = None) -> Any:
     """Load a tile of ``shape`` at ``offsets`` from a global or shared tensor.
 
     ``mask=None`` masks at the tensor's bounds (outside elements read ``other``), ``False`` is
-    unchecked, a u1 tile selects elements."""
+    unchecked, a u1 tile selects elements. ``layout`` fixes the tile's register layout."""
 
 
 @_builtin

@@ -973,17 +973,31 @@ class Transpiler:
             return -(-x // y)
         return self.emit(node, "cdiv", [(x, n["a"]), (y, n["b"])])
 
+    def with_layout(self, value: Value, layout: Any, node: ast.AST, what: str) -> Value:
+        """Fix the register layout of a just-built tile (the ``layout=`` option)."""
+        if layout is None:
+            return value
+        layout = self.const(layout, node, f"{what}: layout", (object,))
+        shape = tuple(getattr(layout, "shape", ()))
+        if not hasattr(layout, "num_threads") or shape != value.type.shape:
+            raise self.error(node, f"{what}: layout {layout!r} is not a register layout of shape "
+                                   f"{list(value.type.shape)}")
+        value.operand = self.builder.set_layout(value.operand, layout)
+        return value
+
     def b_zeros(self, node: ast.Call, a: dict, n: dict) -> Any:
         shape = self.shape(a["shape"], n["shape"], "tv.zeros")
         dt = self.dtype_arg(a["dtype"], n["dtype"], "tv.zeros")
         zero = Const(0.0 if dt.is_float else 0, dt)
-        return self.emit_raw(node, "full", [zero], [node], shape=shape, dtype=dt)
+        value = self.emit_raw(node, "full", [zero], [node], shape=shape, dtype=dt)
+        return self.with_layout(value, a["layout"], n["layout"], "tv.zeros")
 
     def b_full(self, node: ast.Call, a: dict, n: dict) -> Any:
         shape = self.shape(a["shape"], n["shape"], "tv.full")
         dt = self.dtype_arg(a["dtype"], n["dtype"], "tv.full")
         value = self.operand(a["value"], n["value"], dt)
-        return self.emit_raw(node, "full", [value], [n["value"]], shape=shape, dtype=dt)
+        result = self.emit_raw(node, "full", [value], [n["value"]], shape=shape, dtype=dt)
+        return self.with_layout(result, a["layout"], n["layout"], "tv.full")
 
     def b_arange(self, node: ast.Call, a: dict, n: dict) -> Any:
         start = self.const(a["start"], n["start"], "tv.arange: start")
@@ -1005,8 +1019,9 @@ class Transpiler:
         mode, mask = self.mask(a["mask"], n["mask"], "tv.load")
         other = self.const(a["other"], n["other"], "tv.load: other", (int, float))
         nodes = [n["tensor"]] + [n["offsets"]] * len(offs) + [n["mask"]] * len(mask)
-        return self.emit_raw(node, "load", [t.operand, *offs, *mask], nodes, shape=shape,
-                             mask=mode, other=other)
+        value = self.emit_raw(node, "load", [t.operand, *offs, *mask], nodes, shape=shape,
+                              mask=mode, other=other)
+        return self.with_layout(value, a["layout"], n["layout"], "tv.load")
 
     def b_store(self, node: ast.Call, a: dict, n: dict) -> None:
         t = self.memory_tensor(a["tensor"], n["tensor"], "tv.store", ("global", "shared"))

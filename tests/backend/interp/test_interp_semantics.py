@@ -161,7 +161,7 @@ L_U8 = spatial(4, 8)  # (4, 8) u8: one byte per thread
 def view_kernel(x: tv.Global[u4, "m", "n"], y: tv.Global[u8, "p", "q"],
                 z: tv.Global[u4, "m", "n"]):
     tv.launch(grid=1)
-    t = tv.convert_layout(tv.load(x, (0, 0), (8, 8)), L_U4)
+    t = tv.load(x, (0, 0), (8, 8), layout=L_U4)
     as_bytes = tv.view(t, u8, L_U8)
     tv.store(y, as_bytes, (0, 0))
     tv.store(z, tv.view(tv.convert_layout(as_bytes, L_U8), u4, L_U4), (0, 0))

@@ -1,0 +1,118 @@
+"""The Thread IR verifier: register-array indices must be constants once ``unroll`` loops are
+unrolled (and in bounds), barriers need block-uniform control flow, and an intrinsic used on a
+lower target is a diagnostic naming the instruction and the architecture."""
+
+from __future__ import annotations
+
+import pytest
+
+from tilevm.ir.thread import (
+    B32,
+    F32,
+    INTRINSICS,
+    S32,
+    U32,
+    U64,
+    KernelBuilder,
+    ThreadIRError,
+    examples,
+    vector,
+    verify,
+)
+
+
+def test_register_array_index_from_a_rolled_loop_is_rejected() -> None:
+    kb = KernelBuilder("idx", block_threads=32)
+    acc = kb.array(F32, 4)
+    with kb.for_(0, 4) as i:                 # not unrolled: i is not a constant
+        kb.mov(0.0, F32, out=acc[i])
+    with pytest.raises(ThreadIRError, match="not the variable of an enclosing unroll loop"):
+        kb.finish()
+
+
+def test_register_array_index_out_of_bounds_once_unrolled() -> None:
+    kb = KernelBuilder("idx", block_threads=32)
+    acc = kb.array(F32, 4)
+    with kb.for_(0, 3, unroll=True) as i, kb.for_(0, 2, unroll=True) as j:
+        kb.mov(0.0, F32, out=acc[i * 2 + j])     # reaches 5 at i = 2, j = 1
+    with pytest.raises(ThreadIRError, match=r"is 4, outside \[0, 4\)"):
+        kb.finish()
+
+
+def test_nested_unroll_indices_in_bounds_pass() -> None:
+    kb = KernelBuilder("idx", block_threads=32)
+    acc = kb.array(vector(F32, 4), 6)
+    with kb.for_(0, 3, unroll=True) as i, kb.for_(0, 2, unroll=True) as j:
+        kb.mov(0.0, F32, out=kb.reg(F32))
+        kb.pack([0.0] * 4, F32, out=acc[i * 2 + j])
+    kb.finish()
+
+
+def test_barrier_inside_a_uniform_loop_is_accepted_and_under_a_guard_rejected() -> None:
+    kb = KernelBuilder("bar", block_threads=64)
+    n = kb.param("n", S32)
+    with kb.for_(0, n, uniform=True):
+        kb.bar_sync()
+    kb.finish()
+    kb = KernelBuilder("bar", block_threads=64)
+    p = kb.setp("lt", kb.sreg("tid.x"), 3)
+    with pytest.raises(ThreadIRError, match="block-uniform"):
+        kb.bar_sync(guard=p)
+        kb.finish()
+
+
+@pytest.mark.parametrize("arch,ok", [("sm_80", False), ("sm_86", False), ("sm_89", True),
+                                     ("sm_90a", True)])
+def test_fp8_mma_needs_sm_89(arch, ok) -> None:
+    kb = KernelBuilder("fp8", block_threads=32)
+    z = kb.mov(0, B32)
+    kb.mma("m16n8k32", "e4m3", kb.pack([z] * 4), kb.pack([z] * 2), kb.pack([0.0] * 4, F32))
+    k = kb.finish()
+    if ok:
+        verify(k, arch=arch)
+    else:
+        with pytest.raises(ThreadIRError, match=r"mma\.sync\.aligned\.m16n8k32\.row\.col\.f32"
+                           r"\.e4m3\.e4m3\.f32 needs sm_89 or later; the target is sm_8"):
+            verify(k, arch=arch)
+
+
+def test_cp_async_and_ldmatrix_on_older_targets() -> None:
+    k = examples.tiled_copy()
+    with pytest.raises(ThreadIRError, match=r"cp\.async\.cg\.shared\.global needs sm_80.*sm_75"):
+        verify(k, arch=75)
+    verify(k, arch="sm_80")
+    with pytest.raises(ThreadIRError, match=r"ldmatrix.* needs sm_75 .*sm_70"):
+        verify(examples.mma_tile(), arch=70)
+    with pytest.raises(ThreadIRError, match=r"needs PTX ISA 7\.0; the target has 6\.5"):
+        verify(k, ptx_isa=(6, 5))
+
+
+def test_bf16_add_needs_sm_90_but_fma_sm_80() -> None:
+    kb = KernelBuilder("bf", block_threads=32)
+    a = kb.mov(0, "bf16")
+    kb.fma(a, a, a)
+    verify(kb.finish(), arch=80)
+    kb = KernelBuilder("bf", block_threads=32)
+    a = kb.mov(0, "bf16")
+    kb.add(a, a)
+    with pytest.raises(ThreadIRError, match=r"add\.rn\.bf16 needs sm_90"):
+        verify(kb.finish(), arch=80)
+
+
+def test_every_intrinsic_documents_semantics_scope_arch_and_isa() -> None:
+    for name, intr in INTRINSICS.items():
+        doc = type(intr).__doc__ or ""
+        assert "Scope" in doc or name in ("pack", "extract"), name
+        assert intr.scope in ("thread", "warp", "warpgroup", "block")
+        assert isinstance(intr.min_arch, int) and isinstance(intr.ptx_isa, tuple)
+        if name not in ("pack", "extract"):
+            assert "sm_" in doc and "PTX" in doc, name
+
+
+def test_block_size_is_checked() -> None:
+    kb = KernelBuilder("odd", block_threads=48)
+    with pytest.raises(ThreadIRError, match="multiple of 32"):
+        kb.finish()
+
+
+_ = (U32, U64)

@@ -167,19 +167,24 @@ def test_constraints_and_clobbers():
     assert "r6 = r2[3];" in lines  # extract is a C++ copy
 
 
-def test_fragments_in_other_registers_are_reinterpreted():
+def test_float_registers_in_bit_positions_are_reinterpreted(nvrtc_cache):
     kb = KernelBuilder("fragments", block_threads=32)
     out = kb.param("out", U64, pointer=True)
     a = kb.ld("global", out, vector(U32, 4))
-    b = kb.ld("global", out, vector(F32, 2))
-    c = kb.ld("global", out, vector(B32, 4))
-    d = kb.reg(vector(B32, 4), name="d")
-    kb.mma("m16n8k16", "f16", a, b, c, out=d)
+    b = kb.ld("global", out, vector(F32, 2))  # f32 registers as the .b32 B fragment
+    c = kb.ld("global", out, vector(B32, 4))  # b32 registers as the f32 accumulator
+    d = kb.mma("m16n8k16", "f16", a, b, c)
     kb.st("global", out, d)
-    text = emit_cuda(kb.finish(), "sm_80")
-    # A/B as .b32 ("r"), C/D as the f32 accumulator ("f"), through bit reinterpretations.
-    assert '"r"(__float_as_uint(r1[0]))' in text and '"f"(__uint_as_float(r2[3]))' in text
-    assert '"=f"(tilevm_t0)' in text and "d[0] = __float_as_uint(tilevm_t0);" in text
+    frag = kb.emit("ldmatrix", (kb.sreg("laneid"),), dst_type=vector(F32, 2), num=2)
+    kb.st("global", out, frag)
+    source = emit_cuda(kb.finish(), "sm_80")
+    # Inputs: float registers passed as their bits with "r"; .b32 registers go anywhere.
+    assert '"r"(__float_as_uint(r1[0]))' in source and '"r"(__float_as_uint(r1[1]))' in source
+    assert '"r"(r2[0]), "r"(r2[1]), "r"(r2[2]), "r"(r2[3])' in source
+    # Outputs: a float register written by a .b32 result goes through a temporary.
+    assert '"=r"(tilevm_t0), "=r"(tilevm_t1)' in source
+    assert "r5[0] = __uint_as_float(tilevm_t0);" in source
+    assert compile_cuda(source, "sm_80", cache_dir=nvrtc_cache).resources["fragments"].clean
 
 
 def test_predicates_and_guards():

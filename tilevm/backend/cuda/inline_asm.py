@@ -11,11 +11,24 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from tilevm.backend.cuda.cuda_types import CType, c_bitcast
+from tilevm.backend.cuda.cuda_types import CType, c_bitcast, c_type
+from tilevm.ir.thread.types import B32, B64, F32, F64, ScalarType
 
 __all__ = ["InlineAsm"]
 
 Components = Callable[[object], list[tuple[str, CType]]]
+
+_FLOAT_REGISTERS = {"float": F32, "double": F64}
+_BITS_OF = {"float": B32, "double": B64}
+
+
+def _as_bits(ct: CType, expect: ScalarType | None) -> CType | None:
+    """The bit-pattern C type to bind a float register as, or None to bind it as it is."""
+    own = _FLOAT_REGISTERS.get(ct.name)
+    if own is None or expect is None or expect == own:
+        return None
+    return c_type(_BITS_OF[ct.name])
+
 
 _PLACEHOLDER = re.compile(r"@@([oi])(\d+)@@")
 _WRAP_AT = 100
@@ -38,41 +51,45 @@ class InlineAsm:
         self._temps: list[tuple[str, CType]] = []
         self._copies: list[str] = []
 
-    def out(self, dst: object, as_type: CType | None = None) -> list[str]:
+    def out(self, dst: object, expect: ScalarType | None = None) -> list[str]:
         """Placeholders of ``dst``'s registers as outputs (``"=r"(x)``).
 
-        With ``as_type``, a register of another C type of the same width is written through a
-        temporary of ``as_type`` and reinterpreted, for instructions whose PTX operands must be of
-        one register class (``mma`` wants ``.b32`` fragments even where the Thread IR register
-        holds f32 bits)."""
+        ``expect`` is the type the instruction gives this operand. A float register (``"f"``,
+        ``"d"``: a PTX ``.f32``/``.f64`` register) where the instruction's type is not that float
+        is written through a bit-pattern temporary and reinterpreted: ptxas accepts ``.bN``
+        registers for any type of N bits but float registers only for floats, while the Thread IR
+        lets a ``b32`` operand take an ``f32`` register (e.g. an ``mma`` fragment)."""
         names = []
         for expr, ct in self._components(dst):
             names.append(f"@@o{len(self._outputs)}@@")
-            if as_type is not None and as_type != ct:
+            bits = _as_bits(ct, expect)
+            if bits is not None:
                 temp = f"tilevm_t{len(self._temps)}"
-                self._temps.append((temp, as_type))
-                self._copies.append(f"{expr} = {c_bitcast(temp, as_type, ct)};")
-                expr, ct = temp, as_type
+                self._temps.append((temp, bits))
+                self._copies.append(f"{expr} = {c_bitcast(temp, bits, ct)};")
+                expr, ct = temp, bits
             self._outputs.append(f'"={ct.constraint}"({expr})')
         return names
 
-    def inp(self, operand: object, as_type: CType | None = None) -> list[str]:
-        """Placeholders of ``operand``'s registers (or literal) as inputs (``"r"(x)``); with
-        ``as_type``, reinterpreted as that C type first (see :meth:`out`)."""
+    def inp(self, operand: object, expect: ScalarType | None = None) -> list[str]:
+        """Placeholders of ``operand``'s registers (or literal) as inputs (``"r"(x)``); a float
+        register where ``expect`` is not that float is passed as its bit pattern (see
+        :meth:`out`)."""
         names = []
         for expr, ct in self._components(operand):
             names.append(f"@@i{len(self._inputs)}@@")
-            if as_type is not None and as_type != ct:
-                expr, ct = c_bitcast(expr, ct, as_type), as_type
+            bits = _as_bits(ct, expect)
+            if bits is not None:
+                expr, ct = c_bitcast(expr, ct, bits), bits
             self._inputs.append(f'"{ct.constraint}"({expr})')
         return names
 
-    def one_out(self, dst: object) -> str:
-        (name,) = self.out(dst)
+    def one_out(self, dst: object, expect: ScalarType | None = None) -> str:
+        (name,) = self.out(dst, expect)
         return name
 
-    def one_in(self, operand: object) -> str:
-        (name,) = self.inp(operand)
+    def one_in(self, operand: object, expect: ScalarType | None = None) -> str:
+        (name,) = self.inp(operand, expect)
         return name
 
     def pred_in(self, operand: object) -> str:

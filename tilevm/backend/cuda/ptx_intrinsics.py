@@ -16,7 +16,7 @@ from typing import Protocol
 from tilevm.backend.cuda.cuda_types import CType, c_bitcast, c_type
 from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.ir.thread.stmts import Instr
-from tilevm.ir.thread.types import B32, VectorType
+from tilevm.ir.thread.types import B32, U32, ScalarType, VectorType
 
 __all__ = ["PRINTERS", "AsmCode", "CCode", "OperandPrinter", "print_intrinsic", "ptx_opcode"]
 
@@ -109,7 +109,7 @@ def _ctype(operand: object) -> CType:
 
 @_printer("ld")
 def _ld(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = _braced(asm.out(instr.dst), instr.dst)
+    d = _braced(asm.out(instr.dst, instr.type), instr.dst)
     a = asm.one_in(instr.args[0])
     return AsmCode([f"{ptx_opcode(instr)} {d}, {_address(a, instr)};"], volatile=True, memory=True)
 
@@ -117,7 +117,7 @@ def _ld(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
 @_printer("st")
 def _st(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     a = asm.one_in(instr.args[0])
-    v = _braced(asm.inp(instr.args[1]), instr.args[1])
+    v = _braced(asm.inp(instr.args[1], instr.type), instr.args[1])
     return AsmCode([f"{ptx_opcode(instr)} {_address(a, instr)}, {v};"], volatile=True, memory=True)
 
 
@@ -142,9 +142,9 @@ def _wait(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
 
 @_printer("atom", "red")
 def _atomic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = [asm.one_out(instr.dst)] if instr.dst is not None else []
+    d = [asm.one_out(instr.dst, instr.type)] if instr.dst is not None else []
     a = asm.one_in(instr.args[0])
-    values = [asm.one_in(x) for x in instr.args[1:]]
+    values = [asm.one_in(x, instr.type) for x in instr.args[1:]]
     operands = ", ".join([*d, f"[{a}]", *values])
     return AsmCode([f"{ptx_opcode(instr)} {operands};"], volatile=True, memory=True)
 
@@ -180,8 +180,9 @@ def _bar_warp_sync(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode
 
 @_printer("shfl.sync")
 def _shfl(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = asm.one_out(instr.dst)
-    a, b, c, mask = (asm.one_in(x) for x in instr.args)
+    d = asm.one_out(instr.dst, B32)
+    a = asm.one_in(instr.args[0], B32)
+    b, c, mask = (asm.one_in(x) for x in instr.args[1:])
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c}, {mask};"], volatile=True)
 
 
@@ -189,48 +190,70 @@ def _shfl(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
 def _vote(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     a = asm.pred_in(instr.args[0])
     mask = asm.one_in(instr.args[1])
-    d = asm.one_out(instr.dst) if instr.mod("mode") == "ballot" else asm.pred_out(instr.dst)
+    d = asm.one_out(instr.dst, B32) if instr.mod("mode") == "ballot" else asm.pred_out(instr.dst)
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {mask};"], volatile=True)
 
 
 @_printer("activemask")
 def _activemask(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    return AsmCode([f"activemask.b32 {asm.one_out(instr.dst)};"], volatile=True)
-
-
-_B32 = c_type(B32)
+    return AsmCode([f"activemask.b32 {asm.one_out(instr.dst, B32)};"], volatile=True)
 
 
 @_printer("ldmatrix")
 def _ldmatrix(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     # Always braced: PTX wants a vector operand even for x1.
-    d = "{" + ", ".join(asm.out(instr.dst, _B32)) + "}"
+    d = "{" + ", ".join(asm.out(instr.dst, B32)) + "}"
     a = asm.one_in(instr.args[0])
     return AsmCode([f"{ptx_opcode(instr)} {d}, [{a}];"], volatile=True, memory=True)
 
 
 @_printer("mma.sync")
 def _mma(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    # ptxas wants .b32 registers for the A/B fragments and the accumulator's type for C/D,
-    # where the Thread IR also accepts other registers of the same width.
-    acc = c_type(instr.type)
-    d = _braced(asm.out(instr.dst, acc), instr.dst)
-    a, b = (_braced(asm.inp(x, _B32), x) for x in instr.args[:2])
-    c = _braced(asm.inp(instr.args[2], acc), instr.args[2])
+    # A/B fragments are .b32, C/D the accumulator's type (the Thread IR also accepts other
+    # registers of those widths; inline_asm reinterprets float ones).
+    d = _braced(asm.out(instr.dst, instr.type), instr.dst)
+    a, b = (_braced(asm.inp(x, B32), x) for x in instr.args[:2])
+    c = _braced(asm.inp(instr.args[2], instr.type), instr.args[2])
     # volatile: an .aligned warp instruction must stay where the whole warp executes it.
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"], volatile=True)
 
 
 @_printer("sreg")
 def _sreg(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    return AsmCode([f"mov.u32 {asm.one_out(instr.dst)}, %%{instr.mod('name')};"])
+    return AsmCode([f"mov.u32 {asm.one_out(instr.dst, U32)}, %%{instr.mod('name')};"])
 
 
 # -- arithmetic, logic, comparison, conversion ---------------------------------------------------
 
+def _operand_types(instr: Instr) -> tuple[ScalarType | None, list[ScalarType | None]]:
+    """The types the PTX instruction gives its destination and operands (as each intrinsic's
+    docstring states them)."""
+    t, name, n = instr.type, instr.op.name, len(instr.args)
+    if name in ("shl", "shr"):
+        return t, [t, U32]
+    if name == "bfe":
+        return t, [t, U32, U32]
+    if name == "bfi":
+        return t, [t, t, U32, U32]
+    if name == "shf":
+        return B32, [B32, B32, U32]
+    if name == "popc":
+        return U32, [t]
+    if name == "cvt":
+        return t, [instr.mod("src")] * n
+    if name == "mov":
+        return None, [None]  # mov.bN takes any register of N bits
+    if name in ("mul", "mad") and instr.mod("mode") == "wide":
+        wide = instr.dst.type  # type: ignore[union-attr]
+        return wide, [t, t, wide][:n]  # type: ignore[list-item]
+    return t, [t] * n
+
+
 def _plain(instr: Instr, asm: InlineAsm, *immediates: str) -> AsmCode:
-    d = asm.one_out(instr.dst)
-    operands = [d, *(asm.one_in(x) for x in instr.args), *immediates]
+    dst_type, arg_types = _operand_types(instr)
+    d = asm.one_out(instr.dst, dst_type)
+    operands = [d, *(asm.one_in(x, e) for x, e in zip(instr.args, arg_types, strict=True)),
+                *immediates]
     return AsmCode([f"{ptx_opcode(instr)} {', '.join(operands)};"])
 
 
@@ -263,14 +286,14 @@ def _logic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode | CCode
 @_printer("setp")
 def _setp(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     p = asm.pred_out(instr.dst)
-    a, b = (asm.one_in(x) for x in instr.args)
+    a, b = (asm.one_in(x, instr.type) for x in instr.args)
     return AsmCode([f"{ptx_opcode(instr)} {p}, {a}, {b};"])
 
 
 @_printer("selp")
 def _selp(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
-    d = asm.one_out(instr.dst)
-    a, b = asm.one_in(instr.args[0]), asm.one_in(instr.args[1])
+    d = asm.one_out(instr.dst, instr.type)
+    a, b = asm.one_in(instr.args[0], instr.type), asm.one_in(instr.args[1], instr.type)
     c = asm.pred_in(instr.args[2])
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"])
 

@@ -80,6 +80,15 @@ def test_unsupported_arch(arch):
         assert "sm_80" in message and "sm_90a" in message
 
 
+def test_targets_are_nvrtc_s():
+    from tilevm.backend.cuda.nvrtc_info import nvrtc_supported_archs, nvrtc_version
+    from tilevm.backend.cuda.targets import cuda_target
+
+    assert nvrtc_version() == "13.0.88"  # the pinned wheel
+    supported = nvrtc_supported_archs()
+    assert all(cuda_target(name).sm in supported for name in SUPPORTED_ARCHS)
+
+
 def test_arch_spellings():
     from tilevm.backend.cuda.targets import cuda_target
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-__all__ = ["NVRTC_PACKAGE", "nvrtc_version"]
+__all__ = ["NVRTC_PACKAGE", "nvrtc_supported_archs", "nvrtc_version"]
 
 NVRTC_PACKAGE = "nvidia-cuda-nvrtc"
 
@@ -31,3 +31,16 @@ def nvrtc_version() -> str:
     except metadata.PackageNotFoundError:
         return f"{major}.{minor} (not from the {NVRTC_PACKAGE} wheel)"
     return release if release.startswith(f"{major}.{minor}.") else f"{major}.{minor} ({release})"
+
+
+def nvrtc_supported_archs() -> tuple[int, ...]:
+    """The compute capabilities NVRTC can compile for, as numbers (``80`` for sm_80), ascending.
+
+    Raises RuntimeError when NVRTC cannot be loaded or answers with an error.
+    """
+    from cuda.bindings import nvrtc
+
+    result, archs = nvrtc.nvrtcGetSupportedArchs()
+    if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise RuntimeError(f"nvrtcGetSupportedArchs returned {result}")
+    return tuple(sorted(int(a) for a in archs))

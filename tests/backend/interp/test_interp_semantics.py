@@ -383,3 +383,25 @@ def test_fp8_arguments_casts_and_dot_chunks_of_32():
                             for k in range(k0, k0 + 32))
                 acc = Fraction(_round_fraction(exact + acc, np.float32))
             assert out[i, j] == float(acc)
+
+
+@pytest.mark.parametrize("name", ["f32", "f16", "bf16"])
+def test_exact_integers_round_once_even_where_float64_would_round_twice(name):
+    from tilevm.backend.interp.dot import _round_ints
+
+    dt = dtype(name)
+    p = dt.mantissa_bits + 1
+    rng = np.random.default_rng(10)
+    cases = []
+    for shift in (0, 5, 15):
+        half = ((1 << p) + 1) << shift  # exactly halfway between two values of dt
+        cases += [half, half + 1, half - 1, -half - 1, (3 << (p + shift)) + (1 << shift)]
+    half = ((1 << p) + 1) << 60  # a tie in dt once float64 has dropped the last bit
+    cases += [half + 1, -half - 1, half - 1, ((3 << p) + 1 << 60) + 1]
+    cases += [int(x) << (p + 2) for x in rng.integers(-(2**60), 2**60, 20)]  # ~2p + 62 bits
+    # Scale each integer into [1, 4): inside every type's normal range.
+    units = [abs(n).bit_length() - 1 for n in cases]
+    got = [_round_ints(np.array([n], dtype=object), u, dt)[0] for n, u in zip(cases, units)]
+    np_type = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}[name]
+    expected = [_round_fraction(Fraction(n, 1 << u), np_type) for n, u in zip(cases, units)]
+    assert np.array_equal(got, np.array(expected))

@@ -2,9 +2,10 @@
 types, 8 for f32), the exact products summed in increasing k, the accumulator added last, one
 rounding to the accumulator type.
 
-Exactness is obtained with Python integers: every value of a float type of ``m`` mantissa bits and
-bias ``b`` is an integer multiple of its smallest subnormal 2^-(b + m - 1), so products and sums of
-scaled integers are exact, and the final rounding to the accumulator type is done on the integer.
+Exactness is obtained with integers: every value of a float type of ``m`` mantissa bits and bias
+``b`` is an integer multiple of its smallest subnormal 2^-(b + m - 1), so products and sums of
+scaled integers are exact (int64 limbs for f16 and the 8-bit types, Python integers for wider
+ranges), and the one rounding to the accumulator type is done from the exact integer.
 """
 
 from __future__ import annotations
@@ -29,30 +30,44 @@ def _scaled_ints(values: np.ndarray, scale: int) -> np.ndarray:
     return np.frompyfunc(int, 1, 1)(scaled).astype(object)
 
 
-def _round_scaled(n: int, scale: int, dt: DType) -> float:
-    """The value ``n · 2^-scale`` rounded to nearest even in ``dt`` (overflow to inf)."""
-    if n == 0:
-        return 0.0
-    m = abs(n)
-    p = dt.mantissa_bits + 1
-    e = m.bit_length() - 1 - scale
-    q = max(e, 1 - dt.bias) - (p - 1)
-    shift = q + scale
-    if shift > 0:
-        r = m >> shift
-        rem = m - (r << shift)
-        half = 1 << (shift - 1)
-        if rem > half or (rem == half and r & 1):
-            r += 1
-    else:
-        r = m << -shift
-    try:
-        value = math.ldexp(r, q)
-    except OverflowError:
-        value = math.inf
-    if value > dt.max:
-        value = math.inf
-    return -value if n < 0 else value
+def _round_ints(totals: np.ndarray, unit: int, dt: DType) -> np.ndarray:
+    """The values ``totals · 2^-unit`` (an array of Python ints) rounded once to ``dt``, as
+    float64.
+
+    ``float(int)`` rounds to nearest; moving an inexact result to its odd neighbour (round to odd)
+    makes the second rounding, to ``dt``, give the correctly rounded value of the integer.
+    """
+    totals = np.asarray(totals, dtype=object)
+    approx = np.asarray(totals.astype(np.float64), dtype=np.float64)
+    back = np.frompyfunc(int, 1, 1)(approx)
+    diff = totals - back
+    up = np.asarray(diff > 0, dtype=bool)
+    down = np.asarray(diff < 0, dtype=bool)
+    even = (approx.view(np.uint64) & np.uint64(1)) == 0
+    approx = np.where(up & even, np.nextafter(approx, np.inf), approx)
+    approx = np.where(down & even, np.nextafter(approx, -np.inf), approx)
+    return decode(encode(np.ldexp(approx, -unit), dt), dt)
+
+
+_LIMB = 28  # two 28-bit limbs: a chunk of up to 32 limb products stays below 2^63
+
+
+def _fits_two_limbs(dt: DType) -> bool:
+    """Whether every scaled value of ``dt`` is below 2^52 (then two limbs hold it)."""
+    return math.ceil(math.log2(dt.max)) + _scale(dt) + 1 <= 52
+
+
+def _chunk_products(a: np.ndarray, b: np.ndarray, scale: int, limbs: bool) -> np.ndarray:
+    """The exact ``a @ b`` of one chunk, in units of 2^-(2·scale), as an array of Python ints."""
+    if not limbs:
+        return _scaled_ints(a, scale).dot(_scaled_ints(b, scale))
+    ai = np.ldexp(a, scale).astype(np.int64)
+    bi = np.ldexp(b, scale).astype(np.int64)
+    mask = (1 << _LIMB) - 1
+    a1, a0, b1, b0 = ai >> _LIMB, ai & mask, bi >> _LIMB, bi & mask
+    high = (a1 @ b1).astype(object) << (2 * _LIMB)
+    middle = (a1 @ b0 + a0 @ b1).astype(object) << _LIMB
+    return high + middle + (a0 @ b0).astype(object)
 
 
 def dot(a_bits: np.ndarray, b_bits: np.ndarray, c_bits: np.ndarray, a_dt: DType,
@@ -66,19 +81,18 @@ def dot(a_bits: np.ndarray, b_bits: np.ndarray, c_bits: np.ndarray, a_dt: DType,
     sa, sc = _scale(a_dt), _scale(c_dt)
     unit = max(2 * sa, sc)
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
-    a_int = _scaled_ints(np.where(finite_a, a, 0.0), sa)
-    b_int = _scaled_ints(np.where(finite_b, b, 0.0), sa)
-    m, k = a.shape
-    n = b.shape[1]
+    a_finite = np.where(finite_a, a, 0.0)
+    b_finite = np.where(finite_b, b, 0.0)
+    limbs = _fits_two_limbs(a_dt)
+    k = a.shape[1]
     acc = c.copy()
     for k0 in range(0, k, chunk):
         ks = slice(k0, min(k0 + chunk, k))
         finite_acc = np.isfinite(acc)
-        products = a_int[:, ks].dot(b_int[ks, :]) if k else np.zeros((m, n), object)
+        products = _chunk_products(a_finite[:, ks], b_finite[ks, :], sa, limbs)
         acc_int = _scaled_ints(np.where(finite_acc, acc, 0.0), sc)
         total = products * (1 << (unit - 2 * sa)) + acc_int * (1 << (unit - sc))
-        new = np.array([_round_scaled(int(x), unit, c_dt) for x in total.ravel()],
-                       dtype=np.float64).reshape(m, n)
+        new = _round_ints(total, unit, c_dt)
         # Signed zeros and non-finite values follow IEEE float64 arithmetic.
         with np.errstate(invalid="ignore", over="ignore"):
             approx = a[:, ks] @ b[:, :][ks, :] + acc
@@ -98,9 +112,8 @@ def exact_sum(values: np.ndarray, dt: DType, axis: int, keepdims: bool) -> np.nd
     finite = np.isfinite(values)
     scale = _scale(dt)
     ints = _scaled_ints(np.where(finite, values, 0.0), scale)
-    totals = ints.sum(axis=axis, keepdims=keepdims)
-    flat = [_round_scaled(int(x), scale, dt) for x in np.asarray(totals).ravel()]
-    out = np.array(flat, dtype=np.float64).reshape(np.shape(totals))
+    totals = np.asarray(ints.sum(axis=axis, keepdims=keepdims), dtype=object)
+    out = _round_ints(totals, scale, dt)
     with np.errstate(invalid="ignore", over="ignore"):
         approx = values.sum(axis=axis, keepdims=keepdims)
     special = ~finite.all(axis=axis, keepdims=keepdims)

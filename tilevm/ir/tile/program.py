@@ -211,6 +211,12 @@ class Kernel:
                     seen.append(n)
         return tuple(seen)
 
+    def dim_vars(self) -> tuple[Var, ...]:
+        """The dimensions as the ``i32`` variables the body reads."""
+        from tilevm.ir.dtypes import dtype
+
+        return tuple(Var(d, ScalarType(dtype("i32"))) for d in self.dims())
+
     def param(self, name: str) -> Var:
         for p in self.params:
             if p.name == name:

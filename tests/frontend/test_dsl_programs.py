@@ -209,3 +209,24 @@ def test_devices_are_looked_up_by_name(monkeypatch):
     devices.register_device("fake", lambda k, bound, consts: seen.append((k.name, bound.dims)))
     transpose_copy(x.reshape(2, 2), x.reshape(2, 2), device="fake")
     assert seen == [("transpose_copy", {"m": 2, "n": 2})]
+
+
+@tv.kernel
+def branches(x: tv.Global[f32, "n"], *, flip: tv.Const = False):
+    tv.launch(grid=1)
+    if n > 4:
+        y = tv.load(x, (0,), (4,)) * 2.0
+        label = n * 10
+    else:
+        y = tv.zeros((4,), f32)
+        label = n
+    tv.store(x, y + tv.cast(label, f32), (0,))
+
+
+def test_a_name_defined_in_both_branches_lives_after_the_if():
+    for size in (3, 6):
+        x = np.arange(size, dtype=np.float32)
+        expected = x.copy()
+        expected[:4] = (x[:4] * 2 + size * 10) if size > 4 else size
+        branches(x, device="interp")
+        assert np.array_equal(x, expected)

@@ -485,19 +485,43 @@ class Transpiler:
             return
         cond = self.condition(s.test, test, "if")
         self.materialize(s.body + s.orelse)
-        self.push("if", s.lineno)
+        then_frame = self.push("if", s.lineno)
         try:
             with self.builder.block() as then_body:
                 self.body(s.body)
         finally:
             self.pop()
-        self.push("if", s.lineno)
+        else_frame = self.push("if", s.lineno)
         try:
             with self.builder.block() as else_body:
                 self.body(s.orelse)
         finally:
             self.pop()
+        self.merge_branches(s, then_frame, then_body, else_frame, else_body)
         self.builder.append(If(cond, tuple(then_body), tuple(else_body), self.loc(s)))
+
+    def merge_branches(self, s: ast.If, then_frame: _Frame, then_body: list, else_frame: _Frame,
+                       else_body: list) -> None:
+        """A name that both branches define anew, with one type, lives on after the ``if`` (as in
+        Python): it is declared before the ``if`` and each branch assigns it."""
+        for name, a in then_frame.names.items():
+            b = else_frame.names.get(name)
+            if (self.find(name) is not None or not isinstance(a, Value) or
+                    not isinstance(b, Value) or not isinstance(a.operand, Var) or
+                    not isinstance(b.operand, Var) or not _same_type(a.type, b.type) or
+                    (a.is_tensor and a.type.scope != "reg")):
+                continue
+            ty = a.type
+            zero = Const(0.0 if ty.dtype.is_float else 0, ty.dtype)
+            if isinstance(ty, TensorType):
+                var = self.builder.emit("full", [zero], self.loc(s), name, shape=ty.shape,
+                                        dtype=ty.dtype)
+            else:
+                var = self.builder.emit("copy", [zero], self.loc(s), name)
+            then_body.append(Assign(var, a.operand, self.loc(s)))
+            else_body.append(Assign(var, b.operand, self.loc(s)))
+            self.frames[-1].names[name] = Value(var, name)
+            self.gone.pop(name, None)
 
     def while_stmt(self, s: ast.While) -> None:
         if s.orelse:

@@ -230,3 +230,25 @@ def test_a_name_defined_in_both_branches_lives_after_the_if():
         expected[:4] = (x[:4] * 2 + size * 10) if size > 4 else size
         branches(x, device="interp")
         assert np.array_equal(x, expected)
+
+
+@tv.kernel
+def aliasing(a: tv.Global[f32, "n"], b: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    t = tv.load(a, (0,), (4,))  # a user variable named like the temporaries
+    x = t  # a copy: changing x must leave t alone
+    pair = (x * 3.0, 1.0)
+    y = z = pair[0]
+    for t0 in tv.range(0, 2):  # noqa: B007 - a name like a temporary's, on purpose
+        x = x + 1.0
+        z = z + pair[1]
+    tv.store(b, x + t + y + z + pair[0], (0,))
+
+
+def test_assignment_copies_values_and_never_aliases_variables():
+    a = np.arange(4, dtype=np.float32)
+    b = np.zeros(4, np.float32)
+    aliasing(a, b, device="interp")
+    x, t, y = a + 2, a, a * 3
+    z = y + 2
+    assert np.array_equal(b, x + t + y + z + y)

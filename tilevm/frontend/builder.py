@@ -30,9 +30,10 @@ class Builder:
     def current(self) -> list[Stmt]:
         return self.blocks[-1]
 
-    def fresh(self, hint: str = "t") -> str:
-        """A name not used before in this kernel: ``hint`` itself, else ``hint.1``, ``hint.2``…"""
-        if hint == "t":
+    def fresh(self, hint: str | None = None) -> str:
+        """A name not used before in this kernel: ``hint`` itself, else ``hint.1``, ``hint.2``…;
+        without a hint, a temporary ``t0``, ``t1``… (only temporaries may be renamed later)."""
+        if hint is None:
             while f"t{self.counter}" in self.used:
                 self.counter += 1
             name = f"t{self.counter}"
@@ -48,7 +49,7 @@ class Builder:
     def var(self, hint: str, ty: Type) -> Var:
         return Var(self.fresh(hint), ty)
 
-    def emit(self, op: str, args: list[Operand], loc: Loc | None, name: str = "t", /,
+    def emit(self, op: str, args: list[Operand], loc: Loc | None, name: str | None = None, /,
              **attrs: Any) -> Var | None:
         """Type and append ``op(args) {attrs}``; return its result variable (``None`` if none)."""
         ty = infer_type(op, [a.type for a in args], attrs)

@@ -342,3 +342,25 @@ def test_a_crash_while_running_is_an_internal_error_too(monkeypatch, tmp_path):
         copy_kernel(np.zeros(4, np.float32), np.zeros(4, np.float32), device="interp")
     report = info.value.report_path.read_text()
     assert "load(%x" in report and "'n': 4" in report
+
+
+@tv.kernel
+def scaled(x: tv.Global[tv.u4, "n"], s: tv.Scalar[i32], y: tv.Global[f32, "n"]):
+    tv.launch(grid=1)
+    tv.store(y, tv.cast(tv.load(x, (0,), (8,)), f32) * tv.cast(s, f32), (0,))
+
+
+def test_scalar_and_sub_byte_arguments_are_checked_by_name():
+    codes = tv.HostTensor.from_bits(np.arange(8) % 16, "u4")
+    y = np.zeros(8, np.float32)
+    scaled(codes, 3, y, device="interp")
+    assert np.array_equal(y, np.arange(8) * 3.0)
+    with pytest.raises(TypeError, match=r"argument 's': expected an integer for i32, got float"):
+        scaled(codes, 3.5, y, device="interp")
+    with pytest.raises(ValueError, match=r"argument 's': 4294967296 does not fit in i32"):
+        scaled(codes, 2**32, y, device="interp")
+    with pytest.raises(TypeError, match=r"argument 'x': expected u4 data, got numpy dtype uint8 "
+                                        r"\(sub-byte data is passed as a tilevm.HostTensor\)"):
+        scaled(np.zeros(8, np.uint8), 1, y, device="interp")
+    with pytest.raises(TypeError, match=r"argument 'x': expected u4 data, got a HostTensor of u8"):
+        scaled(tv.HostTensor.from_bits(np.zeros(8, np.uint8), "u8"), 1, y, device="interp")

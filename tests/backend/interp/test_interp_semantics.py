@@ -405,3 +405,17 @@ def test_exact_integers_round_once_even_where_float64_would_round_twice(name):
     np_type = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}[name]
     expected = [_round_fraction(Fraction(n, 1 << u), np_type) for n, u in zip(cases, units)]
     assert np.array_equal(got, np.array(expected))
+
+
+@tv.kernel
+def atomic_old(out: tv.Global[f32, "n"], olds: tv.Global[f32, "m", "n"]):
+    tv.launch(grid=3)
+    b = tv.block_idx()
+    before = tv.atomic_add(out, tv.full((4,), 0.25, f32), (0,))
+    tv.store(olds, before[None, :], (b, 0))
+
+
+def test_atomics_return_the_values_they_replaced():
+    out, olds = np.zeros(4, np.float32), np.zeros((3, 4), np.float32)
+    atomic_old(out, olds, device="interp")
+    assert np.array_equal(olds, np.array([[0.0] * 4, [0.25] * 4, [0.5] * 4], np.float32))

@@ -415,15 +415,13 @@ class _Machine:
         dt = vt.dtype
         old = np.zeros(shape, dtype=dt.storage_dtype)
         op = s.attr("op")
-        # One element at a time, in row-major order: atomics on one address serialise.
-        for pos in zip(*np.nonzero(active)):
-            one = np.zeros(shape, dtype=bool)
-            one[pos] = True
-            prev = self._read(mem, index, one)
-            old[pos] = prev[0]
-            a, b = decode(prev, dt), decode(value[pos], dt)
-            new = _ATOMIC[op](a, b)
-            self._write(mem, index, one, encode(np.asarray(new, dtype=a.dtype), dt))
+        # The elements of a tile have distinct addresses, so the order among them is immaterial;
+        # atomics of different instructions and blocks run in program and block order.
+        prev = self._read(mem, index, active)
+        a, b = decode(prev, dt), decode(value[active], dt)
+        new = np.asarray(_ATOMIC[op](a, b), dtype=a.dtype)
+        self._write(mem, index, active, encode(new, dt))
+        old[active] = prev
         return old if isinstance(vt, TensorType) else old.reshape(-1)[0].copy()
 
     def op_workspace(self, blk: _Block, s: Instr) -> HostTensor:

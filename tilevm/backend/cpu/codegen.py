@@ -99,6 +99,9 @@ class WarpCodegen:
         self.stmt_ids = {id(s): i for i, s in enumerate(walk(kernel.body))}
         self.stmts = list(walk(kernel.body))
         self.slots: dict[int, tuple[ir.Value, ir.Type, int, int]] = {}
+        self.slot_ptrs: dict[tuple[int, int], ir.Value] = {}
+        self._known_block: ir.Block | None = None
+        self._known_values: dict[tuple[int, int], ir.Value] = {}
         self.regfile_bytes = 0
         self.n_barriers = 0
         from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES
@@ -141,6 +144,8 @@ class WarpCodegen:
             self.b.store(ir.Constant(ir.ArrayType(vt, n), None), slot)
             stride = _align(WARP * _lane_bytes(elem), 16)
             self.slots[id(x)] = (slot, vt, offset, stride)
+            for k in range(n):
+                self.slot_ptrs[(id(x), k)] = self.b.gep(slot, [I32(0), I32(k)], inbounds=True)
             offset += n * stride
         self.regfile_bytes = _align(max(offset, 16), SLOT_ALIGN)
 
@@ -163,17 +168,42 @@ class WarpCodegen:
 
     def _slot_ptr(self, x: Reg | RegArray, i: ir.Value | int) -> tuple[ir.Value, ir.Type]:
         slot, vt, _, _ = self.slots[id(x)]
-        idx = I32(i) if isinstance(i, int) else i
-        return self.b.gep(slot, [I32(0), idx], inbounds=True), vt
+        if isinstance(i, int):
+            return self.slot_ptrs[(id(x), i)], vt
+        return self.b.gep(slot, [I32(0), i], inbounds=True), vt
+
+    def _known(self) -> dict[tuple[int, int], ir.Value]:
+        """Values of register slots stored earlier in the current basic block: reading them
+        again needs no load (less IR for LLVM to clean up, which is most of the JIT time)."""
+        if self.b.block is not self._known_block:
+            self._known_block = self.b.block
+            self._known_values = {}
+        return self._known_values
+
+    def _load_slot(self, x: Reg | RegArray, i: ir.Value | int) -> ir.Value:
+        known = self._known()
+        if isinstance(i, int) and (id(x), i) in known:
+            return known[(id(x), i)]
+        p, vt = self._slot_ptr(x, i)
+        v = self.b.load(p, typ=vt)
+        if isinstance(i, int):
+            known[(id(x), i)] = v
+        return v
 
     def _store_slot(self, x: Reg | RegArray, i: ir.Value | int, v: ir.Value, full: bool) -> None:
         p, vt = self._slot_ptr(x, i)
         if v.type != vt:
             v = self.b.bitcast(v, vt)
         if not full:
-            old = self.b.load(p, typ=vt)
+            old = self._load_slot(x, i)
             v = self.b.select(self.mask.value if self._guard is None else self._guard, v, old)
         self.b.store(v, p)
+        known = self._known()
+        if isinstance(i, int):
+            known[(id(x), i)] = v
+        else:  # a run-time index may alias any element of the array
+            for key in [k for k in known if k[0] == id(x)]:
+                del known[key]
 
     _guard: ir.Value | None = None
 
@@ -183,8 +213,7 @@ class WarpCodegen:
         if isinstance(index, int):
             return I32(index)
         if isinstance(index, Reg):
-            p, vt = self._slot_ptr(index, 0)
-            return self.b.extract_element(self.b.load(p, typ=vt), I32(0))
+            return self.b.extract_element(self._load_slot(index, 0), I32(0))
         assert isinstance(index, IndexOp)
         a, c = self.index_value(index.a), self.index_value(index.b)
         op = {"+": self.b.add, "-": self.b.sub, "*": self.b.mul, "//": self.b.sdiv,
@@ -195,6 +224,8 @@ class WarpCodegen:
         if isinstance(x, Elem):
             t = x.array.type
             n = t.count if isinstance(t, VectorType) else 1
+            if isinstance(x.index, int):
+                return x.array, x.index * n, n
             base = self.index_value(x.index)
             return x.array, (self.b.mul(base, I32(n)) if n > 1 else base), n
         t = x.type
@@ -216,8 +247,7 @@ class WarpCodegen:
         for k in range(n):
             i = base if k == 0 else (self.b.add(base, I32(k)) if not isinstance(base, int)
                                      else base + k)
-            p, vt = self._slot_ptr(owner, i)
-            vals.append(self.b.load(p, typ=vt))
+            vals.append(self._load_slot(owner, i))
         if isinstance(x.type, VectorType):
             if isinstance(want, VectorType) and want.elem != x.type.elem:
                 return [self._as(v, x.type.elem, want.elem) for v in vals]
@@ -321,10 +351,10 @@ class WarpCodegen:
 
     def _spill(self, save: bool) -> None:
         b = self.b
-        for slot, vt, offset, stride in self.slots.values():
+        for key, (slot, vt, offset, stride) in self.slots.items():
             n = slot.allocated_type.count
             for k in range(n):
-                p = b.gep(slot, [I32(0), I32(k)], inbounds=True)
+                p = self.slot_ptrs[(key, k)]
                 q = b.gep(self.regfile, [I64(offset + k * stride)], source_etype=I8)
                 if save:
                     b.store(b.load(p, typ=vt), q, align=16)

@@ -25,10 +25,13 @@ from tilevm.backend.cpu.codegen import Layout, generate
 from tilevm.ir.thread.printer import dump
 from tilevm.ir.thread.stmts import Kernel
 
-__all__ = ["OPT_LEVEL", "JitResult", "cache_directory", "jit"]
+__all__ = ["OPT_LEVEL", "PASSES", "JitResult", "cache_directory", "jit"]
 
-# LLVM pipeline speed level (0..3). 1 keeps mem2reg/SROA/instcombine/simplifycfg, which is what
-# warp-vector code needs, at a fraction of O2's compile time (see bench/jit_time.py).
+# The optimisation is moderate on purpose: JIT time dominates test time. Warp-vector code needs
+# its registers promoted from allocas to SSA (sroa) and its branches on constant masks folded
+# (simplifycfg); instruction selection runs at LLVM's -O1 (OPT_LEVEL). Together that is about half
+# of the time of LLVM's O1 pipeline for the same machine code size (bench/jit_time.py).
+PASSES = ("sroa", "simplify_cfg")
 OPT_LEVEL = 1
 
 _lock = threading.Lock()
@@ -77,7 +80,7 @@ def _new_target_machine() -> Any:
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
                                         features=llvm.get_host_cpu_features().flatten(),
-                                        opt=2, codemodel="jitdefault")
+                                        opt=OPT_LEVEL, codemodel="jitdefault")
 
 
 @functools.cache
@@ -88,7 +91,7 @@ def _environment_key() -> str:
     h = hashlib.sha256()
     for part in (llvmlite.__version__, str(llvm.llvm_version_info), llvm.get_process_triple(),
                  llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
-                 str(OPT_LEVEL)):
+                 str(OPT_LEVEL), ",".join(PASSES)):
         h.update(part.encode() + b"\0")
     for src in sorted(Path(__file__).parent.glob("*.py")):
         h.update(src.name.encode() + b"\0" + src.read_bytes())
@@ -106,8 +109,13 @@ def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
     mod.link_in(helpers)
     mod.verify()
     tm = _new_target_machine()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=OPT_LEVEL))
-    pb.getModulePassManager().run(mod, pb)
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
+    fpm = llvm.create_new_function_pass_manager()
+    for name in PASSES:
+        getattr(fpm, f"add_{name}_pass")()
+    for fn in mod.functions:
+        if not fn.is_declaration:
+            fpm.run(fn, pb)
     return tm.emit_object(mod), layout
 
 

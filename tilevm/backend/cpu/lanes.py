@@ -34,6 +34,21 @@ def elem_llvm_type(t: ScalarType) -> ir.Type:
     return ir.IntType(t.bits)
 
 
+class Splat(ir.Constant):
+    """A constant vector with one value in every lane, printed as LLVM's short ``splat (T v)``
+    instead of 32 repetitions (the IR text, and its parsing, shrink several times)."""
+
+    def __init__(self, typ: ir.VectorType, value: Any) -> None:
+        super().__init__(typ, value)
+        self.scalar = value
+
+    def _get_reference(self) -> str:
+        if not isinstance(self.scalar, int | float):
+            return super()._get_reference()
+        elem = ir.Constant(self.type.element, self.scalar)
+        return f"splat ({elem.type} {elem.get_reference()})"
+
+
 class Lanes:
     """An ``IRBuilder`` plus warp-vector helpers. ``b`` is the builder."""
 
@@ -52,13 +67,13 @@ class Lanes:
 
     def splat(self, value: Any, t: ir.Type) -> ir.Constant:
         """A constant vector with ``value`` in every lane (``t`` the lane type)."""
-        return ir.Constant(self.vec(t), value)
+        return Splat(self.vec(t), value)
 
     def splat_value(self, x: ir.Value) -> ir.Value:
         """A run-time scalar broadcast to all lanes."""
         v = self.b.insert_element(ir.Constant(self.vec(x.type), ir.Undefined), x, I32(0))
         return self.b.shuffle_vector(v, ir.Constant(self.vec(x.type), ir.Undefined),
-                                     ir.Constant(self.vec(I32), 0))
+                                     Splat(self.vec(I32), 0))
 
     @staticmethod
     def lane_ids() -> ir.Constant:
@@ -86,7 +101,7 @@ class Lanes:
         return self.b.icmp_unsigned("!=", self.bits(mask), I32(0))
 
     def all_ones(self) -> ir.Constant:
-        return ir.Constant(ir.VectorType(I1, WARP), 1)
+        return Splat(ir.VectorType(I1, WARP), 1)
 
     # -- intrinsics -----------------------------------------------------------------------------
 

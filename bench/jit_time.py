@@ -1,0 +1,103 @@
+"""CPU-backend JIT time: straight-line Thread IR of 1,000 and 10,000 statements, and a looped
+kernel, compiled at the backend's optimisation level (``tilevm.backend.cpu.jit.OPT_LEVEL``) with
+an empty disk cache; then the same kernels loaded from the cache.
+
+Usage: ``python bench/jit_time.py [--out results.json] [--opt N]``. The aim is under 1 ms per
+statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def straight_line(n: int):
+    """``n`` statements: a mix of integer, bit and f32 operations over a rotating set of live
+    registers, loaded from and stored to global memory."""
+    from tilevm.ir.thread import B32, F32, U32, U64, KernelBuilder
+
+    kb = KernelBuilder(f"straight_{n}", block_threads=128)
+    x = kb.param("x", U64, pointer=True)
+    tid = kb.sreg("tid.x")
+    addr = kb.add(x, kb.mul(tid, 4, mode="wide"))
+    f = [kb.ld("global", addr, F32)]
+    u = [kb.mov(f[0], U32)]
+    count = 4
+    while count < n:
+        k = count % 6
+        if k == 0:
+            f.append(kb.fma(f[-1], f[-2 if len(f) > 1 else -1], 1.5))
+        elif k == 1:
+            u.append(kb.add(u[-1], count))
+        elif k == 2:
+            u.append(kb.lop3(u[-1], u[len(u) // 2], kb.mov(f[-1], B32), 0x96))
+        elif k == 3:
+            f.append(kb.mul(f[-1], f[len(f) // 3]))
+        elif k == 4:
+            u.append(kb.shl(kb.mov(u[-1], B32), count % 31))
+        else:
+            f.append(kb.cvt(kb.mov(u[-1], U32), F32, rnd="rn"))
+        count += 1
+    kb.st("global", addr, kb.add(f[-1], kb.cvt(kb.mov(u[-1], U32), F32, rnd="rn")))
+    return kb.finish(), count + 1
+
+
+def looped():
+    """A kernel with a block-uniform loop around cp.async, barriers, shuffles and an mma."""
+    from tilevm.ir.thread import examples
+
+    return examples.tiled_copy(), None
+
+
+def measure(build, opt: int) -> dict:
+    from tilevm.backend.cpu import jit as jitmod
+    from tilevm.backend.cpu.jit import jit
+
+    jitmod.OPT_LEVEL = opt
+    jitmod._environment_key.cache_clear()
+    kernel, statements = build()
+    with tempfile.TemporaryDirectory() as d:
+        os.environ["TILEVM_CACHE_DIR"] = d
+        t0 = time.perf_counter()
+        cold = jit(kernel)
+        cold_s = time.perf_counter() - t0
+        warm = jit(kernel)
+    assert not cold.cached and warm.cached
+    statements = statements or sum(1 for _ in __import__("tilevm.ir.thread", fromlist=["walk"])
+                                   .walk(kernel.body))
+    return {"kernel": kernel.name, "statements": statements, "jit_s": round(cold_s, 4),
+            "ms_per_statement": round(1000 * cold_s / statements, 4),
+            "cached_load_s": round(warm.seconds, 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--opt", type=int, default=None, help="LLVM speed level (default: backend's)")
+    args = ap.parse_args(argv)
+    from tilevm.backend.cpu import jit as jitmod
+
+    opt = jitmod.OPT_LEVEL if args.opt is None else args.opt
+    rows = [measure(lambda: straight_line(1000), opt), measure(lambda: straight_line(10000), opt),
+            measure(looped, opt)]
+    import llvmlite
+
+    result = {"opt_level": opt, "llvmlite": llvmlite.__version__, "python": sys.version.split()[0],
+              "machine": platform.machine(), "processor": platform.processor(), "rows": rows}
+    for r in rows:
+        print(f"{r['kernel']:>16}: {r['statements']:>6} statements, JIT {r['jit_s']:.3f} s "
+              f"({r['ms_per_statement']:.3f} ms/statement), cached load {r['cached_load_s']:.3f} s")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -103,7 +103,7 @@ Operand = Union[Var, Const]  # noqa: UP007 - a runtime alias that also works on 
 class Instr:
     """``result = op(args) {attrs}``; ``result`` is ``None`` for operations without a value.
 
-    ``attrs`` is a tuple of (name, value) pairs sorted by name; use :meth:`attr` to read one.
+    ``attrs`` is a tuple of (name, value) pairs, kept sorted by name; use :meth:`attr` to read one.
     """
 
     result: Var | None
@@ -111,6 +111,11 @@ class Instr:
     args: tuple[Operand, ...] = ()
     attrs: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        # One canonical order, so that equality does not depend on how attributes were listed.
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "attrs", tuple(sorted(self.attrs, key=lambda kv: kv[0])))
 
     def attr(self, name: str, default: Any = None) -> Any:
         for key, value in self.attrs:

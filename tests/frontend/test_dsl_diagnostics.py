@@ -223,6 +223,12 @@ def layout_shape(a: tv.Global[f32, "n"]):
     x = tv.zeros((4, 4), f32, layout=spatial(8, 4))  # here
 
 
+@tv.kernel
+def int_other(a: tv.Global[i32, "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0,), (16,), other=float("-inf"))  # here
+
+
 CASES = [
     (wrong_arity, "tv.load(", r"tv\.load: missing a required argument: 'shape'"),
     (dot_dtype_mismatch, "y, tv.zeros", r"dot: dtype mismatch: a is f16 but b is f32"),
@@ -254,6 +260,7 @@ CASES = [
                                  r"line \d+, so it has no single value after it"),
     (layout_shape, "spatial", r"tv\.zeros: layout spatial\(8, 4\) is not a register layout "
                               r"of shape \[4, 4\]"),
+    (int_other, "tv.load", r"load: other=-inf is not a value of i32"),
     (dim_is_param, '"n"]', r"dimension name 'n' is also the name of a parameter"),
 ]
 

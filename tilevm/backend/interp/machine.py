@@ -195,6 +195,8 @@ class _Machine:
     op_sub = _binary(lambda x, y, dt: x - y)
     op_mul = _binary(lambda x, y, dt: x * y)
     op_div = _binary(lambda x, y, dt: x / y)
+    # Integer division by zero is unspecified (PTX); these give x // 1 and x % 1 rather than
+    # fail, because both sides of a tv.where are computed.
     op_floordiv = _binary(lambda x, y, dt: np.floor_divide(x, np.where(y == 0, 1, y)))
     op_mod = _binary(lambda x, y, dt: np.mod(x, np.where(y == 0, 1, y)))
     op_min = _binary(lambda x, y, dt: np.fmin(x, y))

@@ -485,8 +485,12 @@ def _load(args: list[Type], a: dict) -> Type:
     src = _memory("load", args[0], 0, ("global", "shared"))
     shape = _static_shape("load", a["shape"])
     _memory_operands("load", args, 1, src, a["mask"], shape)
-    if not isinstance(a["other"], (int, float)):
-        _fail("load", f"other must be a number, got {a['other']!r}")
+    other = a["other"]
+    if isinstance(other, bool) or not isinstance(other, (int, float)):
+        _fail("load", f"other must be a number, got {other!r}")
+    if src.dtype.is_integer and (not isinstance(other, int) or
+                                 not src.dtype.min <= other <= src.dtype.max):
+        _fail("load", f"other={other!r} is not a value of {src.dtype.name}")
     return TensorType(src.dtype, shape)
 
 

@@ -16,6 +16,7 @@ from tilevm.ir.tile.program import (
     While,
     walk,
 )
+from tilevm.ir.tile.rewrite import map_block, map_kernel, substitute
 from tilevm.ir.tile.types import ScalarType, TensorType, Type
 from tilevm.ir.tile.verifier import VerifyError, types_match, verify
 
@@ -38,8 +39,11 @@ __all__ = [
     "VerifyError",
     "While",
     "infer_type",
+    "map_block",
+    "map_kernel",
     "print_kernel",
     "print_stmt",
+    "substitute",
     "types_match",
     "verify",
     "walk",

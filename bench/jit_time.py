@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 
-def straight_line(n: int):
-    """``n`` statements: a mix of integer, bit and f32 operations over a rotating set of live
-    registers, loaded from and stored to global memory."""
-    from tilevm.ir.thread import B32, F32, U32, U64, KernelBuilder
+def _statements(kb, x, n: int) -> int:
+    """Append about ``n`` statements: a mix of integer, bit and f32 operations, each reading
+    values made by the last few statements (as a kernel's bounded register pressure does),
+    loaded from and stored to global memory at ``x``. Returns the number appended."""
+    from tilevm.ir.thread import B32, F32, U32
 
-    kb = KernelBuilder(f"straight_{n}", block_threads=128)
-    x = kb.param("x", U64, pointer=True)
     tid = kb.sreg("tid.x")
     addr = kb.add(x, kb.mul(tid, 4, mode="wide"))
     f = [kb.ld("global", addr, F32)]
@@ -37,23 +36,45 @@ def straight_line(n: int):
         elif k == 1:
             u.append(kb.add(u[-1], count))
         elif k == 2:
-            u.append(kb.lop3(u[-1], u[len(u) // 2], kb.mov(f[-1], B32), 0x96))
+            u.append(kb.lop3(u[-1], u[-min(len(u), 7)], kb.mov(f[-1], B32), 0x96))
         elif k == 3:
-            f.append(kb.mul(f[-1], f[len(f) // 3]))
+            f.append(kb.mul(f[-1], f[-min(len(f), 5)]))
         elif k == 4:
             u.append(kb.shl(kb.mov(u[-1], B32), count % 31))
         else:
             f.append(kb.cvt(kb.mov(u[-1], U32), F32, rnd="rn"))
         count += 1
     kb.st("global", addr, kb.add(f[-1], kb.cvt(kb.mov(u[-1], U32), F32, rnd="rn")))
-    return kb.finish(), count + 1
+    return count + 1
 
 
-def looped():
-    """A kernel with a block-uniform loop around cp.async, barriers, shuffles and an mma."""
-    from tilevm.ir.thread import examples
+def straight_line(n: int):
+    """A kernel of ``n`` straight-line statements."""
+    from tilevm.ir.thread import U64, KernelBuilder
 
-    return examples.tiled_copy(), None
+    kb = KernelBuilder(f"straight_{n}", block_threads=128)
+    x = kb.param("x", U64, pointer=True)
+    count = _statements(kb, x, n)
+    return kb.finish(), count
+
+
+def looped(n: int = 1000):
+    """A kernel of about ``n`` statements in loops: a block-uniform loop with a barrier around
+    a lane-dependent loop, whose body holds an unrolled loop and straight-line code."""
+    from tilevm.ir.thread import S32, U64, KernelBuilder, walk
+
+    kb = KernelBuilder("looped", block_threads=128, shared_bytes=512)
+    x = kb.param("x", U64, pointer=True)
+    tiles = kb.param("tiles", S32)
+    with kb.for_(0, tiles, uniform=True, name="tile"):
+        trips = kb.and_(kb.mov(kb.sreg("laneid"), "b32"), 3, type="b32")
+        with kb.for_(0, kb.mov(trips, S32), name="lane_loop"):
+            with kb.for_(0, 4, unroll=True, name="u"):
+                _statements(kb, x, n // 8)
+            _statements(kb, x, n // 2)
+        kb.bar_sync()
+    k = kb.finish()
+    return k, sum(1 for _ in walk(k.body))
 
 
 def measure(build, opt: int) -> dict:
@@ -70,9 +91,10 @@ def measure(build, opt: int) -> dict:
         cold_s = time.perf_counter() - t0
         warm = jit(kernel)
     assert not cold.cached and warm.cached
-    statements = statements or sum(1 for _ in __import__("tilevm.ir.thread", fromlist=["walk"])
-                                   .walk(kernel.body))
-    return {"kernel": kernel.name, "statements": statements, "jit_s": round(cold_s, 4),
+    from tilevm.backend.cpu.jit import PASSES
+
+    return {"kernel": kernel.name, "statements": statements, "passes": list(PASSES),
+            "jit_s": round(cold_s, 4),
             "ms_per_statement": round(1000 * cold_s / statements, 4),
             "cached_load_s": round(warm.seconds, 4)}
 

@@ -171,3 +171,36 @@ def test_barrier_under_divergent_control_flow_is_rejected() -> None:
 
 
 _ = (U32, vector)
+
+
+def test_registers_survive_barriers_in_loops_and_branches() -> None:
+    # values written before a barrier (some under a lane-dependent branch, some carried by a
+    # uniform loop) are read after it, in every warp, in both warp orders
+    kb = KernelBuilder("across_barriers", block_threads=96, shared_bytes=96 * 4)
+    out = kb.param("out", U64, pointer=True)
+    rounds = kb.param("rounds", S32)
+    tid = kb.sreg("tid.x")
+    slot = kb.add(kb.shared_base(), kb.mul(tid, 4))
+    peer = kb.add(kb.shared_base(), kb.mul(kb.rem(kb.add(tid, 33), 96), 4))
+    odd = kb.reg(U32, "odd")
+    kb.mov(7, U32, out=odd)
+    with kb.if_(kb.setp("ne", kb.and_(kb.mov(tid, B32), 1, type=B32), 0, type=B32)):
+        kb.mov(kb.mul(tid, 3), U32, out=odd)
+    acc = kb.reg(U32, "acc")
+    kb.mov(tid, U32, out=acc)
+    with kb.for_(0, rounds, uniform=True, name="round"):
+        kb.st("shared", slot, acc)
+        kb.bar_sync()
+        got = kb.ld("shared", peer, U32)
+        kb.bar_sync()
+        kb.add(acc, kb.add(got, odd), out=acc)
+    kb.st("global", kb.add(out, kb.mul(tid, 4, mode="wide")), acc)
+    run = compile_kernel(kb.finish())
+    want = list(range(96))
+    odd_v = [3 * t if t % 2 else 7 for t in range(96)]
+    for _ in range(3):
+        want = [(want[t] + want[(t + 33) % 96] + odd_v[t]) & 0xFFFFFFFF for t in range(96)]
+    for reverse in (False, True):
+        got = np.zeros(96, np.uint32)
+        run(2, got, 3, reverse_warps=reverse)
+        assert got.tolist() == want

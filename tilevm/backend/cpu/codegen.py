@@ -21,6 +21,7 @@ from llvmlite import ir
 
 from tilevm.backend.cpu import collectives, memory_ops
 from tilevm.backend.cpu.lanes import I1, I8, I32, I64, PTR, WARP, Lanes, elem_llvm_type
+from tilevm.backend.cpu.liveness import live_after_barriers, temporaries
 from tilevm.backend.cpu.thread_ops import THREAD_OPS
 from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, walk
 from tilevm.ir.thread.types import ScalarType, Type, VectorType
@@ -104,6 +105,8 @@ class WarpCodegen:
         self._known_values: dict[tuple[int, int], ir.Value] = {}
         self.regfile_bytes = 0
         self.n_barriers = 0
+        self.temporaries = temporaries(kernel.body)
+        self.live = live_after_barriers(kernel.body, self.temporaries)
         from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES
 
         self.cpq_lane_bytes = CPA_LANE_BYTES
@@ -309,6 +312,8 @@ class WarpCodegen:
             self._guard = b.and_(self.mask.value, g)
             full = False
         name = s.op.name
+        if isinstance(s.dst, Reg) and id(s.dst) in self.temporaries:
+            full = True  # nobody reads its inactive lanes: write them too, no blend
         if s.op.aligned and name != "bar.sync":
             ok = b.icmp_unsigned("==", self.L.bits(self.active()), I32(-1))
             self.check(ok, 1, s)
@@ -342,16 +347,19 @@ class WarpCodegen:
             self.check(b.icmp_unsigned("==", self.L.bits(self.mask.value), I32(-1)), 1, s)
         self.n_barriers += 1
         k = self.n_barriers
-        self._spill(True)
+        live = self.live.get(id(s), set())
+        self._spill(True, live)
         b.ret(I32(k))
         resume = self.fn.append_basic_block(f"resume{k}")
         self.switch.add_case(I32(k), resume)
         b.position_at_end(resume)
-        self._spill(False)
+        self._spill(False, live)
 
-    def _spill(self, save: bool) -> None:
+    def _spill(self, save: bool, live: set[int]) -> None:
         b = self.b
         for key, (slot, vt, offset, stride) in self.slots.items():
+            if key not in live:
+                continue
             n = slot.allocated_type.count
             for k in range(n):
                 p = self.slot_ptrs[(key, k)]

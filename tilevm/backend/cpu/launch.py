@@ -50,9 +50,9 @@ def _pointer(value: Any, name: str) -> tuple[int, Any]:
         if not value.flags.c_contiguous and not value.flags.f_contiguous:
             raise TypeError(f"argument {name}: the array must be contiguous")
         return value.ctypes.data, value
-    data = getattr(value, "data", None)  # HostTensor: its byte buffer
-    if isinstance(data, np.ndarray):
-        return data.ctypes.data + int(getattr(value, "byte_offset", 0)), value
+    data = getattr(value, "data", None)
+    if isinstance(data, np.ndarray):  # a HostTensor: the start of its byte buffer (its element
+        return data.ctypes.data, value  # offset and strides are the kernel's to apply)
     raise TypeError(f"argument {name}: expected a numpy array, HostTensor or address, got "
                     f"{type(value).__name__}")
 
@@ -68,8 +68,9 @@ class CpuKernel:
 
     def __call__(self, grid: int, *args: Any, threads: int | None = None,
                  reverse_warps: bool = False) -> None:
-        """Run ``grid`` blocks. Pointer parameters take numpy arrays (written in place) or
-        addresses; scalar parameters take numbers. ``threads`` overrides the number of host
+        """Run ``grid`` blocks. Pointer parameters take numpy arrays (written in place),
+        ``HostTensor`` (the address of its byte buffer) or integer addresses; scalar parameters
+        take numbers. ``threads`` overrides the number of host
         threads (1 runs blocks serially, in order); ``reverse_warps`` runs the warps of each
         phase in reverse order (a correct kernel cannot tell)."""
         k = self.kernel

@@ -56,8 +56,9 @@ class _Elementwise(Intrinsic):
 
 @register
 class Add(_Elementwise):
-    """``add.type d, a, b`` (PTX ISA §9.7.1.1, §9.7.3.1 f32, §9.7.4.1 f16/bf16): ``d = a + b``.
-    Scope thread; sm_50, PTX 1.0 (f16: sm_53, PTX 4.2; bf16: sm_90, PTX 7.8)."""
+    """``add.type d, a, b`` (PTX ISA, Integer Arithmetic, Floating-Point and Half Precision
+    Floating-Point Instructions: ``add``): ``d = a + b``. Scope thread; sm_50, PTX 1.0 (f16: sm_53,
+    PTX 4.2; bf16: sm_90, PTX 7.8)."""
 
     name = "add"
     ptx_isa = (1, 0)
@@ -65,8 +66,8 @@ class Add(_Elementwise):
 
 @register
 class Sub(_Elementwise):
-    """``sub.type d, a, b`` (PTX ISA §9.7.1.2, §9.7.3.2, §9.7.4.2): ``d = a - b``. Scope thread;
-    sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
+    """``sub.type d, a, b`` (PTX ISA, Integer/Floating-Point/Half Precision Instructions: ``sub``):
+    ``d = a - b``. Scope thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
 
     name = "sub"
     ptx_isa = (1, 0)
@@ -114,10 +115,10 @@ class _IntMul(Intrinsic):
 
 @register
 class Mul(_IntMul):
-    """``mul{.lo,.hi,.wide}.type d, a, b`` (PTX ISA §9.7.1.3; float §9.7.3.3): integer product,
-    its low half (``lo``), high half (``hi``) or full double-width product (``wide``, ``d`` of
-    twice the bits); for floats ``mul.rn.type``. Scope thread; sm_50, PTX 1.0 (f16: sm_53;
-    bf16: sm_90)."""
+    """``mul{.lo,.hi,.wide}.type d, a, b`` (PTX ISA, Integer Arithmetic and Floating-Point
+    Instructions: ``mul``): integer product, its low half (``lo``), high half (``hi``) or full
+    double-width product (``wide``, ``d`` of twice the bits); for floats ``mul.rn.type``. Scope
+    thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
 
     name = "mul"
     ptx_isa = (1, 0)
@@ -125,9 +126,9 @@ class Mul(_IntMul):
 
 @register
 class Mad(_IntMul):
-    """``mad{.lo,.hi,.wide}.type d, a, b, c`` (PTX ISA §9.7.1.4): ``d = (a·b)[lo|hi|wide] + c``
-    with ``c`` of the result's width; integers only (floats: :class:`Fma`). Scope thread; sm_50,
-    PTX 1.0."""
+    """``mad{.lo,.hi,.wide}.type d, a, b, c`` (PTX ISA, Integer Arithmetic Instructions: ``mad``):
+    ``d = (a·b)[lo|hi|wide] + c`` with ``c`` of the result's width; integers only (floats:
+    :class:`Fma`). Scope thread; sm_50, PTX 1.0."""
 
     name = "mad"
     ptx_isa = (1, 0)
@@ -140,8 +141,9 @@ class _IntOnly(_Elementwise):
 
 @register
 class Div(_IntOnly):
-    """``div.type d, a, b`` (PTX ISA §9.7.1.6): integer quotient truncated toward zero (``b == 0``
-    gives an unspecified value; tilevm's CPU gives all ones). Scope thread; sm_50, PTX 1.0."""
+    """``div.type d, a, b`` (PTX ISA, Integer Arithmetic Instructions: ``div``): integer quotient
+    truncated toward zero (``b == 0`` gives an unspecified value; tilevm's CPU gives all ones).
+    Scope thread; sm_50, PTX 1.0."""
 
     name = "div"
     ptx_isa = (1, 0)
@@ -149,8 +151,8 @@ class Div(_IntOnly):
 
 @register
 class Rem(_IntOnly):
-    """``rem.type d, a, b`` (PTX ISA §9.7.1.7): integer remainder with the sign of ``a``. Scope
-    thread; sm_50, PTX 1.0."""
+    """``rem.type d, a, b`` (PTX ISA, Integer Arithmetic Instructions: ``rem``): integer remainder
+    with the sign of ``a``. Scope thread; sm_50, PTX 1.0."""
 
     name = "rem"
     ptx_isa = (1, 0)
@@ -158,9 +160,9 @@ class Rem(_IntOnly):
 
 @register
 class Min(_Elementwise):
-    """``min.type d, a, b`` (PTX ISA §9.7.1.10, §9.7.3.10 f32, §9.7.4.8 f16): the smaller; for
-    floats a NaN operand is ignored (both NaN: canonical NaN) and −0 < +0. Scope thread; sm_50,
-    PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
+    """``min.type d, a, b`` (PTX ISA, Integer/Floating-Point/Half Precision Instructions: ``min``):
+    the smaller; for floats a NaN operand is ignored (both NaN: canonical NaN) and −0 < +0. Scope
+    thread; sm_50, PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
 
     name = "min"
     ptx_isa = (1, 0)
@@ -177,17 +179,18 @@ class Min(_Elementwise):
 
 @register
 class Max(Min):
-    """``max.type d, a, b`` (PTX ISA §9.7.1.11, §9.7.3.11, §9.7.4.9): the larger, NaN and zero
-    rules as :class:`Min` (+0 > −0). Scope thread; sm_50, PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
+    """``max.type d, a, b`` (PTX ISA, Integer/Floating-Point/Half Precision Instructions: ``max``):
+    the larger, NaN and zero rules as :class:`Min` (+0 > −0). Scope thread; sm_50, PTX 1.0
+    (f16/bf16: sm_80, PTX 7.0)."""
 
     name = "max"
 
 
 @register
 class Fma(_Elementwise):
-    """``fma.rn.type d, a, b, c`` (PTX ISA §9.7.3.5 f32/f64, §9.7.4.4 f16/bf16): ``a·b + c``
-    computed exactly and rounded once to nearest even. Scope thread; sm_50, PTX 1.4 (f16: sm_53,
-    PTX 4.2; bf16: sm_80, PTX 7.0)."""
+    """``fma.rn.type d, a, b, c`` (PTX ISA, Floating-Point and Half Precision Instructions:
+    ``fma``): ``a·b + c`` computed exactly and rounded once to nearest even. Scope thread; sm_50,
+    PTX 1.4 (f16: sm_53, PTX 4.2; bf16: sm_80, PTX 7.0)."""
 
     name = "fma"
     ptx_isa = (1, 4)
@@ -207,8 +210,9 @@ class _Unary(_Elementwise):
 
 @register
 class Neg(_Unary):
-    """``neg.type d, a`` (PTX ISA §9.7.1.8, §9.7.3.8): ``-a`` (floats: sign bit flipped). Scope
-    thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_80, PTX 7.0)."""
+    """``neg.type d, a`` (PTX ISA, Integer Arithmetic and Floating-Point Instructions: ``neg``):
+    ``-a`` (floats: sign bit flipped). Scope thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_80, PTX
+    7.0)."""
 
     name = "neg"
     ptx_isa = (1, 0)
@@ -226,8 +230,8 @@ class Neg(_Unary):
 
 @register
 class Abs(Neg):
-    """``abs.type d, a`` (PTX ISA §9.7.1.9, §9.7.3.9): ``|a|`` (floats: sign bit cleared). Scope
-    thread; sm_50, PTX 1.0."""
+    """``abs.type d, a`` (PTX ISA, Integer Arithmetic and Floating-Point Instructions: ``abs``):
+    ``|a|`` (floats: sign bit cleared). Scope thread; sm_50, PTX 1.0."""
 
     name = "abs"
 
@@ -237,10 +241,10 @@ class Abs(Neg):
 
 @register
 class Ex2(_Unary):
-    """``ex2.approx{.ftz}.f32 d, a`` (PTX ISA §9.7.3.21): ``2**a``, approximate on the GPU
-    (max 2 ulp); the CPU computes it exactly rounded (DESIGN §3). With ``ftz`` (modifier) a
-    subnormal input or result is flushed to a zero of the same sign. Scope thread; sm_50,
-    PTX 1.0."""
+    """``ex2.approx{.ftz}.f32 d, a`` (PTX ISA, Floating-Point Instructions: ``ex2``): ``2**a``,
+    approximate on the GPU (max 2 ulp); the CPU computes it exactly rounded (DESIGN §3). With
+    ``ftz`` (modifier) a subnormal input or result is flushed to a zero of the same sign. Scope
+    thread; sm_50, PTX 1.0."""
 
     name = "ex2"
     ptx_isa = (1, 0)
@@ -252,9 +256,9 @@ class Ex2(_Unary):
 
 @register
 class Rcp(_Unary):
-    """``rcp.approx{.ftz}.f32 d, a`` (PTX ISA §9.7.3.13): ``1/a``, approximate on the GPU
-    (max 1 ulp); exact on the CPU. ``ftz`` flushes subnormal inputs and results to signed zero.
-    Scope thread; sm_50, PTX 1.4."""
+    """``rcp.approx{.ftz}.f32 d, a`` (PTX ISA, Floating-Point Instructions: ``rcp.approx``):
+    ``1/a``, approximate on the GPU (max 1 ulp); exact on the CPU. ``ftz`` flushes subnormal inputs
+    and results to signed zero. Scope thread; sm_50, PTX 1.4."""
 
     name = "rcp"
     ptx_isa = (1, 4)
@@ -273,7 +277,8 @@ class _Logic(_Elementwise):
 
 @register
 class And(_Logic):
-    """``and.type d, a, b`` (PTX ISA §9.7.8.1): bitwise and. Scope thread; sm_50, PTX 1.0."""
+    """``and.type d, a, b`` (PTX ISA, Logic and Shift Instructions: ``and``): bitwise and. Scope
+    thread; sm_50, PTX 1.0."""
 
     name = "and"
     ptx_isa = (1, 0)
@@ -281,7 +286,8 @@ class And(_Logic):
 
 @register
 class Or(_Logic):
-    """``or.type d, a, b`` (PTX ISA §9.7.8.2): bitwise or. Scope thread; sm_50, PTX 1.0."""
+    """``or.type d, a, b`` (PTX ISA, Logic and Shift Instructions: ``or``): bitwise or. Scope
+    thread; sm_50, PTX 1.0."""
 
     name = "or"
     ptx_isa = (1, 0)
@@ -289,7 +295,8 @@ class Or(_Logic):
 
 @register
 class Xor(_Logic):
-    """``xor.type d, a, b`` (PTX ISA §9.7.8.3): bitwise xor. Scope thread; sm_50, PTX 1.0."""
+    """``xor.type d, a, b`` (PTX ISA, Logic and Shift Instructions: ``xor``): bitwise xor. Scope
+    thread; sm_50, PTX 1.0."""
 
     name = "xor"
     ptx_isa = (1, 0)
@@ -297,7 +304,8 @@ class Xor(_Logic):
 
 @register
 class Not(_Logic):
-    """``not.type d, a`` (PTX ISA §9.7.8.4): bitwise complement. Scope thread; sm_50, PTX 1.0."""
+    """``not.type d, a`` (PTX ISA, Logic and Shift Instructions: ``not``): bitwise complement. Scope
+    thread; sm_50, PTX 1.0."""
 
     name = "not"
     ptx_isa = (1, 0)
@@ -318,8 +326,8 @@ class _Shift(Intrinsic):
 
 @register
 class Shl(_Shift):
-    """``shl.type d, a, b`` (PTX ISA §9.7.8.7): ``a << b``; amounts ≥ the width give 0. Scope
-    thread; sm_50, PTX 1.0."""
+    """``shl.type d, a, b`` (PTX ISA, Logic and Shift Instructions: ``shl``): ``a << b``; amounts ≥
+    the width give 0. Scope thread; sm_50, PTX 1.0."""
 
     name = "shl"
     ptx_isa = (1, 0)
@@ -328,9 +336,9 @@ class Shl(_Shift):
 
 @register
 class Shr(_Shift):
-    """``shr.type d, a, b`` (PTX ISA §9.7.8.8): ``a >> b``, arithmetic for ``s`` types (sign
-    fill), logical otherwise; amounts ≥ the width give 0 or all sign bits. Scope thread; sm_50,
-    PTX 1.0."""
+    """``shr.type d, a, b`` (PTX ISA, Logic and Shift Instructions: ``shr``): ``a >> b``, arithmetic
+    for ``s`` types (sign fill), logical otherwise; amounts ≥ the width give 0 or all sign bits.
+    Scope thread; sm_50, PTX 1.0."""
 
     name = "shr"
     ptx_isa = (1, 0)
@@ -339,7 +347,8 @@ class Shr(_Shift):
 
 @register
 class Shf(Intrinsic):
-    """``shf.{l,r}.{clamp,wrap}.b32 d, a, b, c`` (PTX ISA §9.7.8.9, funnel shift).
+    """``shf.{l,r}.{clamp,wrap}.b32 d, a, b, c`` (PTX ISA, Logic and Shift Instructions: ``shf``,
+    funnel shift).
 
     Shifts the 64-bit value ``b:a`` (``b`` the high word) by ``n`` bits, ``n = min(c, 32)``
     (clamp) or ``c & 31`` (wrap); ``shf.l`` returns the high word of ``(b:a) << n``, ``shf.r``
@@ -366,10 +375,10 @@ class Shf(Intrinsic):
 
 @register
 class Bfe(Intrinsic):
-    """``bfe.type d, a, b, c`` (PTX ISA §9.7.8.12): extracts ``len = c & 0xff`` bits of ``a``
-    starting at ``pos = b & 0xff``; bits past the msb of ``a`` read as the sign bit (``s`` types)
-    or 0; the result is sign-extended (``s``) or zero-extended from bit ``len-1``; ``len == 0``
-    gives 0. Scope thread; sm_50, PTX 2.0."""
+    """``bfe.type d, a, b, c`` (PTX ISA, Integer Arithmetic Instructions: ``bfe``): extracts ``len =
+    c & 0xff`` bits of ``a`` starting at ``pos = b & 0xff``; bits past the msb of ``a`` read as the
+    sign bit (``s`` types) or 0; the result is sign-extended (``s``) or zero-extended from bit
+    ``len-1``; ``len == 0`` gives 0. Scope thread; sm_50, PTX 2.0."""
 
     name = "bfe"
     ptx_isa = (2, 0)
@@ -386,9 +395,10 @@ class Bfe(Intrinsic):
 
 @register
 class Bfi(Intrinsic):
-    """``bfi.type f, a, b, c, d`` (PTX ISA §9.7.8.13): ``f`` is ``b`` with its bits
-    ``[pos, pos+len)`` (``pos = c & 0xff``, ``len = d & 0xff``, clipped at the width) replaced by
-    the low bits of ``a``. Operands ``(a, b, pos, len)``. Scope thread; sm_50, PTX 2.0."""
+    """``bfi.type f, a, b, c, d`` (PTX ISA, Integer Arithmetic Instructions: ``bfi``): ``f`` is
+    ``b`` with its bits ``[pos, pos+len)`` (``pos = c & 0xff``, ``len = d & 0xff``, clipped at the
+    width) replaced by the low bits of ``a``. Operands ``(a, b, pos, len)``. Scope thread; sm_50,
+    PTX 2.0."""
 
     name = "bfi"
     ptx_isa = (2, 0)
@@ -406,8 +416,8 @@ class Bfi(Intrinsic):
 
 @register
 class Popc(Intrinsic):
-    """``popc.type d, a`` (PTX ISA §9.7.8.15): the number of set bits of ``a`` (``b32``/``b64``),
-    as ``u32``. Scope thread; sm_50, PTX 2.0."""
+    """``popc.type d, a`` (PTX ISA, Integer Arithmetic Instructions: ``popc``): the number of set
+    bits of ``a`` (``b32``/``b64``), as ``u32``. Scope thread; sm_50, PTX 2.0."""
 
     name = "popc"
     ptx_isa = (2, 0)
@@ -422,10 +432,10 @@ class Popc(Intrinsic):
 
 @register
 class Lop3(Intrinsic):
-    """``lop3.b32 d, a, b, c, lut`` (PTX ISA §9.7.8.6): each bit of ``d`` is bit
-    ``(a_bit << 2) | (b_bit << 1) | c_bit`` of the 8-bit table ``lut`` (modifier; e.g.
-    ``0xF0 & 0xCC`` = a & b with ``ta = 0xF0, tb = 0xCC, tc = 0xAA``). Scope thread; sm_50,
-    PTX 4.3."""
+    """``lop3.b32 d, a, b, c, lut`` (PTX ISA, Logic and Shift Instructions: ``lop3``): each bit of
+    ``d`` is bit ``(a_bit << 2) | (b_bit << 1) | c_bit`` of the 8-bit table ``lut`` (modifier; e.g.
+    ``0xF0 & 0xCC`` = a & b with ``ta = 0xF0, tb = 0xCC, tc = 0xAA``). Scope thread; sm_50, PTX 4.3.
+    """
 
     name = "lop3"
     ptx_isa = (4, 3)
@@ -447,7 +457,8 @@ PRMT_MODES = (None, "f4e", "b4e", "rc8", "ecl", "ecr", "rc16")
 
 @register
 class Prmt(Intrinsic):
-    """``prmt.b32{.mode} d, a, b, c`` (PTX ISA §9.7.8.7 ``prmt``).
+    """``prmt.b32{.mode} d, a, b, c`` (PTX ISA, Data Movement and Conversion Instructions:
+    ``prmt``).
 
     The bytes of ``{b, a}`` are numbered 0–7 (``a``'s low byte is 0). Default mode: byte ``i`` of
     ``d`` is selected by nibble ``i`` of ``c``: its low 3 bits pick the source byte, its bit 3
@@ -479,9 +490,9 @@ _UNSIGNED_CMP = {"lt": "lo", "le": "ls", "gt": "hi", "ge": "hs"}
 
 @register
 class Setp(Intrinsic):
-    """``setp.cmp.type p, a, b`` (PTX ISA §9.7.1.x / §9.7.3.x ``setp``, table "comparison
-    operators"): ``p = a cmp b``. ``cmp`` (modifier) is eq/ne/lt/le/gt/ge (for unsigned types
-    printed lo/ls/hi/hs); for floats these are ordered (false if either is NaN) and
+    """``setp.cmp.type p, a, b`` (PTX ISA, Comparison and Selection Instructions: ``setp``, tables
+    of "comparison operators"): ``p = a cmp b``. ``cmp`` (modifier) is eq/ne/lt/le/gt/ge (for
+    unsigned types printed lo/ls/hi/hs); for floats these are ordered (false if either is NaN) and
     equ/neu/ltu/leu/gtu/geu are unordered (true if either is NaN), num/nan test for NaN.
     ``Instr.type`` is the operands' type. Scope thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_90)."""
 
@@ -511,8 +522,8 @@ class Setp(Intrinsic):
 
 @register
 class Selp(Intrinsic):
-    """``selp.type d, a, b, c`` (PTX ISA §9.7.7.2): ``d = c ? a : b`` for a ``pred`` ``c``. Scope
-    thread; sm_50, PTX 1.0."""
+    """``selp.type d, a, b, c`` (PTX ISA, Comparison and Selection Instructions: ``selp``): ``d = c
+    ? a : b`` for a ``pred`` ``c``. Scope thread; sm_50, PTX 1.0."""
 
     name = "selp"
     ptx_isa = (1, 0)

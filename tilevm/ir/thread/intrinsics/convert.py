@@ -19,7 +19,8 @@ _CVT_TYPES = ("u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f16", "bf16
 
 @register
 class Cvt(Intrinsic):
-    """``cvt{.rnd}{.sat|.satfinite}.dtype.stype d, a{, b}`` (PTX ISA §9.7.9.21).
+    """``cvt{.rnd}{.sat|.satfinite}.dtype.stype d, a{, b}`` (PTX ISA, Data Movement and Conversion
+    Instructions: ``cvt``).
 
     Modifiers: ``src`` (the source type), ``rnd``, ``sat``. Rules, as in the ISA:
 
@@ -103,9 +104,9 @@ class Cvt(Intrinsic):
 
 @register
 class Mov(Intrinsic):
-    """``mov.type d, a`` (PTX ISA §9.7.9.1): copies ``a``; when ``d``'s type differs but has the
-    same width, the bits are reinterpreted (as ``mov.b32`` between ``f32`` and ``u32``). Scope
-    thread; sm_50, PTX 1.0."""
+    """``mov.type d, a`` (PTX ISA, Data Movement and Conversion Instructions: ``mov``): copies
+    ``a``; when ``d``'s type differs but has the same width, the bits are reinterpreted (as
+    ``mov.b32`` between ``f32`` and ``u32``). Scope thread; sm_50, PTX 1.0."""
 
     name = "mov"
     ptx_isa = (1, 0)

@@ -52,8 +52,8 @@ def _vec(t: object) -> str:
 
 @register
 class Ld(Intrinsic):
-    """``ld{.space}{.nc}{.cache}{.vN}.type d, [a+offset]`` (PTX ISA §9.7.9.8 ``ld``, §9.7.9.9
-    ``ld.global.nc``).
+    """``ld{.space}{.nc}{.cache}{.vN}.type d, [a+offset]`` (PTX ISA, Data Movement and Conversion
+    Instructions: ``ld``, ``ld.global.nc``).
 
     Reads ``d``'s width (1–16 bytes; a vector type gives ``.v2``/``.v4``) at address ``a`` of the
     space. Modifiers: ``space`` (global/shared/local), ``nc`` (read-only non-coherent path, global
@@ -79,7 +79,8 @@ class Ld(Intrinsic):
 
 @register
 class St(Intrinsic):
-    """``st{.space}{.cache}{.vN}.type [a+offset], b`` (PTX ISA §9.7.9.10 ``st``).
+    """``st{.space}{.cache}{.vN}.type [a+offset], b`` (PTX ISA, Data Movement and Conversion
+    Instructions: ``st``).
 
     Writes ``b``'s width (1–16 bytes) at address ``a``. Operands ``(a, b)``; modifiers ``space``,
     ``cache`` (wb/cg/cs/wt), ``offset``. Scope thread; sm_50, PTX 1.0.
@@ -101,7 +102,8 @@ class St(Intrinsic):
 
 @register
 class CpAsync(Intrinsic):
-    """``cp.async.{ca,cg}.shared.global [d], [s], size{, src_size}`` (PTX ISA §9.7.9.25.3.1).
+    """``cp.async.{ca,cg}.shared.global [d], [s], size{, src_size}`` (PTX ISA, Data Movement and
+    Conversion Instructions: ``cp.async``).
 
     Starts copying ``size`` bytes (``ca``: 4, 8 or 16; ``cg``: 16) from global address ``s``
     (``u64``) to shared address ``d`` (``u32``); with the optional ``src_size`` operand (``u32``,
@@ -134,9 +136,9 @@ class CpAsync(Intrinsic):
 
 @register
 class CpAsyncCommit(Intrinsic):
-    """``cp.async.commit_group`` (PTX ISA §9.7.9.25.3.2): closes the thread's open group of
-    ``cp.async`` copies (possibly empty) and returns its ``token``. Scope thread; sm_80, PTX 7.0.
-    """
+    """``cp.async.commit_group`` (PTX ISA: ``cp.async.commit_group``): closes the thread's open
+    group of ``cp.async`` copies (possibly empty) and returns its ``token``. Scope thread; sm_80,
+    PTX 7.0."""
 
     name = "cp.async.commit_group"
     min_arch = 80
@@ -153,11 +155,10 @@ class CpAsyncCommit(Intrinsic):
 
 @register
 class CpAsyncWait(Intrinsic):
-    """``cp.async.wait_group N`` (PTX ISA §9.7.9.25.3.3): waits until at most ``N`` (modifier
-    ``n``) of the thread's most recent committed groups are pending; every older group's copies are
-    then complete and visible to the thread. Operands: the tokens this wait is meant to cover
-    (dependencies only; may be empty). Scope thread; sm_80, PTX 7.0.
-    """
+    """``cp.async.wait_group N`` (PTX ISA: ``cp.async.wait_group``): waits until at most ``N``
+    (modifier ``n``) of the thread's most recent committed groups are pending; every older group's
+    copies are then complete and visible to the thread. Operands: the tokens this wait is meant to
+    cover (dependencies only; may be empty). Scope thread; sm_80, PTX 7.0."""
 
     name = "cp.async.wait_group"
     min_arch = 80
@@ -200,12 +201,11 @@ def _check_atomic(intr: Intrinsic, instr: Instr, with_result: bool) -> None:
 
 @register
 class Atom(Intrinsic):
-    """``atom{.space}.op.type d, [a], b{, c}`` (PTX ISA §9.7.13.5): atomically reads the value
-    ``x`` at ``a``, writes ``op(x, b)`` (``cas``: ``x == b ? c : x``; ``inc``:
-    ``x >= b ? 0 : x+1``; ``dec``: ``x == 0 || x > b ? b : x-1``) and returns ``x`` in ``d``.
-    Modifiers ``space`` (global/shared), ``op``. Relaxed, gpu scope. Scope thread; sm_50, PTX 1.1
-    (f64 add: sm_60, PTX 5.0).
-    """
+    """``atom{.space}.op.type d, [a], b{, c}`` (PTX ISA, Parallel Synchronization and Communication
+    Instructions: ``atom``): atomically reads the value ``x`` at ``a``, writes ``op(x, b)``
+    (``cas``: ``x == b ? c : x``; ``inc``: ``x >= b ? 0 : x+1``; ``dec``: ``x == 0 || x > b ? b :
+    x-1``) and returns ``x`` in ``d``. Modifiers ``space`` (global/shared), ``op``. Relaxed, gpu
+    scope. Scope thread; sm_50, PTX 1.1 (f64 add: sm_60, PTX 5.0)."""
 
     name = "atom"
     ptx_isa = (1, 1)
@@ -225,8 +225,8 @@ class Atom(Intrinsic):
 
 @register
 class Red(Atom):
-    """``red{.space}.op.type [a], b`` (PTX ISA §9.7.13.6): ``atom`` without the result. Scope
-    thread; sm_50, PTX 1.2."""
+    """``red{.space}.op.type [a], b`` (PTX ISA, Parallel Synchronization and Communication
+    Instructions: ``red``): ``atom`` without the result. Scope thread; sm_50, PTX 1.2."""
 
     name = "red"
     ptx_isa = (1, 2)
@@ -242,9 +242,10 @@ class Red(Atom):
 
 @register
 class Fence(Intrinsic):
-    """``fence.sem.scope`` (PTX ISA §9.7.13.4): orders this thread's memory accesses (``sem``
-    ``sc`` or ``acq_rel``) as seen by threads of ``scope`` (``cta``, ``gpu``, ``sys``). A no-op on
-    the CPU, where a block's warps run in program order. Scope thread; sm_70, PTX 6.0."""
+    """``fence.sem.scope`` (PTX ISA, Parallel Synchronization and Communication Instructions:
+    ``membar``/``fence``): orders this thread's memory accesses (``sem`` ``sc`` or ``acq_rel``) as
+    seen by threads of ``scope`` (``cta``, ``gpu``, ``sys``). A no-op on the CPU, where a block's
+    warps run in program order. Scope thread; sm_70, PTX 6.0."""
 
     name = "fence"
     min_arch = 70
@@ -263,8 +264,9 @@ class Fence(Intrinsic):
 
 @register
 class Membar(Intrinsic):
-    """``membar.level`` (PTX ISA §9.7.13.4): the older fence, ``level`` ``cta``, ``gl`` or
-    ``sys`` (``membar.gl`` is ``fence.sc.gpu``). Scope thread; sm_50, PTX 1.4."""
+    """``membar.level`` (PTX ISA, Parallel Synchronization and Communication Instructions:
+    ``membar``): the older fence, ``level`` ``cta``, ``gl`` or ``sys`` (``membar.gl`` is
+    ``fence.sc.gpu``). Scope thread; sm_50, PTX 1.4."""
 
     name = "membar"
     ptx_isa = (1, 4)
@@ -282,8 +284,9 @@ class Membar(Intrinsic):
 @register
 class SharedBase(Intrinsic):
     """``d = shared address of the kernel's dynamic shared memory`` (``u32``): what
-    ``cvta.to.shared.u32`` of the ``extern __shared__`` array gives (PTX ISA §9.7.9.17). Not an
-    instruction of its own; 0 on the CPU. Scope thread; sm_50, PTX 2.0."""
+    ``cvta.to.shared.u32`` of the ``extern __shared__`` array gives (PTX ISA, Data Movement and
+    Conversion Instructions: ``cvta``). Not an instruction of its own; 0 on the CPU. Scope
+    thread; sm_50, PTX 2.0."""
 
     name = "shared_base"
     ptx_isa = (2, 0)
@@ -300,7 +303,7 @@ class SharedBase(Intrinsic):
 @register
 class LocalBase(Intrinsic):
     """``d = local address of the thread's local buffer`` of ``Kernel.local_bytes`` bytes
-    (``u32``, ``cvta.to.local`` of a per-thread array, PTX ISA §9.7.9.17). Scope thread; sm_50,
+    (``u32``, ``cvta.to.local`` of a per-thread array, PTX ISA: ``cvta``). Scope thread; sm_50,
     PTX 2.0."""
 
     name = "local_base"

@@ -16,11 +16,12 @@ __all__ = ["MMA_SHAPES", "SPECIAL_REGISTERS", "Activemask", "BarSync", "BarWarpS
 
 @register
 class BarSync(Intrinsic):
-    """``bar.sync id`` (= ``barrier.sync.aligned``, PTX ISA §9.7.13.1): waits until every thread
-    of the block has arrived at barrier ``id`` (modifier ``id``, default 0); memory accesses before
-    it are visible to the block after it. ``.aligned``: every thread of a warp executes the same
-    ``bar.sync``, so it must be reached with a full active mask and only under block-uniform
-    control flow. Scope block; sm_50, PTX 1.0."""
+    """``bar.sync id`` (= ``barrier.sync.aligned``; PTX ISA, Parallel Synchronization and
+    Communication Instructions: ``bar``): waits until every thread of the block has arrived at
+    barrier ``id`` (modifier ``id``, default 0); memory accesses before it are visible to the block
+    after it. ``.aligned``: every thread of a warp executes the same ``bar.sync``, so it must be
+    reached with a full active mask and only under block-uniform control flow. Scope block; sm_50,
+    PTX 1.0."""
 
     name = "bar.sync"
     scope = "block"
@@ -39,8 +40,9 @@ class BarSync(Intrinsic):
 
 @register
 class BarWarpSync(Intrinsic):
-    """``bar.warp.sync membermask`` (PTX ISA §9.7.13.2): the lanes in ``membermask`` (``u32``)
-    wait for each other; every executing lane must be in the mask. Scope warp; sm_50, PTX 6.0."""
+    """``bar.warp.sync membermask`` (PTX ISA, Parallel Synchronization and Communication
+    Instructions: ``bar.warp.sync``): the lanes in ``membermask`` (``u32``) wait for each other;
+    every executing lane must be in the mask. Scope warp; sm_50, PTX 6.0."""
 
     name = "bar.warp.sync"
     scope = "warp"
@@ -95,10 +97,11 @@ VOTE_MODES = ("all", "any", "uni", "ballot")
 
 @register
 class VoteSync(Intrinsic):
-    """``vote.sync.mode d, a, membermask`` (PTX ISA §9.7.13.9): over the lanes of ``membermask``
-    (all of which must execute it), ``all``/``any``/``uni`` give a ``pred`` (``uni``: all equal);
-    ``ballot`` gives a ``b32`` whose bit ``i`` is ``a`` of lane ``i`` (0 for lanes not executing).
-    Operands ``(a: pred, membermask: u32)``. Scope warp; sm_50, PTX 6.0."""
+    """``vote.sync.mode d, a, membermask`` (PTX ISA, Parallel Synchronization and Communication
+    Instructions: ``vote.sync``): over the lanes of ``membermask`` (all of which must execute it),
+    ``all``/``any``/``uni`` give a ``pred`` (``uni``: all equal); ``ballot`` gives a ``b32`` whose
+    bit ``i`` is ``a`` of lane ``i`` (0 for lanes not executing). Operands ``(a: pred, membermask:
+    u32)``. Scope warp; sm_50, PTX 6.0."""
 
     name = "vote.sync"
     scope = "warp"
@@ -119,8 +122,9 @@ class VoteSync(Intrinsic):
 
 @register
 class Activemask(Intrinsic):
-    """``activemask.b32 d`` (PTX ISA §9.7.13.10): bit ``i`` of ``d`` is set iff lane ``i`` is
-    executing this instruction. Scope warp; sm_50, PTX 6.2."""
+    """``activemask.b32 d`` (PTX ISA, Parallel Synchronization and Communication Instructions:
+    ``activemask``): bit ``i`` of ``d`` is set iff lane ``i`` is executing this instruction. Scope
+    warp; sm_50, PTX 6.2."""
 
     name = "activemask"
     scope = "warp"
@@ -137,7 +141,8 @@ class Activemask(Intrinsic):
 
 @register
 class Ldmatrix(Intrinsic):
-    """``ldmatrix.sync.aligned.m8n8.xN{.trans}.shared.b16 d, [a]`` (PTX ISA §9.7.14.5.15).
+    """``ldmatrix.sync.aligned.m8n8.xN{.trans}.shared.b16 d, [a]`` (PTX ISA, Warp Level Matrix
+    Multiply-Accumulate Instructions: ``ldmatrix``).
 
     Loads N (modifier ``num``: 1, 2, 4) 8x8 matrices of 16-bit elements from shared memory. Lanes
     ``8q..8q+7`` give the row addresses (16 bytes each, 16-byte aligned) of matrix ``q``
@@ -180,8 +185,9 @@ MMA_SHAPES: dict[tuple[str, str], tuple[str, int, tuple[int, int]]] = {
 
 @register
 class Mma(Intrinsic):
-    """``mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c`` (PTX ISA
-    §9.7.14.5.14, fragments in §9.7.14.5.8 (m16n8k16) and §9.7.14.5.9 (m16n8k32)).
+    """``mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c`` (PTX ISA, Warp Level
+    Matrix Multiply-Accumulate Instructions: ``mma``; fragments in "Matrix Fragments for
+    mma.m16n8k16" and "... for mma.m16n8k32").
 
     ``D = A·B + C`` for a 16xK row-major ``A``, Kx8 column-major ``B`` and 16x8 ``C``/``D``,
     spread over the warp: ``a`` is ``b32v4`` (8 16-bit or 16 8-bit elements per lane), ``b`` is
@@ -232,8 +238,8 @@ SPECIAL_REGISTERS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z", "c
 
 @register
 class SpecialReg(Intrinsic):
-    """``mov.u32 d, %name`` of a special register (PTX ISA §10): ``tid``, ``ntid``, ``ctaid``,
-    ``nctaid`` (``.x/.y/.z``) and ``laneid`` (modifier ``name``). tilevm blocks are
+    """``mov.u32 d, %name`` of a special register (PTX ISA, Special Registers): ``tid``, ``ntid``,
+    ``ctaid``, ``nctaid`` (``.x/.y/.z``) and ``laneid`` (modifier ``name``). tilevm blocks are
     one-dimensional (``tid.y = tid.z = 0``). Scope thread; sm_50, PTX 1.0 (``laneid``: 1.3)."""
 
     name = "sreg"

@@ -105,6 +105,7 @@ class WarpCodegen:
         self._known_values: dict[tuple[int, int], ir.Value] = {}
         self.regfile_bytes = 0
         self.n_barriers = 0
+        self._guard: ir.Value | None = None  # the instruction's mask when it has a guard
         self.temporaries = temporaries(kernel.body)
         self.live = live_after_barriers(kernel.body, self.temporaries)
         from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES
@@ -207,8 +208,6 @@ class WarpCodegen:
         else:  # a run-time index may alias any element of the array
             for key in [k for k in known if k[0] == id(x)]:
                 del known[key]
-
-    _guard: ir.Value | None = None
 
     def index_value(self, index: Any) -> ir.Value:
         """A register-array index as a scalar i32 (loop variables read from lane 0: an unroll

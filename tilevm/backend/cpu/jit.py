@@ -153,7 +153,8 @@ def jit(kernel: Kernel) -> JitResult:
     found = _load_cached(obj_path, meta_path) if meta_path.exists() else None
     cached = found is not None
     if found is None:
-        data, layout = _compile(kernel)
+        with _lock:  # one LLVM compilation at a time per process
+            data, layout = _compile(kernel)
         _write_atomic(obj_path, data)
         meta = {"sha256": hashlib.sha256(data).hexdigest(), "layout": asdict(layout),
                 "kernel": kernel.name}

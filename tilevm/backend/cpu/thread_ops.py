@@ -413,10 +413,8 @@ def _selp(cg: Any, instr: Instr) -> list[ir.Value]:
 
 @_op("mov")
 def _mov(cg: Any, instr: Instr) -> list[ir.Value]:
-    src_t = instr.args[0].type
-    v = cg.read(instr.args[0], src_t)
-    return [cg.L.b.bitcast(v, cg.L.vtype(instr.type)) if src_t.bits == instr.type.bits and
-            elem_llvm_type(src_t) != elem_llvm_type(instr.type) else v]
+    # same width by the verifier: reading as the destination type bitcasts where needed
+    return [cg.read(instr.args[0], instr.type)]
 
 
 # -- cvt ----------------------------------------------------------------------------------------

@@ -98,7 +98,6 @@ class WarpCodegen:
         self.kernel = kernel
         self.m = module
         self.stmt_ids = {id(s): i for i, s in enumerate(walk(kernel.body))}
-        self.stmts = list(walk(kernel.body))
         self.slots: dict[int, tuple[ir.Value, ir.Type, int, int]] = {}
         self.slot_ptrs: dict[tuple[int, int], ir.Value] = {}
         self._known_block: ir.Block | None = None
@@ -108,9 +107,6 @@ class WarpCodegen:
         self._guard: ir.Value | None = None  # the instruction's mask when it has a guard
         self.temporaries = temporaries(kernel.body)
         self.live = live_after_barriers(kernel.body, self.temporaries)
-        from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES
-
-        self.cpq_lane_bytes = CPA_LANE_BYTES
 
     # -- function skeleton ----------------------------------------------------------------------
 
@@ -126,7 +122,6 @@ class WarpCodegen:
         self.L = Lanes(self.m, self.b)
         self._allocate()
         start = fn.append_basic_block("start")
-        self.entry_block = entry
         self.switch = self.b.switch(resume, start)
         self.b.position_at_end(start)
         self._load_params()
@@ -137,6 +132,7 @@ class WarpCodegen:
 
     def _allocate(self) -> None:
         offset = 0
+        spilled = set().union(*self.live.values())  # only these need room in the register file
         things: list[Reg | RegArray] = [*self.kernel.registers(), *self.kernel.arrays]
         for x in things:
             t = x.type
@@ -150,7 +146,8 @@ class WarpCodegen:
             self.slots[id(x)] = (slot, vt, offset, stride)
             for k in range(n):
                 self.slot_ptrs[(id(x), k)] = self.b.gep(slot, [I32(0), I32(k)], inbounds=True)
-            offset += n * stride
+            if id(x) in spilled:
+                offset += n * stride
         self.regfile_bytes = _align(max(offset, 16), SLOT_ALIGN)
 
     def _load_params(self) -> None:

@@ -349,3 +349,23 @@ def test_mma_rounds_once_where_f32_accumulation_would_not() -> None:
 
 
 _ = B32
+
+
+def test_mma_exact_where_an_f64_sum_would_double_round() -> None:
+    # C = 2^30 and products 2^6 and 2^-24: the exact sum lies just above the f32 midpoint
+    # 2^30 + 2^6, so it rounds up to 2^30 + 2^7; an f64 sum loses the 2^-24 (54 bits apart)
+    # and then ties to even, down to 2^30.
+    run = mma_program("f16")
+    a = np.zeros((16, 16), np.float16)
+    b = np.zeros((16, 8), np.float16)
+    a[0, 0], b[0, 0] = 2.0 ** 3, 2.0 ** 3
+    a[0, 5], b[5, 0] = 2.0 ** -12, 2.0 ** -12
+    c = np.zeros((16, 8), np.float32)
+    c[0, 0] = 2.0 ** 30
+    af = pack_fragment(a.view(np.uint16), a_coords, 8, 16, False)
+    bf = pack_fragment(b.view(np.uint16), b_coords, 4, 16, False)
+    cf = np.array([[c[c_coords(i, lane)] for i in range(4)] for lane in range(32)], np.float32)
+    df = np.zeros((32, 4), np.float32)
+    run(1, af, bf, cf, df)
+    exact = Fraction(2**30) + Fraction(2**6) + Fraction(1, 2**24)
+    assert df[0, 0] == nearest_f32(exact) == np.float32(2.0 ** 30 + 2.0 ** 7)

@@ -266,6 +266,13 @@ class WarpCodegen:
                                      else base + k)
             self._store_slot(owner, i, values[k], full)
 
+    def scratch(self, t: ir.Type) -> ir.Value:
+        """A stack buffer for helper calls, allocated once in the entry block (an ``alloca`` in
+        a loop body would grow the stack every iteration)."""
+        entry = self.fn.entry_basic_block
+        with self.b.goto_block(entry):
+            return self.b.alloca(t)
+
     # -- errors ---------------------------------------------------------------------------------
 
     def check(self, ok: ir.Value, code: int, stmt: Stmt, detail: ir.Value | None = None) -> None:

@@ -91,7 +91,7 @@ def _vote(cg: Any, s: Instr) -> list[ir.Value]:
 def _gather_lanes(cg: Any, v: ir.Value, src: ir.Value) -> ir.Value:
     """Lane i of the result is lane ``src[i]`` of ``v`` (0 <= src < 32)."""
     b, L = cg.b, cg.L
-    buf = b.alloca(v.type)
+    buf = cg.scratch(v.type)
     b.store(v, buf)
     base = L.splat_value(b.ptrtoint(buf, I64))
     size = v.type.element.width // 8
@@ -218,7 +218,7 @@ def _decode(cg: Any, regs: list[ir.Value], atype: str) -> list[ir.Value]:
 
 def _buffer(cg: Any, vals: list[ir.Value], t: ir.Type) -> ir.Value:
     b = cg.b
-    buf = b.alloca(ir.ArrayType(cg.L.vec(t), len(vals)))
+    buf = cg.scratch(ir.ArrayType(cg.L.vec(t), len(vals)))
     for i, v in enumerate(vals):
         b.store(v, b.gep(buf, [I32(0), I32(i)]))
     return buf
@@ -234,7 +234,7 @@ def _mma(cg: Any, s: Instr) -> list[ir.Value]:
     cvals = cg.read(s.args[2])
     c64 = [b.sitofp(v, L.vec(F64)) if is_int else b.fpext(v, L.vec(F64)) for v in cvals]
     abuf, bbuf, cbuf = (_buffer(cg, v, F64) for v in (a, bb, c64))
-    dbuf = b.alloca(ir.ArrayType(L.vec(I32), 4))
+    dbuf = cg.scratch(ir.ArrayType(L.vec(I32), 4))
     fn = cg.m.globals.get("tv_mma") or ir.Function(
         cg.m, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, PTR, I32, I32]), name="tv_mma")
     b.call(fn, [abuf, bbuf, cbuf, dbuf, I32(0 if atype in ("f16", "bf16") else 1),

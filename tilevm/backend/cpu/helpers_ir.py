@@ -9,9 +9,10 @@ groups, and keeps the rest.
 
 mma: ``tv_mma`` takes the fragments decoded to f64 (``A[i][lane]``, ``B[i][lane]``,
 ``C[i][lane]``) and writes ``D[i][lane]`` as 32-bit patterns. Float results are the exact sum
-of the K products and C, rounded once to f32 (nearest even) from a 640-bit fixed-point
-accumulator with 2^-300 resolution (bf16 products reach 2^-266, f32 inputs 2^-149). Integer
-results are the sum in f64 (exact: |sum| < 2^53) wrapped to 32 bits.
+of the K products and C, rounded once to f32 (nearest even): when every addition of the f64 sum
+is exact (TwoSum error 0) that sum is rounded; otherwise the products are summed again in a
+640-bit fixed-point accumulator with 2^-300 resolution (bf16 products reach 2^-266, f32 inputs
+2^-149). Integer results are the sum in f64 (exact: |sum| < 2^53) wrapped to 32 bits.
 """
 
 from __future__ import annotations
@@ -189,50 +190,12 @@ define internal i32 @tv_round_f32(i640 %t) {
   ret i32 %r
 }
 
-; A[na][32], B[nb][32], C[4][32] as f64; D[4][32] as i32 patterns.
-; k8 = 1 for 8-bit inputs (K = 32), 0 for 16-bit (K = 16); isint = 1 for s32 accumulation.
-define void @tv_mma(ptr %A, ptr %B, ptr %C, ptr %D, i32 %k8, i32 %isint) {
-entry:
-  %is8 = icmp ne i32 %k8, 0
-  %K = select i1 %is8, i32 32, i32 16
-  br label %outer
-outer:
-  %o = phi i32 [0, %entry], [%o1, %store]
-  %odone = icmp uge i32 %o, 128
-  br i1 %odone, label %exit, label %obody
-obody:
-  ; output element (lane, i): o = i * 32 + lane
-  %lane = and i32 %o, 31
-  %i = lshr i32 %o, 5
-  %g = lshr i32 %lane, 2
-  %t = and i32 %lane, 3
-  %ihalf = lshr i32 %i, 1
-  %row8 = mul i32 %ihalf, 8
-  %row = add i32 %g, %row8
-  %t2 = shl i32 %t, 1
-  %ilow = and i32 %i, 1
-  %col = add i32 %t2, %ilow
-  %cidx = getelementptr double, ptr %C, i32 %o
-  %c = load double, ptr %cidx, align 8
-  %cabs = call double @llvm.fabs.f64(double %c)
-  %cinf = fcmp oeq double %cabs, 0x7FF0000000000000
-  %cnan = fcmp uno double %c, 0.0
-  %cspecial = or i1 %cinf, %cnan
-  %cfix = call i640 @tv_fix(double %c)
-  %cfix0 = select i1 %cspecial, i640 0, i640 %cfix
-  br label %inner
-inner:
-  %k = phi i32 [0, %obody], [%k1, %ibody]
-  %acc = phi i640 [%cfix0, %obody], [%acc1, %ibody]
-  %fs = phi double [%c, %obody], [%fs1, %ibody]
-  %sp = phi i1 [%cspecial, %obody], [%sp1, %ibody]
-  %kdone = icmp uge i32 %k, %K
-  br i1 %kdone, label %finish, label %ibody
-ibody:
-  ; A(row, k): 16-bit: lane (row%8)*4 + (k%8)/2, elem (k%2) + 2*(row/8) + 4*(k/8)
-  ;            8-bit:  lane (row%8)*4 + (k%16)/4, elem (k%4) + 4*(row/8) + 8*(k/16)
-  ; B(k, col): 16-bit: lane col*4 + (k%8)/2, elem (k%2) + 2*(k/8)
-  ;            8-bit:  lane col*4 + (k%16)/4, elem (k%4) + 4*(k/16)
+; the product A(row, k) * B(k, col), exact in f64, read from the fragments:
+; A(row, k): 16-bit: lane (row%8)*4 + (k%8)/2, elem (k%2) + 2*(row/8) + 4*(k/8)
+;            8-bit:  lane (row%8)*4 + (k%16)/4, elem (k%4) + 4*(row/8) + 8*(k/16)
+; B(k, col): 16-bit: lane col*4 + (k%8)/2, elem (k%2) + 2*(k/8)
+;            8-bit:  lane col*4 + (k%16)/4, elem (k%4) + 4*(k/16)
+define internal double @tv_mma_product(ptr %A, ptr %B, i32 %row, i32 %col, i32 %k, i1 %is8) {
   %rm8 = and i32 %row, 7
   %rl = shl i32 %rm8, 2
   %rd8 = lshr i32 %row, 3
@@ -266,40 +229,107 @@ ibody:
   %bp = getelementptr double, ptr %B, i32 %boff
   %b = load double, ptr %bp, align 8
   %p = fmul double %a, %b
+  ret double %p
+}
+
+; A[na][32], B[nb][32], C[4][32] as f64; D[4][32] as i32 patterns.
+; k8 = 1 for 8-bit inputs (K = 32), 0 for 16-bit (K = 16); isint = 1 for s32 accumulation.
+; Each output is first summed in f64 with TwoSum: if no addition was inexact, the f64 sum is
+; the exact sum and one fptrunc rounds it; otherwise the products are summed again exactly in
+; the 640-bit fixed point.
+define void @tv_mma(ptr %A, ptr %B, ptr %C, ptr %D, i32 %k8, i32 %isint) {
+entry:
+  %is8 = icmp ne i32 %k8, 0
+  %isi = icmp ne i32 %isint, 0
+  %K = select i1 %is8, i32 32, i32 16
+  br label %outer
+outer:
+  %o = phi i32 [0, %entry], [%o1, %store]
+  %odone = icmp uge i32 %o, 128
+  br i1 %odone, label %exit, label %obody
+obody:
+  ; output element (lane, i): o = i * 32 + lane; row g + 8*(i/2), column 2t + i%2
+  %lane = and i32 %o, 31
+  %i = lshr i32 %o, 5
+  %g = lshr i32 %lane, 2
+  %t = and i32 %lane, 3
+  %ihalf = lshr i32 %i, 1
+  %row8 = mul i32 %ihalf, 8
+  %row = add i32 %g, %row8
+  %t2 = shl i32 %t, 1
+  %ilow = and i32 %i, 1
+  %col = add i32 %t2, %ilow
+  %cidx = getelementptr double, ptr %C, i32 %o
+  %c = load double, ptr %cidx, align 8
+  %cabs = call double @llvm.fabs.f64(double %c)
+  %cfin = fcmp olt double %cabs, 0x7FF0000000000000
+  %cspecial = xor i1 %cfin, true
+  br label %fast
+fast:
+  %k = phi i32 [0, %obody], [%k1, %fbody]
+  %fs = phi double [%c, %obody], [%fs1, %fbody]
+  %sp = phi i1 [%cspecial, %obody], [%sp1, %fbody]
+  %ex = phi i1 [true, %obody], [%ex1, %fbody]
+  %kdone = icmp uge i32 %k, %K
+  br i1 %kdone, label %decide, label %fbody
+fbody:
+  %p = call double @tv_mma_product(ptr %A, ptr %B, i32 %row, i32 %col, i32 %k, i1 %is8)
   %pabs = call double @llvm.fabs.f64(double %p)
   %pfin = fcmp olt double %pabs, 0x7FF0000000000000
   %pspecial = xor i1 %pfin, true
   %sp1 = or i1 %sp, %pspecial
-  %pfix = call i640 @tv_fix(double %p)
-  %pfix0 = select i1 %pspecial, i640 0, i640 %pfix
-  %acc1 = add i640 %acc, %pfix0
   %fs1 = fadd double %fs, %p
+  %bb = fsub double %fs1, %fs
+  %t1 = fsub double %fs1, %bb
+  %e1 = fsub double %fs, %t1
+  %e2 = fsub double %p, %bb
+  %err = fadd double %e1, %e2
+  %exact = fcmp oeq double %err, 0.0
+  %ex1 = and i1 %ex, %exact
   %k1 = add i32 %k, 1
-  br label %inner
-finish:
-  %isi = icmp ne i32 %isint, 0
-  br i1 %isi, label %intres, label %fres
+  br label %fast
+decide:
+  br i1 %isi, label %intres, label %fdecide
 intres:
   %iv = fptosi double %fs to i64
   %ir = trunc i64 %iv to i32
   br label %store
-fres:
-  %rb = call i32 @tv_round_f32(i640 %acc)
-  %iszero = icmp eq i640 %acc, 0
-  %fz = fptrunc double %fs to float
-  %fzb = bitcast float %fz to i32
-  %zeroish = fcmp oeq double %fs, 0.0
-  %zb = select i1 %zeroish, i32 %fzb, i32 0
-  %rb1 = select i1 %iszero, i32 %zb, i32 %rb
+fdecide:
+  br i1 %sp, label %special, label %fdecide2
+special:
   ; an inf or NaN input: IEEE arithmetic on the f64 sum decides inf vs NaN; NaN is canonical
   %fsnan = fcmp uno double %fs, 0.0
   %fsf = fptrunc double %fs to float
   %fsb = bitcast float %fsf to i32
   %spres = select i1 %fsnan, i32 2147483647, i32 %fsb
-  %fr = select i1 %sp, i32 %spres, i32 %rb1
+  br label %store
+fdecide2:
+  br i1 %ex, label %exactsum, label %slow0
+exactsum:
+  %ef = fptrunc double %fs to float
+  %eb = bitcast float %ef to i32
+  br label %store
+slow0:
+  %cfix = call i640 @tv_fix(double %c)
+  br label %slow
+slow:
+  %sk = phi i32 [0, %slow0], [%sk1, %sbody]
+  %acc = phi i640 [%cfix, %slow0], [%acc1, %sbody]
+  %sdone = icmp uge i32 %sk, %K
+  br i1 %sdone, label %sfinish, label %sbody
+sbody:
+  %sp2 = call double @tv_mma_product(ptr %A, ptr %B, i32 %row, i32 %col, i32 %sk, i1 %is8)
+  %pfix = call i640 @tv_fix(double %sp2)
+  %acc1 = add i640 %acc, %pfix
+  %sk1 = add i32 %sk, 1
+  br label %slow
+sfinish:
+  ; an inexact f64 sum cannot be an exact zero, so the fixed-point result is never a zero
+  ; whose sign matters
+  %rb = call i32 @tv_round_f32(i640 %acc)
   br label %store
 store:
-  %res = phi i32 [%ir, %intres], [%fr, %fres]
+  %res = phi i32 [%ir, %intres], [%spres, %special], [%eb, %exactsum], [%rb, %sfinish]
   %dp = getelementptr i32, ptr %D, i32 %o
   store i32 %res, ptr %dp, align 4
   %o1 = add i32 %o, 1

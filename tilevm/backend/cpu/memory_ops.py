@@ -141,7 +141,7 @@ def _atom(cg: Any, s: Instr) -> list[ir.Value]:
     esize = t.bits // 8
     ptrs = lane_pointers(cg, s.mod("space"), cg.read(s.args[0]), 0, esize, s)
     vals = [cg.read(a, t) for a in s.args[1:]]
-    res = b.alloca(ir.ArrayType(lt, WARP))
+    res = cg.scratch(ir.ArrayType(lt, WARP))
     op = s.mod("op")
     if op in ("min", "max"):
         rmw = ("" if t.is_signed else "u") + op
@@ -183,7 +183,7 @@ def _cp_async(cg: Any, s: Instr) -> list[ir.Value]:
     ss = cg.read(s.args[2], scalar_type("u32")) if len(s.args) == 3 else L.splat(size, I32)
     lane_pointers(cg, "shared", dst, 0, size, s)  # bounds check only
     issue = _helper(cg, "tv_cpa_issue", I32, [PTR, I32, I32, I64, I32, I32])
-    failed = b.alloca(I32)
+    failed = cg.scratch(I32)
     b.store(I32(0), failed)
 
     def one(lane: ir.Value) -> None:

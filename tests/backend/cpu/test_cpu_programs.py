@@ -204,3 +204,25 @@ def test_registers_survive_barriers_in_loops_and_branches() -> None:
         got = np.zeros(96, np.uint32)
         run(2, got, 3, reverse_warps=reverse)
         assert got.tolist() == want
+
+
+def test_collectives_in_long_loops_keep_a_bounded_stack() -> None:
+    # every iteration runs an mma.sync and a shfl.sync, whose helper buffers must not pile up
+    kb = KernelBuilder("long_loop", block_threads=32)
+    out, n = kb.param("out", U64, pointer=True), kb.param("n", S32)
+    one = kb.mov(0x3C003C00, B32)                    # two f16 ones
+    a, b = kb.pack([one] * 4), kb.pack([one] * 2)
+    acc = kb.reg(vector(F32, 4), "acc")
+    kb.pack([0.0] * 4, F32, out=acc)
+    lane = kb.reg(B32, "lane")
+    kb.mov(kb.sreg("laneid"), B32, out=lane)
+    with kb.for_(0, n, uniform=True):
+        kb.mma("m16n8k16", "f16", a, b, acc, out=acc)
+        kb.shfl("bfly", lane, 1, 31, out=lane)
+    kb.st("global", kb.add(out, kb.mul(kb.sreg("laneid"), 8, mode="wide")),
+          kb.pack([kb.extract(acc, 0), kb.mov(lane, F32)]))
+    run = compile_kernel(kb.finish())
+    got = np.zeros(64, np.float32)
+    run(1, got, 3001)
+    assert np.all(got[0::2] == 16 * 3001)            # each mma adds K = 16 products of 1
+    assert got[1::2].view(np.uint32).tolist() == [i ^ 1 for i in range(32)]  # odd count of swaps

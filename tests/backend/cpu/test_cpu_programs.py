@@ -226,3 +226,28 @@ def test_collectives_in_long_loops_keep_a_bounded_stack() -> None:
     run(1, got, 3001)
     assert np.all(got[0::2] == 16 * 3001)            # each mma adds K = 16 products of 1
     assert got[1::2].view(np.uint32).tolist() == [i ^ 1 for i in range(32)]  # odd count of swaps
+
+
+def test_barrier_inside_an_unrolled_loop() -> None:
+    # an unroll loop has constant bounds, so a barrier inside it is block-uniform
+    kb = KernelBuilder("unrolled_barrier", block_threads=64, shared_bytes=256)
+    out = kb.param("out", U64, pointer=True)
+    tid = kb.sreg("tid.x")
+    slot = kb.add(kb.shared_base(), kb.mul(tid, 4))
+    other = kb.add(kb.shared_base(), kb.mul(kb.sub(63, tid, type=U32), 4))
+    v = kb.reg(U32, "v")
+    kb.mov(tid, U32, out=v)
+    with kb.for_(0, 3, unroll=True):
+        kb.st("shared", slot, v)
+        kb.bar_sync()
+        kb.add(kb.ld("shared", other, U32), 1, out=v)
+        kb.bar_sync()
+    kb.st("global", kb.add(out, kb.mul(tid, 4, mode="wide")), v)
+    run = compile_kernel(kb.finish())
+    got = np.zeros(64, np.uint32)
+    run(1, got, reverse_warps=True)
+    # three exchanges with the mirror thread, adding 1 each time
+    want = list(range(64))
+    for _ in range(3):
+        want = [want[63 - t] + 1 for t in range(64)]
+    assert got.tolist() == want

@@ -79,7 +79,8 @@ class For:
 
     ``var`` is an ``s32`` or ``u32`` register owned by the loop. ``unroll=True`` needs int
     ``start``/``stop``; ``uniform=True`` promises the trip count is the same in every thread of
-    the block (required around a ``bar.sync``).
+    the block (required around a ``bar.sync``; an unroll loop, with its constant bounds, is
+    uniform wherever it is reached under block-uniform control flow).
     """
 
     var: Reg

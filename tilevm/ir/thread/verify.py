@@ -102,7 +102,8 @@ class _Verifier:
                     raise ThreadIRError(f"{where}: bound {bound} must be {s.var.type}")
         if s.uniform and not uniform:
             raise ThreadIRError(f"{where}: uniform loop inside non-uniform control flow")
-        self.body(s.body, [*loops, s], uniform and s.uniform)
+        # an unroll loop has constant bounds: uniform wherever it is reached uniformly
+        self.body(s.body, [*loops, s], uniform and (s.uniform or s.unroll))
 
     def operand(self, x: object, loops: list[For], where: str) -> None:
         if isinstance(x, Elem):

@@ -29,10 +29,11 @@ __all__ = ["OPT_LEVEL", "PASSES", "JitResult", "cache_directory", "jit"]
 
 # The optimisation is moderate on purpose: JIT time dominates test time. Warp-vector code needs
 # its registers promoted from allocas to SSA (sroa) and its branches on constant masks folded
-# (simplifycfg); instruction selection runs at LLVM's -O1 (OPT_LEVEL). Together that is about half
-# of the time of LLVM's O1 pipeline for the same machine code size (bench/jit_time.py).
+# (simplifycfg); instruction selection then runs at LLVM's -O0 (OPT_LEVEL), which on warp-vector
+# code costs little run time (the work is in gathers, scatters and helpers) and saves about a
+# fifth of the JIT time of -O1 (bench/jit_time.py).
 PASSES = ("sroa", "simplify_cfg")
-OPT_LEVEL = 1
+OPT_LEVEL = 0
 
 _lock = threading.Lock()
 

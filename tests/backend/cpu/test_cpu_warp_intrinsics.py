@@ -369,3 +369,27 @@ def test_mma_exact_where_an_f64_sum_would_double_round() -> None:
     run(1, af, bf, cf, df)
     exact = Fraction(2**30) + Fraction(2**6) + Fraction(1, 2**24)
     assert df[0, 0] == nearest_f32(exact) == np.float32(2.0 ** 30 + 2.0 ** 7)
+
+
+def test_mma_infinities_and_nan() -> None:
+    # IEEE: inf * finite stays inf, inf + (-inf) and 0 * inf are NaN (PTX's canonical NaN)
+    run = mma_program("f16")
+    a = np.zeros((16, 16), np.float16)
+    b = np.ones((16, 8), np.float16)
+    a[0, 0] = np.inf                      # row 0: inf * 1 + ... = inf
+    a[1, 0], a[1, 1] = np.inf, -np.inf    # row 1: inf - inf = NaN
+    a[2, 3] = np.inf
+    b[3, :] = 0                           # row 2: inf * 0 = NaN
+    c = np.zeros((16, 8), np.float32)
+    af = pack_fragment(a.view(np.uint16), a_coords, 8, 16, False)
+    bf = pack_fragment(b.view(np.uint16), b_coords, 4, 16, False)
+    cf = np.array([[c[c_coords(i, lane)] for i in range(4)] for lane in range(32)], np.float32)
+    df = np.zeros((32, 4), np.float32)
+    run(1, af, bf, cf, df)
+    d = np.zeros((16, 8), np.float32)
+    for lane in range(32):
+        for i in range(4):
+            d[c_coords(i, lane)] = df[lane, i]
+    assert np.all(d[0] == np.inf)
+    assert d[1:3].view(np.uint32).tolist() == [[0x7FFFFFFF] * 8] * 2
+    assert np.all(d[3:] == 0)

@@ -1,8 +1,8 @@
 """Where a kernel call runs: a table from device names to runners.
 
-The reference interpreter (``"interp"``) is always there. The runtime registers the CPU and CUDA
-backends (``"cpu"``, ``"cuda"``) with :func:`register_device`, so that the frontend never imports
-them (DESIGN §2: imports go one way).
+The runtime registers every backend — the reference interpreter (``"interp"``) when tilevm is
+imported, later the CPU and CUDA backends (``"cpu"``, ``"cuda"``) — with :func:`register_device`, so
+that the frontend never imports a backend (DESIGN §2: imports go one way).
 """
 
 from __future__ import annotations
@@ -24,18 +24,10 @@ def register_device(name: str, runner: Runner) -> None:
     _RUNNERS[name] = runner
 
 
-def _run_interp(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
-    from tilevm.backend.interp import run
-
-    run(kernel, bound.tensors, bound.scalars, bound.dims)
-
-
 def runner_for(device: str) -> Runner:
     """The runner of ``device``; ``ValueError`` listing the available ones if there is none."""
-    if device == "interp":
-        return _RUNNERS.get("interp", _run_interp)
     if device not in _RUNNERS:
-        known = ", ".join(sorted({"interp", *_RUNNERS}))
+        known = ", ".join(sorted(_RUNNERS))
         raise ValueError(f"device={device!r} is not available (available: {known}); the CPU and "
                          "CUDA backends are registered by tilevm.runtime when they are built")
     return _RUNNERS[device]

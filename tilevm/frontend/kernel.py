@@ -91,9 +91,9 @@ class KernelFunction:
 
 
 def _is_program_error(e: Exception) -> bool:
-    from tilevm.backend.interp import InterpreterError
+    from tilevm.ir.errors import KernelExecutionError
 
-    return isinstance(e, InterpreterError)
+    return isinstance(e, KernelExecutionError)
 
 
 def kernel(fn: Any) -> KernelFunction:

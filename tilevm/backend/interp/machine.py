@@ -22,6 +22,7 @@ from tilevm.backend.interp.dot import dot as exact_dot
 from tilevm.backend.interp.dot import exact_sum
 from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_sum
 from tilevm.ir.dtypes import DType, dtype
+from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.packing import pack, read_patterns, unpack, write_patterns
 from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, While
@@ -37,7 +38,7 @@ _ATOMIC: dict[str, Callable] = {
 }
 
 
-class InterpreterError(RuntimeError):
+class InterpreterError(KernelExecutionError):
     """A program that does something undefined (an unmasked access outside a tensor…)."""
 
 

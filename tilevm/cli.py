@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 
 import tilevm
+from tilevm.backend.cache_dir import cache_dir
 from tilevm.backend.cuda.nvrtc_info import nvrtc_version
 from tilevm.ir.dtypes import DType, all_dtypes
-from tilevm.runtime.cache_dir import cache_dir
 from tilevm.runtime.device import probe_driver
 
 __all__ = ["main"]

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tilevm.backend.cache_dir import cache_dir
 from tilevm.backend.cpu.codegen import Layout, generate
 from tilevm.ir.thread.printer import dump
 from tilevm.ir.thread.stmts import Kernel
@@ -51,18 +52,8 @@ class JitResult:
 
 
 def cache_directory() -> Path:
-    """``$TILEVM_CACHE_DIR/cpu-jit``, or the user cache directory's ``cpu-jit``."""
-    override = os.environ.get("TILEVM_CACHE_DIR")
-    if override:
-        root = Path(override).expanduser()
-    else:
-        try:
-            import platformdirs
-
-            root = Path(platformdirs.user_cache_dir("tilevm", appauthor=False))
-        except ImportError:
-            root = Path("~/.cache/tilevm").expanduser()
-    return root / "cpu-jit"
+    """``cpu-jit`` under tilevm's cache directory (``$TILEVM_CACHE_DIR`` or the user cache)."""
+    return cache_dir() / "cpu-jit"
 
 
 @functools.cache

@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 import warnings
@@ -21,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tilevm.backend.cache_dir import cache_dir
+from tilevm.backend.cache_dir import cache_dir, write_atomic
 from tilevm.backend.cpu.codegen import Layout, generate
 from tilevm.ir.thread.printer import dump
 from tilevm.ir.thread.stmts import Kernel
@@ -111,18 +109,6 @@ def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
     return tm.emit_object(mod), layout
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_cached(obj_path: Path, meta_path: Path) -> tuple[bytes, Layout] | None:
     try:
         meta = json.loads(meta_path.read_text())
@@ -147,10 +133,10 @@ def jit(kernel: Kernel) -> JitResult:
     if found is None:
         with _lock:  # one LLVM compilation at a time per process
             data, layout = _compile(kernel)
-        _write_atomic(obj_path, data)
+        write_atomic(obj_path, data)
         meta = {"sha256": hashlib.sha256(data).hexdigest(), "layout": asdict(layout),
                 "kernel": kernel.name}
-        _write_atomic(meta_path, json.dumps(meta).encode())
+        write_atomic(meta_path, json.dumps(meta).encode())
     else:
         data, layout = found
     llvm = _llvm()

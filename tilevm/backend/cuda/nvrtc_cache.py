@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tilevm.backend.cache_dir import write_atomic
 from tilevm.backend.cuda.nvrtc_info import nvrtc_version
 from tilevm.backend.cuda.resources import KernelResources
 from tilevm.backend.cuda.targets import CudaTarget
@@ -70,17 +69,6 @@ def load(cache_dir: Path, key: str, source: str, target: CudaTarget) -> CudaBina
         return None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def store(cache_dir: Path, key: str, binary: CudaBinary) -> None:
     """Write ``binary`` under ``key``. Concurrent writers of one key are harmless: each rename
     installs a whole, identical entry."""
@@ -96,5 +84,5 @@ def store(cache_dir: Path, key: str, binary: CudaBinary) -> None:
         "cubin_sha256": hashlib.sha256(binary.cubin).hexdigest(),
     }
     meta["checksum"] = _body_checksum(meta)
-    _write_atomic(cubin_path, binary.cubin)
-    _write_atomic(meta_path, json.dumps(meta, sort_keys=True, indent=1).encode())
+    write_atomic(cubin_path, binary.cubin)
+    write_atomic(meta_path, json.dumps(meta, sort_keys=True, indent=1).encode())

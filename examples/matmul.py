@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names: m, n, k)
 """Matrix multiplication through shared memory, with a two-stage copy_async pipeline.
 
 C = A·B with f16 inputs, f32 accumulation and an f16 result. Each block computes a (bm, bn) tile of

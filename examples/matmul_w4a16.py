@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names: m, n, k)
 """A 4-bit-weight matrix multiplication: y = x · Wᵀ with u4 weights and per-group f16 scales.
 
 W (n × k) is stored as 4-bit unsigned codes, two per byte (LSB first), in a ``tilevm.HostTensor``;

@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names: m, n, k)
 """Row-wise softmax: reductions along a tile dimension.
 
 Each block normalises ``rows`` rows. A whole row fits in one tile of ``width`` columns (a compile-

@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names: m, n, k)
 """Vector addition: the smallest tilevm kernel.
 
 Each thread block adds one tile of ``block`` elements: it loads a tile of x and of y, adds them and

@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names)
 """The four examples and the DESIGN §5 matmul, run on shapes that are not multiples of the tiles,
 checked with the accuracy rule against float64 references."""
 

@@ -1,4 +1,4 @@
-# ruff: noqa: F821, F841, B007, UP037  (kernels see their dimension names; mistakes on purpose)
+# ruff: noqa: F841, B007  (the kernels here make mistakes on purpose)
 """User mistakes in a kernel give a diagnostic at the right line and column, in the user's terms.
 
 The expected position is found independently of the compiler: the line carrying the ``# here``

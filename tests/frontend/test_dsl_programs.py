@@ -1,4 +1,3 @@
-# ruff: noqa: F821  (a kernel's body sees its tv.Global dimension names)
 """DSL features, each run on the interpreter and compared with the same computation in numpy."""
 
 import numpy as np

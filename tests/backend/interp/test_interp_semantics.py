@@ -1,4 +1,4 @@
-# ruff: noqa: F821, SIM108  (a kernel's body sees its tv.Global dimension names)
+# ruff: noqa: SIM108  (the kernels here spell out if/else on purpose)
 """The reference interpreter against oracles written independently of it: packing, exact rational
 arithmetic (fractions), numpy / ml_dtypes rounding, and the layouts' own coordinate maps."""
 

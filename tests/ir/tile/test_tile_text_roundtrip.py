@@ -1,4 +1,3 @@
-# ruff: noqa: F821, UP037  (a kernel's body sees its tv.Global dimension names)
 """The text form reads back what the printer writes: parse(print(p)) == p, locations included."""
 
 from __future__ import annotations

@@ -122,6 +122,8 @@ class DType:
             return (1 << self.nbits) - 1
         if self.kind == "int":
             return (1 << (self.nbits - 1)) - 1
+        if self.nbits > 16:
+            return float(np.finfo(_WIDE_FLOATS[self.nbits]).max)
         return float(_float_tables(self).max_value)
 
     @property
@@ -139,6 +141,8 @@ class DType:
     def smallest_subnormal(self) -> float:
         """The smallest positive value of a float type."""
         self._require_float("smallest_subnormal")
+        if self.nbits > 16:
+            return float(np.finfo(_WIDE_FLOATS[self.nbits]).smallest_subnormal)
         values = _float_tables(self).positive_values
         return float(values[values > 0][0])
 
@@ -468,12 +472,11 @@ def _is_special(dt: DType, code: int) -> str | None:
     return None
 
 
+_WIDE_FLOATS = {32: np.float32, 64: np.float64}  # encoded and decoded by numpy itself
+
+
 @functools.cache
 def _float_tables(dt: DType) -> _FloatTables:
-    if dt.nbits > 16:
-        info = np.finfo(np.float32 if dt.nbits == 32 else np.float64)
-        return _FloatTables(np.empty(0), np.empty(0), np.array([float(info.tiny)]), np.empty(0),
-                            float(info.max), 0, np.inf, True, None, None)
     n_codes = 1 << dt.nbits
     sign_bit = 1 << (dt.nbits - 1) if dt.float_signed else 0
     values = np.empty(n_codes, dtype=np.float64)
@@ -561,7 +564,7 @@ def _encode_float(dt: DType, values: Any, saturate: bool) -> np.ndarray:
 
 
 def _encode_wide_float(dt: DType, x: np.ndarray, saturate: bool) -> np.ndarray:
-    np_type = np.float32 if dt.nbits == 32 else np.float64
+    np_type = _WIDE_FLOATS[dt.nbits]
     with np.errstate(over="ignore"):
         y = x.astype(np_type)
     if saturate:
@@ -573,12 +576,5 @@ def _encode_wide_float(dt: DType, x: np.ndarray, saturate: bool) -> np.ndarray:
     return np.where(np.isnan(y), canonical, bits).astype(dt.storage_dtype)
 
 
-def _populate_module_namespace() -> dict[str, DType]:
-    names = {}
-    for key, dt in _BY_NAME.items():
-        if key.isidentifier():
-            names[key] = dt
-    return names
-
-
-globals().update(_populate_module_namespace())
+# Every name that is an identifier (all but none today) becomes a module attribute: dtypes.u4.
+globals().update({name: dt for name, dt in _BY_NAME.items() if name.isidentifier()})

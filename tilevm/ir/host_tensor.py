@@ -102,8 +102,6 @@ class HostTensor:
         dt = _dtype_of_torch(t.dtype)
         if dt.nbits < 8:
             return cls.from_bits(t.view(torch.uint8).numpy() & ((1 << dt.nbits) - 1), dt)
-        if t.dtype in (torch.bool,):
-            return cls.from_bits(t.numpy().astype(np.uint8), dt)
         int_view = {8: torch.uint8, 16: torch.int16, 32: torch.int32, 64: torch.int64}[dt.nbits]
         raw = t.view(int_view).numpy()
         return cls.from_bits(raw.view(dt.storage_dtype), dt)

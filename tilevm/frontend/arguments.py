@@ -56,6 +56,12 @@ def bind_arguments(kernel: Kernel, args: tuple[Any, ...]) -> BoundArguments:
             raise ValueError(f"argument '{param.name}': expected {len(ty.shape)} dimensions "
                              f"({', '.join(map(str, ty.shape))}), got shape {tensor.shape}")
         for name, size in zip(ty.shape, tensor.shape):
+            if isinstance(name, int):
+                if size != name:
+                    raise ValueError(f"argument '{param.name}': shape {tensor.shape} does not "
+                                     f"match [{', '.join(map(str, ty.shape))}] (a dimension "
+                                     f"fixed to {name} is {size})")
+                continue
             if name in out.dims and out.dims[name] != size:
                 raise ValueError(f"argument '{param.name}': dimension '{name}' is {size} here but "
                                  f"{out.dims[name]} from argument '{first_seen[name]}'")

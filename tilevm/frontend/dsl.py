@@ -25,10 +25,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GlobalSpec:
-    """The annotation ``tv.Global[dtype, "m", "k"]``: a global tensor with named dimensions."""
+    """The annotation ``tv.Global[dtype, "m", "k"]``: a global tensor with named dimensions.
+
+    A dimension is a name (a run-time size, in scope in the kernel body) or a positive ``int`` (a
+    size fixed when the kernel is written, checked when it is called: ``tv.Global[f16, "co", 3,
+    3, "ci"]``)."""
 
     dtype: DType
-    dims: tuple[str, ...]
+    dims: tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,13 @@ class _GlobalFactory:
         if not key:
             raise TypeError("tv.Global needs a dtype and dimension names, e.g. "
                             "tv.Global[f16, 'm', 'k']")
-        dims = key[1:]
-        if not all(isinstance(d, str) and d.isidentifier() for d in dims):
-            raise TypeError(f"tv.Global: dimension names must be identifiers, got {dims!r}")
-        return GlobalSpec(dtype(key[0]), tuple(dims))
+        dims = tuple(key[1:])
+        for d in dims:
+            static = isinstance(d, int) and not isinstance(d, bool) and d > 0
+            if not static and not (isinstance(d, str) and d.isidentifier()):
+                raise TypeError(f"tv.Global: each dimension is a name (a string such as 'm') or "
+                                f"a positive int (a fixed size), got {d!r} in {dims!r}")
+        return GlobalSpec(dtype(key[0]), dims)
 
 
 class _ScalarFactory:
@@ -166,6 +173,14 @@ def wait(n: int = 0) -> None:
 @_builtin
 def sync() -> None:
     """A block barrier."""
+
+
+@_builtin
+def fence(scope: str = "gpu") -> None:
+    """Order this block's memory accesses: those before the fence are seen by other blocks
+    (``scope="gpu"``; ``"sys"`` includes the host, ``"block"`` only this block) before those after
+    it. Put one between writing data and publishing it with an atomic, and one between seeing an
+    atomic's result and reading what other blocks published (PTX ``fence.acq_rel``)."""
 
 
 @_builtin
@@ -296,4 +311,11 @@ def _unary_builtin(name: str) -> None:
 for _name in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "abs", "floor",
               "ceil"):
     _unary_builtin(_name)
+
+
+@_builtin
+def rint(x: Any) -> Any:
+    """Elementwise rounding to the nearest integral value, ties to even (PTX ``cvt.rni``), in the
+    operand's float type; ``tv.cast(tv.rint(x), i8)`` is round-to-nearest-even quantization
+    (``tv.cast`` alone truncates toward zero, as C does). Python's ``round(x)`` means the same."""
 del _name

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 
 from tilevm.frontend.diagnostics import CompileError, internal_error
@@ -19,8 +20,12 @@ __all__ = ["KernelFunction", "kernel"]
 class KernelFunction:
     """A kernel written in the DSL. Build its IR with :meth:`ir`, run it by calling it."""
 
-    def __init__(self, fn: Any) -> None:
+    def __init__(self, fn: Any, definition_locals: dict[str, Any] | None = None) -> None:
         self.fn = fn
+        # Under `from __future__ import annotations` a kernel made inside a factory function has
+        # its annotations as strings that may name the factory's variables: they are read from
+        # the factory's local variables as they were when the kernel was decorated.
+        self.definition_locals = dict(definition_locals or {})
         self._cache: dict[tuple, Kernel] = {}
         functools.update_wrapper(self, fn)
 
@@ -41,7 +46,7 @@ class KernelFunction:
 
         transpiler = None
         try:
-            transpiler = Transpiler(self.fn, constants)
+            transpiler = Transpiler(self.fn, constants, self.definition_locals)
             kernel = transpiler.build()
             verify(kernel)
             return kernel
@@ -97,5 +102,13 @@ def _is_program_error(e: Exception) -> bool:
 
 
 def kernel(fn: Any) -> KernelFunction:
-    """Make ``fn`` a tilevm kernel (DESIGN §5). The function is read from its source, not run."""
-    return KernelFunction(fn)
+    """Make ``fn`` a tilevm kernel (DESIGN §5). The function is read from its source, not run.
+
+    A kernel may be defined inside a factory function and use the factory's arguments in its
+    annotations and body (``def make(dt): @tv.kernel def k(x: tv.Global[dt, "n"]) ...``).
+    """
+    definition_locals = None
+    if "<locals>" in getattr(fn, "__qualname__", ""):
+        # Where the decorator is applied: the factory's frame (see KernelFunction.__init__).
+        definition_locals = sys._getframe(1).f_locals
+    return KernelFunction(fn, definition_locals)

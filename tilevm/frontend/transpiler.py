@@ -124,8 +124,10 @@ class _Frame:
 class Transpiler:
     """Builds one kernel for one set of constants (see :meth:`build`)."""
 
-    def __init__(self, fn: Any, constants: dict[str, Any]) -> None:
+    def __init__(self, fn: Any, constants: dict[str, Any],
+                 definition_locals: dict[str, Any] | None = None) -> None:
         self.fn = fn
+        self.definition_locals = definition_locals or {}
         self.src = source_of(fn)
         self.constants = dict(constants)
         self.builder = Builder()
@@ -135,6 +137,7 @@ class Transpiler:
         self.launch: tuple[tuple, int, list] | None = None
         self.grid_rank = 0
         self.depth = 0
+        self.dim_names: set[str] = set()
 
     # -- diagnostics -------------------------------------------------------------------------------
 
@@ -169,6 +172,8 @@ class Transpiler:
             if isinstance(spec, dsl.GlobalSpec):
                 ty: Type = TensorType(spec.dtype, spec.dims, "global")
                 for d in spec.dims:
+                    if isinstance(d, int):
+                        continue  # a fixed size: checked when the kernel is called
                     at = next((x for x in ast.walk(arg.annotation) if isinstance(x, ast.Constant)
                                and x.value == d), arg.annotation)
                     dims.setdefault(d, at)
@@ -186,6 +191,7 @@ class Transpiler:
             if d in frame.names:
                 raise self.error(node, f"dimension name '{d}' is also the name of a parameter")
             self.builder.used.add(d)
+            self.dim_names.add(d)
             frame.names[d] = Value(Var(d, ScalarType(_I32)), d)
             self.readonly.add(d)
         given = dict(self.constants)
@@ -229,14 +235,32 @@ class Transpiler:
             # Python evaluated it where the function was defined (enclosing scopes included).
             return evaluated
         node = arg.annotation
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):  # PEP 563
+        # A string: `from __future__ import annotations` (PEP 563), or the user's quotes.
+        deferred = isinstance(evaluated, str)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
             node = ast.parse(node.value, mode="eval").body
-            ast.copy_location(node, arg.annotation)
-            ast.fix_missing_locations(node)
+            for sub in ast.walk(node):
+                ast.copy_location(sub, arg.annotation)
+        # An annotation is evaluated where the function is defined, where the parameters are not
+        # in scope yet (but a factory's variables are).
+        saved = self.frames
+        self.frames = [_Frame("function", 0, dict(self.definition_locals))]
         try:
             return self.const_eval(node)
         except (TypeError, ValueError) as e:
             raise self.error(arg.annotation, f"bad annotation for '{arg.arg}': {e}") from None
+        except CompileError as e:
+            if deferred and "undefined name" in e.message:
+                raise self.error(arg.annotation, f"the annotation of '{arg.arg}' is the string "
+                                 f"{ast.unparse(node)!r} ('from __future__ import annotations' "
+                                 f"makes every annotation a string), and it uses a name that is "
+                                 f"not visible to tilevm: {e.message}. A kernel made inside a "
+                                 "function must be decorated with @tilevm.kernel right there; or "
+                                 "remove the __future__ import from this module, or use only "
+                                 "module-level names in annotations") from None
+            raise
+        finally:
+            self.frames = saved
 
     def const_eval(self, node: ast.AST) -> Any:
         value = self.expr(node)
@@ -735,6 +759,12 @@ class Transpiler:
         runtime = _contains_value(args) or _contains_value(list(kwargs.values()))
         if fn in (builtins.min, builtins.max, builtins.abs) and runtime:
             return self.python_minmax(node, fn, args)
+        if fn is builtins.round and runtime:
+            if len(args) != 1 or kwargs:
+                raise self.error(node, "round() of a run-time value takes one argument (it rounds "
+                                       "to an integral value, ties to even: tv.rint)")
+            return self.emit(node, "rint", [(self.value(args[0], node.args[0], "round()"),
+                                             node.args[0])])
         if fn in (builtins.int, builtins.float, builtins.bool) and runtime:
             raise self.error(node, f"{fn.__name__}() of a run-time value; use tv.cast(x, dtype)")
         if fn is builtins.print:
@@ -1075,6 +1105,10 @@ class Transpiler:
         self.emit_raw(node, "copy_async", [dst.operand, src.operand, *offs, *mask], nodes,
                       mask=mode)
 
+    def b_fence(self, node: ast.Call, a: dict, n: dict) -> None:
+        scope = self.const(a["scope"], n["scope"], "tv.fence: scope", (str,))
+        self.emit_raw(node, "fence", [], [], scope=scope)
+
     def b_commit(self, node: ast.Call, a: dict, n: dict) -> None:
         self.emit(node, "commit", [])
 
@@ -1195,7 +1229,21 @@ class Transpiler:
         return self._atomic(node, a, n, "exch")
 
     def b_workspace(self, node: ast.Call, a: dict, n: dict) -> Any:
-        shape = self.shape(a["shape"], n["shape"], "tv.workspace")
+        sizes = a["shape"] if isinstance(a["shape"], (tuple, list)) else [a["shape"]]
+        # A dimension of the parameters may size a workspace: the runtime knows it before the
+        # launch. Other run-time values cannot (the workspace is allocated on the host).
+        names = {i: x.operand.name for i, x in enumerate(sizes) if isinstance(x, Value) and
+                 isinstance(x.operand, Var) and x.operand.name in self.dim_names}
+        for x in sizes:
+            if isinstance(x, Value) and not (isinstance(x.operand, Var) and
+                                             x.operand.name in self.dim_names):
+                raise self.error(n["shape"], f"tv.workspace: a size is a compile-time integer or "
+                                             f"a dimension name of the parameters, not the "
+                                             f"run-time {x.describe()}; size it by a dimension "
+                                             "and index it by tile")
+        static = self.shape([1 if i in names else x for i, x in enumerate(sizes)], n["shape"],
+                            "tv.workspace")
+        shape = tuple(names.get(i, x) for i, x in enumerate(static))
         dt = self.dtype_arg(a["dtype"], n["dtype"], "tv.workspace")
         zeroed = self.const(a["zeroed"], n["zeroed"], "tv.workspace: zeroed", (bool,))
         return self.emit(node, "workspace", [], shape=shape, dtype=dt, zeroed=zeroed)

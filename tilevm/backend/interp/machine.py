@@ -60,13 +60,19 @@ class _Block:
 
 
 def run(kernel: Kernel, tensors: dict[str, HostTensor], scalars: dict[str, int | float],
-        dims: dict[str, int]) -> None:
+        dims: dict[str, int], *, block_order: str | int = "forward") -> None:
     """Run ``kernel`` on every block of its grid; global tensors are written in place.
 
     ``tensors`` maps each global parameter to its data, ``scalars`` each scalar parameter to its
-    value, ``dims`` each named dimension to its size.
+    value, ``dims`` each named dimension to its size. Blocks run one after another, in row-major
+    order (``block_order="forward"``), reversed (``"reverse"``) or shuffled by an ``int`` seed: a
+    correct kernel gives the same result in every order, as blocks on a GPU run in any order.
     """
-    _Machine(kernel, tensors, scalars, dims).run()
+    if not (block_order in ("forward", "reverse") or
+            (isinstance(block_order, int) and not isinstance(block_order, bool))):
+        raise ValueError(f"run: block_order is 'forward', 'reverse' or an int seed, got "
+                         f"{block_order!r}")
+    _Machine(kernel, tensors, scalars, dims).run(block_order)
 
 
 class _Machine:
@@ -81,15 +87,21 @@ class _Machine:
         i32 = dtype("i32")
         for name in kernel.dims():
             self.base[name] = encode(np.asarray(dims[name]), i32)
+        self.dims = dict(dims)
         self.workspaces: dict[int, HostTensor] = {}
 
-    def run(self) -> None:
+    def run(self, block_order: str | int) -> None:
         launch = _Block((), (), dict(self.base))
         self.block_stmts(launch, self.kernel.launch_body)
         grid = tuple(int(self.scalar(launch, g)) for g in self.kernel.grid)
         if any(g < 0 for g in grid):
             raise InterpreterError(f"kernel {self.kernel.name}: negative grid {grid}")
-        for index in itertools.product(*(range(g) for g in grid)):
+        blocks = list(itertools.product(*(range(g) for g in grid)))
+        if block_order == "reverse":
+            blocks.reverse()
+        elif not isinstance(block_order, str):
+            np.random.default_rng(block_order).shuffle(blocks)
+        for index in blocks:
             self.block_stmts(_Block(index, grid, dict(self.base)), self.kernel.body)
 
     # -- values ------------------------------------------------------------------------------------
@@ -182,6 +194,7 @@ class _Machine:
     op_tanh = _unary(lambda x, dt: np.tanh(x))
     op_floor = _unary(lambda x, dt: np.floor(x))
     op_ceil = _unary(lambda x, dt: np.ceil(x))
+    op_rint = _unary(lambda x, dt: np.rint(x))  # ties to even
     op_invert = _unary(lambda x, dt: 1 - x if dt.nbits == 1 else ~x)
 
     def _binary(fn: Callable) -> Callable:
@@ -408,6 +421,9 @@ class _Machine:
     def op_sync(self, blk: _Block, s: Instr) -> None:
         return None
 
+    def op_fence(self, blk: _Block, s: Instr) -> None:
+        return None  # blocks run one after another: every write is already visible
+
     def op_atomic(self, blk: _Block, s: Instr) -> np.ndarray:
         mem = self.get(blk, s.args[0])
         vt = s.args[1].type
@@ -431,7 +447,8 @@ class _Machine:
         key = id(s)
         if key not in self.workspaces:
             dt = s.result.type.dtype
-            t = HostTensor.empty(s.attr("shape"), dt)
+            shape = [self.dims[n] if isinstance(n, str) else n for n in s.attr("shape")]
+            t = HostTensor.empty(shape, dt)
             if not s.attr("zeroed"):
                 t.data[:] = 0xFF  # not zeroed: recognisable garbage, the same on every run
             self.workspaces[key] = t

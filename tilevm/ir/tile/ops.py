@@ -19,7 +19,9 @@ What each operation computes (the reference interpreter, :mod:`tilevm.backend.in
 definition; DESIGN §3 is the contract):
 
 - float arithmetic (``add``… ``fma``, ``sqrt``, ``exp``…) is computed exactly (or, for the
-  transcendental functions, in float64) and rounded once to the dtype, to nearest even; f16, bf16
+  transcendental functions, in float64) and rounded once to the dtype, to nearest even; ``floor``,
+  ``ceil`` and ``rint`` give integral values of the operand's float type, ``rint`` to nearest
+  with ties to even (PTX ``cvt.rni``, numpy ``rint``); f16, bf16
   and f32 overflow to inf; ``min``/``max`` return the other operand when one is NaN (PTX);
 - integer arithmetic wraps modulo 2^nbits; ``floordiv`` and ``mod`` round toward −∞ (Python);
   shifts by the width or more give 0 (or −1 for a negative ``shr``), as PTX clamps the amount;
@@ -28,6 +30,15 @@ definition; DESIGN §3 is the contract):
   ``x != 0`` into ``u1``;
 - ``dot`` rounds once per K-chunk (16 for f16/bf16, 32 for 8-bit types, 8 for f32): the exact
   products of the chunk summed, the accumulator added, one rounding; integer dots wrap;
+- ``fence {scope}`` orders the block's memory accesses before it before those after it, as seen
+  by other blocks (``"gpu"``) or the host too (``"sys"``): a block barrier then PTX
+  ``fence.acq_rel``; blocks that hand data over through global memory (a counter taken with an
+  atomic, then a load of what other blocks wrote) put one on each side. The interpreter runs
+  blocks one after another, so it has nothing to do;
+- ``store`` into a tensor of fewer than 8 bits changes the bits of the stored elements only: a
+  byte it shares with elements it does not store (a neighbouring block's, a masked one's, one
+  outside the tile) is updated with an atomic read-modify-write, so blocks storing neighbouring
+  sub-byte tiles never lose each other's bits, whatever their order or concurrency (DESIGN §3);
 - ``reduce`` ``sum`` of floats is the exact sum rounded once (so no summation order has to be
   agreed on), of integers wraps; ``max``/``min`` ignore NaN unless all are NaN.
 """
@@ -78,9 +89,9 @@ REQUIRED = object()
 OPS: dict[str, OpDef] = {}
 
 UNARY_OPS = ("neg", "abs", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh",
-             "floor", "ceil", "invert")
+             "floor", "ceil", "rint", "invert")
 FLOAT_ONLY_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "floor",
-                    "ceil")
+                    "ceil", "rint")
 BINARY_OPS = ("add", "sub", "mul", "div", "floordiv", "mod", "min", "max", "and", "or", "xor",
               "shl", "shr")
 INT_ONLY_BINARY = ("floordiv", "mod", "and", "or", "xor", "shl", "shr")
@@ -545,6 +556,16 @@ def _no_operands(op: str) -> Callable:
     return infer
 
 
+FENCE_SCOPES = ("block", "gpu", "sys")
+
+
+def _fence(args: list[Type], a: dict) -> None:
+    _arity("fence", args, 0)
+    if a["scope"] not in FENCE_SCOPES:
+        _fail("fence", f"scope must be one of {FENCE_SCOPES}, got {a['scope']!r}")
+    return None
+
+
 def _atomic(args: list[Type], a: dict) -> Type:
     if len(args) < 2:
         _fail("atomic", "needs a tensor and a value")
@@ -572,7 +593,15 @@ def _workspace(args: list[Type], a: dict) -> Type:
     _arity("workspace", args, 0)
     if not isinstance(a["zeroed"], bool):
         _fail("workspace", f"zeroed must be a bool, got {a['zeroed']!r}")
-    return TensorType(dtype(a["dtype"]), _static_shape("workspace", a["shape"]), "global")
+    shape = a["shape"]
+    # A size is an int or the name of one of the kernel's dimensions (the verifier checks which):
+    # the runtime allocates a workspace before the launch, from the arguments' shapes.
+    if not isinstance(shape, tuple) or not shape or not all(
+            (isinstance(n, int) and not isinstance(n, bool) and n > 0) or
+            (isinstance(n, str) and n.isidentifier()) for n in shape):
+        _fail("workspace", "shape must be a tuple of positive integers and dimension names, got "
+                           f"{shape!r}")
+    return TensorType(dtype(a["dtype"]), shape, "global")
 
 
 def _print(args: list[Type], a: dict) -> None:
@@ -590,6 +619,7 @@ _register("copy_async", _copy_async, effects=True, mask="bounds")
 _register("commit", _no_operands("commit"), effects=True)
 _register("wait", _no_operands("wait"), effects=True, n=0)
 _register("sync", _no_operands("sync"), effects=True)
+_register("fence", _fence, effects=True, scope="gpu")
 _register("atomic", _atomic, effects=True, op=REQUIRED, mask="bounds")
 _register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True)
 _register("print", _print, effects=True, prefix="")

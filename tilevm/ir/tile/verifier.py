@@ -44,14 +44,14 @@ def verify(kernel: Kernel) -> None:
     if kernel.warps not in (1, 2, 4, 8, 16, 32):
         raise VerifyError(f"warps must be a power of two from 1 to 32, got {kernel.warps}")
     launch_scope = dict(scope)
-    _block(kernel.launch_body, launch_scope)
+    _block(kernel.launch_body, launch_scope, frozenset(kernel.dims()))
     if not 1 <= len(kernel.grid) <= 3:
         raise VerifyError(f"the grid has {len(kernel.grid)} axes; 1 to 3 are allowed")
     for g in kernel.grid:
         t = _operand(g, launch_scope, "grid")
         if not isinstance(t, ScalarType) or not t.dtype.is_integer:
             raise VerifyError(f"grid: {g} is {t}, not an integer scalar")
-    _block(kernel.body, scope)
+    _block(kernel.body, scope, frozenset(kernel.dims()))
 
 
 def _i32():
@@ -102,7 +102,9 @@ def _scalar_cond(x: Operand, scope: dict[str, Type], where: str) -> None:
         raise VerifyError(f"{where}: the condition must be a u1 scalar, got {t}")
 
 
-def _block(stmts: tuple[Stmt, ...], outer: dict[str, Type]) -> None:
+def _block(stmts: tuple[Stmt, ...], outer: dict[str, Type], dims: frozenset[str]) -> None:
+    """Check ``stmts`` in ``outer`` (extended in place); ``dims`` are the kernel's dimension names,
+    the only names a workspace's shape may use."""
     scope = outer  # statements of one block share it; nested blocks get copies
     for s in stmts:
         if isinstance(s, Instr):
@@ -114,6 +116,11 @@ def _block(stmts: tuple[Stmt, ...], outer: dict[str, Type]) -> None:
                 operand = ("" if e.operand is None else
                            f" (operand {e.operand}: {s.args[e.operand]})")
                 raise VerifyError(f"{where}: {e}{operand}") from None
+            if s.op == "workspace":
+                unknown = [d for d in s.attr("shape") if isinstance(d, str) and d not in dims]
+                if unknown:
+                    raise VerifyError(f"{where}: workspace size {unknown[0]!r} is not a dimension "
+                                      f"of the kernel's parameters ({', '.join(sorted(dims))})")
             if (inferred is None) != (s.result is None):
                 raise VerifyError(f"{where}: {s.op} " + (
                     "has no result" if inferred is None else "needs a result variable"))
@@ -138,17 +145,17 @@ def _block(stmts: tuple[Stmt, ...], outer: dict[str, Type]) -> None:
                 raise VerifyError(f"{where}: the loop variable must be an integer scalar")
             inner = dict(scope)
             _define(inner, s.var, where)
-            _block(s.body, inner)
+            _block(s.body, inner, dims)
         elif isinstance(s, If):
             where = "if" + (f" at {s.loc}" if s.loc else "")
             _scalar_cond(s.cond, scope, where)
-            _block(s.then_body, dict(scope))
-            _block(s.else_body, dict(scope))
+            _block(s.then_body, dict(scope), dims)
+            _block(s.else_body, dict(scope), dims)
         elif isinstance(s, While):
             where = "while" + (f" at {s.loc}" if s.loc else "")
             inner = dict(scope)
-            _block(s.cond_body, inner)
+            _block(s.cond_body, inner, dims)
             _scalar_cond(s.cond, inner, where)
-            _block(s.body, dict(inner))
+            _block(s.body, dict(inner), dims)
         else:
             raise VerifyError(f"unknown statement {s!r}")

@@ -137,6 +137,12 @@ def _ldmatrix(cg: Any, s: Instr) -> list[ir.Value]:
     b, L = cg.b, cg.L
     addr = cg.read(s.args[0], U32)
     num = s.mod("num")
+    if num < 4:
+        # PTX ISA ldmatrix, table of addresses: .x1 takes addr0-addr7 from threads 0-7, .x2
+        # addr0-addr15 from threads 0-15; the other lanes' registers may hold anything, so they
+        # are neither read nor bounds-checked (lane 0's row stands in for them).
+        used = b.icmp_unsigned("<", L.lane_ids(), L.splat(8 * num, I32))
+        addr = b.select(used, addr, L.splat_value(b.extract_element(addr, I32(0))))
     rows = lane_pointers(cg, "shared", addr, 0, 16, s)  # lanes give row addresses (checked)
     rows_int = b.ptrtoint(rows, L.vec(I64))
     out = []

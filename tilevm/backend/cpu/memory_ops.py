@@ -8,7 +8,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from tilevm.backend.cpu.lanes import I1, I32, I64, PTR, WARP, elem_llvm_type
+from tilevm.backend.cpu.lanes import F32, I1, I32, I64, PTR, WARP, elem_llvm_type
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import ScalarType, VectorType, scalar_type
 
@@ -150,10 +150,16 @@ def _atom(cg: Any, s: Instr) -> list[ir.Value]:
     else:
         rmw = _RMW.get(op)
 
+    # PTX ISA atom/red: "atom.add.f32 on global memory flushes subnormal inputs and results to
+    # sign-preserving zero" (on shared memory it does not): a compare-and-swap loop on the bits.
+    ftz_add = op == "add" and t.name == "f32" and s.mod("space") == "global"
+
     def one(lane: ir.Value) -> None:
         p = b.extract_element(ptrs, lane)
         v = b.extract_element(vals[0], lane)
-        if op == "cas":
+        if ftz_add:
+            old = b.bitcast(_ftz_add_f32(cg, p, v), lt)
+        elif op == "cas":
             new = b.extract_element(vals[1], lane)
             pair = b.cmpxchg(p, v, new, "monotonic", "monotonic")
             old = b.extract_value(pair, 0)
@@ -165,6 +171,36 @@ def _atom(cg: Any, s: Instr) -> list[ir.Value]:
     if s.dst is None:
         return []
     return [b.load(res, typ=L.vec(lt), align=4)]
+
+
+def _flush_bits(b: ir.IRBuilder, u: ir.Value) -> ir.Value:
+    """An f32 bit pattern with a subnormal flushed to the zero of its sign."""
+    tiny = b.icmp_unsigned("<", b.and_(u, I32(0x7FFFFFFF)), I32(0x00800000))
+    return b.select(tiny, b.and_(u, I32(0x80000000)), u)
+
+
+def _ftz_add_f32(cg: Any, p: ir.Value, v: ir.Value) -> ir.Value:
+    """Atomically ``*p = ftz(ftz(*p) + ftz(v))`` (a NaN sum is the canonical NaN); returns the
+    old bits (i32), unflushed, as ``atom`` returns the value it read."""
+    b = cg.b
+    vb = _flush_bits(b, b.bitcast(v, I32))
+    pre = b.block
+    loop = cg.fn.append_basic_block("ftz_add")
+    done = cg.fn.append_basic_block("ftz_add_done")
+    first = b.load_atomic(p, "monotonic", 4, typ=I32)
+    b.branch(loop)
+    b.position_at_end(loop)
+    seen = b.phi(I32)
+    seen.add_incoming(first, pre)
+    total = b.fadd(b.bitcast(_flush_bits(b, seen), F32), b.bitcast(vb, F32))
+    nb = _flush_bits(b, b.bitcast(total, I32))
+    nb = b.select(b.fcmp_unordered("uno", total, total), I32(0x7FFFFFFF), nb)
+    pair = b.cmpxchg(p, seen, nb, "monotonic", "monotonic")
+    now = b.extract_value(pair, 0)
+    seen.add_incoming(now, loop)
+    b.cbranch(b.extract_value(pair, 1), done, loop)
+    b.position_at_end(done)
+    return seen
 
 
 def _helper(cg: Any, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:

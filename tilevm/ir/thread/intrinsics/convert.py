@@ -24,10 +24,11 @@ class Cvt(Intrinsic):
 
     Modifiers: ``src`` (the source type), ``rnd``, ``sat``. Rules, as in the ISA:
 
-    - float → narrower float: ``rnd`` is ``rn``/``rz``/``rm``/``rp`` (required); overflow gives
-      ±inf or ±max as IEEE directed rounding says; with ``sat="satfinite"`` (f16/bf16
-      destinations) ±inf and overflow become ±max, NaN stays NaN. bf16 from f32 with
-      ``rm``/``rp`` needs sm_90.
+    - float → narrower float (and f16 ↔ bf16): ``rnd`` is ``rn``/``rz``/``rm``/``rp``
+      (required); overflow gives ±inf or ±max as IEEE directed rounding says; with
+      ``sat="satfinite"`` (only f32 → f16/bf16 with ``rn``/``rz``) ±inf and overflow become
+      ±max, NaN stays NaN. bf16 from f32 with ``rm``/``rp`` needs sm_90; bf16 to or from any
+      type but f32 needs sm_90, PTX 7.8.
     - float → wider float: exact, no ``rnd``.
     - float → integer: ``rnd`` is ``rni``/``rzi``/``rmi``/``rpi`` (required); the result saturates
       to the destination's range and NaN gives 0.
@@ -64,16 +65,22 @@ class Cvt(Intrinsic):
         self.expect_arity(instr, 1)
         self.expect(d.name in _CVT_TYPES and s.name in _CVT_TYPES, instr,
                     f"cannot convert {s} to {d}")
+        # ptxas: "Arguments mismatch for instruction 'cvt'" for cvt.rn.bf16.s8, cvt.rni.u8.bf16
+        self.expect("bf16" not in (d.name, s.name) or 8 not in (d.bits, s.bits), instr,
+                    f"cannot convert {s} to {d}: bf16 converts to and from 8-bit integers only "
+                    "through a 16-bit one")
         self.expect_operand(instr, 0, s, "a")
         self.expect_dst(instr, d)
         if d.is_float and s.is_float:
-            if d.bits < s.bits:
-                self.expect(rnd in FLOAT_ROUNDINGS, instr, f"{s}->{d} needs rn/rz/rm/rp")
-            else:
+            if _exact_float(s, d):
                 self.expect(rnd is None, instr, f"{s}->{d} is exact and takes no rounding")
+            else:
+                self.expect(rnd in FLOAT_ROUNDINGS, instr, f"{s}->{d} needs rn/rz/rm/rp")
             self.expect(sat != "sat", instr, "float conversions take .satfinite, not .sat")
-            self.expect(sat is None or d.name in ("f16", "bf16"), instr,
-                        ".satfinite is for f16/bf16 destinations")
+            # cvt.frnd2{.satfinite}.{f16,bf16}.f32 with .frnd2 = {.rn, .rz} is the only form
+            self.expect(sat is None or (d.name in ("f16", "bf16") and s == F32
+                                        and rnd in ("rn", "rz")), instr,
+                        ".satfinite is for f32 -> f16/bf16 with rn or rz")
         elif s.is_float:
             self.expect(rnd in INT_ROUNDINGS, instr, f"{s}->{d} needs rni/rzi/rmi/rpi")
             self.expect(sat is None, instr, "float->int conversions always saturate")
@@ -92,6 +99,10 @@ class Cvt(Intrinsic):
             arch, isa = 80, (7, 0)
         if "bf16" in names and instr.mod("rnd") in ("rm", "rp"):
             arch, isa = 90, (7, 8)
+        if "bf16" in names and not names <= {"bf16", "f32"}:
+            # bf16 to or from anything but f32 (f64, f16, integers) needs sm_90, PTX 7.8
+            # (ptxas: "Feature 'cvt with .bf16.f64' requires .target sm_90 or higher")
+            arch, isa = 90, (7, 8)
         if instr.mod("sat") == "satfinite":
             isa = max(isa, (8, 1))
         return arch, isa
@@ -100,6 +111,12 @@ class Cvt(Intrinsic):
         rnd = f".{instr.mod('rnd')}" if instr.mod("rnd") else ""
         sat = f".{instr.mod('sat')}" if instr.mod("sat") else ""
         return f"cvt{rnd}{sat}.{instr.type}.{instr.mod('src')}"
+
+
+def _exact_float(s: ScalarType, d: ScalarType) -> bool:
+    """Whether every ``s`` value is a ``d`` value (f16 and bf16 hold each other's values only in
+    part, so a conversion between them rounds)."""
+    return s == d or d.bits > s.bits
 
 
 @register
@@ -123,7 +140,11 @@ class Mov(Intrinsic):
 
     def mnemonic(self, instr: Instr) -> str:
         t = instr.type
-        return "mov.pred" if t is not None and t.kind == "pred" else f"mov.b{t.bits if t else 0}"
+        if t is not None and t.kind == "pred":
+            return "mov.pred"
+        # PTX has no mov.b8 (mov's types start at 16 bits); 8-bit values live in 16-bit
+        # registers (PTX ISA, "Data Movement and Conversion Instructions: mov").
+        return f"mov.b{max(t.bits, 16) if t else 0}"
 
 
 @register

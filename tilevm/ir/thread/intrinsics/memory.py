@@ -17,8 +17,8 @@ from tilevm.ir.thread.types import TOKEN, U32, U64, ScalarType, VectorType
 if TYPE_CHECKING:
     from tilevm.ir.thread.stmts import Instr
 
-__all__ = ["SPACES", "Atom", "CpAsync", "CpAsyncCommit", "CpAsyncWait", "Fence", "Ld", "LocalBase",
-           "Membar", "Red", "SharedBase", "St", "address_type"]
+__all__ = ["ATOM_TYPES", "SPACES", "Atom", "CpAsync", "CpAsyncCommit", "CpAsyncWait", "Fence", "Ld",
+           "LocalBase", "Membar", "Red", "SharedBase", "St", "address_type"]
 
 SPACES = ("global", "shared", "local")
 _LD_CACHE = ("ca", "cg", "cs", "lu", "cv")
@@ -176,7 +176,24 @@ class CpAsyncWait(Intrinsic):
         return self.name
 
 
-_ATOM_OPS = ("add", "min", "max", "exch", "cas", "and", "or", "xor", "inc", "dec")
+# The types ptxas accepts for each operation (PTX ISA, Parallel Synchronization and
+# Communication Instructions: ``atom``: "The bit-size operations are .and, .or, .xor, .cas and
+# .exch. The integer operations are .add, .inc, .dec, .min, .max"; ptxas spells it out, e.g.
+# "Operation .add requires .u32 or .s32 or .u64 or .f64 or .f32", "Operation .exch requires
+# .b32 or .b64").
+ATOM_TYPES: dict[str, tuple[str, ...]] = {
+    "add": ("u32", "s32", "u64", "f32", "f64"),
+    "min": ("u32", "s32", "u64", "s64"),
+    "max": ("u32", "s32", "u64", "s64"),
+    "inc": ("u32",),
+    "dec": ("u32",),
+    "and": ("b32", "b64"),
+    "or": ("b32", "b64"),
+    "xor": ("b32", "b64"),
+    "exch": ("b32", "b64"),
+    "cas": ("b32", "b64"),
+}
+_ATOM_OPS = tuple(ATOM_TYPES)
 
 
 def _check_atomic(intr: Intrinsic, instr: Instr, with_result: bool) -> None:
@@ -186,11 +203,7 @@ def _check_atomic(intr: Intrinsic, instr: Instr, with_result: bool) -> None:
     op = instr.mod("op")
     intr.expect(op in _ATOM_OPS, instr, f"op must be one of {_ATOM_OPS}, got {op!r}")
     intr.expect(with_result or op not in ("exch", "cas"), instr, f"red has no .{op}")
-    t = intr.expect_type(instr, ("b32", "b64", "u32", "u64", "s32", "s64", "f32", "f64"))
-    intr.expect(op not in ("and", "or", "xor") or t.kind == "bits", instr, f".{op} needs a b type")
-    intr.expect(op not in ("inc", "dec") or t.name == "u32", instr, f".{op} needs u32")
-    intr.expect(op not in ("min", "max") or t.kind in ("uint", "int"), instr,
-                f".{op} needs an integer type")
+    t = intr.expect_type(instr, ATOM_TYPES[op])
     intr.expect_arity(instr, 3 if op == "cas" else 2)
     intr.expect_operand(instr, 0, address_type(space), "address")
     for i in range(1, len(instr.args)):
@@ -204,8 +217,11 @@ class Atom(Intrinsic):
     """``atom{.space}.op.type d, [a], b{, c}`` (PTX ISA, Parallel Synchronization and Communication
     Instructions: ``atom``): atomically reads the value ``x`` at ``a``, writes ``op(x, b)``
     (``cas``: ``x == b ? c : x``; ``inc``: ``x >= b ? 0 : x+1``; ``dec``: ``x == 0 || x > b ? b :
-    x-1``) and returns ``x`` in ``d``. Modifiers ``space`` (global/shared), ``op``. Relaxed, gpu
-    scope. Scope thread; sm_50, PTX 1.1 (f64 add: sm_60, PTX 5.0)."""
+    x-1``) and returns ``x`` in ``d``. Modifiers ``space`` (global/shared), ``op``; the types of
+    each operation are :data:`ATOM_TYPES`. ``add.f32`` on global memory flushes subnormal inputs
+    (``b`` and the value read) and its result to zero of the same sign, as the ISA says the
+    implementation does; on shared memory it keeps them. Relaxed, gpu scope. Scope thread; sm_50,
+    PTX 1.1 (f64 add: sm_60, PTX 5.0)."""
 
     name = "atom"
     ptx_isa = (1, 1)

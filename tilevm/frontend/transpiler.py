@@ -138,6 +138,7 @@ class Transpiler:
         self.grid_rank = 0
         self.depth = 0
         self.dim_names: set[str] = set()
+        self.dim_values: dict[str, Value] = {}
 
     # -- diagnostics -------------------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class Transpiler:
                 raise self.error(node, f"dimension name '{d}' is also the name of a parameter")
             self.builder.used.add(d)
             self.dim_names.add(d)
-            frame.names[d] = Value(Var(d, ScalarType(_I32)), d)
+            self.dim_values[d] = frame.names[d] = Value(Var(d, ScalarType(_I32)), d)
             self.readonly.add(d)
         given = dict(self.constants)
         used_consts = []
@@ -600,7 +601,11 @@ class Transpiler:
         base = self.expr(node.value)
         if isinstance(base, Value):
             if node.attr == "shape":
-                return tuple(base.type.shape) if base.is_tensor else ()
+                if not base.is_tensor:
+                    return ()
+                # A global tensor's named sizes are the run-time dimensions (fixed ones are ints).
+                return tuple(self.dim_values[d] if isinstance(d, str) else d
+                             for d in base.type.shape)
             if node.attr == "dtype":
                 return base.dtype
             if node.attr == "T":
@@ -1079,7 +1084,9 @@ class Transpiler:
 
     def b_store(self, node: ast.Call, a: dict, n: dict) -> None:
         t = self.memory_tensor(a["tensor"], n["tensor"], "tv.store", ("global", "shared"))
-        v = self.value(a["value"], n["value"], "tv.store: the value")
+        v = a["value"]
+        if not isinstance(v, Value):  # a number: one element of the tensor's type
+            v = Value(self.operand(v, n["value"], t.dtype))
         offs = self.offsets(a["offsets"], n["offsets"], t, "tv.store")
         if v.is_tensor and v.type.rank != t.type.rank:
             raise self.error(n["value"], f"tv.store: a tile of rank {v.type.rank} into "

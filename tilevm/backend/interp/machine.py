@@ -381,7 +381,8 @@ class _Machine:
 
     def op_store(self, blk: _Block, s: Instr) -> None:
         mem = self.get(blk, s.args[0])
-        shape = s.args[1].type.shape if isinstance(s.args[1].type, TensorType) else ()
+        rank = len(mem.shape if isinstance(mem, HostTensor) else mem.data.shape)
+        shape = s.args[1].type.shape if isinstance(s.args[1].type, TensorType) else (1,) * rank
         value = np.broadcast_to(self.get(blk, s.args[1]), shape)
         index, active = self._where_in(blk, s, mem, 2, shape)
         self._write(mem, index, active, value[active])

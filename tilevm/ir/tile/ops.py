@@ -11,8 +11,9 @@ tensor, ``mask`` is present only when the ``mask`` attribute is ``"tile"``):
 - ``load(src, *offsets, [mask]) {shape, mask, other}``: a register tile from global or shared
   memory. ``mask`` is ``"bounds"`` (elements outside the tensor read ``other``), ``"none"``
   (unchecked: every element must be inside) or ``"tile"`` (a ``u1`` tile of ``shape``).
-- ``store(dst, value, *offsets, [mask]) {mask}``; ``copy_async(dst_shared, src, *offsets, [mask])
-  {mask}`` (the tile ``dst_shared`` is filled from ``src``; masked elements become zero);
+- ``store(dst, value, *offsets, [mask]) {mask}`` (a scalar ``value`` stores one element);
+  ``copy_async(dst_shared, src, *offsets, [mask]) {mask}`` (the tile ``dst_shared`` is filled
+  from ``src``; masked elements become zero);
   ``atomic(dst, value, *offsets, [mask]) {op, mask}`` returns the old values.
 
 What each operation computes (the reference interpreter, :mod:`tilevm.backend.interp`, is the
@@ -515,7 +516,8 @@ def _store(args: list[Type], a: dict) -> None:
     if value.dtype != dst.dtype:
         _fail("store", f"dtype mismatch: the tensor holds {dst.dtype.name} but the value is "
                        f"{value.dtype.name}; cast it first", 1)
-    shape = _shape(value)
+    # A scalar stores one element, like a tile of shape (1, …, 1).
+    shape = (1,) * dst.rank if isinstance(value, ScalarType) else _shape(value)
     _memory_operands("store", args, 2, dst, a["mask"], shape)
     return None
 

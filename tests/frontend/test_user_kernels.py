@@ -480,3 +480,20 @@ def test_global_shapes_scalar_stores_and_augmented_assignment():
     expected = 2 * a
     expected[0, 0], expected[1, 0], expected[2, 3] = 3, a.sum(), -1
     assert np.array_equal(out, expected)
+
+
+def test_the_attention_example_checks_itself():
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    sys.path.insert(0, str(examples))
+    try:
+        spec = importlib.util.spec_from_file_location("example_attention",
+                                                      examples / "attention.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        for argv in (["--sq", "29", "--sk", "29", "--d", "20"],
+                     ["--no-causal", "--sq", "17", "--sk", "40", "--d", "36"]):
+            assert np.isfinite(module.main(argv))
+    finally:
+        sys.path.remove(str(examples))

@@ -198,7 +198,8 @@ def _same_dtype(op: str, args: list[Type], names: tuple[str, ...]) -> DType:
     for i, a in enumerate(args[1:], 1):
         if a.dtype != first:
             _fail(op, f"dtype mismatch: {names[0]} is {first.name} but {names[i]} is "
-                      f"{a.dtype.name}", i)
+                      f"{a.dtype.name}; convert one with cast (values are never promoted "
+                      "implicitly)", i)
     return first
 
 

@@ -4,6 +4,7 @@ tiles: fused attention, asymmetric W4A16, fp8 GEMM, grouped convolution, RMSNorm
 quantization, sub-byte stores whose edge bytes blocks share, split-K with atomics."""
 
 import importlib.util
+import itertools
 import sys
 
 import ml_dtypes
@@ -497,3 +498,37 @@ def test_the_attention_example_checks_itself():
             assert np.isfinite(module.main(argv))
     finally:
         sys.path.remove(str(examples))
+
+
+# -- variable-length sequences: scalars loaded from memory steer the loops -------------------------
+
+
+@tv.kernel
+def varlen_mean(x: tv.Global[f16, "tokens", "d"], cu_seqlens: tv.Global[i32, "batch1"],
+                out: tv.Global[f32, "batch", "d"], *, bt: tv.Const = 8, bd: tv.Const = 32):
+    """The mean over each sequence's tokens; sequence b is rows cu_seqlens[b] to [b + 1]."""
+    tv.launch(grid=batch)
+    b = tv.block_idx()
+    start = tv.load(cu_seqlens, (b,), ())  # shape (): one element, a block-uniform scalar
+    end = tv.load(cu_seqlens, (b + 1,), ())
+    acc = tv.zeros((bd,), f32)
+    for t0 in tv.range(start, end, bt):
+        rows = t0 + tv.arange(0, bt)
+        inside = (rows < end)[:, None] & (tv.arange(0, bd) < d)[None, :]
+        acc = acc + tv.sum(tv.cast(tv.load(x, (t0, 0), (bt, bd), mask=inside), f32), 0)
+    if end > start:
+        acc = acc / tv.cast(end - start, f32)
+    tv.store(out, acc[None, :], (b, 0))
+
+
+def test_scalars_loaded_from_memory_bound_loops_and_branches():
+    lengths = [5, 0, 17, 9]
+    cu_seqlens = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    x = np.random.default_rng(8).standard_normal((cu_seqlens[-1], 20)).astype(np.float16)
+    out = np.full((len(lengths), 20), 7, np.float32)
+    varlen_mean(x, cu_seqlens, out, device="interp")
+    ref = np.stack([x[a:b].astype(np.float64).mean(0) if b > a else np.zeros(20)
+                    for a, b in itertools.pairwise(cu_seqlens)])
+    base = np.stack([x[a:b].astype(np.float32).mean(0) if b > a else np.zeros(20, np.float32)
+                     for a, b in itertools.pairwise(cu_seqlens)])
+    assert_accurate(out, ref, base, f32)

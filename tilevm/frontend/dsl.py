@@ -141,7 +141,9 @@ def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
     """Load a tile of ``shape`` at ``offsets`` from a global or shared tensor.
 
     ``mask=None`` masks at the tensor's bounds (outside elements read ``other``), ``False`` is
-    unchecked, a u1 tile selects elements. ``layout`` fixes the tile's register layout."""
+    unchecked, a u1 tile selects elements. ``layout`` fixes the tile's register layout.
+    ``shape=()`` loads the one element at ``offsets`` as a block-uniform scalar (a sequence
+    length, a table entry), usable as a loop bound, an offset or an ``if`` condition."""
 
 
 @_builtin

@@ -1072,7 +1072,7 @@ class Transpiler:
         t = self.memory_tensor(a["tensor"], n["tensor"], "tv.load", ("global", "shared"))
         offs = self.offsets(a["offsets"], n["offsets"], t, "tv.load")
         shape = self.shape(a["shape"], n["shape"], "tv.load")
-        if len(shape) != t.type.rank:
+        if shape and len(shape) != t.type.rank:  # () loads one element as a scalar
             raise self.error(n["shape"], f"tv.load: a tile shape of rank {len(shape)} for "
                                          f"{t.describe()} of rank {t.type.rank}")
         mode, mask = self.mask(a["mask"], n["mask"], "tv.load")

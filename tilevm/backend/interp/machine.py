@@ -374,10 +374,12 @@ class _Machine:
         mem = self.get(blk, s.args[0])
         dt = s.result.type.dtype
         shape = s.attr("shape")
-        index, active = self._where_in(blk, s, mem, 1, shape)
-        out = np.broadcast_to(encode(np.asarray(s.attr("other")), dt), shape).copy()
+        rank = len(mem.shape if isinstance(mem, HostTensor) else mem.data.shape)
+        tile = shape or (1,) * rank  # a scalar load reads a tile of one element
+        index, active = self._where_in(blk, s, mem, 1, tile)
+        out = np.broadcast_to(encode(np.asarray(s.attr("other")), dt), tile).copy()
         out[active] = self._read(mem, index, active)
-        return out
+        return out.reshape(shape)
 
     def op_store(self, blk: _Block, s: Instr) -> None:
         mem = self.get(blk, s.args[0])

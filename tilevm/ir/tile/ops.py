@@ -9,8 +9,9 @@ Operand conventions for the memory operations (``offsets`` has one scalar per di
 tensor, ``mask`` is present only when the ``mask`` attribute is ``"tile"``):
 
 - ``load(src, *offsets, [mask]) {shape, mask, other}``: a register tile from global or shared
-  memory. ``mask`` is ``"bounds"`` (elements outside the tensor read ``other``), ``"none"``
-  (unchecked: every element must be inside) or ``"tile"`` (a ``u1`` tile of ``shape``).
+  memory (``shape = []``: one element, as a block-uniform scalar). ``mask`` is ``"bounds"``
+  (elements outside the tensor read ``other``), ``"none"`` (unchecked: every element must be
+  inside) or ``"tile"`` (a ``u1`` tile of ``shape``).
 - ``store(dst, value, *offsets, [mask]) {mask}`` (a scalar ``value`` stores one element);
   ``copy_async(dst_shared, src, *offsets, [mask]) {mask}`` (the tile ``dst_shared`` is filled
   from ``src``; masked elements become zero);
@@ -497,14 +498,17 @@ def _load(args: list[Type], a: dict) -> Type:
         _fail("load", "needs a tensor operand")
     src = _memory("load", args[0], 0, ("global", "shared"))
     shape = _static_shape("load", a["shape"])
-    _memory_operands("load", args, 1, src, a["mask"], shape)
+    if not shape and a["mask"] == "tile":
+        _fail("load", "a scalar load is masked at the bounds or not at all, not by a tile")
+    # shape [] loads one element as a block-uniform scalar (an index, a length, a table entry).
+    _memory_operands("load", args, 1, src, a["mask"], shape or (1,) * src.rank)
     other = a["other"]
     if isinstance(other, bool) or not isinstance(other, (int, float)):
         _fail("load", f"other must be a number, got {other!r}")
     if src.dtype.is_integer and (not isinstance(other, int) or
                                  not src.dtype.min <= other <= src.dtype.max):
         _fail("load", f"other={other!r} is not a value of {src.dtype.name}")
-    return TensorType(src.dtype, shape)
+    return TensorType(src.dtype, shape) if shape else ScalarType(src.dtype)
 
 
 def _store(args: list[Type], a: dict) -> None:

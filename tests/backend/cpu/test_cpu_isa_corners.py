@@ -8,11 +8,17 @@
   row addresses): ``.x1`` takes its eight row addresses from threads 0-7 and ``.x2`` its sixteen
   from threads 0-15; the other threads' address registers are not used, so whatever they hold
   is no error.
+- ``cvt`` from s64/u64 to f64/f32/f16/bf16 in every rounding mode (once missing on the CPU,
+  though the printer printed it and ptxas takes it).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import ml_dtypes
 import numpy as np
+from cpu_harness import lane_program
 
 from tilevm.backend.cpu import compile_kernel
 from tilevm.ir.thread import F32, U32, U64, KernelBuilder
@@ -111,3 +117,77 @@ def test_ldmatrix_x1_x2_ignore_the_addresses_of_unused_threads() -> None:
                 # ISA fragment: thread i holds row i // 4, 32-bit column i % 4 of matrix q
                 assert got[lane_id * num + q] == rows[8 * q + lane_id // 4, lane_id % 4], (
                     num, lane_id, q)
+
+
+# -- cvt from 64-bit integers ------------------------------------------------------------------
+# PTX ISA, "cvt": integer -> float conversions take a rounding .rn/.rz/.rm/.rp (mandatory) and
+# round the integer's exact value once (IEEE 754 rounding to the destination format).
+
+ROUNDINGS = ("rn", "rz", "rm", "rp")
+FLOATS = {"f64": np.float64, "f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
+
+
+def round_rational(q: Fraction, dt: type, mode: str) -> float:
+    """``q`` rounded to ``dt`` with IEEE rounding ``mode``, by exact comparison of neighbours."""
+    info = ml_dtypes.finfo(dt)
+    mx = Fraction(float(info.max))
+    prev = Fraction(float(np.nextafter(np.array(info.max, dt), np.array(0, dt))))
+    if mode == "rn" and abs(q) >= mx + (mx - prev) / 2:
+        return float(np.copysign(np.inf, float(q)))
+    with np.errstate(over="ignore"):
+        start = np.array(float(q), np.float64).astype(dt)
+    seeds = [start, np.array(info.max, dt), np.array(-info.max, dt)]
+    cands: set[float] = set()
+    for seed in seeds:
+        for direction in (np.inf, -np.inf):
+            c = seed
+            for _ in range(3):
+                if np.isfinite(float(c)):
+                    cands.add(float(c))
+                with np.errstate(over="ignore"):
+                    c = np.nextafter(c, np.array(direction, dt))
+    below = [c for c in cands if Fraction(c) <= q]
+    above = [c for c in cands if Fraction(c) >= q]
+    lo = max(below) if below else -np.inf
+    hi = min(above) if above else np.inf
+    if lo == hi:
+        return lo
+    if mode == "rz":
+        return lo if q > 0 else hi
+    if mode == "rm":
+        return lo
+    if mode == "rp":
+        return hi
+    if not np.isfinite(lo) or not np.isfinite(hi):   # rn below the overflow threshold
+        return lo if np.isfinite(lo) else hi
+    dlo, dhi = q - Fraction(lo), Fraction(hi) - q
+    if dlo != dhi:
+        return lo if dlo < dhi else hi
+    bits = {8: np.uint64, 4: np.uint32, 2: np.uint16}[np.dtype(dt).itemsize]
+    return lo if int(np.array(lo, dt).view(bits)) % 2 == 0 else hi
+
+
+def test_cvt_from_64_bit_integers_every_rounding() -> None:
+    def body(kb, v):
+        (x,) = v
+        return [kb.cvt(kb.mov(x, src), d, rnd=r) for src in ("s64", "u64") for d in FLOATS
+                for r in ROUNDINGS]
+
+    prog = lane_program("cvt_i64", ["u64"], body)
+    rng = np.random.default_rng(64)
+    mags = rng.integers(0, 64, 32 * 4)
+    x = np.array([int(rng.integers(0, 2**63)) >> (63 - int(m)) if m else 0 for m in mags],
+                 np.uint64)
+    x[1::2] = (~x[1::2] + np.uint64(1))          # negative as s64, huge as u64
+    x[:8] = np.array([2**63, 2**64 - 1, 2**53 + 1, 2**24 + 1, 65520, 65519, 2**62 + 2**38 + 1,
+                      (2**64 - 2**39 - 1)], np.uint64)
+    outs = prog(x)
+    k = 0
+    for src in ("s64", "u64"):
+        vals = x.view(np.int64) if src == "s64" else x
+        for d, dt in FLOATS.items():
+            for r in ROUNDINGS:
+                got = outs[k].view({"f64": np.float64, "f32": np.float32}.get(d, dt))
+                want = [round_rational(Fraction(int(v)), dt, r) for v in vals.tolist()]
+                assert np.array(got, np.float64).tolist() == want, (src, d, r)
+                k += 1

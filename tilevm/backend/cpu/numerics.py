@@ -14,7 +14,7 @@ from tilevm.backend.cpu.lanes import F32, F64, I16, I32, I64, Lanes
 
 __all__ = [
     "F16_NAN", "F32_NAN", "bf16_to_f32", "f16_to_f32", "f32_to_half", "f64_to_f32_odd",
-    "fma_half", "ftz_f32", "half_to_f32", "minmax",
+    "fma_half", "ftz_f32", "half_to_f32", "int64_to_f64", "minmax",
 ]
 
 F32_NAN = 0x7FFFFFFF
@@ -156,6 +156,38 @@ def _two_sum_odd(L: Lanes, a: ir.Value, c: ir.Value) -> ir.Value:
                                 b.lshr(b.bitcast(err, L.vec(I64)), L.cint(63, I64)))
     sb = _step_magnitude(L, sb, same_sign, b.and_(b.and_(inexact, even), finite), I64)
     return b.bitcast(sb, L.vec(F64))
+
+
+def int64_to_f64(L: Lanes, x: ir.Value, signed: bool, rnd: str) -> ir.Value:
+    """A 64-bit integer vector → f64 rounded with ``rnd`` (rn/rz/rm/rp), or to odd (``"odd"``,
+    for a later rounding to at most 51 significant bits). The value is the exact sum of its high
+    word times 2**32 and its low word (both exact in f64); TwoSum gives the rounding error."""
+    b = L.b
+    hi = b.ashr(x, L.cint(32, I64)) if signed else b.lshr(x, L.cint(32, I64))
+    hi_f = b.sitofp(hi, L.vec(F64)) if signed else b.uitofp(hi, L.vec(F64))
+    a = b.fmul(hi_f, L.splat(2.0 ** 32, F64))
+    c = b.uitofp(b.and_(x, L.cint(0xFFFFFFFF, I64)), L.vec(F64))
+    if rnd == "odd":
+        return _two_sum_odd(L, a, c)
+    s = b.fadd(a, c)
+    if rnd == "rn":
+        return s
+    bb = b.fsub(s, a)
+    err = b.fadd(b.fsub(a, b.fsub(s, bb)), b.fsub(c, bb))     # x - s, exactly
+    sb = b.bitcast(s, L.vec(I64))
+    neg = b.icmp_signed("<", sb, L.cint(0, I64))
+    zero = L.splat(0.0, F64)
+    if rnd == "rz":     # s is past x (away from zero) where the error has the other sign
+        wrong = b.and_(b.fcmp_ordered("!=", err, zero),
+                       b.xor(b.fcmp_ordered("<", err, zero), neg))
+        up = ir.Constant(ir.VectorType(ir.IntType(1), 32), 0)
+    elif rnd == "rm":
+        wrong, up = b.fcmp_ordered("<", err, zero), neg
+    elif rnd == "rp":
+        wrong, up = b.fcmp_ordered(">", err, zero), b.not_(neg)
+    else:
+        raise ValueError(f"unknown rounding {rnd!r}")
+    return b.bitcast(_step_magnitude(L, sb, up, wrong, I64), L.vec(F64))
 
 
 def fma_half(L: Lanes, a: ir.Value, x: ir.Value, c: ir.Value, fmt: str) -> ir.Value:

@@ -497,11 +497,10 @@ def _cvt(cg: Any, instr: Instr) -> list[ir.Value]:
         return [b.select(b.fcmp_unordered("uno", v, v), L.cint(0, elem_llvm_type(d)),
                          b.select(inside, conv, r2))]
     if d.is_float:  # int -> float
-        if s.bits == 64:
-            if rnd != "rn" or d.name in ("f16", "bf16"):
-                raise NotImplementedError(f"cvt.{rnd}.{d}.{s} on the CPU backend")
-            f = b.sitofp(x, dt) if s.is_signed else b.uitofp(x, dt)
-            return [f]
+        if s.bits == 64:   # not exact in f64: round once to d (through round-to-odd)
+            if d.name == "f64":
+                return [nm.int64_to_f64(L, x, s.is_signed, rnd)]
+            return [_to_float(L, nm.int64_to_f64(L, x, s.is_signed, "odd"), d, rnd, sat)]
         x64 = b.sitofp(x, L.vec(F64)) if s.is_signed else b.uitofp(x, L.vec(F64))
         return [_to_float(L, x64, d, rnd, sat)]
     # int -> int

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
-from tilevm import bf16, f8e4m3fn, f16, f32, i8, i32, u4
+from tilevm import bf16, f4e2m1fn, f8e4m3fn, f8e8m0fnu, f16, f32, i8, i32, u4
 from tilevm.backend.interp import run
 from tilevm.frontend.arguments import bind_arguments
 from tilevm.ir.host_tensor import HostTensor
@@ -53,7 +53,7 @@ def attention(q: tv.Global[f16, "sq", "d"], k: tv.Global[f16, "sk", "d"],
     end = min(sk, row0 + bm) if causal else sk
     for n0 in tv.range(0, end, bn):
         kt = tv.load(k, (n0, 0), (bn, hd))
-        s = tv.dot(qt, kt.T, tv.zeros((bm, bn), f32)) * scale
+        s = tv.dot(qt, kt.T) * scale  # no accumulator: summed from zero in f32
         cols = n0 + tv.arange(0, bn)
         valid = cols[None, :] < sk
         if causal:
@@ -532,3 +532,36 @@ def test_scalars_loaded_from_memory_bound_loops_and_branches():
     base = np.stack([x[a:b].astype(np.float32).mean(0) if b > a else np.zeros(20, np.float32)
                      for a, b in itertools.pairwise(cu_seqlens)])
     assert_accurate(out, ref, base, f32)
+
+
+# -- MXFP4 weights: f4e2m1fn codes with an f8e8m0fnu scale per 32 ---------------------------------
+
+
+@tv.kernel
+def mxfp4_gemm(x: tv.Global[bf16, "m", "k"], w: tv.Global[f4e2m1fn, "n", "k"],
+               w_scales: tv.Global[f8e8m0fnu, "n", "kb"], y: tv.Global[bf16, "m", "n"],
+               *, bm: tv.Const = 16, bn: tv.Const = 16):
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)))
+    i, j = tv.block_idx()
+    acc = tv.zeros((bm, bn), f32)
+    for k0 in tv.range(0, k, 32):
+        codes = tv.load(w, (j * bn, k0), (bn, 32))
+        scale = tv.load(w_scales, (j * bn, k0 // 32), (bn, 1))
+        weights = tv.cast(codes, bf16) * tv.cast(scale, bf16)  # exact: a power of two times e2m1
+        acc = tv.dot(tv.load(x, (i * bm, k0), (bm, 32)), weights.T, acc)
+    tv.store(y, tv.cast(acc, bf16), (i * bm, j * bn))
+
+
+def test_mxfp4_gemm_dequantizes_in_registers():
+    rng = np.random.default_rng(9)
+    m, n, k = 10, 20, 96
+    x = rng.standard_normal((m, k)).astype(ml_dtypes.bfloat16)
+    w = rng.standard_normal((n, k)).astype(ml_dtypes.float4_e2m1fn)
+    scales = (2.0 ** rng.integers(-3, 3, (n, k // 32))).astype(ml_dtypes.float8_e8m0fnu)
+    y = np.zeros((m, n), ml_dtypes.bfloat16)
+    mxfp4_gemm(x, HostTensor.from_numpy(w.astype(np.float32), "f4e2m1fn"), scales, y,
+               device="interp")
+    w_real = w.astype(np.float64) * np.repeat(scales.astype(np.float64), 32, axis=1)
+    ref = x.astype(np.float64) @ w_real.T
+    base = x.astype(np.float32) @ w_real.astype(np.float32).T
+    assert_accurate(y, ref, base.astype(ml_dtypes.bfloat16), bf16)

@@ -186,8 +186,9 @@ def fence(scope: str = "gpu") -> None:
 
 
 @_builtin
-def dot(a: Any, b: Any, acc: Any) -> Any:
-    """``a @ b + acc`` under the numeric contract (DESIGN §3)."""
+def dot(a: Any, b: Any, acc: Any = None) -> Any:
+    """``a @ b + acc`` under the numeric contract (DESIGN §3). Without ``acc``, ``a @ b`` summed
+    from zero in f32 (i32 for integer operands)."""
 
 
 @_builtin

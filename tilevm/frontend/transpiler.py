@@ -21,7 +21,7 @@ from tilevm.frontend import dsl
 from tilevm.frontend.builder import Builder
 from tilevm.frontend.diagnostics import CompileError
 from tilevm.ir.dtypes import DType, dtype
-from tilevm.ir.tile.ops import TileTypeError
+from tilevm.ir.tile.ops import DOT_RULES, TileTypeError
 from tilevm.ir.tile.program import Assign, Const, For, If, Kernel, Loc, Operand, Var, While
 from tilevm.ir.tile.types import ScalarType, TensorType, Type
 
@@ -1126,7 +1126,16 @@ class Transpiler:
         self.emit(node, "sync", [])
 
     def b_dot(self, node: ast.Call, a: dict, n: dict) -> Any:
-        args = [(self.value(a[k], n[k], f"tv.dot: {k}"), n[k]) for k in ("a", "b", "acc")]
+        x, y = (self.value(a[k], n[k], f"tv.dot: {k}") for k in ("a", "b"))
+        acc = a["acc"]
+        if acc is None:  # a fresh accumulator of zeros, in the instruction's widest type
+            rule = DOT_RULES.get(x.dtype.name)
+            dt = dtype(rule[0][0]) if rule else _F32
+            shape = (x.type.shape[0] if x.is_tensor and x.type.rank == 2 else 1,
+                     y.type.shape[-1] if y.is_tensor and y.type.rank >= 1 else 1)
+            zero = Const(0.0 if dt.is_float else 0, dt)
+            acc = self.emit_raw(node, "full", [zero], [node], shape=shape, dtype=dt)
+        args = [(x, n["a"]), (y, n["b"]), (self.value(acc, n["acc"], "tv.dot: acc"), n["acc"])]
         return self.emit(node, "dot", args)
 
     def b_cast(self, node: ast.Call, a: dict, n: dict) -> Any:

@@ -565,3 +565,49 @@ def test_mxfp4_gemm_dequantizes_in_registers():
     ref = x.astype(np.float64) @ w_real.T
     base = x.astype(np.float32) @ w_real.astype(np.float32).T
     assert_accurate(y, ref, base.astype(ml_dtypes.bfloat16), bf16)
+
+
+# -- W8A8 (SmoothQuant): int8 x int8 with per-row and per-column scales ----------------------------
+
+
+def dequantize(acc, row_scales, col_scales):
+    """A helper returning two values: inlined, its tuple unpacked by the caller."""
+    out = tv.cast(acc, f32) * row_scales[:, None] * col_scales[None, :]
+    return out, tv.max(abs(out), 1)
+
+
+@tv.kernel
+def w8a8_gemm(a: tv.Global[i8, "m", "k"], b: tv.Global[i8, "n", "k"],
+              a_scales: tv.Global[f32, "m"], b_scales: tv.Global[f32, "n"],
+              c: tv.Global[f16, "m", "n"], row_max: tv.Global[f32, "m", "col_blocks"],
+              *, bm: tv.Const = 16, bn: tv.Const = 16, bk: tv.Const = 32):
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)))
+    i, j = tv.block_idx()
+    acc = tv.dot(tv.load(a, (i * bm, 0), (bm, bk)), tv.load(b, (j * bn, 0), (bn, bk)).T)  # i32
+    for k0 in tv.range(bk, k, bk, unroll=True):
+        acc = tv.dot(tv.load(a, (i * bm, k0), (bm, bk)), tv.load(b, (j * bn, k0), (bn, bk)).T,
+                     acc)
+    out, largest = dequantize(acc, tv.load(a_scales, (i * bm,), (bm,)),
+                              tv.load(b_scales, (j * bn,), (bn,)))
+    tv.store(c, tv.cast(out, f16), (i * bm, j * bn))
+    tv.store(row_max, largest[:, None], (i * bm, j))
+
+
+def test_w8a8_gemm_accumulates_exactly_in_i32():
+    rng = np.random.default_rng(10)
+    m, n, k, bn = 20, 17, 100, 16
+    a = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    b = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    a_scales = rng.uniform(0.001, 0.01, m).astype(np.float32)
+    b_scales = rng.uniform(0.001, 0.01, n).astype(np.float32)
+    c = np.zeros((m, n), np.float16)
+    row_max = np.zeros((m, -(-n // bn)), np.float32)
+    w8a8_gemm(a, b, a_scales, b_scales, c, row_max, device="interp", bn=bn)
+    exact = a.astype(np.int64) @ b.astype(np.int64).T  # the i32 accumulation is exact here
+    ref = exact * a_scales.astype(np.float64)[:, None] * b_scales.astype(np.float64)[None, :]
+    base32 = exact.astype(np.float32) * a_scales[:, None] * b_scales[None, :]
+    assert_accurate(c, ref, base32.astype(np.float16), f16)
+    for jb in range(row_max.shape[1]):
+        cols = slice(jb * bn, (jb + 1) * bn)
+        assert_accurate(row_max[:, jb], np.abs(ref[:, cols]).max(1),
+                        np.abs(base32[:, cols]).max(1), f32)

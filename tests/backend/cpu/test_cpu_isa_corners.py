@@ -10,6 +10,7 @@
   is no error.
 - ``cvt`` from s64/u64 to f64/f32/f16/bf16 in every rounding mode (once missing on the CPU,
   though the printer printed it and ptxas takes it).
+- Natural alignment of every memory access ("Addresses as Operands").
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
+import pytest
 from cpu_harness import lane_program
 
-from tilevm.backend.cpu import compile_kernel
-from tilevm.ir.thread import F32, U32, U64, KernelBuilder
+from tilevm.backend.cpu import CpuKernelError, compile_kernel
+from tilevm.ir.thread import F32, U8, U16, U32, U64, KernelBuilder, vector
 
 TINY = np.float32(2.0 ** -126)
 
@@ -191,3 +193,50 @@ def test_cvt_from_64_bit_integers_every_rounding() -> None:
                 want = [round_rational(Fraction(int(v)), dt, r) for v in vals.tolist()]
                 assert np.array(got, np.float64).tolist() == want, (src, d, r)
                 k += 1
+
+
+# -- alignment ---------------------------------------------------------------------------------
+# PTX ISA, "Addresses as Operands": "The address must be naturally aligned to a multiple of the
+# access size. If an address is not properly aligned, the resulting behavior is undefined." A GPU
+# faults; the CPU reports it, naming the instruction, instead of computing a result.
+
+def _misaligned(kind: str):
+    kb = KernelBuilder(f"mis_{kind}", block_threads=32, shared_bytes=1024)
+    src, out = kb.param("src", U64, pointer=True), kb.param("out", U64, pointer=True)
+    lane = kb.sreg("laneid")
+    bad = kb.setp("eq", lane, 5)
+    skew = kb.selp(2, 0, bad, type=U32)           # lane 5 alone is 2 bytes off
+    if kind == "shared":
+        kb.st("global", out, kb.ld("shared", kb.add(kb.mul(lane, 4), skew), U32))
+    elif kind == "global_v4":
+        addr = kb.add(src, kb.cvt(kb.add(kb.mul(lane, 16), kb.mul(skew, 4)), U64))
+        kb.st("global", out, kb.extract(kb.ld("global", addr, vector(U32, 4)), 0))
+    else:   # cp.async with a misaligned global source
+        addr = kb.add(src, kb.cvt(kb.add(kb.mul(lane, 16), kb.mul(skew, 4)), U64))
+        kb.cp_async(kb.mul(lane, 16), addr, 16, cache="cg")
+        kb.wait_group(0, kb.commit_group())
+    return compile_kernel(kb.finish())
+
+
+@pytest.mark.parametrize("kind", ["shared", "global_v4", "cp_async"])
+def test_misaligned_accesses_are_reported(kind: str) -> None:
+    run = _misaligned(kind)
+    src = np.zeros(32 * 16 + 64, np.uint32)   # numpy buffers are 16-byte aligned
+    assert src.ctypes.data % 16 == 0
+    with pytest.raises(CpuKernelError, match="misaligned address"):
+        run(1, src, np.zeros(4, np.uint32))
+
+
+def test_aligned_accesses_of_every_size_pass() -> None:
+    kb = KernelBuilder("aligned", block_threads=32, shared_bytes=32 * 16)
+    src, out = kb.param("src", U64, pointer=True), kb.param("out", U64, pointer=True)
+    lane = kb.sreg("laneid")
+    base = kb.mul(lane, 16)
+    for t in (U8, U16, U32, vector(U32, 2), vector(U32, 4)):
+        kb.st("shared", base, kb.ld("global", kb.add(src, kb.cvt(base, U64)), t))
+    kb.st("global", kb.add(out, kb.cvt(base, U64)), kb.ld("shared", base, vector(U32, 4)))
+    run = compile_kernel(kb.finish())
+    src = np.arange(32 * 4, dtype=np.uint32)
+    got = np.zeros(32 * 4, np.uint32)
+    run(1, src, got)
+    assert got.tolist() == src.tolist()

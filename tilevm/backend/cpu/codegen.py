@@ -39,6 +39,7 @@ ERRORS = {
     5: "too many pending cp.async copies in one thread",
     6: "shared-memory access out of bounds",
     7: "local-memory access out of bounds",
+    8: "misaligned address (PTX needs every access aligned to its size)",
 }
 
 SLOT_ALIGN = 64

@@ -12,7 +12,7 @@ from tilevm.backend.cpu.lanes import F32, I1, I32, I64, PTR, WARP, elem_llvm_typ
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import ScalarType, VectorType, scalar_type
 
-__all__ = ["MEMORY_OPS", "for_each_lane", "lane_pointers"]
+__all__ = ["MEMORY_OPS", "check_alignment", "for_each_lane", "lane_pointers"]
 
 MEMORY_OPS: dict[str, Callable[[Any, Instr], list[ir.Value]]] = {}
 
@@ -28,14 +28,20 @@ def _op(*names: str) -> Callable:
 def lane_pointers(cg: Any, space: str, addr: ir.Value, offset: int, nbytes: int, stmt: Instr
                   ) -> ir.Value:
     """``<32 x ptr>`` for an access of ``nbytes`` at ``addr + offset`` in ``space``; shared and
-    local accesses of active lanes are bounds-checked (errors 6 and 7)."""
+    local accesses of active lanes are bounds-checked (errors 6 and 7), and every access must be
+    aligned to ``nbytes`` (error 8): PTX ISA, "Addresses as Operands": "The address must be
+    naturally aligned to a multiple of the access size. If an address is not properly aligned,
+    the resulting behavior is undefined" (a GPU faults with a misaligned address)."""
     b, L = cg.b, cg.L
     if space == "global":
         a = b.add(addr, L.splat(offset, I64)) if offset else addr
+        check_alignment(cg, a, nbytes, stmt)
         return b.inttoptr(a, ir.VectorType(PTR, WARP))
     a = b.zext(addr, L.vec(I64))
     if offset:
         a = b.add(a, L.splat(offset, I64))
+    # shared and local windows start 16-byte aligned on the GPU, so their offsets must be aligned
+    check_alignment(cg, a, nbytes, stmt)
     if space == "shared":
         limit, base, code = cg.kernel.shared_bytes, cg.smem, 6
         basev = L.splat_value(b.ptrtoint(base, I64))
@@ -47,6 +53,16 @@ def lane_pointers(cg: Any, space: str, addr: ir.Value, offset: int, nbytes: int,
     bad = b.and_(cg.active(), b.icmp_unsigned(">", end, L.splat(limit, I64)))
     cg.check(b.not_(L.any(bad)), code, stmt)
     return b.inttoptr(b.add(basev, a), ir.VectorType(PTR, WARP))
+
+
+def check_alignment(cg: Any, addr64: ir.Value, nbytes: int, stmt: Instr) -> None:
+    """Error 8 unless every active lane's ``addr64`` (i64 lanes) is a multiple of ``nbytes``."""
+    if nbytes <= 1 or nbytes & (nbytes - 1):
+        return
+    b, L = cg.b, cg.L
+    low = b.and_(addr64, L.splat(nbytes - 1, I64))
+    bad = b.and_(cg.active(), b.icmp_unsigned("!=", low, L.splat(0, I64)))
+    cg.check(b.not_(L.any(bad)), 8, stmt)
 
 
 def _gather(cg: Any, ptrs: ir.Value, lt: ir.Type, align: int, mask: ir.Value) -> ir.Value:
@@ -217,7 +233,8 @@ def _cp_async(cg: Any, s: Instr) -> list[ir.Value]:
     dst = cg.read(s.args[0], scalar_type("u32"))
     src = cg.read(s.args[1], scalar_type("u64"))
     ss = cg.read(s.args[2], scalar_type("u32")) if len(s.args) == 3 else L.splat(size, I32)
-    lane_pointers(cg, "shared", dst, 0, size, s)  # bounds check only
+    lane_pointers(cg, "shared", dst, 0, size, s)  # bounds and alignment check only
+    check_alignment(cg, src, size, s)   # cp.async: both addresses aligned to cp-size
     issue = _helper(cg, "tv_cpa_issue", I32, [PTR, I32, I32, I64, I32, I32])
     failed = cg.scratch(I32)
     b.store(I32(0), failed)

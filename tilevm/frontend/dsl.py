@@ -148,7 +148,9 @@ def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
 
 @_builtin
 def store(tensor: Any, value: Any, offsets: tuple, mask: Any = None) -> None:
-    """Store a tile at ``offsets`` of a global or shared tensor (masked like :func:`load`)."""
+    """Store a tile (or a scalar or a number: one element) at ``offsets`` of a global or shared
+    tensor, masked like :func:`load`. Into a sub-byte tensor only the stored elements' bits
+    change: bytes shared with a neighbouring block's elements are updated atomically."""
 
 
 @_builtin

@@ -7,6 +7,11 @@ arrays of patterns. ``copy_async`` is deferred as on the GPU: a copy joins the o
 ``commit`` closes it, ``wait n`` performs every committed group but the ``n`` newest, and only then
 does the destination change. Accesses outside a tensor that are not masked raise
 :class:`InterpreterError` naming the instruction.
+
+A store into a sub-byte tensor rewrites the bits of its elements only (``write_patterns``): the
+bytes it shares with other elements keep their other bits, which is the atomic read-modify-write
+of edge bytes that Tile IR promises (:mod:`tilevm.ir.tile.ops`), so blocks storing neighbouring
+sub-byte tiles give the same result in any order (``run(..., block_order=...)`` checks it).
 """
 
 from __future__ import annotations

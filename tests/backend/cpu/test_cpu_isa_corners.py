@@ -11,6 +11,7 @@
 - ``cvt`` from s64/u64 to f64/f32/f16/bf16 in every rounding mode (once missing on the CPU,
   though the printer printed it and ptxas takes it).
 - Natural alignment of every memory access ("Addresses as Operands").
+- ``bfe``/``bfi`` on 64-bit words (sign fill and position/length clipping at msb 63).
 """
 
 from __future__ import annotations
@@ -240,3 +241,45 @@ def test_aligned_accesses_of_every_size_pass() -> None:
     got = np.zeros(32 * 4, np.uint32)
     run(1, src, got)
     assert got.tolist() == src.tolist()
+
+
+# -- 64-bit bfe / bfi --------------------------------------------------------------------------
+# PTX ISA, "Integer Arithmetic Instructions: bfe": msb = 63 for .u64/.s64; pos = b & 0xff,
+# len = c & 0xff; sbit = (unsigned or len == 0) ? 0 : a[min(pos + len - 1, msb)];
+# d[i] = (i < len && pos + i <= msb) ? a[pos + i] : sbit. "bfi": f = b; for i < len and
+# pos + i <= msb: f[pos + i] = a[i].
+
+def bfe64(a: int, pos: int, ln: int, signed: bool) -> int:
+    pos, ln = pos & 0xFF, ln & 0xFF
+    sbit = 0 if (not signed or ln == 0) else a >> min(pos + ln - 1, 63) & 1
+    return sum(((a >> (pos + i) & 1) if (i < ln and pos + i <= 63) else sbit) << i
+               for i in range(64))
+
+
+def bfi64(a: int, b: int, pos: int, ln: int) -> int:
+    pos, ln = pos & 0xFF, ln & 0xFF
+    for i in range(ln):
+        if pos + i > 63:
+            break
+        b = (b & ~(1 << (pos + i))) | ((a >> i & 1) << (pos + i))
+    return b
+
+
+def test_bfe_bfi_on_64_bit_words() -> None:
+    def body(kb, v):
+        a, b, p, n = v
+        return [kb.bfe(kb.mov(a, "u64"), p, n), kb.bfe(kb.mov(a, "s64"), p, n),
+                kb.bfi(a, b, p, n, type="b64")]
+
+    prog = lane_program("bits64", ["b64", "b64", "u32", "u32"], body)
+    rng = np.random.default_rng(77)
+    n = 32 * 8
+    a = rng.integers(0, 2**64, n, dtype=np.uint64)
+    b = rng.integers(0, 2**64, n, dtype=np.uint64)
+    p = rng.choice(np.array([0, 1, 31, 32, 33, 60, 63, 64, 70, 255, 256 + 40], np.uint32), n)
+    ln = rng.choice(np.array([0, 1, 7, 32, 33, 63, 64, 65, 200, 256 + 9], np.uint32), n)
+    outs = prog(a, b, p, ln)
+    rows = list(zip(a.tolist(), b.tolist(), p.tolist(), ln.tolist(), strict=True))
+    assert outs[0].tolist() == [bfe64(x, q, m, False) for x, _, q, m in rows]
+    assert outs[1].tolist() == [bfe64(x, q, m, True) for x, _, q, m in rows]
+    assert outs[2].tolist() == [bfi64(x, y, q, m) for x, y, q, m in rows]

@@ -457,6 +457,18 @@ def test_workspace_sizes_and_fence_scopes_are_checked_where_written():
     assert info.value.line == bad_fence.fn.__code__.co_firstlineno + 3  # the decorator is + 0
 
 
+def test_a_constant_named_like_a_dimension_is_a_diagnostic_not_a_silent_shadow():
+    @tv.kernel
+    def shadowed(a: tv.Global[f32, "m", "k"], *, k: tv.Const = 16):
+        tv.launch(grid=1)
+        tv.store(a, tv.load(a, (0, 0), (4, k)), (0, 0))
+
+    with pytest.raises(tv.CompileError, match="constant 'k' has the name of a dimension") as info:
+        shadowed.ir()
+    assert info.value.source_line.strip().startswith("def shadowed(")
+    assert info.value.source_line[info.value.col - 1:].startswith("k: tv.Const")
+
+
 # -- small things users write ----------------------------------------------------------------------
 
 

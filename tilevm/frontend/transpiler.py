@@ -205,6 +205,11 @@ class Transpiler:
             if spec is not dsl.Const:
                 raise self.error(arg.annotation, f"keyword-only parameter '{arg.arg}' must be "
                                                  "annotated tv.Const")
+            if arg.arg in self.dim_names:
+                raise self.error(arg, f"constant '{arg.arg}' has the name of a dimension of the "
+                                      "tensor parameters; rename one (a size known when the "
+                                      "kernel is written is an int in the annotation: "
+                                      f"tv.Global[f16, \"m\", 64])")
             if arg.arg in given:
                 value = given.pop(arg.arg)
             elif default is not None:

@@ -851,10 +851,14 @@ class Transpiler:
     def python_minmax(self, node: ast.Call, fn: Any, args: list) -> Any:
         if fn is builtins.abs:
             return self.emit(node, "abs", [(args[0], node.args[0])])
-        if len(args) != 2:
-            raise self.error(node, f"{fn.__name__}() of run-time values takes two arguments")
+        if len(args) < 2:
+            raise self.error(node, f"{fn.__name__}() of run-time values takes two or more "
+                                   f"arguments (tv.{fn.__name__}(x, axis) reduces a tile)")
         op = "min" if fn is builtins.min else "max"
-        return self.emit(node, op, [(args[0], node.args[0]), (args[1], node.args[1])])
+        result, first = args[0], node.args[0]
+        for value, value_node in zip(args[1:], node.args[1:]):
+            result = self.emit(node, op, [(result, first), (value, value_node)])
+        return result
 
     # -- operands and instructions -----------------------------------------------------------------
 

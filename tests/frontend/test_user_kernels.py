@@ -623,3 +623,62 @@ def test_w8a8_gemm_accumulates_exactly_in_i32():
         cols = slice(jb * bn, (jb + 1) * bn)
         assert_accurate(row_max[:, jb], np.abs(ref[:, cols]).max(1),
                         np.abs(base32[:, cols]).max(1), f32)
+
+
+# -- paged attention decode: a block table steers the loads ----------------------------------------
+
+
+@tv.kernel
+def paged_decode(q: tv.Global[f16, "batch", "d"], k_cache: tv.Global[f16, "pages", "page", "d"],
+                 v_cache: tv.Global[f16, "pages", "page", "d"],
+                 block_table: tv.Global[i32, "batch", "max_pages"],
+                 context_lens: tv.Global[i32, "batch"], o: tv.Global[f16, "batch", "d"],
+                 scale: tv.Scalar[f32], *, ps: tv.Const = 8, hd: tv.Const = 32):
+    """One query token per sequence; sequence b's keys live in the pages block_table[b, :]."""
+    tv.launch(grid=batch)
+    b = tv.block_idx()
+    length = tv.load(context_lens, (b,), ())
+    qt = tv.load(q, (b, 0), (1, hd))
+    m_i = tv.full((1,), float("-inf"), f32)
+    l_i = tv.zeros((1,), f32)
+    acc = tv.zeros((1, hd), f32)
+    for j in tv.range(0, tv.cdiv(length, ps)):
+        where = tv.load(block_table, (b, j), ())  # a scalar from memory, used as an offset
+        kt = tv.reshape(tv.load(k_cache, (where, 0, 0), (1, ps, hd)), (ps, hd))
+        vt = tv.reshape(tv.load(v_cache, (where, 0, 0), (1, ps, hd)), (ps, hd))
+        s = tv.dot(qt, kt.T) * scale
+        s = tv.where((j * ps + tv.arange(0, ps) < length)[None, :], s, float("-inf"))
+        m_new = tv.maximum(m_i, tv.max(s, 1))
+        p = tv.exp(s - m_new[:, None])
+        alpha = tv.exp(m_i - m_new)
+        l_i = l_i * alpha + tv.sum(p, 1)
+        acc = tv.dot(tv.cast(p, f16), vt, acc * alpha[:, None])
+        m_i = m_new
+    tv.store(o, tv.cast(acc / l_i[:, None], f16), (b, 0))
+
+
+def test_paged_attention_decode_follows_the_block_table():
+    rng = np.random.default_rng(11)
+    batch, d, page, pages, max_pages = 3, 20, 8, 12, 4
+    lengths = np.array([5, 27, 16], np.int32)
+    table = rng.permutation(pages)[:batch * max_pages].reshape(batch, max_pages).astype(np.int32)
+    q = rng.standard_normal((batch, d)).astype(np.float16)
+    k_cache, v_cache = (rng.standard_normal((pages, page, d)).astype(np.float16)
+                        for _ in range(2))
+    o = np.zeros((batch, d), np.float16)
+    scale = 1 / np.sqrt(d)
+    paged_decode(q, k_cache, v_cache, table, lengths, o, scale, device="interp")
+
+    def attend(dt, b):
+        keys = k_cache[table[b]].reshape(-1, d)[:lengths[b]].astype(dt)
+        values = v_cache[table[b]].reshape(-1, d)[:lengths[b]].astype(dt)
+        s = keys @ q[b].astype(dt) * dt(scale)
+        p = np.exp(s - s.max())
+        p = p / p.sum()
+        if dt is np.float32:
+            p = p.astype(np.float16).astype(np.float32)
+        return p @ values
+
+    ref = np.stack([attend(np.float64, b) for b in range(batch)])
+    base = np.stack([attend(np.float32, b) for b in range(batch)]).astype(np.float16)
+    assert_accurate(o, ref, base, f16)

@@ -12,6 +12,7 @@
   though the printer printed it and ptxas takes it).
 - Natural alignment of every memory access ("Addresses as Operands").
 - ``bfe``/``bfi`` on 64-bit words (sign fill and position/length clipping at msb 63).
+- ``cvt`` from f64 to f32/f16/bf16 and between f16 and bf16, in every rounding mode.
 """
 
 from __future__ import annotations
@@ -283,3 +284,65 @@ def test_bfe_bfi_on_64_bit_words() -> None:
     assert outs[0].tolist() == [bfe64(x, q, m, False) for x, _, q, m in rows]
     assert outs[1].tolist() == [bfe64(x, q, m, True) for x, _, q, m in rows]
     assert outs[2].tolist() == [bfi64(x, y, q, m) for x, y, q, m in rows]
+
+
+# -- cvt between floats: from f64, and between f16 and bf16 -----------------------------------
+# PTX ISA, "cvt": a float-to-float conversion to a narrower (or, f16 <-> bf16, differently
+# shaped) type rounds once with .rn/.rz/.rm/.rp; IEEE 754 semantics (overflow to inf or max per
+# the rounding direction, subnormals kept). NaN stays NaN.
+
+def _interesting_f64(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal(n) * np.exp2(rng.integers(-160, 140, n).astype(np.float64))
+    x[:12] = [0.0, -0.0, np.inf, -np.inf, 65519.99, 65520.0, -65536.0, 2.0 ** -25, 3.4e38,
+              3.5e38, 1e-45, -2.0 ** -149 * 0.75]
+    return x
+
+
+def test_cvt_from_f64_and_between_f16_and_bf16_every_rounding() -> None:
+    halves = ("f16", "bf16")
+
+    def body(kb, v):
+        x, h = v
+        out = [kb.cvt(x, d, rnd=r) for d in ("f32", "f16", "bf16") for r in ROUNDINGS]
+        for s, d in (("f16", "bf16"), ("bf16", "f16")):
+            out += [kb.cvt(kb.mov(h, s), d, rnd=r) for r in ROUNDINGS]
+        return out
+
+    prog = lane_program("cvt_f64", ["f64", "b16"], body)
+    rng = np.random.default_rng(6)
+    n = 32 * 8
+    x = _interesting_f64(rng, n)
+    h = rng.integers(0, 2**16, n).astype(np.uint16)
+    h[:4] = [0x7BFF, 0x0001, 0x7F7F, 0x8001]   # f16 max, f16 min subnormal, bf16 max, -tiny
+    outs = prog(x.view(np.uint64), h)
+    k = 0
+    for d in ("f32", "f16", "bf16"):
+        for r in ROUNDINGS:
+            got = outs[k].view(FLOATS[d])
+            want = [np.nan if np.isnan(v) else float(np.copysign(np.inf, v)) if np.isinf(v)
+                    else round_rational(Fraction(v), FLOATS[d], r) for v in x.tolist()]
+            got64 = np.array(got, np.float64)
+            # the sign of a zero result is the input's (a rounding never crosses zero)
+            want_bits = [float(np.copysign(w, v)) if w == 0 else w for w, v in
+                         zip(want, x.tolist(), strict=True)]
+            assert np.array_equal(got64, want_bits, equal_nan=True), (d, r)
+            num = ~np.isnan(got64)
+            assert np.array_equal(np.signbit(got64[num]), np.signbit(np.array(want_bits)[num])), (
+                d, r)
+            k += 1
+    for s, d in zip(halves, halves[::-1], strict=True):
+        with np.errstate(invalid="ignore"):
+            vals = h.view(FLOATS[s]).astype(np.float64)
+        for r in ROUNDINGS:
+            got = np.array(outs[k].view(FLOATS[d]), np.float64)
+            want = []
+            for v in vals.tolist():
+                if not np.isfinite(v):
+                    want.append(v)
+                    continue
+                w = round_rational(Fraction(v), FLOATS[d], r)
+                want.append(float(np.copysign(w, v)) if w == 0 else w)
+            assert np.array_equal(got, want, equal_nan=True), (s, d, r)
+            num = ~np.isnan(got)       # (which NaN comes out is the GPU's to say)
+            assert np.array_equal(np.signbit(got[num]), np.signbit(np.array(want)[num])), (s, d, r)
+            k += 1

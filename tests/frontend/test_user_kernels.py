@@ -682,3 +682,17 @@ def test_paged_attention_decode_follows_the_block_table():
     ref = np.stack([attend(np.float64, b) for b in range(batch)])
     base = np.stack([attend(np.float32, b) for b in range(batch)]).astype(np.float16)
     assert_accurate(o, ref, base, f16)
+
+
+def test_arguments_by_name_and_array_constants():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = np.zeros_like(a)
+    row_stats(out=out, a=a, device="interp")  # tensors by name, in any order
+    assert out[1, 0] == a.sum()
+    with pytest.raises(TypeError, match=r"missing argument 'b' \(its parameters are a, b, "):
+        split_k_gemm(a, c=out, device="interp")
+    with pytest.raises(TypeError, match="argument 'a' is given by position and by name"):
+        row_stats(a, a=a, out=out, device="interp")
+    # An array where a number is needed is the user's mistake, not an internal error.
+    with pytest.raises(tv.CompileError, match="expected a tile, a scalar or a number, got ndarray"):
+        split_k_gemm.ir(splits=np.arange(2))

@@ -66,7 +66,8 @@ class KernelFunction:
                               {"kernel": self.fn.__qualname__, "constants": constants})
 
     def __call__(self, *args: Any, device: str | None = None, **constants: Any) -> None:
-        """Run the kernel on ``args`` (written in place).
+        """Run the kernel on ``args`` (written in place); tensor and scalar arguments may also be
+        given by name (``k(x, y=out)``), the other keywords are constants.
 
         ``device`` is ``"interp"`` (the reference interpreter; the default until the runtime
         registers the CPU backend) or a device registered with
@@ -75,6 +76,7 @@ class KernelFunction:
         from tilevm.frontend.arguments import bind_arguments
         from tilevm.frontend.devices import runner_for
 
+        args, constants = self._by_name(args, constants)
         kernel = self.ir(**constants)
         device = device or "interp"
         runner = runner_for(device)
@@ -90,6 +92,28 @@ class KernelFunction:
                 "kernel": self.fn.__qualname__, "constants": constants, "device": device,
                 "dims": bound.dims, "scalars": bound.scalars}) from e
         bound.finish()
+
+    def _by_name(self, args: tuple, named: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+        """Move tensor and scalar arguments given by name (``k(x=a, y=b)``) into ``args``; what
+        is left are the constants."""
+        import inspect
+
+        params = [p.name for p in inspect.signature(self.fn).parameters.values()
+                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        if not any(name in named for name in params):
+            return args, named
+        named = dict(named)
+        values = list(args)
+        for name in params[len(args):]:
+            if name not in named:
+                raise TypeError(f"kernel {self.fn.__name__}: missing argument '{name}' (its "
+                                f"parameters are {', '.join(params)})")
+            values.append(named.pop(name))
+        twice = [name for name in params[:len(args)] if name in named]
+        if twice:
+            raise TypeError(f"kernel {self.fn.__name__}: argument '{twice[0]}' is given by "
+                            "position and by name")
+        return tuple(values), named
 
     def __repr__(self) -> str:
         return f"<tilevm kernel {self.fn.__qualname__}>"

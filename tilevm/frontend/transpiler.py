@@ -882,8 +882,8 @@ class Transpiler:
                 raise self.error(node, f"float constant {v} used with a {dt.name} value; cast "
                                        "one of them")
             return Const(_round_to(v, dt), dt)
-        if hasattr(v, "item") and callable(v.item):  # numpy scalars
-            return self.operand(v.item(), node, like)
+        if hasattr(v, "item") and callable(v.item) and getattr(v, "shape", None) == ():
+            return self.operand(v.item(), node, like)  # numpy scalars (not arrays)
         raise self.error(node, f"expected a tile, a scalar or a number, got {_describe(v)}")
 
     def emit(self, node: ast.AST, op: str, args: list[tuple[Any, ast.AST]], /,

@@ -346,3 +346,51 @@ def test_cvt_from_f64_and_between_f16_and_bf16_every_rounding() -> None:
             num = ~np.isnan(got)       # (which NaN comes out is the GPU's to say)
             assert np.array_equal(np.signbit(got[num]), np.signbit(np.array(want)[num])), (s, d, r)
             k += 1
+
+
+# -- mul / mad halves and widths ---------------------------------------------------------------
+# PTX ISA, "Integer Arithmetic Instructions: mul, mad": t = a * b as a 2n-bit product of n-bit
+# operands signed for .s types; .lo keeps t<n-1:0>, .hi t<2n-1:n>, .wide all 2n bits; mad adds c
+# (2n bits for .wide) modulo 2**n (2**2n).
+
+def _wrap(x: int, bits: int, signed: bool) -> int:
+    x &= (1 << bits) - 1
+    return x - (1 << bits) if signed and x >> (bits - 1) else x
+
+
+def test_mul_mad_lo_hi_wide_every_width_and_signedness() -> None:
+    cases = [(t, m) for t in ("u16", "s16", "u32", "s32", "u64", "s64")
+             for m in ("lo", "hi", "wide") if not (m == "wide" and t.endswith("64"))]
+
+    def body(kb, v):
+        a64, b64, c64 = v
+        out = []
+        for t, m in cases:
+            bits = int(t[1:])
+            a = kb.mov(kb.cvt(a64, f"u{bits}") if bits < 64 else a64, t)
+            b = kb.mov(kb.cvt(b64, f"u{bits}") if bits < 64 else b64, t)
+            wide = f"{t[0]}{2 * bits}" if m == "wide" else t
+            cbits = int(wide[1:])
+            c = kb.mov(kb.cvt(c64, f"u{cbits}") if cbits < 64 else c64, wide)
+            out += [kb.mul(a, b, mode=m), kb.mad(a, b, c, mode=m)]
+        return out
+
+    prog = lane_program("mul_mad", ["u64", "u64", "u64"], body)
+    rng = np.random.default_rng(17)
+    n = 32 * 4
+    a, b, c = (rng.integers(0, 2**64, n, dtype=np.uint64) for _ in range(3))
+    a[:4] = [2**63, 2**64 - 1, 0x8000, 0xFFFF_FFFF]
+    b[:4] = [2**64 - 1, 2**64 - 1, 0x8000, 0x8000_0000]
+    outs = prog(a, b, c)
+    k = 0
+    for t, m in cases:
+        bits, signed = int(t[1:]), t[0] == "s"
+        out_bits = 2 * bits if m == "wide" else bits
+        for i, (x, y, z) in enumerate(zip(a.tolist(), b.tolist(), c.tolist(), strict=True)):
+            p = _wrap(x, bits, signed) * _wrap(y, bits, signed)
+            part = p >> bits if m == "hi" else p
+            mask = (1 << out_bits) - 1
+            assert int(outs[k][i]) & mask == part & mask, (t, m, "mul", i)
+            assert int(outs[k + 1][i]) & mask == (part + _wrap(z, out_bits, signed)) & mask, (
+                t, m, "mad", i)
+        k += 2

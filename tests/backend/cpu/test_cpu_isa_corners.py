@@ -13,6 +13,7 @@
 - Natural alignment of every memory access ("Addresses as Operands").
 - ``bfe``/``bfi`` on 64-bit words (sign fill and position/length clipping at msb 63).
 - ``cvt`` from f64 to f32/f16/bf16 and between f16 and bf16, in every rounding mode.
+- ``mul``/``mad`` ``.lo/.hi/.wide`` at every width; ``prmt`` modes against values a GPU gave.
 """
 
 from __future__ import annotations
@@ -394,3 +395,22 @@ def test_mul_mad_lo_hi_wide_every_width_and_signedness() -> None:
             assert int(outs[k + 1][i]) & mask == (part + _wrap(z, out_bits, signed)) & mask, (
                 t, m, "mad", i)
         k += 2
+
+
+# -- prmt modes against values a GPU produced ---------------------------------------------------
+# ckennelly/panoptes, src/tests/sm_20/vtest_k_prmt.cu, asserts these results of the prmt modes
+# (also when run natively on a GPU) for a = 0x809122B3, b = 0xC455E6FF, c = 0x8F94 (c[1:0] = 0).
+# Its "rc8" kernel actually runs .b4e, so rc8 is not among them. The ISA's mode table ("Data
+# Movement and Conversion Instructions: prmt") gives the same bytes.
+PANOPTES_PRMT = {"f4e": 0x809122B3, "b4e": 0xE655C4B3, "ecl": 0x809122B3, "ecr": 0xB3B3B3B3,
+                 "rc16": 0x22B322B3}
+
+
+def test_prmt_modes_match_values_recorded_on_a_gpu() -> None:
+    modes = list(PANOPTES_PRMT)
+    prog = lane_program("prmt_gpu", ["b32", "b32", "b32"],
+                        lambda kb, v: [kb.prmt(v[0], v[1], v[2], mode=m) for m in modes])
+    a, b, c = (np.full(32, x, np.uint32) for x in (0x809122B3, 0xC455E6FF, 0x8F94))
+    outs = prog(a, b, c)
+    for m, out in zip(modes, outs, strict=True):
+        assert set(out.tolist()) == {PANOPTES_PRMT[m]}, m

@@ -448,8 +448,9 @@ def test_workspace_sizes_and_fence_scopes_are_checked_where_written():
         tv.launch(grid=1)
         tv.fence("device")
 
-    with pytest.raises(tv.CompileError, match="a size is a compile-time integer or a dimension "
-                                              "name of the parameters"):
+    with pytest.raises(tv.CompileError, match=r"a size is a compile-time integer or a dimension "
+                                              r"name of the parameters, not the run-time "
+                                              r"expression \(i32\)"):
         bad_workspace.ir()
     with pytest.raises(tv.CompileError, match=r"fence: scope must be one of \('block', 'gpu', "
                                               r"'sys'\), got 'device'") as info:
@@ -530,7 +531,7 @@ def varlen_mean(x: tv.Global[f16, "tokens", "d"], cu_seqlens: tv.Global[i32, "ba
         acc = acc + tv.sum(tv.cast(tv.load(x, (t0, 0), (bt, bd), mask=inside), f32), 0)
     if end > start:
         acc = acc / tv.cast(end - start, f32)
-    tv.store(out, acc[None, :], (b, 0))
+    tv.store(out, acc[None], (b, 0))  # as numpy: acc[None, :]
 
 
 def test_scalars_loaded_from_memory_bound_loops_and_branches():
@@ -584,7 +585,7 @@ def test_mxfp4_gemm_dequantizes_in_registers():
 
 def dequantize(acc, row_scales, col_scales):
     """A helper returning two values: inlined, its tuple unpacked by the caller."""
-    out = tv.cast(acc, f32) * row_scales[:, None] * col_scales[None, :]
+    out = tv.cast(acc, f32) * row_scales[..., None] * col_scales[None, ...]
     return out, tv.max(abs(out), 1)
 
 
@@ -646,7 +647,7 @@ def paged_decode(q: tv.Global[f16, "batch", "d"], k_cache: tv.Global[f16, "pages
         where = tv.load(block_table, (b, j), ())  # a scalar from memory, used as an offset
         kt = tv.reshape(tv.load(k_cache, (where, 0, 0), (1, ps, hd)), (ps, hd))
         vt = tv.reshape(tv.load(v_cache, (where, 0, 0), (1, ps, hd)), (ps, hd))
-        s = tv.dot(qt, kt.T) * scale
+        s = (qt @ kt.T) * scale  # '@' is tv.dot from zero, in f32
         s = tv.where((j * ps + tv.arange(0, ps) < length)[None, :], s, float("-inf"))
         m_new = tv.maximum(m_i, tv.max(s, 1))
         p = tv.exp(s - m_new[:, None])
@@ -696,3 +697,21 @@ def test_arguments_by_name_and_array_constants():
     # An array where a number is needed is the user's mistake, not an internal error.
     with pytest.raises(tv.CompileError, match="expected a tile, a scalar or a number, got ndarray"):
         split_k_gemm.ir(splits=np.arange(2))
+
+
+@pytest.mark.parametrize(("index", "message"), [
+    ("t[0]", "tiles are indexed only with ':', '...' and None"),
+    ("t[..., None, ...]", "a tile index has at most one '...'"),
+    ("t[:, :, :]", "3 ':' for a tile of rank 2"),
+])
+def test_tile_indexing_mistakes(index, message, tmp_path):
+    path = tmp_path / "indexing.py"
+    path.write_text("import tilevm as tv\nfrom tilevm import f32\n\n\n@tv.kernel\n"
+                    "def k(x: tv.Global[f32, 'm', 'n']):\n    tv.launch(grid=1)\n"
+                    f"    t = tv.load(x, (0, 0), (4, 4))\n    y = {index}\n")
+    spec = importlib.util.spec_from_file_location("indexing", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(tv.CompileError, match=message.replace("(", r"\(")) as info:
+        module.k.ir()
+    assert info.value.line == 9

@@ -640,6 +640,10 @@ class Transpiler:
                     result = self.emit(node, "mul", [(result, xn), (x, xn)])
                 return result
             raise self.error(node, "'**' needs a compile-time integer exponent from 1 to 8")
+        if isinstance(op, ast.MatMult):  # x @ y is tv.dot(x, y): summed from zero in f32
+            if isinstance(node, ast.AugAssign):
+                raise self.error(node, "'@=' on tiles; write acc = tv.dot(x, y, acc)")
+            return self.b_dot(node, {"a": x, "b": y, "acc": None}, {"a": xn, "b": yn, "acc": node})
         name = _BINOPS.get(type(op))
         if name is None:
             raise self.error(node, f"operator {type(op).__name__} is not supported on tiles")
@@ -723,20 +727,35 @@ class Transpiler:
             return self.emit_raw(node, "index", [base.operand, stage], [node.value, node.slice])
         if isinstance(ty, TensorType) and ty.scope == "reg":
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+
+            def is_const(x: ast.AST, value: Any) -> bool:
+                return isinstance(x, ast.Constant) and x.value is value
+
+            for item in items:
+                if not (is_const(item, Ellipsis) or is_const(item, None) or (
+                        isinstance(item, ast.Slice) and not (item.lower or item.upper or
+                                                             item.step))):
+                    raise self.error(item, "tiles are indexed only with ':', '...' and None (to "
+                                           "add a dimension); load elements with tv.load")
+            ellipses = [x for x in items if is_const(x, Ellipsis)]
+            if len(ellipses) > 1:
+                raise self.error(ellipses[1], "a tile index has at most one '...'")
+            if not ellipses:  # as in numpy, dimensions left out at the end are kept
+                items = [*items, ast.Constant(Ellipsis)]
+            named = sum(1 for x in items if not is_const(x, None) and not is_const(x, Ellipsis))
+            if named > ty.rank:
+                raise self.error(node.slice, f"{named} ':' for a tile of rank {ty.rank}")
             shape, axis = [], 0
             for item in items:
-                if isinstance(item, ast.Constant) and item.value is None:
+                if is_const(item, Ellipsis):
+                    kept = ty.rank - named
+                    shape += ty.shape[axis:axis + kept]
+                    axis += kept
+                elif is_const(item, None):
                     shape.append(1)
-                elif isinstance(item, ast.Slice) and not (item.lower or item.upper or item.step):
-                    if axis >= ty.rank:
-                        raise self.error(item, f"too many ':' for a tile of rank {ty.rank}")
+                else:
                     shape.append(ty.shape[axis])
                     axis += 1
-                else:
-                    raise self.error(item, "tiles are indexed only with ':' and None (to add a "
-                                           "dimension); load elements with tv.load")
-            if axis != ty.rank:
-                raise self.error(node.slice, f"{axis} ':' for a tile of rank {ty.rank}")
             return self.emit(node, "reshape", [(base, node.value)], shape=tuple(shape))
         raise self.error(node, f"cannot index {base.describe()}; global tensors are read with "
                                "tv.load")
@@ -1262,10 +1281,12 @@ class Transpiler:
         for x in sizes:
             if isinstance(x, Value) and not (isinstance(x.operand, Var) and
                                              x.operand.name in self.dim_names):
+                shown = f"'{x.name}'" if x.name else "expression"
                 raise self.error(n["shape"], f"tv.workspace: a size is a compile-time integer or "
                                              f"a dimension name of the parameters, not the "
-                                             f"run-time {x.describe()}; size it by a dimension "
-                                             "and index it by tile")
+                                             f"run-time {shown} ({x.type}): the workspace is "
+                                             "allocated before the launch; size it by a "
+                                             "dimension and index it by tile")
         static = self.shape([1 if i in names else x for i, x in enumerate(sizes)], n["shape"],
                             "tv.workspace")
         shape = tuple(names.get(i, x) for i, x in enumerate(static))

@@ -211,17 +211,21 @@ class _Unary(_Elementwise):
 @register
 class Neg(_Unary):
     """``neg.type d, a`` (PTX ISA, Integer Arithmetic and Floating-Point Instructions: ``neg``):
-    ``-a`` (floats: sign bit flipped). Scope thread; sm_50, PTX 1.0 (f16: sm_53; bf16: sm_80, PTX
-    7.0)."""
+    ``-a`` (floats: sign bit flipped). Scope thread; sm_50, PTX 1.0 (f16: sm_53, PTX 6.0; bf16:
+    sm_80, PTX 7.0)."""
 
     name = "neg"
     ptx_isa = (1, 0)
     types = ("s16", "s32", "s64", *FLOAT_TYPES)
 
+    f16_isa = (6, 0)   # neg.f16/f16x2 came with PTX 6.0 (add.f16 with 4.2)
+
     def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
         t = instr.type.name if instr.type is not None else ""
         if t in ("bf16", "bf16x2"):
             return 80, (7, 0)
+        if t in ("f16", "f16x2"):
+            return 53, self.f16_isa
         return _float_requirements(instr, (self.min_arch, self.ptx_isa))
 
     def mnemonic(self, instr: Instr) -> str:
@@ -231,9 +235,11 @@ class Neg(_Unary):
 @register
 class Abs(Neg):
     """``abs.type d, a`` (PTX ISA, Integer Arithmetic and Floating-Point Instructions: ``abs``):
-    ``|a|`` (floats: sign bit cleared). Scope thread; sm_50, PTX 1.0."""
+    ``|a|`` (floats: sign bit cleared). Scope thread; sm_50, PTX 1.0 (f16: sm_53, PTX 6.5;
+    bf16: sm_80, PTX 7.0)."""
 
     name = "abs"
+    f16_isa = (6, 5)
 
     def mnemonic(self, instr: Instr) -> str:
         return f"abs.{instr.type}"

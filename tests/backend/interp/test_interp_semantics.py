@@ -419,3 +419,30 @@ def test_atomics_return_the_values_they_replaced():
     out, olds = np.zeros(4, np.float32), np.zeros((3, 4), np.float32)
     atomic_old(out, olds, device="interp")
     assert np.array_equal(olds, np.array([[0.0] * 4, [0.25] * 4, [0.5] * 4], np.float32))
+
+
+def test_block_order_is_forward_reverse_or_a_seed():
+    from tilevm.backend.interp import run
+    from tilevm.frontend.arguments import bind_arguments
+
+    i32 = dtype("i32")
+
+    @tv.kernel
+    def record(ticket: tv.Global[i32, "one"], order: tv.Global[i32, "n"]):
+        tv.launch(grid=n)
+        slot = tv.atomic_add(ticket, 1, (0,))  # how many blocks ran before this one
+        tv.store(order, slot, (tv.block_idx(),))
+
+    def positions(block_order):
+        ticket, order = np.zeros(1, np.int32), np.zeros(6, np.int32)
+        bound = bind_arguments(record.ir(), (ticket, order))
+        run(record.ir(), bound.tensors, bound.scalars, bound.dims, block_order=block_order)
+        return order.tolist()
+
+    assert positions("forward") == [0, 1, 2, 3, 4, 5]
+    assert positions("reverse") == [5, 4, 3, 2, 1, 0]
+    shuffled = positions(3)
+    assert sorted(shuffled) == list(range(6)) and shuffled != list(range(6))
+    assert positions(3) == shuffled  # a seed is reproducible
+    with pytest.raises(ValueError, match="block_order is 'forward', 'reverse' or an int seed"):
+        positions("sideways")

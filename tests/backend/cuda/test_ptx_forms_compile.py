@@ -1,9 +1,10 @@
 """The instruction forms the Thread IR accepts, where ptxas once refused what the printer made of
 them, compile through NVRTC: every ``atom``/``red`` operation with each of its types (PTX ISA,
 "Parallel Synchronization and Communication Instructions: atom"/"red"), ``mov`` of 8-bit registers
-(PTX has no ``mov.b8``), and the ``cvt`` forms around bf16 and ``.satfinite`` ("Data Movement and
-Conversion Instructions: cvt"). The rejected forms are in ``tests/ir/thread/
-test_thread_ir_ptx_forms.py``. Two compiles (sm_80, sm_90)."""
+(PTX has no ``mov.b8``), ``ld.global.nc`` with each cache operator it takes, and the ``cvt``
+forms around bf16 and ``.satfinite`` ("Data Movement and Conversion Instructions: cvt"). The
+rejected forms are in ``tests/ir/thread/test_thread_ir_ptx_forms.py``. Two compiles (sm_80,
+sm_90)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def _forms(sm: int):
                 keep(kb.atom(space, op, addr, *((v, v) if op == "cas" else (v,)), type=t))
                 if op not in ("cas", "exch"):
                     kb.red(space, op, addr, v, type=t)
+    for cache in ("ca", "cg", "cs"):
+        keep(kb.ld("global", out, U32, nc=True, cache=cache))
     u8 = kb.cvt(n, "u8")
     keep(kb.mov(u8, "s8"))
     for d in ("f16", "bf16"):
@@ -57,7 +60,7 @@ def test_accepted_forms_compile(arch: str, nvrtc_cache) -> None:
     binary = compile_cuda(emit_cuda(kernel, arch), arch, cache_dir=nvrtc_cache)
     for text in ("atom.global.add.u64", "atom.shared.cas.b64", "red.global.max.s64",
                  "atom.global.exch.b32", "red.shared.add.f32", "atom.global.inc.u32",
-                 "cvt.rz.satfinite.bf16.f32"):
+                 "cvt.rz.satfinite.bf16.f32", "ld.global.nc.cs.u32"):
         assert text in binary.ptx, text
     if arch == "sm_90":
         assert "cvt.rn.bf16.f64" in binary.ptx and "cvt.rn.bf16.f16" in binary.ptx

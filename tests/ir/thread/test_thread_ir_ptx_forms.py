@@ -157,3 +157,15 @@ def test_mov_of_8_bit_registers_is_mov_b16() -> None:
     kb = KernelBuilder("m", block_threads=32)
     w = kb.mov(kb.param("x", U32), B32)
     assert next(s for s in kb.finish().body if getattr(s, "dst", None) is w).mnemonic == "mov.b32"
+
+
+def test_ld_nc_takes_only_ca_cg_cs() -> None:
+    # PTX ISA "ld.global.nc": .cop = {.ca, .cg, .cs}; ptxas: "Illegal cache operation for
+    # instruction 'ld.nc'" for .lu and .cv.
+    for cache in ("lu", "cv"):
+        kb = KernelBuilder("nc", block_threads=32)
+        with pytest.raises(ThreadIRError, match="nc takes the cache operators"):
+            kb.ld("global", kb.param("p", U64, pointer=True), U32, nc=True, cache=cache)
+    for cache in (None, "ca", "cg", "cs"):
+        kb = KernelBuilder("nc", block_threads=32)
+        kb.ld("global", kb.param("p", U64, pointer=True), U32, nc=True, cache=cache)

@@ -57,8 +57,8 @@ class Ld(Intrinsic):
 
     Reads ``d``'s width (1–16 bytes; a vector type gives ``.v2``/``.v4``) at address ``a`` of the
     space. Modifiers: ``space`` (global/shared/local), ``nc`` (read-only non-coherent path, global
-    only), ``cache`` (ca/cg/cs/lu/cv), ``offset``. Scope thread; sm_50, PTX 1.0 (``.nc``: sm_32,
-    PTX 3.1).
+    only), ``cache`` (ca/cg/cs/lu/cv; with ``nc`` only ca/cg/cs), ``offset``. Scope thread;
+    sm_50, PTX 1.0 (``.nc``: sm_32, PTX 3.1).
     """
 
     name = "ld"
@@ -70,6 +70,10 @@ class Ld(Intrinsic):
         _access(self, instr, instr.dst.type, _LD_CACHE)  # type: ignore[union-attr]
         self.expect(not instr.mod("nc") or instr.mod("space") == "global", instr,
                     ".nc is for the global space only")
+        # ld.global{.cop}.nc with .cop = {.ca, .cg, .cs} (ptxas: "Illegal cache operation for
+        # instruction 'ld.nc'" for .lu and .cv)
+        self.expect(not instr.mod("nc") or instr.mod("cache") in (None, "ca", "cg", "cs"), instr,
+                    f".nc takes the cache operators ca, cg, cs, not {instr.mod('cache')!r}")
 
     def mnemonic(self, instr: Instr) -> str:
         nc = ".nc" if instr.mod("nc") else ""

@@ -715,3 +715,32 @@ def test_tile_indexing_mistakes(index, message, tmp_path):
     with pytest.raises(tv.CompileError, match=message.replace("(", r"\(")) as info:
         module.k.ir()
     assert info.value.line == 9
+
+
+# -- a helper function passed as a constant (an epilogue) ------------------------------------------
+
+
+def silu(x):
+    return x / (1.0 + tv.exp(-x))
+
+
+@tv.kernel
+def epilogue(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"], *, act: tv.Const = None,
+             out_dtype: tv.Const = f16, bs: tv.Const = 8):
+    tv.launch(grid=tv.cdiv(n, bs))
+    i = tv.block_idx()
+    t = tv.load(x, (i * bs,), (bs,))
+    if act is not None:  # compile time: one version per activation
+        t = act(t)
+    tv.store(y, tv.cast(tv.cast(t, out_dtype), f32), (i * bs,))
+
+
+def test_a_function_constant_is_inlined_and_recorded_without_an_address():
+    x = np.linspace(-3, 3, 20).astype(np.float32)
+    y = np.zeros_like(x)
+    epilogue(x, y, act=silu, device="interp")
+    x64 = x.astype(np.float64)
+    ref = x64 / (1 + np.exp(-x64))
+    base = (x / (1 + np.exp(-x))).astype(np.float16)
+    assert_accurate(y, ref, base, f16)
+    assert dict(epilogue.ir(act=silu).constants)["act"] == f"<function {__name__}.silu>"

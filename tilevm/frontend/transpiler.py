@@ -1329,6 +1329,9 @@ def _attr_const(pair: tuple[str, Any]) -> tuple[str, Any]:
             return v
         if type(v).__name__ in ("RegisterLayout", "SharedLayout"):
             return v
+        if inspect.isfunction(v) or inspect.isclass(v):
+            # Not repr: it holds a memory address, and the text form keys the binary cache.
+            return f"<{type(v).__name__} {v.__module__}.{v.__qualname__}>"
         return repr(v)
 
     return name, printable(value)

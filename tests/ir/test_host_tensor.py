@@ -62,6 +62,26 @@ def test_from_numpy_keeps_ml_dtypes_bits():
     np.testing.assert_array_equal(t.bits(), x.view(np.uint8))
 
 
+@pytest.mark.parametrize("ml_name", ["float4_e2m1fn", "float6_e3m2fn", "int4", "uint2", "int2"])
+def test_from_numpy_keeps_subbyte_ml_dtypes_bits(ml_name):
+    import ml_dtypes
+
+    np_type = getattr(ml_dtypes, ml_name)
+    dt = tv.dtype(np.dtype(np_type))
+    x = dt.decode(np.arange(2**dt.nbits)).astype(np_type)  # every value of the type
+    t = HostTensor.from_numpy(x)
+    assert t.dtype is dt
+    np.testing.assert_array_equal(t.bits(), np.arange(2**dt.nbits))
+
+
+def test_encode_accepts_ml_dtypes_arrays():
+    import ml_dtypes
+
+    x = np.array([1.5, -2.25, 3e38], dtype=ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(tv.f32.encode(x), x.astype(np.float32).view(np.uint32))
+    assert tv.i8.encode(np.array([-3, 7], dtype=ml_dtypes.int4)).tolist() == [253, 7]
+
+
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="reach outside"):
         HostTensor(np.zeros(1, np.uint8), tv.u4, (3,))

@@ -360,8 +360,21 @@ def from_numpy_dtype(nd: np.dtype) -> DType:
 # -- integers ---------------------------------------------------------------------------------
 
 
-def _encode_int(dt: DType, values: Any, saturate: bool) -> np.ndarray:
+def _as_numbers(values: Any) -> np.ndarray:
+    """``values`` as a numpy array numpy can compute with: ml_dtypes arrays (dtype kind 'V')
+    become float64, or int64 for ml_dtypes' integers."""
     arr = np.asarray(values)
+    if arr.dtype.kind == "V":
+        try:
+            integer = np.issubdtype(arr.dtype, np.integer)
+            arr = arr.astype(np.int64 if integer else np.float64)
+        except (TypeError, ValueError):
+            pass  # not a numeric dtype: the caller reports it
+    return arr
+
+
+def _encode_int(dt: DType, values: Any, saturate: bool) -> np.ndarray:
+    arr = _as_numbers(values)
     if arr.dtype.kind == "O" and dt.nbits != 64:  # Python ints beyond int64
         arr = arr.astype(np.float64)
     if arr.dtype.kind not in "fiubO":
@@ -522,7 +535,7 @@ def _float_tables(dt: DType) -> _FloatTables:
 
 
 def _encode_float(dt: DType, values: Any, saturate: bool) -> np.ndarray:
-    arr = np.asarray(values)
+    arr = _as_numbers(values)
     if arr.dtype.kind not in "fiubO":
         raise TypeError(f"{dt.name}.encode: cannot encode values of dtype {arr.dtype}")
     x = arr.astype(np.float64)

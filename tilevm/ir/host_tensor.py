@@ -83,8 +83,13 @@ class HostTensor:
         """
         arr = np.asarray(values)
         dt = from_numpy_dtype(arr.dtype) if dtype_ is None else dtype(dtype_)
-        if dt.ml_dtype is not None and arr.dtype == dt.ml_dtype and dt.nbits >= 8:
-            return cls.from_bits(arr.view(dt.storage_dtype), dt)
+        if dt.ml_dtype is not None and arr.dtype == dt.ml_dtype:
+            # ml_dtypes keeps a sub-byte element in the low bits of a byte (integers
+            # sign-extended), so its bits are the byte's low nbits.
+            patterns = arr.view(dt.storage_dtype)
+            if dt.nbits < 8:
+                patterns = patterns & ((1 << dt.nbits) - 1)
+            return cls.from_bits(patterns, dt)
         return cls.from_bits(dt.encode(arr, saturate=saturate), dt)
 
     @classmethod

@@ -169,3 +169,32 @@ def test_ld_nc_takes_only_ca_cg_cs() -> None:
     for cache in (None, "ca", "cg", "cs"):
         kb = KernelBuilder("nc", block_threads=32)
         kb.ld("global", kb.param("p", U64, pointer=True), U32, nc=True, cache=cache)
+
+
+@pytest.mark.parametrize(("src", "dst", "ok"), [
+    ("s32", "s8", True), ("s32", "u8", True), ("u16", "s16", True), ("s8", "u16", True),
+    ("u64", "s64", True), ("s64", "u32", True),
+    # every source value fits: ptxas says "Illegal modifier '.sat' for instruction 'cvt'"
+    ("u8", "u16", False), ("u8", "s16", False), ("s8", "s32", False), ("u32", "s64", False),
+    ("s32", "s32", False), ("u64", "u64", False),
+])
+def test_cvt_sat_between_integers_only_where_a_value_can_saturate(src: str, dst: str,
+                                                                   ok: bool) -> None:
+    kb = KernelBuilder("sat", block_threads=32)
+    x = kb.param("x", "u64")
+    v = kb.cvt(x, src) if src != "u64" else x
+    if ok:
+        kb.cvt(v, dst, sat="sat")
+    else:
+        with pytest.raises(ThreadIRError, match="nothing to saturate"):
+            kb.cvt(v, dst, sat="sat")
+
+
+def test_cvt_bf16_to_bf16_needs_sm90() -> None:
+    # ptxas for sm_80: "Feature 'cvt with .bf16.bf16' requires .target sm_90 or higher"
+    kb = KernelBuilder("b", block_threads=32)
+    kb.cvt(kb.param("x", "bf16"), "bf16")
+    kernel = kb.finish()
+    verify(kernel, arch=90, ptx_isa=(7, 8))
+    with pytest.raises(ThreadIRError, match="needs sm_90"):
+        verify(kernel, arch=80, ptx_isa=(8, 8))

@@ -34,7 +34,7 @@ class Cvt(Intrinsic):
       to the destination's range and NaN gives 0.
     - integer → float: ``rnd`` ``rn``/``rz``/``rm``/``rp`` (required).
     - integer → integer: truncates or extends by the source's signedness; ``sat="sat"`` clamps
-      to the destination's range instead.
+      to the destination's range instead (only where some source value lies outside it).
     - packs: ``cvt.rn{.satfinite}.f16x2.f32 d, a, b`` and ``.bf16x2.f32``: ``d`` holds ``a``
       converted in its **upper** half and ``b`` in its lower half (sm_80, PTX 7.0).
 
@@ -90,6 +90,10 @@ class Cvt(Intrinsic):
         else:
             self.expect(rnd is None, instr, "int->int takes no rounding")
             self.expect(sat in (None, "sat"), instr, "int->int takes only .sat")
+            # ptxas: "Illegal modifier '.sat' for instruction 'cvt'" where nothing can saturate
+            self.expect(sat is None or not _int_range(d)[0] <= _int_range(s)[0]
+                        <= _int_range(s)[1] <= _int_range(d)[1], instr,
+                        f".sat: every {s} value is a {d} value, nothing to saturate")
 
     def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
         d, s = instr.type, instr.mod("src")
@@ -99,9 +103,9 @@ class Cvt(Intrinsic):
             arch, isa = 80, (7, 0)
         if "bf16" in names and instr.mod("rnd") in ("rm", "rp"):
             arch, isa = 90, (7, 8)
-        if "bf16" in names and not names <= {"bf16", "f32"}:
-            # bf16 to or from anything but f32 (f64, f16, integers) needs sm_90, PTX 7.8
-            # (ptxas: "Feature 'cvt with .bf16.f64' requires .target sm_90 or higher")
+        if "bf16" in names and (not names <= {"bf16", "f32"} or names == {"bf16"}):
+            # bf16 to or from anything but f32 (f64, f16, integers, bf16 itself) needs sm_90,
+            # PTX 7.8 (ptxas: "Feature 'cvt with .bf16.f64' requires .target sm_90 or higher")
             arch, isa = 90, (7, 8)
         if instr.mod("sat") == "satfinite":
             isa = max(isa, (8, 1))
@@ -111,6 +115,13 @@ class Cvt(Intrinsic):
         rnd = f".{instr.mod('rnd')}" if instr.mod("rnd") else ""
         sat = f".{instr.mod('sat')}" if instr.mod("sat") else ""
         return f"cvt{rnd}{sat}.{instr.type}.{instr.mod('src')}"
+
+
+def _int_range(t: ScalarType) -> tuple[int, int]:
+    """The smallest and largest value of an integer type."""
+    if t.is_signed:
+        return -(1 << (t.bits - 1)), (1 << (t.bits - 1)) - 1
+    return 0, (1 << t.bits) - 1
 
 
 def _exact_float(s: ScalarType, d: ScalarType) -> bool:

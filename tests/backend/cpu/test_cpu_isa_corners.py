@@ -414,3 +414,33 @@ def test_prmt_modes_match_values_recorded_on_a_gpu() -> None:
     outs = prog(a, b, c)
     for m, out in zip(modes, outs, strict=True):
         assert set(out.tolist()) == {PANOPTES_PRMT[m]}, m
+
+
+def test_atomic_float_add_gives_the_nan_an_add_gives() -> None:
+    # inf + -inf: atom/red.add (global and shared, f32 and f64) store the NaN that add.rn does.
+    kb = KernelBuilder("fadd_nan", block_threads=32, shared_bytes=64)
+    g32, g64, plain, sh = (kb.param(n, U64, pointer=True) for n in ("g32", "g64", "plain", "sh"))
+    inf32, inf64 = kb.param("inf32", F32), kb.param("inf64", "f64")
+    neg32, neg64 = kb.unary("neg", inf32), kb.unary("neg", inf64)
+    lane = kb.sreg("laneid")
+    with kb.if_(kb.setp("eq", lane, 0)):
+        kb.atom("global", "add", g32, neg32, type=F32)
+        kb.red("global", "add", g64, neg64, type="f64")
+        kb.st("shared", kb.mov(0, U32), inf32)
+        kb.st("shared", kb.mov(8, U32), inf64)
+        kb.atom("shared", "add", kb.mov(0, U32), neg32, type=F32)
+        kb.red("shared", "add", kb.mov(8, U32), neg64, type="f64")
+        kb.st("global", sh, kb.ld("shared", kb.mov(0, U32), F32))
+        kb.st("global", sh, kb.ld("shared", kb.mov(8, U32), "f64"), offset=8)
+        kb.st("global", plain, kb.add(inf32, neg32))
+        kb.st("global", plain, kb.add(inf64, neg64), offset=8)
+    run = compile_kernel(kb.finish())
+    g32_a, g64_a = np.array([np.inf], np.float32), np.array([np.inf], np.float64)
+    plain_a, sh_a = np.zeros(2, np.uint64), np.zeros(2, np.uint64)
+    run(1, g32_a.view(np.uint32), g64_a.view(np.uint64), plain_a, sh_a, np.float32(np.inf),
+        np.float64(np.inf))
+    add32, add64 = int(plain_a[0]) & 0xFFFFFFFF, int(plain_a[1])
+    assert np.isnan(np.uint32(add32).view(np.float32)) and np.isnan(np.uint64(add64).view(
+        np.float64))
+    assert int(g32_a.view(np.uint32)[0]) == add32 == int(sh_a[0]) & 0xFFFFFFFF
+    assert int(g64_a.view(np.uint64)[0]) == add64 == int(sh_a[1])

@@ -8,7 +8,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from tilevm.backend.cpu.lanes import F32, I1, I32, I64, PTR, WARP, elem_llvm_type
+from tilevm.backend.cpu.lanes import F32, F64, I1, I32, I64, PTR, WARP, elem_llvm_type
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import ScalarType, VectorType, scalar_type
 
@@ -159,22 +159,20 @@ def _atom(cg: Any, s: Instr) -> list[ir.Value]:
     vals = [cg.read(a, t) for a in s.args[1:]]
     res = cg.scratch(ir.ArrayType(lt, WARP))
     op = s.mod("op")
-    if op in ("min", "max"):
-        rmw = ("" if t.is_signed else "u") + op
-    elif op == "add" and t.is_float:
-        rmw = "fadd"
-    else:
-        rmw = _RMW.get(op)
+    rmw = ("" if t.is_signed else "u") + op if op in ("min", "max") else _RMW.get(op)
 
     # PTX ISA atom/red: "atom.add.f32 on global memory flushes subnormal inputs and results to
-    # sign-preserving zero" (on shared memory it does not): a compare-and-swap loop on the bits.
-    ftz_add = op == "add" and t.name == "f32" and s.mod("space") == "global"
+    # sign-preserving zero" (on shared memory it does not). Float adds go through a
+    # compare-and-swap loop on the bits, which also makes a NaN sum the canonical NaN, as the
+    # CPU's add.f32/f64 do (the host's atomic fadd would give its own NaN).
+    float_add = op == "add" and t.is_float
+    flush = float_add and t.name == "f32" and s.mod("space") == "global"
 
     def one(lane: ir.Value) -> None:
         p = b.extract_element(ptrs, lane)
         v = b.extract_element(vals[0], lane)
-        if ftz_add:
-            old = b.bitcast(_ftz_add_f32(cg, p, v), lt)
+        if float_add:
+            old = b.bitcast(_float_add(cg, p, v, t.bits, flush), lt)
         elif op == "cas":
             new = b.extract_element(vals[1], lane)
             pair = b.cmpxchg(p, v, new, "monotonic", "monotonic")
@@ -195,25 +193,32 @@ def _flush_bits(b: ir.IRBuilder, u: ir.Value) -> ir.Value:
     return b.select(tiny, b.and_(u, I32(0x80000000)), u)
 
 
-def _ftz_add_f32(cg: Any, p: ir.Value, v: ir.Value) -> ir.Value:
-    """Atomically ``*p = ftz(ftz(*p) + ftz(v))`` (a NaN sum is the canonical NaN); returns the
-    old bits (i32), unflushed, as ``atom`` returns the value it read."""
+def _float_add(cg: Any, p: ir.Value, v: ir.Value, bits: int, flush: bool) -> ir.Value:
+    """Atomically ``*p = *p + v`` for an f32/f64 ``v`` (with ``flush``, f32 only: ``ftz(ftz(*p) +
+    ftz(v))``), a NaN sum being the canonical NaN; returns the bits read (unflushed), as ``atom``
+    returns the value it read."""
     b = cg.b
-    vb = _flush_bits(b, b.bitcast(v, I32))
+    it, ft = (I32, F32) if bits == 32 else (I64, F64)
+    nan = I32(0x7FFFFFFF) if bits == 32 else I64(0x7FFFFFFFFFFFFFFF)
+    vb = b.bitcast(v, it)
+    if flush:
+        vb = _flush_bits(b, vb)
     pre = b.block
-    loop = cg.fn.append_basic_block("ftz_add")
-    done = cg.fn.append_basic_block("ftz_add_done")
-    first = b.load_atomic(p, "monotonic", 4, typ=I32)
+    loop = cg.fn.append_basic_block("float_add")
+    done = cg.fn.append_basic_block("float_add_done")
+    first = b.load_atomic(p, "monotonic", bits // 8, typ=it)
     b.branch(loop)
     b.position_at_end(loop)
-    seen = b.phi(I32)
+    seen = b.phi(it)
     seen.add_incoming(first, pre)
-    total = b.fadd(b.bitcast(_flush_bits(b, seen), F32), b.bitcast(vb, F32))
-    nb = _flush_bits(b, b.bitcast(total, I32))
-    nb = b.select(b.fcmp_unordered("uno", total, total), I32(0x7FFFFFFF), nb)
+    mem = _flush_bits(b, seen) if flush else seen
+    total = b.fadd(b.bitcast(mem, ft), b.bitcast(vb, ft))
+    nb = b.bitcast(total, it)
+    if flush:
+        nb = _flush_bits(b, nb)
+    nb = b.select(b.fcmp_unordered("uno", total, total), nan, nb)
     pair = b.cmpxchg(p, seen, nb, "monotonic", "monotonic")
-    now = b.extract_value(pair, 0)
-    seen.add_incoming(now, loop)
+    seen.add_incoming(b.extract_value(pair, 0), loop)
     b.cbranch(b.extract_value(pair, 1), done, loop)
     b.position_at_end(done)
     return seen

@@ -3,7 +3,8 @@
 - ``atom``/``red`` ``.add.f32`` (PTX ISA, "Parallel Synchronization and Communication
   Instructions: atom" and "red"): "atom.add.f32 on global memory flushes subnormal inputs and
   results to sign-preserving zero; whereas atom.add.f32 on shared memory supports subnormal inputs
-  and results and doesn't flush them to zero." ``d`` is the value read, unflushed.
+  and results and doesn't flush them to zero." ``d`` is the value read, unflushed. A NaN sum is
+  the NaN ``add.rn`` gives, in both spaces and for f64 too.
 - ``ldmatrix`` (PTX ISA, "Warp Level Matrix Multiply-Accumulate Instructions: ldmatrix", table of
   row addresses): ``.x1`` takes its eight row addresses from threads 0-7 and ``.x2`` its sixteen
   from threads 0-15; the other threads' address registers are not used, so whatever they hold

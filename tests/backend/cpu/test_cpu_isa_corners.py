@@ -445,3 +445,73 @@ def test_atomic_float_add_gives_the_nan_an_add_gives() -> None:
         np.float64))
     assert int(g32_a.view(np.uint32)[0]) == add32 == int(sh_a[0]) & 0xFFFFFFFF
     assert int(g64_a.view(np.uint64)[0]) == add64 == int(sh_a[1])
+
+
+# -- membermask groups -------------------------------------------------------------------------
+# PTX ISA, shfl.sync / vote.sync: a thread must be in its own membermask and waits until every
+# thread of the membermask has executed the same instruction with the same membermask. A
+# converged warp may therefore run one shfl.sync as two groups, each naming itself; vote.sync
+# then reduces over each lane's own membermask.
+
+HALF_MASKS = [0x0000FFFF if lane < 16 else 0xFFFF0000 for lane in range(32)]
+
+
+def _group_program(masks_of_lanes: list[int], cond: str | None = None):
+    kb = KernelBuilder("groups", block_threads=32)
+    pm, pv, out = (kb.param(n, U64, pointer=True) for n in ("m", "v", "out"))
+    lane = kb.sreg("laneid")
+    off = kb.mul(lane, 4, mode="wide")
+    m = kb.ld("global", kb.add(pm, off), U32)
+    v = kb.ld("global", kb.add(pv, off), U32)
+    p = kb.setp("ne", v, 0)
+    res = [kb.reg(U32, f"o{k}") for k in range(5)]
+    for r in res:
+        kb.mov(0xDEAD, U32, out=r)
+
+    def body() -> None:
+        kb.mov(kb.shfl("bfly", kb.mov(lane, "b32"), 1, 0x1F, m), U32, out=res[0])
+        kb.mov(kb.vote("ballot", p, m), U32, out=res[1])
+        for k, mode in enumerate(("all", "any", "uni"), 2):
+            kb.selp(1, 0, kb.vote(mode, p, m), type=U32, out=res[k])
+
+    if cond is None:
+        body()
+    else:
+        with kb.if_(kb.setp("lt", lane, 16)):
+            body()
+    for k, r in enumerate(res):
+        kb.st("global", kb.add(out, kb.add(off, 128 * k)), r)
+    run = compile_kernel(kb.finish())
+    out_a = np.zeros(32 * 5, np.uint32)
+
+    def call(votes: list[int]) -> np.ndarray:
+        run(1, np.array(masks_of_lanes, np.uint32), np.array(votes, np.uint32), out_a)
+        return out_a.reshape(5, 32)
+    return call
+
+
+def test_two_membermask_groups_in_a_converged_warp() -> None:
+    call = _group_program(HALF_MASKS)
+    votes = [int(lane % 3 == 0) for lane in range(16)] + [1] * 16
+    got = call(votes)
+    assert got[0].tolist() == [lane ^ 1 for lane in range(32)]
+    for lane in range(32):
+        group = [j for j in range(32) if HALF_MASKS[lane] >> j & 1]
+        ballot = sum(votes[j] << j for j in group)
+        assert got[1, lane] == ballot, lane
+        assert got[2, lane] == int(all(votes[j] for j in group))
+        assert got[3, lane] == int(any(votes[j] for j in group))
+        assert got[4, lane] == int(len({votes[j] for j in group}) == 1)
+
+
+@pytest.mark.parametrize(("masks", "cond", "named"), [
+    # lane 1 is not in its own mask (lane 0, naming lane 1, is the first lane found wrong)
+    ([0xFFFFFFFF] + [0xFFFFFFFD] + [0xFFFFFFFF] * 30, None, 0xFFFFFFFF),
+    ([0x1FFFF] * 32, "lt16", 0x1FFFF),                          # names lane 16, which is absent
+    ([0x0000FFFF] * 16 + [0xFFFFFFFF] * 16, None, 0xFFFFFFFF),  # lanes 16.. name the other group
+])
+def test_membermasks_that_are_not_groups_are_reported(masks, cond, named) -> None:
+    call = _group_program(masks, cond)
+    with pytest.raises(CpuKernelError, match=f"not a group of executing lanes.*membermask "
+                                             f"0x{named:08x}"):
+        call([1] * 32)

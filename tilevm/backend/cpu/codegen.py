@@ -33,7 +33,8 @@ __all__ = ["ERRORS", "Layout", "generate"]
 # err[4] = active mask, err[5] = detail
 ERRORS = {
     1: "reached with a partial active mask (a .aligned instruction needs the whole warp)",
-    2: "membermask differs from the lanes executing it",
+    2: "membermask is not a group of executing lanes that all name it (each lane must be in its "
+       "membermask, and every lane named must execute this instruction with the same mask)",
     3: "condition of a uniform if/for differs between lanes",
     4: "warps of a block stopped at different barriers (or one finished early)",
     5: "too many pending cp.async copies in one thread",

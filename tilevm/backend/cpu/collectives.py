@@ -12,7 +12,7 @@ from llvmlite import ir
 
 from tilevm.backend.cpu import numerics as nm
 from tilevm.backend.cpu.lanes import F64, I16, I32, I64, PTR, WARP, Lanes
-from tilevm.backend.cpu.memory_ops import lane_pointers
+from tilevm.backend.cpu.memory_ops import for_each_lane, lane_pointers
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import B32, U32
 
@@ -30,13 +30,47 @@ def _op(*names: str) -> Callable:
 
 
 def _check_members(cg: Any, s: Instr, members: ir.Value) -> None:
-    """Every executing lane must name exactly the executing lanes in its membermask: a lane
-    outside it is undefined behaviour and a named lane that does not arrive would hang."""
+    """The executing lanes must form groups that each name exactly themselves (PTX ISA,
+    ``shfl.sync``/``vote.sync``/``bar.warp.sync``: a thread must be in its membermask, and waits
+    for every thread of it to execute the same instruction with the same membermask; a named
+    lane that does not arrive would hang). Usually every lane names all executing lanes, checked
+    first; otherwise each executing lane's mask is checked against the masks of the lanes it
+    names."""
     b, L = cg.b, cg.L
     act = cg.active()
-    same = b.icmp_unsigned("==", members, L.splat_value(L.bits(act)))
-    bad = b.and_(act, b.not_(same))
-    cg.check(b.not_(L.any(bad)), 2, s, b.extract_element(members, I32(0)))
+    act_bits = L.bits(act)
+    same = b.icmp_unsigned("==", members, L.splat_value(act_bits))
+    common = b.not_(L.any(b.and_(act, b.not_(same))))
+    slow = cg.fn.append_basic_block("members_groups")
+    done = cg.fn.append_basic_block("members_ok")
+    bad_mask = cg.scratch(I32)
+    b.store(I32(0), bad_mask)
+    bad = cg.scratch(ir.IntType(1))
+    b.store(ir.Constant(ir.IntType(1), 0), bad)
+    b.cbranch(common, done, slow)
+    b.position_at_end(slow)
+
+    def lane_groups(k: ir.Value) -> None:
+        mk = b.extract_element(members, k)
+        itself = b.icmp_unsigned("!=", b.and_(b.lshr(mk, k), I32(1)), I32(0))
+        arrived = b.icmp_unsigned("==", b.and_(mk, b.not_(act_bits)), I32(0))
+        named = b.icmp_unsigned("!=", b.and_(b.lshr(L.splat_value(mk), L.lane_ids()),
+                                              L.splat(1, I32)), L.splat(0, I32))
+        differ = L.any(b.and_(named, b.icmp_unsigned("!=", members, L.splat_value(mk))))
+        wrong = b.or_(b.or_(b.not_(itself), b.not_(arrived)), differ)
+        first = b.and_(wrong, b.not_(b.load(bad)))
+        b.store(b.select(first, mk, b.load(bad_mask)), bad_mask)
+        b.store(b.or_(b.load(bad), wrong), bad)
+
+    for_each_lane(cg, act, lane_groups)
+    b.branch(done)
+    b.position_at_end(done)
+    cg.check(b.not_(b.load(bad)), 2, s, b.load(bad_mask))
+
+
+def _group_bits(cg: Any, members: ir.Value, lane_bits: ir.Value) -> ir.Value:
+    """Per lane: ``lane_bits`` (a warp-wide bit set) restricted to the lane's membermask."""
+    return cg.b.and_(cg.L.splat_value(lane_bits), members)
 
 
 @_op("sreg")
@@ -70,22 +104,25 @@ def _bar_warp(cg: Any, s: Instr) -> list[ir.Value]:
 
 @_op("vote.sync")
 def _vote(cg: Any, s: Instr) -> list[ir.Value]:
+    # Each lane votes over its own membermask's lanes (which _check_members proves are a group
+    # of executing lanes naming the same mask).
     b, L = cg.b, cg.L
     a = cg.read(s.args[0])
-    _check_members(cg, s, cg.read(s.args[1], U32))
+    members = cg.read(s.args[1], U32)
+    _check_members(cg, s, members)
     act = cg.active()
-    yes = L.bits(b.and_(act, a))
+    yes = _group_bits(cg, members, L.bits(b.and_(act, a)))
     mode = s.mod("mode")
     if mode == "ballot":
-        return [L.splat_value(yes)]
-    allbits = L.bits(act)
+        return [yes]
+    zero = L.splat(0, I32)
     if mode == "all":
-        r = b.icmp_unsigned("==", yes, allbits)
+        r = b.icmp_unsigned("==", yes, members)
     elif mode == "any":
-        r = b.icmp_unsigned("!=", yes, I32(0))
+        r = b.icmp_unsigned("!=", yes, zero)
     else:
-        r = b.or_(b.icmp_unsigned("==", yes, allbits), b.icmp_unsigned("==", yes, I32(0)))
-    return [L.splat_value(r)]
+        r = b.or_(b.icmp_unsigned("==", yes, members), b.icmp_unsigned("==", yes, zero))
+    return [r]
 
 
 def _gather_lanes(cg: Any, v: ir.Value, src: ir.Value) -> ir.Value:

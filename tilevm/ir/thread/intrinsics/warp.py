@@ -71,8 +71,10 @@ class ShflSync(Intrinsic):
     ``i + bval``, valid if ``j <= maxLane``; ``bfly``: ``i ^ bval``, valid if ``j <= maxLane``;
     ``idx``: ``minLane | (bval & ~mask)``, valid if ``j <= maxLane``. An invalid ``j`` becomes
     ``i``; ``d = a`` of lane ``j`` (undefined if lane ``j`` is inactive; tilevm: lane ``j``'s
-    register anyway). The executing lanes must be exactly ``membermask``. Operands
-    ``(a, b, c, membermask)``, ``b``/``c``/``membermask`` ``u32``. Scope warp; sm_50, PTX 6.0.
+    register anyway). Each executing lane must be in its ``membermask``, and every lane it names
+    must execute this instruction with the same ``membermask`` (so the executing lanes form one
+    or more groups). Operands ``(a, b, c, membermask)``, ``b``/``c``/``membermask`` ``u32``.
+    Scope warp; sm_50, PTX 6.0.
     """
 
     name = "shfl.sync"
@@ -98,9 +100,10 @@ VOTE_MODES = ("all", "any", "uni", "ballot")
 @register
 class VoteSync(Intrinsic):
     """``vote.sync.mode d, a, membermask`` (PTX ISA, Parallel Synchronization and Communication
-    Instructions: ``vote.sync``): over the lanes of ``membermask`` (all of which must execute it),
-    ``all``/``any``/``uni`` give a ``pred`` (``uni``: all equal); ``ballot`` gives a ``b32`` whose
-    bit ``i`` is ``a`` of lane ``i`` (0 for lanes not executing). Operands ``(a: pred, membermask:
+    Instructions: ``vote.sync``): over the lanes of the lane's ``membermask`` (which must form a
+    group, as for :class:`ShflSync`), ``all``/``any``/``uni`` give a ``pred`` (``uni``: all
+    equal); ``ballot`` gives a ``b32`` whose bit ``i`` is ``a`` of lane ``i`` of the group (0 for
+    other lanes). Operands ``(a: pred, membermask:
     u32)``. Scope warp; sm_50, PTX 6.0."""
 
     name = "vote.sync"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tilevm.ir.dtypes import DType
+from tilevm.ir.dtypes import DType, dtype
 
 __all__ = ["SCOPES", "ScalarType", "TensorType", "Type", "bool_", "i32"]
 
@@ -84,12 +84,10 @@ def _quote(text: str) -> str:
 
 
 def i32() -> ScalarType:
-    from tilevm.ir.dtypes import dtype
-
+    """The type of block indices, sizes and loop counters: a scalar i32."""
     return ScalarType(dtype("i32"))
 
 
 def bool_() -> ScalarType:
-    from tilevm.ir.dtypes import dtype
-
+    """The type of conditions and comparisons: a scalar u1."""
     return ScalarType(dtype("u1"))

@@ -4,6 +4,7 @@ backend thread per worker, and a text-form round trip of every kernel a test bui
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -14,6 +15,15 @@ def pytest_configure(config) -> None:
     # share the compiled binaries and JIT objects of the session.
     if "TILEVM_CACHE_DIR" not in os.environ:
         os.environ["TILEVM_CACHE_DIR"] = tempfile.mkdtemp(prefix="tilevm-test-cache-")
+        config._tilevm_made_cache_dir = os.environ["TILEVM_CACHE_DIR"]
+
+
+def pytest_unconfigure(config) -> None:
+    # Only the process that made the directory removes it: the controller, after every worker.
+    made = getattr(config, "_tilevm_made_cache_dir", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        del os.environ["TILEVM_CACHE_DIR"]
     # Under xdist each worker already occupies a core: more CPU-backend threads only contend.
     if getattr(config.option, "numprocesses", None) and "TILEVM_CPU_THREADS" not in os.environ:
         os.environ["TILEVM_CPU_THREADS"] = "1"

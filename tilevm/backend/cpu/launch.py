@@ -11,6 +11,7 @@ import numpy as np
 
 from tilevm.backend.cpu.codegen import ERRORS
 from tilevm.backend.cpu.jit import JitResult, jit
+from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.thread.printer import format_stmt
 from tilevm.ir.thread.stmts import If, Instr, Kernel, walk
 from tilevm.ir.thread.types import ScalarType
@@ -22,7 +23,7 @@ _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctype
                           ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p)
 
 
-class CpuKernelError(RuntimeError):
+class CpuKernelError(KernelExecutionError):
     """A kernel misbehaved on the CPU backend; the message names the instruction, block and warp."""
 
 

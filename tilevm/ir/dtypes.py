@@ -23,8 +23,8 @@ tests state each difference:
   ``cvt.satfinite`` to e2m1/e2m3/e3m2 does; ml_dtypes makes it −0 (or +0);
 - ``f8e8m0fnu`` (no sign, no zero, no mantissa) rounds ties to the even code, i.e. to the even
   exponent, where ml_dtypes rounds them up; between 2**-127 and 2**-126 (float32's subnormals)
-  ml_dtypes rounds every value up, tilevm to the nearest; zero, negative values and NaN encode as
-  NaN (0xFF), as in ml_dtypes;
+  tilevm rounds to the nearest (ml_dtypes before 0.7 rounded every value up); zero, negative
+  values and NaN encode as NaN (0xFF), as in ml_dtypes;
 - integers: NaN encodes as 0; ``saturate=False`` wraps modulo 2**nbits.
 """
 

@@ -95,3 +95,27 @@ def test_kernel_registers_lists_each_register_once() -> None:
     regs = k.registers()
     assert len({id(r) for r in regs}) == len(regs)
     assert [r.name for r in regs[:2]] == ["x", "out"]
+
+
+def test_origin_is_stamped_into_every_statement_and_kept_out_of_the_dump() -> None:
+    def build(origin: int | None) -> tuple[str, list]:
+        kb = KernelBuilder("origins", block_threads=32)
+        n = kb.param("n", S32)
+        kb.origin = origin
+        kb.loc = "prog.py:3"
+        p = kb.setp("lt", kb.sreg("laneid"), 4)
+        with kb.if_(p):
+            kb.add(n, 1)
+        with kb.for_(0, n) as i:
+            kb.add(i, 2)
+        kernel = kb.finish()
+        from tilevm.ir.thread import walk
+
+        return dump(kernel), list(walk(kernel.body))
+
+    text7, stmts = build(7)
+    assert [s.origin for s in stmts] == [7] * len(stmts) and len(stmts) == 6
+    assert all(s.loc == "prog.py:3" for s in stmts)
+    text_none, stmts_none = build(None)
+    assert all(s.origin is None for s in stmts_none)
+    assert text7 == text_none                    # the dump (the JIT cache key) ignores origin

@@ -46,7 +46,12 @@ OperandLike = Operand | int | float | bool
 
 
 class KernelBuilder:
-    """Builds one :class:`Kernel`; call :meth:`finish` at the end."""
+    """Builds one :class:`Kernel`; call :meth:`finish` at the end.
+
+    Two attributes are stamped into every statement created while they are set: ``loc`` (the
+    user's source line, for diagnostics; the CUDA printer writes it as a comment) and ``origin``
+    (the id of the Tile IR instruction being lowered; kept out of the text dump).
+    """
 
     def __init__(self, name: str, block_threads: int, shared_bytes: int = 0,
                  local_bytes: int = 0) -> None:
@@ -60,6 +65,7 @@ class KernelBuilder:
         self._names: dict[str, int] = {}
         self._last_if: If | None = None
         self.loc: str | None = None
+        self.origin: int | None = None
 
     # -- declarations ---------------------------------------------------------------------------
 
@@ -132,7 +138,7 @@ class KernelBuilder:
         elif out is not None:
             raise ThreadIRError(f"{op} has no result; out= is not allowed")
         instr = Instr(intr, dst, ops, type, {k: v for k, v in mods.items() if v is not None},
-                      guard, guard_negated, self.loc)
+                      guard, guard_negated, self.loc, self.origin)
         intr.check(instr)
         if guard is not None and guard.type != PRED:
             raise ThreadIRError(f"{op}: guard must be a pred register, got {guard.type}")
@@ -430,7 +436,7 @@ class KernelBuilder:
         var = Reg(self._fresh(name), t)
         s = self._coerce(start, t, "for start") if not isinstance(start, int) else start
         e = self._coerce(stop, t, "for stop") if not isinstance(stop, int) else stop
-        loop = For(var, s, e, step, [], unroll, uniform, self.loc)
+        loop = For(var, s, e, step, [], unroll, uniform, self.loc, self.origin)
         self._stack[-1].append(loop)
         self._stack.append(loop.body)
         try:
@@ -442,7 +448,7 @@ class KernelBuilder:
     @contextmanager
     def if_(self, cond: Operand, *, uniform: bool = False) -> Iterator[None]:
         """``with kb.if_(p):`` run the body where ``p`` holds; may be followed by :meth:`else_`."""
-        node = If(cond, [], [], uniform, self.loc)
+        node = If(cond, [], [], uniform, self.loc, self.origin)
         self._stack[-1].append(node)
         self._stack.append(node.then_body)
         try:

@@ -38,6 +38,8 @@ class Instr:
         guard: an optional ``pred`` register; the instruction runs where it holds (or, with
             ``guard_negated``, where it does not), as PTX's ``@p`` / ``@!p``.
         loc: where the instruction came from (the user's line), for diagnostics.
+        origin: the id of the Tile IR instruction this one was lowered from, or ``None``
+            (tooling: compile reports, the sanitizer's messages; not part of the text dump).
     """
 
     op: Intrinsic
@@ -48,6 +50,7 @@ class Instr:
     guard: Reg | None = None
     guard_negated: bool = False
     loc: str | None = None
+    origin: int | None = None
 
     def mod(self, key: str, default: Any = None) -> Any:
         return self.mods.get(key, default)
@@ -63,7 +66,7 @@ class If:
     """``if cond { then_body } else { else_body }``; ``cond`` is a ``pred``.
 
     ``uniform=True`` promises every thread of the block takes the same branch (required around a
-    ``bar.sync``).
+    ``bar.sync``). ``loc`` and ``origin`` as for :class:`Instr`.
     """
 
     cond: Operand
@@ -71,6 +74,7 @@ class If:
     else_body: list[Stmt] = field(default_factory=list)
     uniform: bool = False
     loc: str | None = None
+    origin: int | None = None
 
 
 @dataclass(eq=False)
@@ -80,7 +84,8 @@ class For:
     ``var`` is an ``s32`` or ``u32`` register owned by the loop. ``unroll=True`` needs int
     ``start``/``stop``; ``uniform=True`` promises the trip count is the same in every thread of
     the block (required around a ``bar.sync``; an unroll loop, with its constant bounds, is
-    uniform wherever it is reached under block-uniform control flow).
+    uniform wherever it is reached under block-uniform control flow). ``loc`` and ``origin`` as
+    for :class:`Instr`.
     """
 
     var: Reg
@@ -91,6 +96,7 @@ class For:
     unroll: bool = False
     uniform: bool = False
     loc: str | None = None
+    origin: int | None = None
 
 
 Stmt = Instr | If | For

@@ -194,7 +194,8 @@ def memory_kernel() -> Kernel:
 
 def warp_kernel(arch: int) -> Kernel:
     """Barriers, shuffles, votes, activemask, ldmatrix in every form, mma.sync on every shape and
-    type the target has, every special register, and control flow (if/else, guards, loops)."""
+    type the target has, every special register, and control flow (if/else, guards, for and while
+    loops)."""
     kb = KernelBuilder(f"warp_forms_sm{arch}", block_threads=128, shared_bytes=2048)
     src = kb.param("src", U64, pointer=True)
     out = kb.param("out", U64, pointer=True)
@@ -251,6 +252,15 @@ def warp_kernel(arch: int) -> Kernel:
         kb.add(acc[i // 2], acc[i % 4], out=acc[i + 1])
     with kb.for_(0, 4, unroll=True, type=U32, name="u") as u:
         kb.add(total, kb.mov(u, U32), out=total)
+    # While loops: a uniform one with a barrier, a divergent one with a lane-dependent count.
+    rounds = kb.reg(U32, name="rounds")
+    with kb.while_(uniform=True) as loop:
+        loop.cond(kb.setp("lt", rounds, n))
+        kb.bar_sync()
+        kb.add(rounds, 1, out=rounds)
+    with kb.while_() as loop:
+        kb.add(total, 3, out=total)
+        loop.cond(kb.setp("lt", total, lane))
     keep(total, kb.pack([acc[0], acc[1], acc[2], acc[3]], F32),
          kb.pack([acc[4], acc[5], acc[6], acc[7]], F32))
     return kb.finish()

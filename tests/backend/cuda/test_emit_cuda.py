@@ -24,6 +24,7 @@ from tilevm.ir.thread import (
     BF16,
     F16,
     F32,
+    PRED,
     S32,
     U32,
     U64,
@@ -285,6 +286,41 @@ def test_loops_and_branches():
     assert lines[lines.index("for (int k = 0; k < n; k += 2) {") - 1] == "#pragma unroll 1"
     assert lines[lines.index("for (unsigned u = 0; (int)u < 4; u += 1) {") - 1] == "#pragma unroll"
     assert "if (r1) {" in lines and "} else {" in lines
+
+
+def test_while_loops_print_and_compile(nvrtc_cache):
+    # A uniform while with a barrier in each body, a divergent compare-and-swap retry loop and a
+    # for loop inside it (whose variable the for statement declares, not the kernel's top).
+    kb = KernelBuilder("whiles", block_threads=64, shared_bytes=16)
+    out = kb.param("out", U64, pointer=True)
+    n = kb.param("n", S32)
+    smem = kb.shared_base()
+    i = kb.reg(S32, name="i")
+    with kb.while_(uniform=True) as outer:
+        kb.bar_sync()
+        outer.cond(kb.setp("lt", i, n))
+        done = kb.reg(PRED, name="done")
+        kb.mov(False, PRED, out=done)
+        with kb.while_() as retry:
+            retry.cond(kb.unary("not", done, type=PRED))
+            old = kb.ld("shared", smem, B32)
+            seen = kb.atom("shared", "cas", smem, old, kb.add(kb.mov(old, U32), 1), type=B32)
+            kb.setp("eq", seen, old, type=B32, out=done)
+            with kb.for_(0, n, name="k") as k:
+                kb.add(i, k, out=i)
+        kb.bar_sync()
+        kb.add(i, 1, out=i)
+    kb.st("global", out, i)
+    kernel = kb.finish()
+    lines = _lines(kernel)
+    first = lines.index("while (true) {")
+    assert lines.count("while (true) {") == 2
+    assert "if (!(done ^ 1u)) break;" not in lines          # the test reads a register
+    assert any(line.startswith("if (!(r") and line.endswith(")) break;") for line in lines)
+    assert lines.index("for (int k = 0; k < n; k += 1) {") > first
+    assert not any(line.startswith("int k = 0;") for line in lines)
+    for arch in ("sm_80", "sm_90"):
+        compile_cuda(emit_cuda(kernel, arch), arch, cache_dir=nvrtc_cache)
 
 
 def test_source_locations_become_comments():

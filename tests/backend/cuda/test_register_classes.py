@@ -22,6 +22,7 @@ from tilevm.ir.thread import (
     Reg,
     ThreadIRError,
     VectorType,
+    While,
     vector,
     verify,
 )
@@ -87,6 +88,9 @@ class _Rewriter:
             elif isinstance(s, If):
                 out.append(If(s.cond, self.body(s.then_body, loop_vars),
                               self.body(s.else_body, loop_vars), s.uniform))
+            elif isinstance(s, While):
+                out.append(While(self.body(s.cond_body, loop_vars), s.cond,
+                                 self.body(s.body, loop_vars), s.uniform))
             else:
                 out.append(For(s.var, s.start, s.stop, s.step,
                                self.body(s.body, loop_vars | {id(s.var)}), s.unroll, s.uniform))

@@ -119,3 +119,25 @@ def test_origin_is_stamped_into_every_statement_and_kept_out_of_the_dump() -> No
     text_none, stmts_none = build(None)
     assert all(s.origin is None for s in stmts_none)
     assert text7 == text_none                    # the dump (the JIT cache key) ignores origin
+
+
+def test_while_dump_shows_both_bodies_the_test_and_uniformity() -> None:
+    def build(uniform: bool, cond_first: bool) -> str:
+        kb = KernelBuilder("w", block_threads=32)
+        n = kb.param("n", S32)
+        i = kb.reg(S32, "i")
+        with kb.while_(uniform=uniform) as loop:
+            if cond_first:
+                loop.cond(kb.setp("lt", i, n))
+                kb.add(i, 1, out=i)
+            else:
+                kb.add(i, 1, out=i)
+                loop.cond(kb.setp("lt", i, n))
+        return dump(kb.finish())
+
+    text = build(True, True)
+    assert ("  while uniform {\n    %r0: pred = setp.lt.s32 %i, %n {cmp=lt}\n    if !%r0 break\n"
+            "    %i: s32 = add.s32 %i, 1:s32\n  }\n") in text
+    assert "  while {\n" in build(False, True)
+    # the test's place and the loop's uniformity change the program, so the dump
+    assert len({build(u, c) for u in (True, False) for c in (True, False)}) == 4

@@ -116,3 +116,54 @@ def test_block_size_is_checked() -> None:
 
 
 _ = (U32, U64)
+
+
+def _while_kernel(outer_uniform: bool | None, inner_uniform: bool, barrier: bool):
+    kb = KernelBuilder("loops", block_threads=64)
+    n = kb.param("n", S32)
+    i = kb.reg(S32, "i")
+    kb.mov(0, S32, out=i)
+
+    def loop() -> None:
+        with kb.while_(uniform=inner_uniform) as w:
+            w.cond(kb.setp("lt", i, n))
+            if barrier:
+                kb.bar_sync()
+            kb.add(i, 1, out=i)
+
+    if outer_uniform is None:
+        loop()
+    else:
+        with kb.if_(kb.setp("lt", kb.sreg("tid.x"), 3), uniform=outer_uniform):
+            loop()
+    return kb
+
+
+def test_while_barrier_needs_uniform_loops_all_the_way_out() -> None:
+    _while_kernel(None, True, True).finish()
+    _while_kernel(True, True, True).finish()
+    _while_kernel(False, False, False).finish()     # divergent loops without barriers are fine
+    with pytest.raises(ThreadIRError, match=r"bar\.sync must be reached under block-uniform"):
+        _while_kernel(None, False, True).finish()
+    with pytest.raises(ThreadIRError, match=r"while %r\d+: uniform loop inside non-uniform"):
+        _while_kernel(False, True, True).finish()
+
+
+def test_while_condition_must_be_a_pred_given_once_at_the_top_level() -> None:
+    kb = KernelBuilder("w", block_threads=32)
+    n = kb.param("n", U32)
+    with pytest.raises(ThreadIRError, match="must be a pred operand"), kb.while_() as loop:
+        loop.cond(n)
+    kb = KernelBuilder("w", block_threads=32)
+    with pytest.raises(ThreadIRError, match=r"ended without loop\.cond"), kb.while_():
+        kb.sreg("laneid")
+    kb = KernelBuilder("w", block_threads=32)
+    p = kb.setp("eq", kb.sreg("laneid"), 0)
+    with (pytest.raises(ThreadIRError, match="directly in the while_ block"),
+          kb.while_() as loop, kb.if_(p)):
+        loop.cond(p)
+    kb = KernelBuilder("w", block_threads=32)
+    with kb.while_() as loop:
+        loop.cond(p)
+        with pytest.raises(ThreadIRError, match="called twice"):
+            loop.cond(p)

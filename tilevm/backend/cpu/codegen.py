@@ -23,7 +23,7 @@ from tilevm.backend.cpu import collectives, memory_ops
 from tilevm.backend.cpu.lanes import I1, I8, I32, I64, PTR, WARP, Lanes, elem_llvm_type
 from tilevm.backend.cpu.liveness import live_after_barriers, temporaries
 from tilevm.backend.cpu.thread_ops import THREAD_OPS
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, walk
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While, walk
 from tilevm.ir.thread.types import ScalarType, Type, VectorType
 from tilevm.ir.thread.values import Const, Elem, IndexOp, Operand, Reg, RegArray
 
@@ -35,7 +35,7 @@ ERRORS = {
     1: "reached with a partial active mask (a .aligned instruction needs the whole warp)",
     2: "membermask is not a group of executing lanes that all name it (each lane must be in its "
        "membermask, and every lane named must execute this instruction with the same mask)",
-    3: "condition of a uniform if/for differs between lanes",
+    3: "condition of a uniform if/for/while differs between lanes",
     4: "warps of a block stopped at different barriers (or one finished early)",
     5: "too many pending cp.async copies in one thread",
     6: "shared-memory access out of bounds",
@@ -303,6 +303,8 @@ class WarpCodegen:
                 self.instr(s)
             elif isinstance(s, If):
                 self.if_(s)
+            elif isinstance(s, While):
+                self.while_(s)
             else:
                 self.for_(s)
 
@@ -454,6 +456,45 @@ class WarpCodegen:
         self.mask = outer
         b.branch(head)
         b.position_at_end(exit_)
+
+    def while_(self, s: While) -> None:
+        """``loop { cond_body; if (!cond) break; body }``. A uniform loop branches on the
+        condition, checked to agree across the active lanes; its bodies may contain barriers
+        (all state lives in register slots, so a resume point may lie inside the loop). A
+        non-uniform loop carries the mask of the lanes still looping in a phi; a lane whose
+        condition fails leaves it for good."""
+        b, L = self.b, self.L
+        head = self.fn.append_basic_block("while_head")
+        body = self.fn.append_basic_block("while_body")
+        exit_ = self.fn.append_basic_block("while_exit")
+        self._guard = None
+        if s.uniform:
+            b.branch(head)
+            b.position_at_end(head)
+            self.body(s.cond_body)
+            b.cbranch(self._uniform_cond(self.read(s.cond), s), body, exit_)
+            b.position_at_end(body)
+            self.body(s.body)
+            b.branch(head)
+            b.position_at_end(exit_)
+            return
+        outer = self.mask
+        pre = b.block
+        b.branch(head)
+        b.position_at_end(head)
+        looping = b.phi(L.vec(I1), "looping")
+        looping.add_incoming(outer.value, pre)
+        self.mask = _Mask(looping, False)
+        self.body(s.cond_body)
+        going = b.and_(looping, self.read(s.cond))
+        b.cbranch(L.any(going), body, exit_)
+        b.position_at_end(body)
+        self.mask = _Mask(going, False)
+        self.body(s.body)
+        looping.add_incoming(going, b.block)
+        b.branch(head)
+        b.position_at_end(exit_)
+        self.mask = outer
 
 
 def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Function) -> None:

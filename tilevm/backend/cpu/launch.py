@@ -13,7 +13,7 @@ from tilevm.backend.cpu.codegen import ERRORS
 from tilevm.backend.cpu.jit import JitResult, jit
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.thread.printer import format_stmt
-from tilevm.ir.thread.stmts import If, Instr, Kernel, walk
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, While, walk
 from tilevm.ir.thread.types import ScalarType
 from tilevm.ir.thread.values import Const
 
@@ -139,7 +139,10 @@ class CpuKernel:
                 where = f"{s.mnemonic} {what}: `{format_stmt(s)}`"
             elif isinstance(s, If):
                 where = f"if {s.cond}: {what}"
+            elif isinstance(s, While):
+                where = f"while {s.cond}: {what}"
             else:
+                assert isinstance(s, For)
                 where = f"for {s.var}: {what}"
             loc = getattr(s, "loc", None)
             if loc:

@@ -9,7 +9,7 @@ register, no guard, outside lane-dependent control flow). Loops iterate to a fix
 
 from __future__ import annotations
 
-from tilevm.ir.thread.stmts import For, If, Instr, Stmt
+from tilevm.ir.thread.stmts import For, If, Instr, Stmt, While
 from tilevm.ir.thread.values import Elem, IndexOp, Reg
 
 __all__ = ["live_after_barriers"]
@@ -64,6 +64,8 @@ class _Liveness:
             live = self.block(s.then_body, live, inner) | self.block(s.else_body, live, inner)
             _reads(s.cond, live)
             return live
+        if isinstance(s, While):
+            return self.while_(s, live, divergent)
         assert isinstance(s, For)
         inner = divergent or not (s.uniform or s.unroll)
         head = set(live)
@@ -81,6 +83,20 @@ class _Liveness:
             live.discard(id(s.var))
         _reads(s.start, live)
         return live
+
+    def while_(self, s: While, live: set[int], divergent: bool) -> set[int]:
+        """Live at the loop's head: the least fixed point of head = live-in of ``cond_body``
+        given (the cond's reads, and what is live after the test: ``live`` on exit, the body's
+        live-in on the way round). Starting from nothing, each round can only grow."""
+        inner = divergent or not s.uniform
+        head: set[int] = set()
+        while True:
+            after_test = set(live) | self.block(s.body, head, inner)
+            _reads(s.cond, after_test)
+            new = self.block(s.cond_body, after_test, inner)
+            if new == head:
+                return new
+            head = new
 
 
 def live_after_barriers(body: list[Stmt], temps: set[int] | None = None
@@ -105,9 +121,13 @@ def temporaries(body: list[Stmt]) -> set[int]:
     reads: dict[int, list[list[tuple[int, int]]]] = {}
     excluded: set[int] = set()
 
-    def visit(stmts: list[Stmt], path: list[tuple[int, int]]) -> None:
-        for i, s in enumerate(stmts):
-            here = [*path, (id(stmts), i)]
+    def visit(stmts: list[Stmt], path: list[tuple[int, int]], key: int | None = None,
+              base: int = 0) -> None:
+        # statements are positioned as (list key, index); ``key``/``base`` place a list inside a
+        # longer virtual one (a While's cond_body, test and body)
+        lst = id(stmts) if key is None else key
+        for i, s in enumerate(stmts, base):
+            here = [*path, (lst, i)]
             used: set[int] = set()
             if isinstance(s, Instr):
                 for a in s.args:
@@ -116,7 +136,7 @@ def temporaries(body: list[Stmt]) -> set[int]:
                     used.add(id(s.guard))
                 if isinstance(s.dst, Reg):
                     if s.guard is None:
-                        writes.setdefault(id(s.dst), []).append((id(stmts), i))
+                        writes.setdefault(id(s.dst), []).append((lst, i))
                     else:
                         excluded.add(id(s.dst))
                 elif isinstance(s.dst, Elem):
@@ -125,6 +145,17 @@ def temporaries(body: list[Stmt]) -> set[int]:
                 _reads(s.cond, used)
                 visit(s.then_body, here)
                 visit(s.else_body, here)
+            elif isinstance(s, While):
+                # cond_body, the test and body run in this order in every iteration, each part
+                # under a subset of the lanes of the part before: one statement list for this
+                # rule, the test at position len(cond_body)
+                n = len(s.cond_body)
+                visit(s.cond_body, here, id(s), 0)
+                tested: set[int] = set()
+                _reads(s.cond, tested)
+                for r in tested:
+                    reads.setdefault(r, []).append([*here, (id(s), n)])
+                visit(s.body, here, id(s), n + 1)
             else:
                 excluded.add(id(s.var))
                 _reads(s.start, used)

@@ -2,8 +2,9 @@
 
 One ``extern "C" __global__`` function per kernel, with ``__launch_bounds__`` of the block size,
 the kernel's dynamic shared memory as an ``extern __shared__`` array, registers as C++ locals
-declared (zeroed) at the top, structured control flow as ``if``/``for`` (``#pragma unroll`` on
-``unroll`` loops, ``#pragma unroll 1`` on the others, which the Thread IR keeps rolled), and every
+declared (zeroed) at the top, structured control flow as ``if``/``for``/``while`` (``#pragma
+unroll`` on ``unroll`` loops, ``#pragma unroll 1`` on the other ``for`` loops, which the Thread IR
+keeps rolled; a ``While`` is ``while (true) { cond_body; if (!(cond)) break; body }``), and every
 intrinsic as inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`). No templates, no
 ``#include``: f16/bf16 values are ``unsigned short`` bit patterns operated on by PTX.
 
@@ -22,7 +23,7 @@ from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.backend.cuda.ptx_intrinsics import AsmCode, print_intrinsic
 from tilevm.backend.cuda.targets import CudaTarget, cuda_target
 from tilevm.ir.thread.errors import ThreadIRError
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While
 from tilevm.ir.thread.types import ScalarType, Type, VectorType
 from tilevm.ir.thread.values import Const, Elem, Index, IndexOp, Reg, RegArray
 from tilevm.ir.thread.verify import eval_index, verify
@@ -261,6 +262,12 @@ class _KernelPrinter:
                 out.append(f"{indent}}}")
             elif isinstance(s, For):
                 self._for(s, out, indent)
+            elif isinstance(s, While):
+                out.append(f"{indent}while (true) {{")
+                self._body(s.cond_body, out, indent + _INDENT)
+                out.append(f"{indent}{_INDENT}if (!({self.expr(s.cond)})) break;")
+                self._body(s.body, out, indent + _INDENT)
+                out.append(f"{indent}}}")
             else:
                 raise ThreadIRError(f"not a Thread IR statement: {s!r}")
 
@@ -309,4 +316,6 @@ def _walk_loops(body: list[Stmt]) -> list[For]:
             found += _walk_loops(s.body)
         elif isinstance(s, If):
             found += _walk_loops(s.then_body) + _walk_loops(s.else_body)
+        elif isinstance(s, While):
+            found += _walk_loops(s.cond_body) + _walk_loops(s.body)
     return found

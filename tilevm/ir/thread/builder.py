@@ -25,7 +25,7 @@ from typing import Any
 from tilevm.ir.thread.errors import ThreadIRError
 from tilevm.ir.thread.intrinsics import INTRINSICS
 from tilevm.ir.thread.intrinsics.memory import address_type
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Param, Stmt
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Param, Stmt, While
 from tilevm.ir.thread.types import (
     B32,
     PRED,
@@ -40,7 +40,7 @@ from tilevm.ir.thread.types import (
 )
 from tilevm.ir.thread.values import Const, Dest, Elem, Operand, Reg, RegArray
 
-__all__ = ["KernelBuilder"]
+__all__ = ["KernelBuilder", "WhileLoop"]
 
 OperandLike = Operand | int | float | bool
 
@@ -470,16 +470,74 @@ class KernelBuilder:
             self._stack.pop()
             self._last_if = None
 
+    @contextmanager
+    def while_(self, *, uniform: bool = False) -> Iterator[WhileLoop]:
+        """``with kb.while_() as loop:`` a loop ``loop { cond_body; if (!cond) break; body }``.
+
+        The statements before ``loop.cond(p)`` form the condition's body (run in every iteration,
+        also the last); ``loop.cond(p)`` names the ``pred`` that keeps the loop going, and the
+        statements after it form the body::
+
+            with kb.while_(uniform=True) as loop:
+                c = kb.setp("lt", i, n)
+                loop.cond(c)
+                kb.add(i, 1, out=i)
+
+        ``uniform=True`` promises every thread of the block runs the same number of iterations
+        (needed around ``bar.sync``). Leaving the block without calling ``loop.cond`` is a
+        ``ThreadIRError``.
+        """
+        node = While([], None, [], uniform, self.loc, self.origin)  # type: ignore[arg-type]
+        self._stack[-1].append(node)
+        self._stack.append(node.cond_body)
+        loop = WhileLoop(self, node)
+        ok = False
+        try:
+            yield loop
+            ok = True
+        finally:
+            self._stack.pop()
+            self._last_if = None
+        if ok and not loop.has_cond:
+            raise ThreadIRError("while_ block ended without loop.cond(p): the loop has no "
+                                "condition")
+
     def finish(self, verify_arch: int | str | None = None) -> Kernel:
         """The kernel, verified (see ``verify``), for the target ``verify_arch`` if given."""
         from tilevm.ir.thread.verify import verify
 
         if len(self._stack) != 1:
-            raise ThreadIRError("finish() inside an open for_/if_ block")
+            raise ThreadIRError("finish() inside an open for_/if_/while_ block")
         k = Kernel(self.name, self.params, self._stack[0], self.block_threads, self.shared_bytes,
                    self.local_bytes, self.arrays)
         verify(k, arch=verify_arch)
         return k
+
+
+class WhileLoop:
+    """The handle :meth:`KernelBuilder.while_` yields: call :meth:`cond` once, between the
+    condition's statements and the body's."""
+
+    def __init__(self, kb: KernelBuilder, node: While) -> None:
+        self._kb = kb
+        self.node = node
+        self.has_cond = False
+
+    def cond(self, p: Operand) -> None:
+        """End the condition's body: the loop continues while ``p`` (a ``pred``) holds; the
+        statements that follow form the loop body."""
+        kb, node = self._kb, self.node
+        if self.has_cond:
+            raise ThreadIRError("while_: loop.cond() called twice")
+        if kb._stack[-1] is not node.cond_body:
+            raise ThreadIRError("while_: loop.cond() must be called directly in the while_ "
+                                "block, not inside a nested block")
+        if not isinstance(p, Reg | Const | Elem) or p.type != PRED:
+            raise ThreadIRError(f"while_: the condition must be a pred operand, got {p!r}")
+        node.cond = p
+        kb._stack[-1] = node.body
+        kb._last_if = None
+        self.has_cond = True
 
 
 _ = (B32, Elem)

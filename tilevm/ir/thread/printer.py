@@ -1,12 +1,18 @@
 """The readable text dump of Thread IR.
 
 The text is complete (every type, modifier and structure is in it) and deterministic, so the CPU
-backend keys its JIT cache on it. Example::
+backend keys its JIT cache on it (a statement's ``origin`` is left out: it does not change the
+program). Example::
 
     kernel axpy(%x: u64 ptr, %n: u32) threads=128 shared=0 local=0 {
       %tid: u32 = sreg {name=tid.x}
       %p: pred = setp.lo.u32 %tid, %n {cmp=lt}
       if %p {
+        ...
+      }
+      while uniform {
+        %c: pred = setp.lt.s32 %i, %m {cmp=lt}
+        if !%c break
         ...
       }
     }
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While
 from tilevm.ir.thread.types import ScalarType, VectorType
 
 __all__ = ["dump", "format_stmt"]
@@ -68,6 +74,12 @@ def _body(body: list[Stmt], indent: str, out: list[str]) -> None:
         elif isinstance(s, For):
             out.append(f"{indent}for {s.var}: {s.var.type} = {s.start} to {s.stop} step {s.step}"
                        f"{_flags((s.unroll, 'unroll'), (s.uniform, 'uniform'))} {{")
+            _body(s.body, indent + "  ", out)
+            out.append(indent + "}")
+        elif isinstance(s, While):
+            out.append(f"{indent}while{_flags((s.uniform, 'uniform'))} {{")
+            _body(s.cond_body, indent + "  ", out)
+            out.append(f"{indent}  if !{s.cond} break")
             _body(s.body, indent + "  ", out)
             out.append(indent + "}")
         else:

@@ -1,11 +1,11 @@
 """Statements and kernels of Thread IR: instructions, structured control flow, the kernel.
 
-Control flow is structured: :class:`If` and :class:`For` own their bodies. Each says whether its
-condition or trip count is *block-uniform* (the same for every thread of the block): only
-block-uniform control flow may contain ``bar.sync``, and the CPU backend drives it around the
-block's phases; other control flow runs under an active mask. A :class:`For` marked ``unroll``
-has constant bounds, is unrolled by the CUDA printer (``#pragma unroll``) and its variable may
-index register arrays.
+Control flow is structured: :class:`If`, :class:`For` and :class:`While` own their bodies. Each
+says whether its condition or trip count is *block-uniform* (the same for every thread of the
+block): only block-uniform control flow may contain ``bar.sync``, and the CPU backend drives it
+around the block's phases; other control flow runs under an active mask. A :class:`For` marked
+``unroll`` has constant bounds, is unrolled by the CUDA printer (``#pragma unroll``) and its
+variable may index register arrays.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tilevm.ir.thread.values import Const, Dest, Operand, Reg, RegArray
 if TYPE_CHECKING:
     from tilevm.ir.thread.intrinsics.base import Intrinsic
 
-__all__ = ["For", "If", "Instr", "Kernel", "Param", "Stmt", "walk"]
+__all__ = ["For", "If", "Instr", "Kernel", "Param", "Stmt", "While", "walk"]
 
 
 @dataclass(eq=False)
@@ -99,7 +99,27 @@ class For:
     origin: int | None = None
 
 
-Stmt = Instr | If | For
+@dataclass(eq=False)
+class While:
+    """``loop { cond_body; if (!cond) break; body }``: ``cond`` (a ``pred`` operand, usually
+    computed by ``cond_body``) is tested after ``cond_body`` in every iteration, before ``body``.
+
+    ``uniform=True`` promises every thread of the block takes the same number of iterations
+    (required around a ``bar.sync``, in either body). A non-uniform loop runs each lane until its
+    own ``cond`` fails: lanes leave at different iterations, the loop ends when none is left (a
+    per-thread compare-and-swap retry loop is written this way). ``loc`` and ``origin`` as for
+    :class:`Instr`.
+    """
+
+    cond_body: list[Stmt]
+    cond: Operand
+    body: list[Stmt] = field(default_factory=list)
+    uniform: bool = False
+    loc: str | None = None
+    origin: int | None = None
+
+
+Stmt = Instr | If | For | While
 
 
 @dataclass(eq=False)
@@ -158,7 +178,7 @@ class Kernel:
                 for a in s.args:
                     add(a)
                 add(s.dst)
-            elif isinstance(s, If):
+            elif isinstance(s, If | While):
                 add(s.cond)
             else:
                 add(s.var)
@@ -173,13 +193,17 @@ class Kernel:
 
 
 def walk(body: list[Stmt]) -> Iterator[Stmt]:
-    """Every statement of ``body``, nested ones included, in program order (pre-order)."""
+    """Every statement of ``body``, nested ones included, in program order (pre-order; a
+    :class:`While`'s ``cond_body`` before its ``body``)."""
     for s in body:
         yield s
         if isinstance(s, If):
             yield from walk(s.then_body)
             yield from walk(s.else_body)
         elif isinstance(s, For):
+            yield from walk(s.body)
+        elif isinstance(s, While):
+            yield from walk(s.cond_body)
             yield from walk(s.body)
 
 

@@ -7,7 +7,7 @@ import itertools
 
 from tilevm.ir.thread.errors import ThreadIRError
 from tilevm.ir.thread.printer import format_stmt
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While
 from tilevm.ir.thread.types import PRED, ScalarType
 from tilevm.ir.thread.values import Const, Elem, Index, IndexOp, Reg
 
@@ -84,6 +84,8 @@ class _Verifier:
                 self.body(s.else_body, loops, uniform and s.uniform)
             elif isinstance(s, For):
                 self.loop(s, loops, uniform)
+            elif isinstance(s, While):
+                self.while_(s, loops, uniform)
             else:
                 raise ThreadIRError(f"not a Thread IR statement: {s!r}")
 
@@ -104,6 +106,16 @@ class _Verifier:
             raise ThreadIRError(f"{where}: uniform loop inside non-uniform control flow")
         # an unroll loop has constant bounds: uniform wherever it is reached uniformly
         self.body(s.body, [*loops, s], uniform and (s.uniform or s.unroll))
+
+    def while_(self, s: While, loops: list[For], uniform: bool) -> None:
+        where = f"while {s.cond}"
+        self.operand(s.cond, loops, where)
+        if s.cond.type != PRED:
+            raise ThreadIRError(f"{where}: the condition must be pred, got {s.cond.type}")
+        if s.uniform and not uniform:
+            raise ThreadIRError(f"{where}: uniform loop inside non-uniform control flow")
+        self.body(s.cond_body, loops, uniform and s.uniform)
+        self.body(s.body, loops, uniform and s.uniform)
 
     def operand(self, x: object, loops: list[For], where: str) -> None:
         if isinstance(x, Elem):
@@ -150,7 +162,7 @@ class _Verifier:
             raise ThreadIRError(f"{where}: guard must be a pred register")
         if s.op.scope == "block" and (not uniform or s.guard is not None):
             raise ThreadIRError(f"{s.op.name} must be reached under block-uniform control flow "
-                                f"only (uniform if/for, no guard): {where}")
+                                f"only (uniform if/for/while, no guard): {where}")
         if self.arch is not None or self.ptx_isa is not None:
             need_arch, need_isa = s.op.requirements(s)
             if self.arch is not None and self.arch < need_arch:
@@ -167,7 +179,8 @@ def verify(kernel: Kernel, arch: int | str | None = None,
 
     Checks: every instruction's operands and modifiers; register-array indices depend only on
     enclosing ``unroll`` loops' variables and stay in bounds for every unrolled iteration;
-    ``bar.sync`` (block scope) only under block-uniform control flow; loop variables are not
+    ``bar.sync`` (block scope) only under block-uniform control flow (``uniform`` if/for/while
+    nested only in uniform ones); if/while conditions are ``pred``; loop variables are not
     assigned. With ``arch`` (``80``, ``"sm_90a"``) and/or ``ptx_isa`` (``(8, 4)``), every
     instruction's minimum architecture and PTX ISA version — the message names the instruction
     and the arch.

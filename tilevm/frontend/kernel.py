@@ -41,7 +41,7 @@ class KernelFunction:
         return self._cache[key]
 
     def _build(self, constants: dict[str, Any]) -> Kernel:
-        from tilevm.frontend.transpiler import Transpiler
+        from tilevm.frontend.transpiler.core import Transpiler
         from tilevm.ir.tile.verifier import verify
 
         transpiler = None

@@ -1,0 +1,65 @@
+"""Run-time loops: ``tv.range``, which heads a ``for`` statement and becomes Tile IR's ``for``.
+
+(This module's ``range`` hides Python's: it uses none.)
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+from tilevm.frontend.builtins.registry import builtin, translates
+from tilevm.frontend.transpiler.value import I32, Value
+from tilevm.ir.tile.program import For
+from tilevm.ir.tile.types import ScalarType
+
+if TYPE_CHECKING:
+    from tilevm.frontend.transpiler.core import Transpiler
+
+
+@builtin
+def range(start: Any, stop: Any = None, step: Any = 1, unroll: bool | int | None = None) -> Any:
+    """A run-time loop ``for i in tv.range(...)``; bounds are block-uniform integers."""
+
+
+@translates(range, bind=False)
+def _range(tr: Transpiler, node: ast.Call) -> None:
+    # As an expression it means nothing; the for statement translates it with for_loop.
+    raise tr.error(node, "tv.range can only be the iterable of a for loop")
+
+
+def for_loop(tr: Transpiler, s: ast.For, call: ast.Call) -> None:
+    """Translate ``s``, a ``for`` statement whose iterable is ``call``, a call of ``tv.range``:
+    its bounds are checked block-uniform integers, the loop variable is read-only in the body."""
+    a, n = tr.bind_args(call, range)
+    start, stop, step = a["start"], a["stop"], a["step"]
+    if stop is None:
+        start, stop, n["stop"] = 0, start, n["start"]
+    if isinstance(step, int) and step == 0:
+        raise tr.error(n["step"], "tv.range: step must not be zero")
+    bounds = []
+    for key, v in (("start", start), ("stop", stop), ("step", step)):
+        op = tr.operand(v, n.get(key, call), like=I32)
+        if not isinstance(op.type, ScalarType) or not op.type.dtype.is_integer:
+            raise tr.error(n.get(key, call), f"tv.range: {key} must be a block-uniform "
+                                             f"integer scalar, got {op.type}")
+        bounds.append(op)
+    unroll = a["unroll"]
+    if isinstance(unroll, Value):
+        raise tr.error(n["unroll"], "tv.range: unroll must be a compile-time bool or int")
+    if not isinstance(s.target, ast.Name):
+        raise tr.error(s.target, "a tv.range loop variable must be a plain name")
+    tr.materialize(s.body)
+    frame = tr.push("for", s.lineno)
+    var = tr.builder.var(s.target.id, ScalarType(bounds[0].type.dtype))
+    frame.names[s.target.id] = Value(var, s.target.id)
+    was_readonly = s.target.id in tr.readonly
+    tr.readonly.add(s.target.id)
+    try:
+        with tr.builder.block() as stmts:
+            tr.body(s.body)
+    finally:
+        if not was_readonly:
+            tr.readonly.discard(s.target.id)
+        tr.pop()
+    tr.builder.append(For(var, *bounds, tuple(stmts), unroll, tr.loc(s)))

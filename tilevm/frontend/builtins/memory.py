@@ -1,0 +1,103 @@
+"""Global and shared memory: ``tv.load``, ``tv.store``, ``tv.shared``, ``tv.workspace``."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING, Any
+
+from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
+from tilevm.frontend.transpiler.value import Value
+from tilevm.ir.dtypes import DType
+from tilevm.ir.tile.program import Var
+
+if TYPE_CHECKING:
+    from tilevm.frontend.transpiler.core import Transpiler
+
+
+@builtin
+def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
+         other: float = 0, layout: Any = None) -> Any:
+    """Load a tile of ``shape`` at ``offsets`` from a global or shared tensor.
+
+    ``mask=None`` masks at the tensor's bounds (outside elements read ``other``), ``False`` is
+    unchecked, a u1 tile selects elements. ``layout`` fixes the tile's register layout.
+    ``shape=()`` loads the one element at ``offsets`` as a block-uniform scalar (a sequence
+    length, a table entry), usable as a loop bound, an offset or an ``if`` condition."""
+
+
+@translates(load)
+def _load(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    t = tr.memory_tensor(a["tensor"], n["tensor"], "tv.load", ("global", "shared"))
+    offs = tr.offsets(a["offsets"], n["offsets"], t, "tv.load")
+    shape = tr.shape(a["shape"], n["shape"], "tv.load")
+    if shape and len(shape) != t.type.rank:  # () loads one element as a scalar
+        raise tr.error(n["shape"], f"tv.load: a tile shape of rank {len(shape)} for "
+                                   f"{t.describe()} of rank {t.type.rank}")
+    mode, mask = tr.mask(a["mask"], n["mask"], "tv.load")
+    other = tr.const(a["other"], n["other"], "tv.load: other", (int, float))
+    value = tr.emit_access(node, "load", [(t.operand, n["tensor"])], offs, n["offsets"], mask,
+                           n["mask"], shape=shape, mask=mode, other=other)
+    return tr.with_layout(value, a["layout"], n["layout"], "tv.load")
+
+
+@builtin
+def store(tensor: Any, value: Any, offsets: tuple, mask: Any = None) -> None:
+    """Store a tile (or a scalar or a number: one element) at ``offsets`` of a global or shared
+    tensor, masked like :func:`load`. Into a sub-byte tensor only the stored elements' bits
+    change: bytes shared with a neighbouring block's elements are updated atomically."""
+
+
+@translates(store)
+def _store(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> None:
+    t = tr.memory_tensor(a["tensor"], n["tensor"], "tv.store", ("global", "shared"))
+    v = a["value"]
+    if not isinstance(v, Value):  # a number: one element of the tensor's type
+        v = Value(tr.operand(v, n["value"], t.dtype))
+    offs = tr.offsets(a["offsets"], n["offsets"], t, "tv.store")
+    if v.is_tensor and v.type.rank != t.type.rank:
+        raise tr.error(n["value"], f"tv.store: a tile of rank {v.type.rank} into "
+                                   f"{t.describe()} of rank {t.type.rank}")
+    mode, mask = tr.mask(a["mask"], n["mask"], "tv.store")
+    tr.emit_access(node, "store", [(t.operand, n["tensor"]), (v.operand, n["value"])], offs,
+                   n["offsets"], mask, n["mask"], mask=mode)
+
+
+@builtin
+def shared(shape: tuple[int, ...], dtype: DType, layout: Any = None) -> Any:
+    """Allocate a shared-memory tensor; a leading stage dimension is indexed with ``s[stage]``."""
+
+
+@translates(shared)
+def _shared(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    shape = tr.shape(a["shape"], n["shape"], "tv.shared")
+    dt = tr.dtype_arg(a["dtype"], n["dtype"], "tv.shared")
+    return tr.emit(node, "shared", [], shape=shape, dtype=dt, layout=a["layout"])
+
+
+@builtin
+def workspace(shape: tuple[int, ...], dtype: DType, zeroed: bool = True) -> Any:
+    """A global tensor owned by this launch, shared by every block (zero-filled if ``zeroed``)."""
+
+
+@translates(workspace)
+def _workspace(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    sizes = a["shape"] if isinstance(a["shape"], (tuple, list)) else [a["shape"]]
+    # A dimension of the parameters may size a workspace: the runtime knows it before the
+    # launch. Other run-time values cannot (the workspace is allocated on the host).
+    names = {i: x.operand.name for i, x in enumerate(sizes) if isinstance(x, Value) and
+             isinstance(x.operand, Var) and x.operand.name in tr.dim_names}
+    for x in sizes:
+        if isinstance(x, Value) and not (isinstance(x.operand, Var) and
+                                         x.operand.name in tr.dim_names):
+            shown = f"'{x.name}'" if x.name else "expression"
+            raise tr.error(n["shape"], f"tv.workspace: a size is a compile-time integer or "
+                                       f"a dimension name of the parameters, not the "
+                                       f"run-time {shown} ({x.type}): the workspace is "
+                                       "allocated before the launch; size it by a "
+                                       "dimension and index it by tile")
+    static = tr.shape([1 if i in names else x for i, x in enumerate(sizes)], n["shape"],
+                      "tv.workspace")
+    shape = tuple(names.get(i, x) for i, x in enumerate(static))
+    dt = tr.dtype_arg(a["dtype"], n["dtype"], "tv.workspace")
+    zeroed = tr.const(a["zeroed"], n["zeroed"], "tv.workspace: zeroed", (bool,))
+    return tr.emit(node, "workspace", [], shape=shape, dtype=dt, zeroed=zeroed)

@@ -4,6 +4,7 @@ The public API; everything here is re-exported from the subpackages. Importing t
 numpy.
 """
 
+import tilevm.runtime.cpu_device  # registers device="cpu"  # noqa: F401
 import tilevm.runtime.interp_device  # registers device="interp"  # noqa: F401
 from tilevm.frontend import dsl as _dsl
 from tilevm.frontend.diagnostics import CompileError, InternalCompilerError

@@ -28,6 +28,5 @@ def runner_for(device: str) -> Runner:
     """The runner of ``device``; ``ValueError`` listing the available ones if there is none."""
     if device not in _RUNNERS:
         known = ", ".join(sorted(_RUNNERS))
-        raise ValueError(f"device={device!r} is not available (available: {known}); the CPU and "
-                         "CUDA backends are registered by tilevm.runtime when they are built")
+        raise ValueError(f"device={device!r} is not available (available: {known})")
     return _RUNNERS[device]

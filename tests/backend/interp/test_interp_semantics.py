@@ -160,7 +160,7 @@ L_U8 = spatial(4, 8)  # (4, 8) u8: one byte per thread
 @tv.kernel
 def view_kernel(x: tv.Global[u4, "m", "n"], y: tv.Global[u8, "p", "q"],
                 z: tv.Global[u4, "m", "n"]):
-    tv.launch(grid=1)
+    tv.launch(grid=1, warps=1)  # the layouts spread over one warp's 32 threads
     t = tv.load(x, (0, 0), (8, 8), layout=L_U4)
     as_bytes = tv.view(t, u8, L_U8)
     tv.store(y, as_bytes, (0, 0))

@@ -80,13 +80,21 @@ def run(kernel: Kernel, tensors: dict[str, HostTensor], scalars: dict[str, int |
     _Machine(kernel, tensors, scalars, dims).run(block_order)
 
 
+def launch_grid(kernel: Kernel, scalars: dict[str, int | float],
+                dims: dict[str, int]) -> tuple[int, ...]:
+    """The grid a launch of ``kernel`` with these run-time scalars and sizes has: its launch
+    block evaluated as the interpreter evaluates it (1 to 3 block counts)."""
+    machine = _Machine(kernel, {}, scalars, dims)
+    return machine.grid()
+
+
 class _Machine:
     def __init__(self, kernel: Kernel, tensors: dict, scalars: dict, dims: dict) -> None:
         self.kernel = kernel
         self.base: dict[str, Any] = {}
         for p in kernel.params:
             if isinstance(p.type, TensorType):
-                self.base[p.name] = tensors[p.name]
+                self.base[p.name] = tensors.get(p.name)
             else:
                 self.base[p.name] = encode(np.asarray(scalars[p.name]), p.type.dtype)
         i32 = dtype("i32")
@@ -95,12 +103,16 @@ class _Machine:
         self.dims = dict(dims)
         self.workspaces: dict[int, HostTensor] = {}
 
-    def run(self, block_order: str | int) -> None:
+    def grid(self) -> tuple[int, ...]:
         launch = _Block((), (), dict(self.base))
         self.block_stmts(launch, self.kernel.launch_body)
         grid = tuple(int(self.scalar(launch, g)) for g in self.kernel.grid)
         if any(g < 0 for g in grid):
             raise InterpreterError(f"kernel {self.kernel.name}: negative grid {grid}")
+        return grid
+
+    def run(self, block_order: str | int) -> None:
+        grid = self.grid()
         blocks = list(itertools.product(*(range(g) for g in grid)))
         if block_order == "reverse":
             blocks.reverse()

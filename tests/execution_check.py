@@ -1,0 +1,96 @@
+"""Comparing a kernel's results on the interpreter and on the CPU backend (the lowering)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tilevm.ir.host_tensor import HostTensor
+from tilevm.ir.tile.program import Instr, walk
+
+# Operations whose lowering is compared under a bound (DESIGN §3), not bit for bit.
+BOUNDED = {"exp", "exp2", "log", "log2", "sin", "cos", "tanh", "rsqrt"}
+
+
+def _bounded(kernel) -> bool:
+    for s in walk(kernel.body):
+        if isinstance(s, Instr):
+            if s.op in BOUNDED:
+                return True
+            if s.op == "reduce" and s.attr("op") == "sum" and s.args[0].type.dtype.is_float:
+                return True
+            if s.op == "atomic" and s.args[0].type.dtype.is_float:
+                return True
+    return False
+
+
+def lowerable(kernel) -> bool:
+    """Whether the lowering handles every operation of the kernel (``dot`` comes later)."""
+    return not any(isinstance(s, Instr) and s.op in ("dot", "print") for s in walk(kernel.body))
+
+
+def _values(x) -> np.ndarray | None:
+    if isinstance(x, HostTensor):
+        return x.to_numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().float().numpy()
+    return None
+
+
+def same_results(a, b, bounded: bool, name: str) -> None:
+    """Raise AssertionError unless ``a`` (interpreter) and ``b`` (CPU backend) agree: bitwise
+    with NaNs equal, or for bounded programs within a relative tolerance of the largest value."""
+    xa, xb = _values(a), _values(b)
+    if xa is None:
+        return
+    xa = np.asarray(xa)
+    xb = np.asarray(xb)
+    if xa.dtype.kind == "V" or str(xa.dtype) in ("bfloat16",) or "float8" in str(xa.dtype):
+        xa, xb = xa.astype(np.float64), xb.astype(np.float64)
+    if xa.dtype.kind != "f":
+        bad = np.nonzero(xa != xb)
+        assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the "
+                                  f"interpreter at {tuple(int(i[0]) for i in bad)}: "
+                                  f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
+        return
+    both_nan = np.isnan(xa) & np.isnan(xb)
+    if not bounded:
+        same = both_nan | ((xa == xb) & (np.signbit(xa) == np.signbit(xb)))
+        bad = np.nonzero(~same)
+        assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the "
+                                  f"interpreter at {tuple(int(i[0]) for i in bad)}: "
+                                  f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
+        return
+    x64a, x64b = xa.astype(np.float64), xb.astype(np.float64)
+    finite = np.isfinite(x64a)
+    scale = np.max(np.abs(x64a[finite])) if finite.any() else 0.0
+    tolerance = 2.0**-9 * scale + 2.0**-9 * np.abs(x64a)
+    close = both_nan | (x64a == x64b) | (np.abs(x64a - x64b) <= tolerance)
+    bad = np.nonzero(~close)
+    assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the interpreter "
+                              f"beyond the tolerance at {tuple(int(i[0]) for i in bad)}: "
+                              f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
+
+
+def compare_executions(fn, call, args, named, copies, copied_named) -> None:
+    """Run ``fn`` on the CPU backend with the copies and compare every argument with the
+    interpreter's results in ``args``/``named``."""
+    constants = {k: v for k, v in named.items() if k not in _tensor_names(fn)}
+    kernel = fn.ir(**constants)
+    if not lowerable(kernel):
+        return
+    call(fn, *copies, device="cpu", **copied_named)
+    bounded = _bounded(kernel)
+    params = [p.name for p in kernel.params]
+    for i, (a, b) in enumerate(zip(args, copies)):
+        same_results(a, b, bounded, params[i] if i < len(params) else str(i))
+    for k in named:
+        same_results(named[k], copied_named[k], bounded, k)
+
+
+def _tensor_names(fn) -> set[str]:
+    import inspect
+
+    return {p.name for p in inspect.signature(fn.fn).parameters.values()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD}

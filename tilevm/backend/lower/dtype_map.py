@@ -1,0 +1,72 @@
+"""How each tilevm type lives in Thread IR registers: its storage and its compute type.
+
+*Storage* is what a register holds between operations, and it keeps every bit pattern exactly
+(a load followed by a store changes nothing, NaN payloads included):
+
+- integers of up to 32 bits (``u1`` too): one ``u32``/``s32`` register per element holding the
+  value zero- or sign-extended from its width (*normalized*); 64-bit integers: ``u64``/``s64``;
+- ``f16``, ``bf16``, ``f32``, ``f64``: one register of that type;
+- the other floats of 8 bits (``f8e4m3fn``, ``f8e5m2``, ``f8e8m0fnu``…): one ``u32`` per element
+  holding the code;
+- types of 2 to 7 bits: *packed*, the thread's elements dense and LSB-first in ``b32`` words
+  (DESIGN §3), an element possibly straddling two words.
+
+The *compute* type is where arithmetic happens: the storage type for integers and the four wide
+floats, ``f32`` for every narrower float (decoded exactly, rounded once when stored back).
+"""
+
+from __future__ import annotations
+
+from tilevm.ir.dtypes import DType
+from tilevm.ir.thread.types import (
+    B32,
+    BF16,
+    F16,
+    F32,
+    F64,
+    S32,
+    S64,
+    U32,
+    U64,
+    ScalarType,
+)
+
+__all__ = ["compute_type", "is_narrow_float", "is_packed", "raw_bits_type", "storage_type"]
+
+_NATIVE_FLOATS = {"f16": F16, "bf16": BF16, "f32": F32, "f64": F64}
+
+
+def is_packed(dt: DType) -> bool:
+    """Whether a thread's elements of ``dt`` are packed into ``b32`` words (2 to 7 bits)."""
+    return 1 < dt.nbits < 8
+
+
+def is_narrow_float(dt: DType) -> bool:
+    """A float computed in f32 and stored as its code (every float but f16/bf16/f32/f64)."""
+    return dt.is_float and dt.name not in _NATIVE_FLOATS
+
+
+def storage_type(dt: DType) -> ScalarType:
+    """The register type of one stored element (``b32`` words for packed types)."""
+    if is_packed(dt):
+        return B32
+    if dt.is_float:
+        return _NATIVE_FLOATS.get(dt.name, U32)
+    if dt.nbits == 64:
+        return S64 if dt.kind == "int" else U64
+    return S32 if dt.kind == "int" else U32
+
+
+def compute_type(dt: DType) -> ScalarType:
+    """The register type arithmetic on ``dt`` uses."""
+    if dt.is_float:
+        return _NATIVE_FLOATS.get(dt.name, F32)
+    if dt.nbits == 64:
+        return S64 if dt.kind == "int" else U64
+    return S32 if dt.kind == "int" else U32
+
+
+def raw_bits_type(dt: DType) -> ScalarType:
+    """The unsigned type holding one element's bit pattern: ``u64`` for 64-bit types, else
+    ``u32``."""
+    return U64 if dt.nbits == 64 else U32

@@ -1,0 +1,436 @@
+"""Loads and stores of register tiles from and to global or shared memory.
+
+A thread visits its elements in groups (:mod:`~tilevm.backend.lower.access_plan`): one memory
+instruction of up to 128 bits per group. At the tensor's bounds a group that is only partly inside
+falls back to one access per element, under a per-element predicate (the fast path stays branch-
+free inside the tensor). Elements of 2 to 7 bits are addressed by bit: a group of whole bytes is
+one plain access; a single element is read from the byte(s) holding it and written by an atomic
+read-modify-write of its 32-bit word (``red.and`` then ``red.or``), so that threads and blocks
+writing neighbouring elements of one byte never lose each other's bits (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tilevm.backend.lower import values as vals
+from tilevm.backend.lower.access_plan import AccessPlan, index_divisor, plan_access
+from tilevm.backend.lower.context import LoweringContext
+from tilevm.backend.lower.divisibility import UNBOUNDED
+from tilevm.backend.lower.dtype_map import is_packed, raw_bits_type
+from tilevm.ir.dtypes import DType
+from tilevm.ir.layout.register import RegisterLayout
+from tilevm.ir.thread.types import (
+    B32,
+    B64,
+    PRED,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Type,
+    vector,
+)
+from tilevm.ir.thread.values import Const, Index, Operand, Reg
+from tilevm.ir.tile.program import Instr
+
+__all__ = ["Addressing", "load_tile", "raw_const", "store_tile"]
+
+
+def raw_const(dt: DType, value: int | float) -> Const:
+    """The bit pattern of ``value`` encoded into ``dt`` (as a u32, or u64 for 64-bit types)."""
+    return Const(int(dt.encode(value)), raw_bits_type(dt))
+
+
+def _cap(n: int) -> int:
+    return min(n, UNBOUNDED)
+
+
+@dataclass
+class Addressing:
+    """Where element ``index`` of one tensor lives (global or shared memory)."""
+
+    dtype: DType
+    space: str
+    sizes: list[Operand]
+    name: str
+    contiguous: bool
+    base_bits: int  # what the address of element 0 is a multiple of, in bits
+    stride_bits: list[int]  # per dimension, what stride_d · nbits is a multiple of
+    tensor: vals.GlobalTensor | None = None
+    shared: vals.SharedTensor | None = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.sizes)
+
+    def alignment(self, ctx: LoweringContext, offsets: list[object], layout: RegisterLayout,
+                  count: int) -> int:
+        """What every group's first element's bit address is a multiple of (groups of ``count``
+        consecutive local elements of ``layout`` at the Tile IR ``offsets``)."""
+        total = self.base_bits
+        for d in range(self.rank):
+            a = math.gcd(_divisor(ctx, offsets[d]), index_divisor(layout, d, count))
+            total = math.gcd(total, _cap(a * self.stride_bits[d]))
+        return total
+
+    def address(self, ctx: LoweringContext, index: list[Operand]) -> tuple[Operand, Operand | None]:
+        """The byte address of element ``index`` (u64 global, u32 shared) and, for elements of 2
+        to 7 bits, the bit of that byte where the element starts (u32)."""
+        kb = ctx.kb
+        nbits = self.dtype.nbits
+        if self.tensor is not None:
+            t = self.tensor
+            e: Operand = t.offset
+            for i, stride in zip(index, t.strides, strict=True):
+                wide = kb.cvt(i, S64, src=S32)
+                term = wide if isinstance(stride, Const) and stride.value == 1 else kb.mul(
+                    wide, stride, type=S64)
+                e = kb.add(e, term, type=S64)
+            if nbits % 8 == 0:
+                byte = kb.mul(e, nbits // 8, type=S64) if nbits > 8 else e
+                return kb.add(t.base, byte, type=U64), None
+            bit = kb.mul(e, nbits, type=S64)
+            bit_in_byte = kb.cvt(kb.and_(bit, 7, type=B64), U32, src=U64)
+            return kb.add(t.base, kb.shr(bit, 3, type=S64), type=U64), bit_in_byte
+        sh = self.shared
+        assert sh is not None
+        lin: Operand = Const.of(0, S32)
+        strides = sh.layout.strides
+        for k, p in enumerate([*sh.prefix, *index]):
+            if strides[k] == 0:
+                continue
+            term = p if strides[k] == 1 else kb.mul(p, strides[k], type=S32)
+            lin = term if isinstance(lin, Const) else kb.add(lin, term, type=S32)
+        bits = lin if nbits == 1 else kb.mul(lin, nbits, type=S32)
+        byte = kb.shr(bits, 3, type=S32)
+        bit_in_byte = None if nbits % 8 == 0 else kb.and_(bits, 7, type=B32)
+        if sh.layout.swizzle is not None:
+            byte = _swizzle(ctx, byte, sh.layout.swizzle)
+        base = sh.base if not isinstance(sh.base, int) else Const.of(sh.base, U32)
+        return kb.add(kb.add(ctx.smem, base, type=U32), byte, type=U32), bit_in_byte
+
+    def in_bounds(self, ctx: LoweringContext, index: list[Operand], count: int) -> Operand:
+        """``index`` and the ``count - 1`` elements after it along the last dimension are all
+        inside the tensor (as unsigned comparisons: a negative index is outside)."""
+        kb = ctx.kb
+        pred = None
+        for d, (i, n) in enumerate(zip(index, self.sizes, strict=True)):
+            ok = kb.setp("lt", i, n, type=U32)
+            if d == self.rank - 1 and count > 1:
+                last = kb.add(i, count - 1, type=S32)
+                ok = kb.and_(ok, kb.setp("lt", last, n, type=U32), type=PRED)
+            pred = ok if pred is None else kb.and_(pred, ok, type=PRED)
+        assert pred is not None
+        return pred
+
+
+def _divisor(ctx: LoweringContext, x: object) -> int:
+    from tilevm.ir.tile.program import Const as TileConst
+
+    if isinstance(x, TileConst):
+        return _cap(abs(int(x.value))) if x.value else UNBOUNDED
+    return ctx.divisors.get(x.name, 1)
+
+
+def _swizzle(ctx: LoweringContext, byte: Operand, sw: object) -> Operand:
+    """The shared layout's XOR swizzle of a byte offset (on 16-byte units)."""
+    kb = ctx.kb
+    unit = kb.shr(byte, 4, type=U32)
+    source = ((1 << sw.bits) - 1) << (sw.base + max(0, sw.shift))
+    picked = kb.and_(unit, source, type=B32)
+    moved = kb.shr(picked, sw.shift, type=U32) if sw.shift >= 0 else kb.shl(picked, -sw.shift,
+                                                                            type=B32)
+    unit = kb.xor(unit, moved, type=B32)
+    return kb.or_(kb.shl(unit, 4, type=B32), kb.and_(byte, 15, type=B32), type=B32)
+
+
+def _access_type(bits: int, nbits: int) -> Type:
+    if bits == 128:
+        return vector(U64, 2) if nbits == 64 else vector(B32, 4)
+    if bits == 64:
+        return U64 if nbits == 64 else vector(B32, 2)
+    return {8: U8, 16: U16, 32: B32}[bits]
+
+
+def _words(ctx: LoweringContext, loaded: Reg, bits: int, nbits: int) -> list[Operand]:
+    """The registers (u32, or u64 for 64-bit elements) of a loaded group, lowest first."""
+    kb = ctx.kb
+    t = loaded.type
+    if t.kind == "vector":
+        return [kb.extract(loaded, k) for k in range(t.count)]
+    if bits < 32:
+        return [kb.cvt(loaded, U32, src=t)]
+    return [loaded]
+
+
+def plan_for(ctx: LoweringContext, acc: Addressing, s: Instr, offsets: list[object],
+             layout: RegisterLayout, op: str, per_element: str = "") -> AccessPlan:
+    """The access plan of one tile access, recorded in the report."""
+    plan = plan_access(layout, acc.dtype.nbits, acc.contiguous,
+                       lambda v: acc.alignment(ctx, offsets, layout, v), per_element)
+    ctx.report.access(s.loc, op, acc.name, acc.space, plan.vector, plan.bits, plan.reason)
+    return plan
+
+
+# -- loads ---------------------------------------------------------------------------------------
+
+
+def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[object],
+              tile: vals.TileValue, mode: str, mask: vals.TileValue | None,
+              other: int | float) -> None:
+    """Fill ``tile`` (in its layout) from the tensor at the Tile IR ``offsets``; elements outside
+    the tensor (``mode`` "bounds") or not selected by ``mask`` (``mode`` "tile") read ``other``."""
+    kb = ctx.kb
+    layout = tile.layout
+    plan = plan_for(ctx, acc, s, offsets, layout, "load",
+                    "a mask tile selects elements one by one" if mode == "tile" else "")
+    starts = [ctx.index_scalar(o) for o in offsets]
+    other_raw = raw_const(tile.dtype, other)
+    v = plan.vector
+    with vals.locals_loop(kb, tile.count // v, "g") as g:
+        i0 = vals.scale(g, v)
+        index = _absolute(ctx, layout, i0, starts)
+        if mode == "tile":
+            active = kb.setp("ne", vals.read(kb, mask, i0), 0, type=U32)
+            _load_one(ctx, acc, tile, i0, index, active, other_raw)
+        elif mode == "none" and v == 1:
+            _load_one(ctx, acc, tile, i0, index, None, other_raw)
+        elif mode == "none":
+            _load_group(ctx, acc, tile, i0, index, plan)
+        elif v == 1:
+            _load_one(ctx, acc, tile, i0, index, acc.in_bounds(ctx, index, 1), other_raw)
+        else:
+            with kb.if_(acc.in_bounds(ctx, index, v)):
+                _load_group(ctx, acc, tile, i0, index, plan)
+            with kb.else_():
+                _per_element(ctx, acc, index, v, lambda k, idx: _load_one(
+                    ctx, acc, tile, vals.plus(i0, k), idx, acc.in_bounds(ctx, idx, 1),
+                    other_raw))
+
+
+def _absolute(ctx: LoweringContext, layout: RegisterLayout, i: Index,
+              starts: list[Operand]) -> list[Operand]:
+    return [ctx.kb.add(o, e, type=S32) for o, e in zip(starts, ctx.element_index(layout, i),
+                                                      strict=True)]
+
+
+def _per_element(ctx: LoweringContext, acc: Addressing, index: list[Operand], count: int,
+                 body: object) -> None:
+    """``body(k, index_k)`` for the ``count`` elements of a group (a rolled loop)."""
+    kb = ctx.kb
+    with kb.for_(0, count, unroll=True, name="k") as k:
+        idx = [*index[:-1], kb.add(index[-1], k, type=S32)]
+        body(k, idx)
+
+
+def _load_group(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i0: Index,
+                index: list[Operand], plan: AccessPlan) -> None:
+    kb = ctx.kb
+    nbits = tile.dtype.nbits
+    addr, _ = acc.address(ctx, index)
+    loaded = kb.ld(acc.space, addr, _access_type(plan.bits, nbits))
+    words = _words(ctx, loaded, plan.bits, nbits)
+    if is_packed(tile.dtype):
+        _words_into_packed(ctx, tile, i0, words, plan.bits)
+        return
+    per_word = max(1, 32 // nbits) if nbits < 64 else 1
+    for w, word in enumerate(words):
+        count = min(per_word, plan.vector)
+        if count == 1:
+            vals.write_raw(kb, tile, vals.plus(i0, w), word)
+            continue
+        with kb.for_(0, count, unroll=True, name="k") as k:
+            raw = kb.bfe(word, kb.mul(k, nbits, type=S32), nbits, type=U32)
+            vals.write_raw(kb, tile, vals.plus(i0, vals.plus(w * count, k)), raw)
+
+
+def _words_into_packed(ctx: LoweringContext, tile: vals.TileValue, i0: Index,
+                       words: list[Operand], bits: int) -> None:
+    kb = ctx.kb
+    nbits = tile.dtype.nbits
+    first = vals.scale(i0, nbits)
+    if bits >= 32:
+        for w, word in enumerate(words):
+            kb.mov(word, B32, out=tile.array[vals.plus(_div(first, 32), w)])
+        return
+    slot = tile.array[_div(first, 32)]
+    offset = vals.index_reg(kb, _mod(first, 32))
+    kb.bfi(words[0], slot, offset, bits, out=slot)
+
+
+def _div(index: Index, k: int) -> Index:
+    from tilevm.ir.thread.values import IndexOp
+
+    return index // k if isinstance(index, int) else IndexOp("//", index, k)
+
+
+def _mod(index: Index, k: int) -> Index:
+    from tilevm.ir.thread.values import IndexOp
+
+    return index % k if isinstance(index, int) else IndexOp("%", index, k)
+
+
+def _load_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: Index,
+              index: list[Operand], active: Operand | None, other_raw: Const) -> None:
+    """Element ``i`` := the element at ``index`` where ``active`` (always if ``None``), else
+    ``other``."""
+    kb = ctx.kb
+    dt = tile.dtype
+    addr, bit = acc.address(ctx, index)
+    if bit is None:
+        t = _access_type(max(dt.nbits, 8), dt.nbits) if dt.nbits < 64 else U64
+        loaded = kb.ld(acc.space, addr, t, guard=active)
+        raw = loaded if t in (B32, U64) else kb.cvt(loaded, U32, src=t)
+    else:
+        raw = _read_bits(ctx, acc, addr, bit, dt.nbits, active)
+    if active is not None:
+        raw = kb.selp(raw, other_raw, active, type=raw_bits_type(dt))
+    vals.write_raw(kb, tile, i, raw)
+
+
+def _read_bits(ctx: LoweringContext, acc: Addressing, addr: Operand, bit: Operand, nbits: int,
+               active: Operand | None) -> Operand:
+    """The ``nbits``-bit code starting at bit ``bit`` of the byte at ``addr`` (it may continue
+    into the next byte, read only then)."""
+    kb = ctx.kb
+    low = kb.cvt(kb.ld(acc.space, addr, U8, guard=active), U32, src=U8)
+    if 8 % nbits == 0:
+        return kb.bfe(low, bit, nbits, type=U32)
+    spills = kb.setp("gt", kb.add(bit, nbits, type=U32), 8, type=U32)
+    if active is not None:
+        spills = kb.and_(active, spills, type=PRED)
+    next_addr = kb.add(addr, 1, type=U64 if acc.space == "global" else U32)
+    high = kb.cvt(kb.ld(acc.space, next_addr, U8, guard=spills), U32, src=U8)
+    high = kb.selp(high, 0, spills, type=U32)
+    both = kb.or_(low, kb.shl(high, 8, type=B32), type=B32)
+    return kb.bfe(both, bit, nbits, type=U32)
+
+
+# -- stores --------------------------------------------------------------------------------------
+
+
+def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[object],
+               tile: vals.TileValue, mode: str, mask: vals.TileValue | None) -> None:
+    """Store ``tile`` at the Tile IR ``offsets``: every element inside the tensor (``mode``
+    "bounds"), every element (``"none"``) or those ``mask`` selects (``"tile"``); replicated
+    elements are stored by their first holder only."""
+    kb = ctx.kb
+    layout = tile.layout
+    plan = plan_for(ctx, acc, s, offsets, layout, "store",
+                    "a mask tile selects elements one by one" if mode == "tile" else "")
+    starts = [ctx.index_scalar(o) for o in offsets]
+    first = ctx.replica_zero(layout)
+    v = plan.vector
+    with vals.locals_loop(kb, tile.count // v, "g") as g:
+        i0 = vals.scale(g, v)
+        index = _absolute(ctx, layout, i0, starts)
+
+        def both(p: Operand | None) -> Operand | None:
+            if first is None:
+                return p
+            return first if p is None else kb.and_(p, first, type=PRED)
+
+        if mode == "tile":
+            active = kb.setp("ne", vals.read(kb, mask, i0), 0, type=U32)
+            _store_one(ctx, acc, tile, i0, index, both(active))
+        elif mode == "none" and v == 1:
+            _store_one(ctx, acc, tile, i0, index, both(None))
+        elif mode == "none":
+            _store_group(ctx, acc, tile, i0, index, plan, both(None))
+        elif v == 1:
+            _store_one(ctx, acc, tile, i0, index, both(acc.in_bounds(ctx, index, 1)))
+        else:
+            inside = acc.in_bounds(ctx, index, v)
+            with kb.if_(inside):
+                _store_group(ctx, acc, tile, i0, index, plan, first)
+            with kb.else_():
+                _per_element(ctx, acc, index, v, lambda k, idx: _store_one(
+                    ctx, acc, tile, vals.plus(i0, k), idx, both(acc.in_bounds(ctx, idx, 1))))
+
+
+def _store_group(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i0: Index,
+                 index: list[Operand], plan: AccessPlan, guard: Operand | None) -> None:
+    kb = ctx.kb
+    dt = tile.dtype
+    nbits = dt.nbits
+    addr, _ = acc.address(ctx, index)
+    if is_packed(dt):
+        first = vals.scale(i0, nbits)
+        if plan.bits >= 32:
+            words = [tile.array[vals.plus(_div(first, 32), w)] for w in range(plan.bits // 32)]
+        else:
+            words = [kb.bfe(tile.array[_div(first, 32)], vals.index_reg(kb, _mod(first, 32)),
+                            plan.bits, type=U32)]
+    elif nbits == 64:
+        words = [vals.read_raw(kb, tile, vals.plus(i0, k)) for k in range(plan.vector)]
+    else:
+        per_word = 32 // nbits
+        words = []
+        for w in range(max(1, plan.bits // 32)):
+            count = min(per_word, plan.vector)
+            if count == 1:
+                words.append(vals.read_raw(kb, tile, vals.plus(i0, w)))
+                continue
+            word = kb.reg(U32, "word")
+            kb.mov(Const.of(0, U32), U32, out=word)
+            with kb.for_(0, count, unroll=True, name="k") as k:
+                raw = vals.read_raw(kb, tile, vals.plus(i0, vals.plus(w * count, k)))
+                kb.bfi(raw, word, kb.mul(k, nbits, type=S32), nbits, out=word)
+            words.append(word)
+    t = _access_type(plan.bits, nbits)
+    if t.kind == "vector":
+        value = kb.pack(words, t.elem)
+    elif plan.bits < 32:
+        value = kb.cvt(words[0], t, src=U32)
+    else:
+        value = words[0]
+    kb.st(acc.space, addr, value, guard=guard)
+
+
+def _store_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: Index,
+               index: list[Operand], active: Operand | None) -> None:
+    """Store element ``i`` at ``index`` where ``active`` (always when ``None``)."""
+    kb = ctx.kb
+    dt = tile.dtype
+    addr, bit = acc.address(ctx, index)
+    raw = vals.read_raw(kb, tile, i)
+    if bit is None:
+        t = _access_type(max(dt.nbits, 8), dt.nbits) if dt.nbits < 64 else U64
+        value = raw if t in (B32, U64) else kb.cvt(raw, t, src=U32)
+        kb.st(acc.space, addr, value, guard=active)
+        return
+    write_bits(ctx, acc.space, addr, bit, dt.nbits, raw, active)
+
+
+def write_bits(ctx: LoweringContext, space: str, addr: Operand, bit: Operand, nbits: int,
+               code: Operand, active: Operand | None) -> None:
+    """Atomically replace the ``nbits`` bits at bit ``bit`` of the byte at ``addr`` by ``code``:
+    ``red.and`` clears them and ``red.or`` sets them in the aligned 32-bit word(s) holding them."""
+    kb = ctx.kb
+    at = U64 if space == "global" else U32
+    word_addr = kb.and_(addr, ~3 & ((1 << at.bits) - 1), type=B64 if at.bits == 64 else B32)
+    byte_in_word = kb.cvt(kb.and_(addr, 3, type=B64 if at.bits == 64 else B32), U32, src=at) \
+        if at.bits == 64 else kb.and_(addr, 3, type=B32)
+    pos = kb.add(kb.shl(byte_in_word, 3, type=B32), bit, type=U32)
+    ones = (1 << nbits) - 1
+    low_mask = kb.shl(ones, pos, type=B32)
+    kb.red(space, "and", word_addr, kb.unary("not", low_mask, type=B32), type="b32", guard=active)
+    kb.red(space, "or", word_addr, kb.shl(code, pos, type=B32), type="b32", guard=active)
+    if 32 % nbits == 0:
+        return
+    # The bits past the word's end go to the next word (shifting by 32 - pos ≥ 32 gives 0).
+    rest = kb.sub(32, pos, type=U32)
+    high_mask = kb.shr(ones, rest, type=U32)
+    spills = kb.setp("ne", high_mask, 0, type=U32)
+    if active is not None:
+        spills = kb.and_(spills, active, type=PRED)
+    next_word = kb.add(word_addr, 4, type=at)
+    kb.red(space, "and", next_word, kb.unary("not", high_mask, type=B32), type="b32", guard=spills)
+    kb.red(space, "or", next_word, kb.shr(code, rest, type=U32), type="b32", guard=spills)
+
+
+_ = U16

@@ -1,0 +1,211 @@
+"""``reduce``: in a fixed order that the layout decides (DESIGN §3).
+
+1. Each thread combines its own elements of each output element, in increasing local index,
+   starting from the operation's identity (−0.0 for a float sum, so that a sum of −0.0 stays
+   −0.0; NaN for a float max or min, which PTX's ``max``/``min`` ignore).
+2. The lanes of a warp that hold parts of one output combine with ``shfl.sync.bfly`` butterflies,
+   in increasing lane distance; afterwards every one of them holds the same value.
+3. Where warps hold parts of one output, each warp's first holders write their value to shared
+   memory, and after a barrier every holder combines the warps' values in increasing warp order.
+
+Integer sums, ``max`` and ``min`` are exact in any order. Float sums are the bounded class: they
+accumulate in f32 (f64 for f64) and round once to the type at the end, so their error is within
+``(n − 1)·u·Σ|x|`` of the exact sum the interpreter gives.
+"""
+
+from __future__ import annotations
+
+from tilevm.backend.lower import scalar_math as sm
+from tilevm.backend.lower import values as vals
+from tilevm.backend.lower.context import LoweringContext
+from tilevm.backend.lower.dtype_map import compute_type
+from tilevm.backend.lower.rules_elementwise import operand_local
+from tilevm.ir.dtypes import DType
+from tilevm.ir.layout import algebra
+from tilevm.ir.layout.digits import layout_digits, split_lanes
+from tilevm.ir.layout.register import RegisterLayout
+from tilevm.ir.thread.types import B32, F16, F32, F64, S32, U16, U32, U64, ScalarType
+from tilevm.ir.thread.values import Const, Operand
+from tilevm.ir.tile.program import Instr
+
+__all__ = ["accumulator_type", "lower_reduce"]
+
+
+def accumulator_type(dt: DType, op: str) -> ScalarType:
+    """The type partial results are combined in."""
+    if dt.is_integer:
+        return compute_type(dt)
+    if dt.name == "f64":
+        return F64
+    if op != "sum" and dt.name == "f16":
+        return F16
+    return F32
+
+
+def _identity(dt: DType, op: str, t: ScalarType) -> Const:
+    if dt.is_float:
+        return Const.of(-0.0 if op == "sum" else float("nan"), t)
+    if op == "sum":
+        return Const.of(0, t)
+    return Const.of(int(dt.min) if op == "max" else int(dt.max), t)
+
+
+def _combine(ctx: LoweringContext, op: str, a: Operand, b: Operand, t: ScalarType) -> Operand:
+    kb = ctx.kb
+    if op == "sum":
+        return kb.add(a, b, type=t)
+    return (kb.max if op == "max" else kb.min)(a, b, type=t)
+
+
+def _widen(ctx: LoweringContext, x: Operand, dt: DType, t: ScalarType) -> Operand:
+    """An element's compute value in the accumulator type (exact)."""
+    if x.type == t or dt.is_integer:
+        return x
+    return sm.to_f32(ctx.kb, x, dt) if t == F32 else x
+
+
+def shuffle_xor(ctx: LoweringContext, x: Operand, distance: int) -> Operand:
+    """``x`` of the lane ``lane ^ distance`` (``shfl.sync.bfly``), for 16-, 32- or 64-bit
+    registers."""
+    kb = ctx.kb
+    t = x.type
+    if t.bits == 64:
+        raw = kb.mov(x, U64)
+        lo = kb.shfl("bfly", kb.cvt(raw, U32, src=U64), distance, 31)
+        hi = kb.shfl("bfly", kb.cvt(kb.shr(raw, 32, type=U64), U32, src=U64), distance, 31)
+        wide = kb.or_(kb.cvt(lo, U64, src=U32), kb.shl(kb.cvt(hi, U64, src=U32), 32, type="b64"),
+                      type="b64")
+        return kb.mov(wide, t)
+    if t.bits == 16:
+        raw = kb.cvt(kb.mov(x, U16), U32, src=U16)
+        got = kb.shfl("bfly", raw, distance, 31)
+        return kb.mov(kb.cvt(got, U16, src=U32), t)
+    got = kb.shfl("bfly", kb.mov(x, B32), distance, 31)
+    return kb.mov(got, t)
+
+
+def _axis_digits(layout: RegisterLayout, axis: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """The lane distances (increasing) and the warp digits (stride, size; least significant
+    first) of the thread digits along ``axis``."""
+    distances, warps = [], []
+    for g in split_lanes(layout_digits(layout)):
+        if g.kind != "thread" or g.dim != axis:
+            continue
+        if g.in_lanes:
+            distances += [g.stride << b for b in range(g.size.bit_length() - 1)]
+        else:
+            warps.append((g.stride, g.size))
+    return sorted(distances), sorted(warps)
+
+
+def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None, Operand | None]:
+    """Lower ``reduce``; returns the result tile, or for a rank-1 operand the scalar (storage
+    form)."""
+    kb = ctx.kb
+    x = ctx.tile(s.args[0])
+    op, axis = s.attr("op"), s.attr("axis")
+    dt = x.dtype
+    layout = x.layout
+    out_layout = algebra.reduce(layout, [axis], keepdims=bool(s.attr("keepdims")))
+    t = accumulator_type(dt, op)
+    count = out_layout.local_size
+    acc = kb.array(t, count, name="acc")
+    with vals.locals_loop(kb, count, "j") as j:
+        kb.mov(_identity(dt, op, t), t, out=acc[j])
+    # 1. this thread's elements, in increasing local index
+    keep_shape = tuple(1 if d == axis else n for d, n in enumerate(layout.shape))
+    with vals.locals_loop(kb, x.count) as i:
+        j = operand_local(layout, keep_shape, i)
+        value = _widen(ctx, vals.read(kb, x, i), dt, t)
+        kb.mov(_combine(ctx, op, acc[j], value, t), t, out=acc[j])
+    distances, warps = _axis_digits(layout, axis)
+    # 2. butterflies across the lanes holding one output, nearest first
+    for distance in distances:
+        with vals.locals_loop(kb, count, "j") as j:
+            other = shuffle_xor(ctx, acc[j], distance)
+            kb.mov(_combine(ctx, op, acc[j], other, t), t, out=acc[j])
+    # 3. across warps, through shared memory, in increasing warp order
+    if warps:
+        _across_warps(ctx, s, layout, out_layout, acc, warps, dt, op, t)
+    return _finish(ctx, s, acc, out_layout, dt, op, t)
+
+
+def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
+                  out_layout: RegisterLayout, acc: object, warps: list[tuple[int, int]],
+                  dt: DType, op: str, t: ScalarType) -> None:
+    kb = ctx.kb
+    nwarps = 1
+    for _, size in warps:
+        nwarps *= size
+    count = out_layout.local_size
+    nbytes = t.bits // 8
+    total = 1
+    for n in out_layout.shape:
+        total *= n
+    base = kb.add(ctx.smem, ctx.scratch(total * nwarps * nbytes), type=U32)
+    # This warp's coordinate along the axis's warp digits, least significant first.
+    coordinate: Operand = Const.of(0, U32)
+    scale = 1
+    for stride, size in warps:
+        g = next(g for g in split_lanes(layout_digits(layout))
+                 if g.kind == "thread" and g.stride == stride and g.size == size)
+        term = kb.mul(ctx.thread_digit(g), scale, type=U32)
+        coordinate = term if isinstance(coordinate, Const) else kb.add(coordinate, term,
+                                                                       type=U32)
+        scale *= size
+    # One writer per output and warp: the lanes whose axis lane digits and replica digits are 0.
+    writer = None
+    for g in split_lanes(layout_digits(layout)):
+        if g.kind == "replica" or (g.kind == "thread" and g.dim == s.attr("axis")
+                                   and g.in_lanes):
+            zero = kb.setp("eq", ctx.thread_digit(g), 0, type=U32)
+            writer = zero if writer is None else kb.and_(writer, zero, type="pred")
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j") as j:
+        slot = kb.mul(kb.add(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), coordinate,
+                             type=U32), nbytes, type=U32)
+        kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j") as j:
+        first = kb.mul(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), nbytes, type=U32)
+        kb.mov(_identity(dt, op, t), t, out=acc[j])
+        with kb.for_(0, nwarps, unroll=True, name="w") as w:
+            slot = kb.add(first, kb.mul(w, nbytes, type=S32), type=U32)
+            part = kb.ld("shared", kb.add(base, slot, type=U32), t)
+            kb.mov(_combine(ctx, op, acc[j], part, t), t, out=acc[j])
+
+
+def _flat(ctx: LoweringContext, layout: RegisterLayout, j: object) -> Operand:
+    """The row-major position of this thread's output element ``j``."""
+    kb = ctx.kb
+    index = ctx.element_index(layout, j)
+    flat: Operand = Const.of(0, U32)
+    for d, i in enumerate(index):
+        rest = 1
+        for n in layout.shape[d + 1:]:
+            rest *= n
+        term = i if rest == 1 else kb.mul(i, rest, type=U32)
+        flat = term if isinstance(flat, Const) else kb.add(flat, term, type=U32)
+    return flat
+
+
+def _finish(ctx: LoweringContext, s: Instr, acc: object, out_layout: RegisterLayout,
+            dt: DType, op: str, t: ScalarType) -> tuple[vals.TileValue | None, Operand | None]:
+    """The accumulators rounded once into the result's storage."""
+    kb = ctx.kb
+
+    def stored(v: Operand) -> Operand:
+        if dt.is_integer:
+            return sm.normalize(kb, v, dt)
+        if t == F32 and dt.name != "f32":
+            return sm.from_f32(kb, v, dt)
+        return v
+
+    if out_layout.rank == 0:
+        value = stored(acc[0])
+        return None, kb.mov(value, value.type)
+    tile = ctx.new_tile(s.result)
+    with vals.locals_loop(kb, tile.count, "j") as j:
+        vals.write(kb, tile, j, stored(acc[j]))
+    return tile, None
+

@@ -1,0 +1,429 @@
+"""Lowering of memory operations: ``load``, ``store``, ``shared``/``index``, ``copy_async`` with
+``commit``/``wait``, ``sync``, ``fence``, ``atomic`` and ``workspace``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tilevm.backend.lower import memory_access as ma
+from tilevm.backend.lower import values as vals
+from tilevm.backend.lower.abi import Workspace
+from tilevm.backend.lower.access_plan import plan_access
+from tilevm.backend.lower.context import LoweringContext, rule
+from tilevm.backend.lower.default_layouts import blocked_layout
+from tilevm.backend.lower.divisibility import UNBOUNDED
+from tilevm.backend.lower.dtype_map import raw_bits_type, storage_type
+from tilevm.backend.lower.exchange import relayout
+from tilevm.ir.layout.register import RegisterLayout
+from tilevm.ir.thread.builder import KernelBuilder
+from tilevm.ir.thread.types import PRED, S32, S64, U8, U16, U32, U64
+from tilevm.ir.thread.values import Const, Operand
+from tilevm.ir.tile.program import Instr
+from tilevm.ir.tile.types import TensorType
+
+__all__ = ["addressing"]
+
+
+def addressing(ctx: LoweringContext, value: object) -> ma.Addressing:
+    """How to address a global or shared tensor value."""
+    if isinstance(value, vals.GlobalTensor):
+        nbits = value.dtype.nbits
+        base = 128 if value.aligned else (nbits if nbits % 8 == 0 else 1)
+        contiguous = isinstance(value.strides[-1], Const) and value.strides[-1].value == 1
+        bits = [nbits * d for d in value.stride_divisor]
+        return ma.Addressing(value.dtype, "global", value.sizes, value.name, contiguous, base,
+                             bits, tensor=value)
+    assert isinstance(value, vals.SharedTensor)
+    dt = value.dtype
+    strides = value.layout.strides[len(value.prefix):]
+    base = math.gcd(value.base * 8 if isinstance(value.base, int) else 1024, value.prefix_bits)
+    bits = [s * dt.nbits if s else UNBOUNDED for s in strides]
+    sizes = [Const.of(n, S32) for n in value.shape]
+    return ma.Addressing(dt, "shared", sizes, value.name, strides[-1] == 1, base or UNBOUNDED,
+                         bits, shared=value)
+
+
+def _offsets(s: Instr, first: int, rank: int) -> list[object]:
+    return list(s.args[first:first + rank])
+
+
+@rule("load")
+def lower_load(ctx: LoweringContext, s: Instr) -> None:
+    src = ctx.value(s.args[0])
+    acc = addressing(ctx, src)
+    offsets = _offsets(s, 1, acc.rank)
+    mode = s.attr("mask")
+    if not s.attr("shape"):
+        ctx.bind(s.result, _load_scalar(ctx, acc, offsets, mode, s.attr("other")))
+        return
+    mask = ctx.tile(s.args[-1]) if mode == "tile" else None
+    tile = ctx.new_tile(s.result)
+    ma.load_tile(ctx, s, acc, offsets, tile, mode, mask, s.attr("other"))
+    ctx.bind(s.result, tile)
+
+
+def _load_scalar(ctx: LoweringContext, acc: ma.Addressing, offsets: list[object], mode: str,
+                 other: int | float) -> vals.ScalarValue:
+    """One element, loaded by every thread (a block-uniform value)."""
+    kb = ctx.kb
+    dt = acc.dtype
+    index = [ctx.index_scalar(o) for o in offsets]
+    addr, bit = acc.address(ctx, index)
+    active = acc.in_bounds(ctx, index, 1) if mode == "bounds" else None
+    if bit is None:
+        t = U64 if dt.nbits == 64 else {8: U8, 16: U16, 32: U32}[dt.nbits]
+        loaded = kb.ld(acc.space, addr, t, guard=active)
+        raw = loaded if dt.nbits >= 32 else kb.cvt(loaded, U32, src=t)
+    else:
+        raw = ma._read_bits(ctx, acc, addr, bit, dt.nbits, active)
+    if active is not None:
+        raw = kb.selp(raw, ma.raw_const(dt, other), active, type=raw_bits_type(dt))
+    return vals.ScalarValue(dt, _scalar_storage(ctx, raw, dt))
+
+
+def _scalar_storage(ctx: LoweringContext, raw: Operand, dt: object) -> Operand:
+    """A scalar's storage form from its bit pattern (packed integers: normalized values)."""
+    if vals.is_packed(dt) and dt.kind == "int":
+        from tilevm.backend.lower.scalar_math import normalize
+
+        return normalize(ctx.kb, raw, dt)
+    return vals.from_raw(ctx.kb, raw, dt)
+
+
+@rule("store")
+def lower_store(ctx: LoweringContext, s: Instr) -> None:
+    dst = ctx.value(s.args[0])
+    acc = addressing(ctx, dst)
+    offsets = _offsets(s, 2, acc.rank)
+    mode = s.attr("mask")
+    value = ctx.value(s.args[1])
+    if isinstance(value, vals.ScalarValue):
+        _store_scalar(ctx, s, acc, offsets, mode, value)
+        return
+    mask = ctx.tile(s.args[-1]) if mode == "tile" else None
+    ma.store_tile(ctx, s, acc, offsets, value, mode, mask)
+
+
+def _store_scalar(ctx: LoweringContext, s: Instr, acc: ma.Addressing, offsets: list[object],
+                  mode: str, value: vals.ScalarValue) -> None:
+    """One element, stored by thread 0."""
+    kb = ctx.kb
+    index = [ctx.index_scalar(o) for o in offsets]
+    active = kb.setp("eq", ctx.tid, 0, type=U32)
+    if mode == "bounds":
+        active = kb.and_(active, acc.in_bounds(ctx, index, 1), type=PRED)
+    ctx.report.access(s.loc, "store", acc.name, acc.space, 1, acc.dtype.nbits, "one element")
+    one = vals.new_tile(kb, value.dtype, _single(), "one")
+    vals.write(kb, one, 0, value.reg if not vals.is_packed(value.dtype) else vals.read_raw(
+        kb, value))
+    ma._store_one(ctx, acc, one, 0, index, active)
+
+
+def _single() -> RegisterLayout:
+    from tilevm.ir.layout.algebra import replicated
+
+    return replicated(1)
+
+
+@rule("shared")
+def lower_shared(ctx: LoweringContext, s: Instr) -> None:
+    buffer = ctx.plan.buffers[s.result.name]
+    if buffer.reuses:
+        ctx.barrier()  # the buffer's bytes belonged to one no longer used: wait for its readers
+    ctx.bind(s.result, vals.SharedTensor(s.result.type.dtype, buffer.offset, buffer.layout,
+                                         name=s.result.name))
+
+
+@rule("index")
+def lower_index(ctx: LoweringContext, s: Instr) -> None:
+    sh = ctx.value(s.args[0])
+    assert isinstance(sh, vals.SharedTensor)
+    stage = s.args[1]
+    k = len(sh.prefix)
+    divisor = ma._divisor(ctx, stage)
+    term = min(divisor * sh.layout.strides[k] * sh.dtype.nbits, UNBOUNDED) or UNBOUNDED
+    ctx.bind(s.result, vals.SharedTensor(sh.dtype, sh.base, sh.layout,
+                                         [*sh.prefix, ctx.index_scalar(stage)], sh.name,
+                                         math.gcd(sh.prefix_bits, term)))
+
+
+@rule("copy_async")
+def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
+    kb = ctx.kb
+    dst, src = ctx.value(s.args[0]), ctx.value(s.args[1])
+    assert isinstance(dst, vals.SharedTensor) and isinstance(src, vals.GlobalTensor)
+    dt = dst.dtype
+    sacc, gacc = addressing(ctx, dst), addressing(ctx, src)
+    offsets = _offsets(s, 2, gacc.rank)
+    zeros = _zero_offsets(len(dst.shape))
+    mode = s.attr("mask")
+    mask = ctx.tile(s.args[-1]) if mode == "tile" else None
+    layout = mask.layout if mask is not None else blocked_layout(
+        tuple(dst.shape), dt.nbits, ctx.kernel.warps, spread=False)
+    why = "a mask tile selects elements one by one" if mode == "tile" else ""
+    plan_g = plan_access(layout, dt.nbits, gacc.contiguous,
+                         lambda v: gacc.alignment(ctx, offsets, layout, v), why)
+    plan_s = plan_access(layout, dt.nbits, sacc.contiguous,
+                         lambda v: sacc.alignment(ctx, zeros, layout, v), why)
+    bits = min(plan_g.bits, plan_s.bits)
+    if bits < 32:
+        # cp.async copies 4, 8 or 16 bytes: anything narrower goes through registers now (the
+        # copy is complete at once, which a program that waits before reading cannot tell).
+        reason = plan_g.reason if plan_g.bits <= plan_s.bits else plan_s.reason
+        ctx.report.access(s.loc, "copy_async (synchronous)", src.name, "global", 1,
+                          min(plan_g.bits, plan_s.bits), reason)
+        tile = vals.new_tile(kb, dt, layout, "staged")
+        ma.load_tile(ctx, s, gacc, offsets, tile, mode, mask, 0)
+        ma.store_tile(ctx, s, sacc, zeros, tile, "none", None)
+        return
+    vector = bits // dt.nbits
+    ctx.report.access(s.loc, "copy_async", src.name, "global", vector, bits,
+                      plan_g.reason if plan_g.bits == bits else plan_s.reason)
+    starts = [ctx.index_scalar(o) for o in offsets]
+    first = ctx.replica_zero(layout)  # replicated groups are copied by their first holder
+    with vals.locals_loop(kb, layout.local_size // vector, "g") as g, _only(kb, first):
+        i0 = vals.scale(g, vector)
+        local = ctx.element_index(layout, i0)
+        index = [kb.add(o, e, type=S32) for o, e in zip(starts, local, strict=True)]
+        to, _ = sacc.address(ctx, local)
+        size = bits // 8
+        cache = "cg" if size == 16 else "ca"
+        if mode == "none":
+            frm, _ = gacc.address(ctx, index)
+            kb.cp_async(to, frm, size, cache=cache)
+        else:
+            with kb.if_(gacc.in_bounds(ctx, index, vector)):
+                frm, _ = gacc.address(ctx, index)
+                kb.cp_async(to, frm, size, cache=cache)
+            with kb.else_():
+                _partial_copy(ctx, gacc, sacc, src, layout, i0, index, local, to, vector, size,
+                              cache)
+
+
+@contextmanager
+def _only(kb: KernelBuilder, pred: Operand | None) -> Iterator[None]:
+    """Emit the body under ``pred`` (a non-uniform ``if``), or unconditionally for ``None``."""
+    if pred is None:
+        yield
+        return
+    with kb.if_(pred):
+        yield
+
+
+def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing,
+                  src: vals.GlobalTensor, layout: RegisterLayout, i0: object,
+                  index: list[Operand], local: list[Operand], to: Operand, vector: int,
+                  size: int, cache: str) -> None:
+    """A group at the tensor's edge: a copy of its valid prefix with the rest zero-filled
+    (``cp.async``'s source size), or element by element when the valid part is not a prefix."""
+    kb = ctx.kb
+    nbits = gacc.dtype.nbits
+    rows = None
+    for d in range(gacc.rank - 1):
+        ok = kb.setp("lt", index[d], gacc.sizes[d], type=U32)
+        rows = ok if rows is None else kb.and_(rows, ok, type=PRED)
+    last, n = index[-1], gacc.sizes[-1]
+    starts_inside = kb.setp("ge", last, 0, type=S32)
+    prefix = starts_inside if rows is None else kb.and_(rows, starts_inside, type=PRED)
+    valid = kb.max(kb.min(kb.sub(n, last, type=S32), vector, type=S32), 0, type=S32)
+    if nbits % 8:  # a prefix of sub-byte elements need not end on a byte
+        whole = kb.setp("eq", kb.and_(kb.mul(valid, nbits, type=S32), 7, type=U32), 0, type=U32)
+        prefix = kb.and_(prefix, whole, type=PRED)
+    with kb.if_(prefix):
+        frm, _ = gacc.address(ctx, index)
+        nbytes = kb.shr(kb.mul(valid, nbits, type=S32), 3, type=U32)
+        # An empty prefix reads nothing: point it at the tensor's first element, always valid.
+        frm = kb.selp(frm, src.base, kb.setp("gt", nbytes, 0, type=U32), type=U64)
+        kb.cp_async(to, frm, size, cache=cache, src_size=nbytes)
+    with kb.else_():
+        empty = kb.or_(kb.setp("ge", last, n, type=S32),
+                       kb.setp("lt", kb.add(last, vector - 1, type=S32), 0, type=S32), type=PRED)
+        if rows is not None:
+            empty = kb.or_(empty, kb.unary("not", rows, type=PRED), type=PRED)
+        with kb.if_(empty):
+            kb.cp_async(to, src.base, size, cache=cache, src_size=0)
+        with kb.else_():
+            tile = vals.new_tile(kb, gacc.dtype, layout, "edge")
+            ma._per_element(ctx, gacc, index, vector, lambda k, idx: ma._load_one(
+                ctx, gacc, tile, vals.plus(i0, k), idx, gacc.in_bounds(ctx, idx, 1),
+                ma.raw_const(gacc.dtype, 0)))
+            ma._per_element(ctx, sacc, local, vector, lambda k, idx: ma._store_one(
+                ctx, sacc, tile, vals.plus(i0, k), idx, None))
+
+
+def _zero_offsets(rank: int) -> list[object]:
+    from tilevm.ir.dtypes import dtype
+    from tilevm.ir.tile.program import Const as TileConst
+
+    return [TileConst(0, dtype("i32")) for _ in range(rank)]
+
+
+@rule("commit")
+def lower_commit(ctx: LoweringContext, s: Instr) -> None:
+    ctx.kb.commit_group()
+
+
+@rule("wait")
+def lower_wait(ctx: LoweringContext, s: Instr) -> None:
+    ctx.kb.wait_group(s.attr("n"))
+
+
+@rule("sync")
+def lower_sync(ctx: LoweringContext, s: Instr) -> None:
+    ctx.barrier()
+
+
+@rule("fence")
+def lower_fence(ctx: LoweringContext, s: Instr) -> None:
+    ctx.barrier()
+    scope = {"block": "cta", "gpu": "gpu", "sys": "sys"}[s.attr("scope")]
+    ctx.kb.fence("acq_rel", scope)
+
+
+_ATOM_TYPES = {"add": {"f32": "f32", "f64": "f64", "i32": "s32", "u32": "u32", "u64": "u64"},
+               "max": {"i32": "s32", "u32": "u32", "i64": "s64", "u64": "u64"},
+               "min": {"i32": "s32", "u32": "u32", "i64": "s64", "u64": "u64"},
+               "exch": {"i32": "b32", "u32": "b32", "f32": "b32", "i64": "b64", "u64": "b64"},
+               "and": {"i32": "b32", "u32": "b32", "i64": "b64", "u64": "b64"},
+               "or": {"i32": "b32", "u32": "b32", "i64": "b64", "u64": "b64"},
+               "xor": {"i32": "b32", "u32": "b32", "i64": "b64", "u64": "b64"}}
+
+
+@rule("atomic")
+def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
+    kb = ctx.kb
+    dst = ctx.value(s.args[0])
+    acc = addressing(ctx, dst)
+    offsets = _offsets(s, 2, acc.rank)
+    mode, op = s.attr("mask"), s.attr("op")
+    value = ctx.value(s.args[1])
+    dt = acc.dtype
+    ctx.report.access(s.loc, f"atomic {op}", acc.name, acc.space, 1, dt.nbits, "one element "
+                      "per atomic instruction")
+    starts = [ctx.index_scalar(o) for o in offsets]
+    if isinstance(value, vals.ScalarValue):
+        single = vals.new_tile(kb, dt, _single(), "value")
+        vals.write(kb, single, 0, value.reg)
+        old = vals.new_tile(kb, dt, _single(), "old")
+        active = kb.setp("eq", ctx.tid, 0, type=U32)
+        if mode == "bounds":
+            active = kb.and_(active, acc.in_bounds(ctx, starts, 1), type=PRED)
+        _atomic_one(ctx, acc, op, single, old, 0, starts, active)
+        ctx.bind(s.result, vals.ScalarValue(dt, _broadcast_from_thread0(ctx, s, old)))
+        return
+    mask = ctx.tile(s.args[-1]) if mode == "tile" else None
+    old = vals.new_tile(kb, dt, value.layout, "old")
+    first = ctx.replica_zero(value.layout)
+    with vals.locals_loop(kb, value.count) as i:
+        index = [kb.add(o, e, type=S32) for o, e in zip(starts, ctx.element_index(
+            value.layout, i), strict=True)]
+        if mode == "tile":
+            active = kb.setp("ne", vals.read(kb, mask, i), 0, type=U32)
+        elif mode == "bounds":
+            active = acc.in_bounds(ctx, index, 1)
+        else:
+            active = None
+        if first is not None:
+            active = first if active is None else kb.and_(active, first, type=PRED)
+        _atomic_one(ctx, acc, op, value, old, i, index, active)
+    if first is not None and s.result.name in ctx.used:
+        # Only the first holders did the atomics: the other holders get the old values from them.
+        old = relayout(ctx, s, old, value.layout, tuple(value.layout.shape), "old")
+    ctx.bind(s.result, old)
+
+
+def _atomic_one(ctx: LoweringContext, acc: ma.Addressing, op: str, value: vals.TileValue,
+                old: vals.TileValue, i: object, index: list[Operand],
+                active: Operand | None) -> None:
+    """``old[i] := atom.op(element at index, value[i])`` where ``active``; 0 elsewhere."""
+    kb = ctx.kb
+    dt = acc.dtype
+    addr, _ = acc.address(ctx, index)
+    t = storage_type(dt)
+    kb.mov(Const.of(0, t), t, out=old.array[i])
+    x = vals.read_storage(kb, value, i)
+    if dt.name in ("f16", "bf16"):
+        _half_atomic_add(ctx, acc, addr, x, old, i, active)
+        return
+    ptx = _ATOM_TYPES[op][dt.name]
+    got = kb.atom(acc.space, op, addr, x, type=ptx, guard=active)
+    kb.mov(got, t, out=old.array[i], guard=active)
+
+
+def _half_atomic_add(ctx: LoweringContext, acc: ma.Addressing, addr: Operand, x: Operand,
+                     old: vals.TileValue, i: object, active: Operand | None) -> None:
+    """An f16/bf16 atomic add as a compare-and-swap loop on the aligned 32-bit word."""
+    from tilevm.backend.lower import scalar_math as sm
+    from tilevm.ir.dtypes import dtype
+    from tilevm.ir.thread.types import B32, B64
+
+    kb = ctx.kb
+    dt = acc.dtype
+    at = U64 if acc.space == "global" else U32
+    bt = B64 if at == U64 else B32
+    word = kb.and_(addr, ~3 & ((1 << at.bits) - 1), type=bt)
+    shift = kb.shl(kb.cvt(kb.and_(addr, 2, type=bt), U32, src=at) if at == U64 else
+                   kb.and_(addr, 2, type=B32), 3, type=B32)
+    seen = kb.reg(U32, "seen")
+    kb.mov(Const.of(0, U32), U32, out=seen)
+    going = kb.reg(PRED, "going")
+    kb.mov(active if active is not None else kb.setp("eq", 0, 0, type=U32), PRED, out=going)
+    kb.mov(kb.ld(acc.space, word, U32, guard=active), U32, out=seen, guard=active)
+    with kb.while_() as loop:
+        loop.cond(going)
+        half = kb.bfe(seen, shift, 16, type=U32)
+        current = vals.from_raw(kb, half, dt)
+        total = sm.binary(kb, "add", current, x, dtype(dt.name))
+        raw = vals.read_raw(kb, vals.ScalarValue(dt, total))
+        new = kb.bfi(raw, seen, shift, 16)
+        prev = kb.atom(acc.space, "cas", word, seen, new, type="b32")
+        done = kb.setp("eq", prev, seen, type=U32)
+        kb.mov(kb.unary("not", done, type=PRED), PRED, out=going)
+        kb.mov(prev, U32, out=seen)
+        kb.mov(current, storage_type(dt), out=old.array[i], guard=done)
+
+
+def _broadcast_from_thread0(ctx: LoweringContext, s: Instr, tile: vals.TileValue) -> Operand:
+    """Thread 0's element 0 of ``tile`` in every thread (through the scratch area)."""
+    kb = ctx.kb
+    dt = tile.dtype
+    nbytes = max(8, dt.nbits // 8)
+    offset = ctx.scratch(nbytes)
+    ctx.barrier()
+    addr = kb.add(ctx.smem, offset, type=U32)
+    raw = vals.read_raw(kb, tile, 0)
+    kb.st("shared", addr, raw, guard=kb.setp("eq", ctx.tid, 0, type=U32))
+    ctx.barrier()
+    got = kb.ld("shared", addr, raw_bits_type(dt))
+    return _scalar_storage(ctx, got, dt)
+
+
+@rule("workspace")
+def lower_workspace(ctx: LoweringContext, s: Instr) -> None:
+    kb = ctx.kb
+    r = s.result
+    dt = r.type.dtype
+    k = len(ctx.workspaces)
+    ctx.workspaces.append(Workspace(r.name, tuple(s.attr("shape")), dt, bool(s.attr("zeroed"))))
+    base = ctx.param(f"workspace{k}", U64, "workspace", r.name, pointer=True)
+    sizes: list[Operand] = []
+    for n in s.attr("shape"):
+        sizes.append(Const.of(n, S32) if isinstance(n, int) else ctx.dims[n])
+    strides: list[Operand] = []
+    step: Operand = Const.of(1, S64)
+    for n in reversed(sizes):
+        strides.insert(0, step)
+        wide = kb.cvt(n, S64, src=S32) if not isinstance(n, Const) else Const.of(n.value, S64)
+        step = kb.mul(step, wide, type=S64) if not (isinstance(step, Const) and isinstance(
+            wide, Const)) else Const.of(step.value * wide.value, S64)
+    divisor, known = [], 1
+    for n in reversed(s.attr("shape")):
+        divisor.insert(0, known)
+        known *= n if isinstance(n, int) else (16 if n in ctx.spec.dims16 else 1)
+    ctx.bind(r, vals.GlobalTensor(dt, base, Const.of(0, S64), sizes, strides, r.name, True,
+                                  divisor))
+
+
+_ = TensorType

@@ -1,0 +1,103 @@
+"""Specialization (DESIGN §7): facts about the arguments that a compiled kernel may rely on.
+
+At each launch the runtime computes, for every global tensor, whether the address of its element
+0 is 16-byte aligned and, for each dimension, whether the stride is 1 or a multiple of 128 bits;
+for every run-time size, whether it is a multiple of 16. These facts are part of the compiled
+kernel's identity: a kernel compiled for aligned, contiguous tensors is another binary than the
+general one, and the facts it proves become constants (a stride of 1) and license 16-byte vector
+accesses. :meth:`Specialization.generic` knows nothing and fits every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tilevm.ir.tile.program import Kernel
+from tilevm.ir.tile.types import TensorType
+
+__all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts"]
+
+# What is known of a stride: exactly 1, a multiple of 128 bits, or nothing.
+STRIDE_FACTS = ("1", "16", "any")
+
+
+@dataclass(frozen=True)
+class TensorFacts:
+    """What is known of one global tensor argument."""
+
+    aligned: bool = False  # the address of element 0 is a multiple of 16 bytes
+    strides: tuple[str, ...] = ()  # one of STRIDE_FACTS per dimension
+
+    def stride(self, dim: int) -> str:
+        return self.strides[dim] if dim < len(self.strides) else "any"
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """Facts about a call's arguments (see the module docstring)."""
+
+    tensors: tuple[tuple[str, TensorFacts], ...] = ()
+    dims16: frozenset[str] = field(default_factory=frozenset)  # sizes that are multiples of 16
+
+    @staticmethod
+    def generic() -> Specialization:
+        """Nothing known: the kernel works for every argument."""
+        return Specialization()
+
+    @staticmethod
+    def contiguous(kernel: Kernel, aligned: bool = True) -> Specialization:
+        """Every tensor dense row-major (last stride 1) and, with ``aligned``, 16-byte aligned
+        with every other stride a multiple of 128 bits and every size a multiple of 16: what
+        ``tilevm compile --aligned`` assumes."""
+        tensors = []
+        for p in kernel.params:
+            if isinstance(p.type, TensorType):
+                outer = "16" if aligned else "any"
+                strides = (*(outer for _ in p.type.shape[:-1]), "1")
+                tensors.append((p.name, TensorFacts(aligned, strides)))
+        dims = frozenset(kernel.dims()) if aligned else frozenset()
+        return Specialization(tuple(tensors), dims)
+
+    @staticmethod
+    def of_arguments(kernel: Kernel, tensors: Mapping[str, object],
+                     dims: Mapping[str, int]) -> Specialization:
+        """The facts of one call: ``tensors`` maps each global parameter to a
+        :class:`~tilevm.ir.host_tensor.HostTensor` (or anything with ``data_ptr`` (bytes),
+        ``offset``, ``strides`` and ``dtype``)."""
+        facts = []
+        for p in kernel.params:
+            if not isinstance(p.type, TensorType):
+                continue
+            t = tensors[p.name]
+            nbits = t.dtype.nbits
+            address_bits = _address(t) * 8 + t.offset * nbits
+            strides = tuple("1" if s == 1 else "16" if (s * nbits) % 128 == 0 else "any"
+                            for s in t.strides)
+            facts.append((p.name, TensorFacts(address_bits % 128 == 0, strides)))
+        return Specialization(tuple(facts), frozenset(d for d, n in dims.items() if n % 16 == 0))
+
+    def tensor(self, name: str) -> TensorFacts:
+        """The facts of tensor parameter ``name`` (none known if not listed)."""
+        for key, facts in self.tensors:
+            if key == name:
+                return facts
+        return TensorFacts()
+
+    def describe(self) -> str:
+        """One line per tensor and the sizes, for the compile report."""
+        lines = []
+        for name, f in self.tensors:
+            strides = ", ".join(f.strides) if f.strides else "-"
+            lines.append(f"{name}: {'16-byte aligned' if f.aligned else 'alignment unknown'}, "
+                         f"strides [{strides}]")
+        if self.dims16:
+            lines.append(f"multiples of 16: {', '.join(sorted(self.dims16))}")
+        return "\n".join(lines) if lines else "nothing known (the general kernel)"
+
+
+def _address(tensor: object) -> int:
+    data = getattr(tensor, "data", None)
+    if data is not None and hasattr(data, "ctypes"):
+        return int(data.ctypes.data)
+    return int(getattr(tensor, "data_ptr", 0))

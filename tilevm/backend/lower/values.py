@@ -1,0 +1,307 @@
+"""The Thread IR form of Tile IR values, and element access.
+
+- :class:`TileValue`: a register tile. Each thread holds its ``layout.local_size`` elements in a
+  register array, one element per register, or packed into ``b32`` words for types of 2 to 7 bits
+  (:mod:`~tilevm.backend.lower.dtype_map`).
+- :class:`ScalarValue`: a block-uniform scalar: the same register in every thread.
+- :class:`GlobalTensor`: a byte base address, a 64-bit element offset, sizes and element strides
+  (a stride proven to be 1 by the specialization is the constant 1).
+- :class:`SharedTensor`: a byte offset into the block's shared memory, a shared layout and the
+  stage indices already applied to it (``s[stage]``).
+
+Element ``i`` of a tile is addressed by an index expression of the enclosing ``unroll`` loops'
+variables (:class:`~tilevm.ir.thread.values.Index`), so that a loop over a thread's elements stays
+rolled in Thread IR (the CUDA printer unrolls it, the CPU backend runs it as a loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from tilevm.backend.lower import scalar_math as sm
+from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
+from tilevm.ir.dtypes import DType
+from tilevm.ir.layout.register import RegisterLayout
+from tilevm.ir.layout.shared import SharedLayout
+from tilevm.ir.thread.builder import KernelBuilder
+from tilevm.ir.thread.types import B16, B32, B64, F16, S32, U16, U32, U64
+from tilevm.ir.thread.values import Const, Index, IndexOp, Operand, Reg, RegArray
+
+__all__ = [
+    "GlobalTensor",
+    "ScalarValue",
+    "SharedTensor",
+    "TileValue",
+    "index_reg",
+    "locals_loop",
+    "read",
+    "read_raw",
+    "read_storage",
+    "storage_length",
+    "write",
+    "write_raw",
+]
+
+
+@dataclass
+class TileValue:
+    """A register tile: ``dtype``, ``layout`` and the register array holding a thread's part."""
+
+    dtype: DType
+    layout: RegisterLayout
+    array: RegArray
+
+    @property
+    def count(self) -> int:
+        """The number of elements each thread holds."""
+        return self.layout.local_size
+
+
+@dataclass
+class ScalarValue:
+    """A block-uniform scalar in its storage form (a narrow float's code, an f16 register…)."""
+
+    dtype: DType
+    reg: Operand
+
+
+@dataclass
+class GlobalTensor:
+    """A global tensor as the kernel sees it (DESIGN §7)."""
+
+    dtype: DType
+    base: Operand  # u64 byte address
+    offset: Operand  # s64 element offset (a sub-byte view may start mid-byte)
+    sizes: list[Operand]  # s32
+    strides: list[Operand]  # s64 element strides
+    name: str = ""
+    aligned: bool = False  # base + offset is 16-byte aligned
+    stride_divisor: list[int] = field(default_factory=list)  # proven divisor of each stride
+
+    @property
+    def rank(self) -> int:
+        return len(self.sizes)
+
+
+@dataclass
+class SharedTensor:
+    """A shared tensor: ``base`` (a byte offset into the shared window, an int or a u32
+    register), its layout (of the whole buffer) and the leading (stage) indices applied."""
+
+    dtype: DType
+    base: Operand | int
+    layout: SharedLayout
+    prefix: list[Operand] = field(default_factory=list)
+    name: str = ""
+    prefix_bits: int = 1 << 30  # what the stage indices' part of every address is a multiple of
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the tile this value stands for (the buffer's, less the prefix)."""
+        return self.layout.shape[len(self.prefix):]
+
+
+def storage_length(dt: DType, count: int) -> int:
+    """Registers for ``count`` elements of ``dt``: one each, or packed words (plus one spare word
+    when an element may straddle two words, so that an access of element i may read word w+1)."""
+    if not is_packed(dt):
+        return count
+    words = (count * dt.nbits + 31) // 32
+    return words + (0 if 32 % dt.nbits == 0 else 1)
+
+
+def new_tile(kb: KernelBuilder, dt: DType, layout: RegisterLayout, name: str) -> TileValue:
+    """A fresh register array for a tile of ``dt`` in ``layout``."""
+    length = storage_length(dt, layout.local_size)
+    return TileValue(dt, layout, kb.array(storage_type(dt), length, name=name))
+
+
+@contextmanager
+def locals_loop(kb: KernelBuilder, count: int, name: str = "i") -> Iterator[Index]:
+    """``for i in range(count)`` over a thread's elements: an ``unroll`` loop (rolled in Thread
+    IR), or just the index 0 for a single element."""
+    if count == 1:
+        yield 0
+        return
+    with kb.for_(0, count, unroll=True, name=name) as i:
+        yield i
+
+
+# -- index expressions -----------------------------------------------------------------------------
+
+
+def index_reg(kb: KernelBuilder, index: Index) -> Operand:
+    """An index expression as an ``s32`` register (a constant for an int)."""
+    if isinstance(index, int):
+        return Const.of(index, S32)
+    if isinstance(index, Reg):
+        return index
+    a, b = index_reg(kb, index.a), index_reg(kb, index.b)
+    op = index.op
+    if op == "+":
+        return kb.add(a, b, type=S32)
+    if op == "-":
+        return kb.sub(a, b, type=S32)
+    if op == "*":
+        return kb.mul(a, b, type=S32)
+    # Index expressions are non-negative: truncating division is floor division.
+    if op == "//":
+        return kb.div(a, b, type=S32)
+    return kb.rem(a, b, type=S32)
+
+
+def scale(index: Index, k: int) -> Index:
+    """``index * k`` with the trivial cases folded."""
+    if k == 1:
+        return index
+    if isinstance(index, int):
+        return index * k
+    return IndexOp("*", index, k)
+
+
+def plus(a: Index, b: Index) -> Index:
+    """``a + b`` with constants folded."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if isinstance(b, int) and b == 0:
+        return a
+    if isinstance(a, int) and a == 0:
+        return b
+    return IndexOp("+", a, b)
+
+
+def digit(index: Index, stride: int, size: int) -> Index:
+    """``(index // stride) % size``, folded where possible."""
+    if isinstance(index, int):
+        return (index // stride) % size
+    q = index if stride == 1 else IndexOp("//", index, stride)
+    return IndexOp("%", q, size)
+
+
+# -- element access --------------------------------------------------------------------------------
+
+
+def _word_and_offset(kb: KernelBuilder, i: Index, nbits: int) -> tuple[Index, Operand | int]:
+    if isinstance(i, int):
+        return (i * nbits) // 32, (i * nbits) % 32
+    bit = scale(i, nbits)
+    return IndexOp("//", bit, 32), kb.and_(index_reg(kb, bit), 31, type=B32)
+
+
+def _extract(kb: KernelBuilder, words: RegArray, i: Index, nbits: int) -> Operand:
+    """The ``nbits``-bit code of element ``i`` of packed ``words`` (a u32, zero-extended)."""
+    w, off = _word_and_offset(kb, i, nbits)
+    if 32 % nbits == 0 or (isinstance(off, int) and off + nbits <= 32):
+        return kb.bfe(words[w], off, nbits, type=U32)
+    both = kb.shf(words[w], words[plus(w, 1)], off, dir="r", mode="clamp")
+    return kb.and_(both, (1 << nbits) - 1, type=B32)
+
+
+def _insert(kb: KernelBuilder, words: RegArray, i: Index, nbits: int, code: Operand) -> None:
+    """Element ``i`` of packed ``words`` := the low ``nbits`` of ``code``."""
+    w, off = _word_and_offset(kb, i, nbits)
+    if 32 % nbits == 0 or (isinstance(off, int) and off + nbits <= 32):
+        kb.bfi(code, words[w], off, nbits, out=words[w])
+        return
+    if isinstance(off, int):
+        low = 32 - off
+        kb.bfi(code, words[w], off, low, out=words[w])
+        kb.bfi(kb.shr(code, low, type=U32), words[plus(w, 1)], 0, nbits - low,
+               out=words[plus(w, 1)])
+        return
+    low = kb.min(kb.sub(32, off, type=U32), nbits, type=U32)
+    kb.bfi(code, words[w], off, low, out=words[w])
+    # A zero length leaves the next word as it is.
+    kb.bfi(kb.shr(code, low, type=U32), words[plus(w, 1)], 0, kb.sub(nbits, low, type=U32),
+           out=words[plus(w, 1)])
+
+
+def read_raw(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Operand:
+    """The bit pattern of element ``i`` in the low bits of a u32 (u64 for 64-bit types), the
+    other bits zero."""
+    dt = tile.dtype
+    if isinstance(tile, ScalarValue):
+        reg = tile.reg
+    elif is_packed(dt):
+        return _extract(kb, tile.array, i, dt.nbits)
+    else:
+        reg = tile.array[i]
+    t = storage_type(dt)
+    if dt.nbits == 64:
+        return kb.mov(reg, U64) if t != U64 else reg
+    if dt.name in ("f16", "bf16"):
+        return kb.cvt(kb.mov(reg, U16), U32, src=U16)
+    if dt.name == "f32":
+        return kb.mov(reg, U32)
+    if dt.kind == "int" and dt.nbits < 32:
+        return kb.and_(reg, (1 << dt.nbits) - 1, type=B32)
+    return reg
+
+
+def from_raw(kb: KernelBuilder, raw: Operand, dt: DType) -> Operand:
+    """The storage form of a bit pattern (in the low bits of a u32/u64) of one element."""
+    t = storage_type(dt)
+    if dt.nbits == 64:
+        return kb.mov(raw, t) if t != U64 else raw
+    if dt.name in ("f16", "bf16"):
+        return kb.mov(kb.cvt(raw, U16, src=U32), t)
+    if dt.name == "f32":
+        return kb.mov(raw, t)
+    if dt.kind == "int":
+        value = sm.normalize(kb, raw, dt)
+    elif dt.kind == "uint" and dt.nbits < 32:
+        value = kb.and_(raw, (1 << dt.nbits) - 1, type=B32)
+    else:
+        value = raw
+    return value if value.type == t else kb.mov(value, t)
+
+
+def write_raw(kb: KernelBuilder, tile: TileValue, i: Index, raw: Operand) -> None:
+    """Element ``i`` := the bit pattern ``raw`` (low bits of a u32/u64)."""
+    if is_packed(tile.dtype):
+        _insert(kb, tile.array, i, tile.dtype.nbits, raw)
+    else:
+        write(kb, tile, i, from_raw(kb, raw, tile.dtype))
+
+
+def read(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Operand:
+    """Element ``i`` as a compute value (decoded for narrow floats, sign-extended for signed
+    packed integers)."""
+    dt = tile.dtype
+    if isinstance(tile, ScalarValue):
+        stored = tile.reg
+    elif is_packed(dt):
+        stored = _extract(kb, tile.array, i, dt.nbits)
+        if dt.kind == "int":
+            stored = kb.bfe(stored, 0, dt.nbits, type=S32)
+    else:
+        stored = tile.array[i]
+    if is_narrow_float(dt):
+        return sm.decode_narrow(kb, stored, dt)
+    return stored
+
+
+def read_storage(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Operand:
+    """Element ``i`` in storage form, not decoded (a code for packed and narrow float types):
+    what a select or a copy moves."""
+    if isinstance(tile, ScalarValue):
+        return tile.reg
+    if is_packed(tile.dtype):
+        return _extract(kb, tile.array, i, tile.dtype.nbits)
+    return tile.array[i]
+
+
+def write(kb: KernelBuilder, tile: TileValue, i: Index, value: Operand) -> None:
+    """Element ``i`` := ``value``, in ``tile``'s storage form (a narrow float's code, a
+    normalized integer)."""
+    dt = tile.dtype
+    if is_packed(dt):
+        _insert(kb, tile.array, i, dt.nbits, value)
+        return
+    t = storage_type(dt)
+    kb.mov(value, t, out=tile.array[i])
+
+
+_ = (B16, B64, F16)

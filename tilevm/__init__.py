@@ -4,7 +4,7 @@ The public API; everything here is re-exported from the subpackages. Importing t
 numpy.
 """
 
-import tilevm.runtime.cpu_device  # registers device="cpu"  # noqa: F401
+import tilevm.runtime.cpu_device  # registers device="cpu"
 import tilevm.runtime.interp_device  # registers device="interp"  # noqa: F401
 from tilevm.frontend import dsl as _dsl
 from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
@@ -27,6 +27,8 @@ from tilevm.ir.layout import (
     replicated,
     spatial,
 )
+from tilevm.runtime.compile import CompiledKernel
+from tilevm.runtime.compile import compile_kernel as compile  # noqa: F401 - tilevm.compile
 
 __version__ = "0.1.0"
 
@@ -37,11 +39,11 @@ globals().update(_TYPES)
 globals().update(_dsl.BUILTINS)
 
 __all__ = [
-    "CompileError", "Const", "DType", "Global", "GlobalLayout", "HostTensor",
+    "CompileError", "CompiledKernel", "Const", "DType", "Global", "GlobalLayout", "HostTensor",
     "InternalCompilerError", "KernelExecutionError", "RegisterLayout", "Scalar", "SharedLayout",
     "Swizzle", "__version__", "all_dtypes", "column_local", "column_spatial", "dtype", "kernel",
     "ldmatrix_fragment", "local", "mma_fragment", "replicated", "spatial",
     *sorted(_TYPES),
-    # Names that would shadow Python builtins under `from tilevm import *` stay out.
+    # Names that would shadow Python builtins under `from tilevm import *` stay out (compile too).
     *(name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")),
 ]  # fmt: skip

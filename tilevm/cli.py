@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,71 @@ def cmd_info(_args: argparse.Namespace) -> int:
     return 0
 
 
+EMIT_FORMS = ("tile", "layouts", "thread", "cuda", "ptx", "resources", "report")
+
+
+def _load_kernel(target: str) -> Any:
+    """The kernel ``FILE:KERNEL`` names (the file is imported as a module)."""
+    import importlib.util
+    from pathlib import Path
+
+    path, _, name = target.rpartition(":")
+    if not path:
+        raise SystemExit(f"tilevm compile: expected FILE:KERNEL, got {target!r}")
+    file = Path(path)
+    if not file.is_file():
+        raise SystemExit(f"tilevm compile: no such file: {path}")
+    spec = importlib.util.spec_from_file_location(f"tilevm_cli_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(file.resolve().parent))
+    spec.loader.exec_module(module)
+    kernel = getattr(module, name, None)
+    if kernel is None or not hasattr(kernel, "ir"):
+        found = [k for k, v in vars(module).items() if hasattr(v, "ir") and hasattr(v, "fn")]
+        raise SystemExit(f"tilevm compile: {path} has no kernel {name!r} (its kernels: "
+                         f"{', '.join(found) or 'none'})")
+    return kernel
+
+
+def _constant(text: str) -> tuple[str, Any]:
+    """``k=v``: v read as a Python literal, else as a dtype name, else as a string."""
+    import ast
+
+    key, eq, value = text.partition("=")
+    if not eq or not key.isidentifier():
+        raise SystemExit(f"tilevm compile: --const takes NAME=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        try:
+            return key, tilevm.dtype(value)
+        except ValueError:
+            return key, value
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Lower and compile one kernel for one target; print the forms asked for."""
+    kernel = _load_kernel(args.kernel)
+    constants = dict(_constant(c) for c in args.const)
+    spec = "aligned" if args.aligned else None
+    try:
+        compiled = tilevm.compile(kernel, args.arch, spec=spec, **constants)
+    except tilevm.CompileError as e:
+        print(e, file=sys.stderr)
+        return 1
+    forms = {"tile": lambda: compiled.tile_ir, "layouts": lambda: compiled.layouts,
+             "thread": lambda: compiled.thread_ir, "cuda": lambda: compiled.cuda_source,
+             "ptx": lambda: compiled.ptx, "resources": lambda: f"{compiled.resources}\n",
+             "report": lambda: compiled.report}
+    for form in args.emit or ["report"]:
+        sys.stdout.write(forms[form]())
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_bytes(compiled.cubin)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tilevm`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="tilevm", description=tilevm.__doc__.splitlines()[0])
@@ -90,6 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = commands.add_parser("info", help="print the environment and the supported dtypes")
     info.set_defaults(run=cmd_info)
+    comp = commands.add_parser("compile", help="lower a kernel and compile it to a cubin for a GPU "
+                                                "target (no GPU needed)")
+    comp.add_argument("kernel", metavar="FILE:KERNEL", help="the file and the kernel in it")
+    comp.add_argument("--arch", default="sm_90", help="the target: sm_80, sm_86, sm_89, sm_90, "
+                                                      "sm_90a (default sm_90)")
+    comp.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
+                      help="a compile-time constant of the kernel (repeatable)")
+    comp.add_argument("--aligned", action="store_true",
+                      help="specialize for contiguous, 16-byte aligned tensors whose sizes and "
+                           "strides are multiples of 16 (the default is the general kernel)")
+    comp.add_argument("--emit", action="append", choices=EMIT_FORMS,
+                      help="what to print (repeatable; default: the report)")
+    comp.add_argument("-o", "--output", help="also write the cubin to this file")
+    comp.set_defaults(run=cmd_compile)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

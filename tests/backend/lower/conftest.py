@@ -1,5 +1,6 @@
-"""Lowering tests use the CPU backend's lane harness (``cpu_harness``), loaded by path as the CPU
-backend tests load it (the suite runs with ``--import-mode=importlib``)."""
+"""Lowering tests use the CPU backend's lane harness (``cpu_harness``) and the random program
+generator next to this file, loaded by path (the suite runs with ``--import-mode=importlib``,
+which keeps test folders off ``sys.path``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
 if "cpu_harness" not in sys.modules:
     _path = Path(__file__).parents[1] / "cpu" / "cpu_harness.py"
     _spec = importlib.util.spec_from_file_location("cpu_harness", _path)

@@ -88,6 +88,21 @@ def launch_grid(kernel: Kernel, scalars: dict[str, int | float],
     return machine.grid()
 
 
+def _signed_zero_min(r: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """PTX ``min``: −0 is below +0 (numpy's ``fmin`` of two zeros returns the first)."""
+    if r.dtype.kind != "f":
+        return r
+    return np.where((r == 0) & (np.signbit(x) | np.signbit(y)) & (x == 0) & (y == 0), -0.0, r)
+
+
+def _signed_zero_max(r: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """PTX ``max``: +0 is above −0."""
+    if r.dtype.kind != "f":
+        return r
+    both_negative = np.signbit(x) & np.signbit(y)
+    return np.where((r == 0) & (x == 0) & (y == 0) & ~both_negative, 0.0, r)
+
+
 class _Machine:
     def __init__(self, kernel: Kernel, tensors: dict, scalars: dict, dims: dict) -> None:
         self.kernel = kernel
@@ -230,15 +245,17 @@ class _Machine:
     # fail, because both sides of a tv.where are computed.
     op_floordiv = _binary(lambda x, y, dt: np.floor_divide(x, np.where(y == 0, 1, y)))
     op_mod = _binary(lambda x, y, dt: np.mod(x, np.where(y == 0, 1, y)))
-    op_min = _binary(lambda x, y, dt: np.fmin(x, y))
-    op_max = _binary(lambda x, y, dt: np.fmax(x, y))
+    op_min = _binary(lambda x, y, dt: _signed_zero_min(np.fmin(x, y), x, y))
+    op_max = _binary(lambda x, y, dt: _signed_zero_max(np.fmax(x, y), x, y))
     op_and = _binary(lambda x, y, dt: x & y)
     op_or = _binary(lambda x, y, dt: x | y)
     op_xor = _binary(lambda x, y, dt: x ^ y)
     # PTX shl/shr clamp the shift amount to the width: everything shifted out.
-    op_shl = _binary(lambda x, y, dt: np.where(y >= dt.nbits, 0, x << np.clip(y, 0, 63)))
-    op_shr = _binary(lambda x, y, dt: np.where(y >= dt.nbits, np.where(x < 0, -1, 0),
-                                               x >> np.clip(y, 0, 63)))
+    # The amount is unsigned, as PTX reads it: a negative one is huge and shifts everything out.
+    op_shl = _binary(lambda x, y, dt: np.where((y < 0) | (y >= dt.nbits), 0,
+                                               x << np.clip(y, 0, 63)))
+    op_shr = _binary(lambda x, y, dt: np.where((y < 0) | (y >= dt.nbits),
+                                               np.where(x < 0, -1, 0), x >> np.clip(y, 0, 63)))
 
     def _compare(fn: Callable) -> Callable:
         def op(self: _Machine, blk: _Block, s: Instr) -> np.ndarray:
@@ -326,7 +343,16 @@ class _Machine:
             return self.result(s, exact_sum(x, dt, axis, keep))
         fn = {"sum": np.sum, "max": np.fmax.reduce, "min": np.fmin.reduce}[op]
         with np.errstate(all="ignore"):
-            return self.result(s, fn(x, axis=axis, keepdims=keep))
+            r = fn(x, axis=axis, keepdims=keep)
+        if op != "sum" and dt.is_float:  # -0 < +0, whatever the order of the elements
+            zeros = x == 0
+            plus = np.any(zeros & ~np.signbit(x), axis=axis, keepdims=keep)
+            minus = np.any(zeros & np.signbit(x), axis=axis, keepdims=keep)
+            if op == "max":
+                r = np.where(r == 0, np.where(plus, 0.0, -0.0), r)
+            else:
+                r = np.where(r == 0, np.where(minus, -0.0, 0.0), r)
+        return self.result(s, r)
 
     def op_transpose(self, blk: _Block, s: Instr) -> np.ndarray:
         return np.transpose(self.get(blk, s.args[0]), s.attr("perm")).copy()

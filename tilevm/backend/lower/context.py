@@ -243,7 +243,7 @@ class LoweringContext:
     def scratch(self, nbytes: int) -> int:
         """The byte offset of a scratch area of ``nbytes`` (shared by every conversion and
         cross-warp reduction; each use starts with a barrier)."""
-        self.scratch_bytes = max(self.scratch_bytes, nbytes)
+        self.scratch_bytes = max(self.scratch_bytes, (nbytes + 15) // 16 * 16)
         return self.plan.scratch_offset
 
     def barrier(self) -> None:

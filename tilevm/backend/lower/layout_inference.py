@@ -25,6 +25,7 @@ follows from its operand's); each is listed with the user's line and the two lay
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -96,16 +97,27 @@ def _where(loc: Loc | None) -> str:
 
 
 def _bitcast_forward(x: RegisterLayout, a: int, b: int) -> RegisterLayout | None:
-    """The layout of ``bitcast`` from ``a``-bit to ``b``-bit elements of a tile in ``x``."""
-    ones = (1,) * (x.rank - 1)
+    """The layout of ``bitcast`` from ``a``-bit to ``b``-bit elements of a tile in ``x``: each
+    thread's groups of ``lcm(a, b)`` bits along the last dimension stay in the thread, so ``x``
+    must end in a local run of ``lcm/a`` elements, which becomes a run of ``lcm/b``."""
     if a == b:
         return x
-    if a > b:
-        return x * local(*ones, a // b)
+    ones = (1,) * (x.rank - 1)
+    group = math.lcm(a, b)
     try:
-        return algebra.divide(x, local(*ones, b // a))
+        outer = algebra.divide(x, local(*ones, group // a)) if group > a else x
     except ValueError:
         return None
+    return outer * local(*ones, group // b) if group > b else outer
+
+
+def _bitcast_groups(shape: tuple[int, ...], a: int, b: int, warps: int) -> RegisterLayout:
+    """A layout of a bitcast's operand that always works: the blocked layout of its groups of
+    ``lcm(a, b)`` bits, each group's elements in one thread."""
+    group = math.lcm(a, b)
+    groups = shape[-1] * b // group
+    outer = blocked_layout((*shape[:-1], groups), group, warps)
+    return outer * local(*(1,) * (len(shape) - 1), group // a)
 
 
 def _bitcast_backward(r: RegisterLayout, a: int, b: int) -> RegisterLayout | None:
@@ -384,9 +396,8 @@ class _Rewriter:
             natural = _bitcast_forward(args[0].type.layout, a, b)
             if natural is None:
                 back = _bitcast_backward(want, a, b)
-                if back is None:  # no layout of the operand bitcasts to `want`: go via blocked
-                    back = _bitcast_backward(
-                        blocked_layout(tuple(r.type.shape), b, self.inf.warps), a, b)
+                if back is None:  # no layout of the operand bitcasts to `want`: go via groups
+                    back = _bitcast_groups(tuple(r.type.shape), a, b, self.inf.warps)
                 args[0] = self.convert(s.args[0], back, s.loc, "bitcast operand", out)
                 natural = _bitcast_forward(back, a, b)
         if s.op in ("load", "store", "atomic") and s.attr("mask") == "tile":

@@ -116,7 +116,9 @@ def plan_shared(kernel: Kernel) -> SharedPlan:
         name = s.result.name
         layout = buffer_layout(s)
         nbits = s.result.type.dtype.nbits if isinstance(s.result.type, TensorType) else 8
-        size = layout.size_bytes(nbits)
+        # Whole 16-byte units: an atomic on the 32-bit word holding a buffer's last sub-byte
+        # element stays inside the block's shared memory.
+        size = _align(layout.size_bytes(nbits), 16)
         alignment = 1024 if layout.swizzle is not None else 128
         first, last = ranges.first[name], ranges.last(name)
         busy = sorted((b.offset, b.offset + b.size) for b in placed

@@ -24,9 +24,11 @@ definition; DESIGN §3 is the contract):
   transcendental functions, in float64) and rounded once to the dtype, to nearest even; ``floor``,
   ``ceil`` and ``rint`` give integral values of the operand's float type, ``rint`` to nearest
   with ties to even (PTX ``cvt.rni``, numpy ``rint``); f16, bf16
-  and f32 overflow to inf; ``min``/``max`` return the other operand when one is NaN (PTX);
+  and f32 overflow to inf; ``min``/``max`` return the other operand when one is NaN and order
+  −0 below +0 (PTX);
 - integer arithmetic wraps modulo 2^nbits; ``floordiv`` and ``mod`` round toward −∞ (Python);
-  shifts by the width or more give 0 (or −1 for a negative ``shr``), as PTX clamps the amount;
+  shift amounts are unsigned (as PTX reads them): an amount of the width or more, or a negative
+  one, gives 0 (or −1 for ``shr`` of a negative value);
 - ``cast`` rounds to nearest even into floats (saturating into types of 8 bits or fewer), truncates
   toward zero and saturates from floats into integers (NaN → 0), wraps between integers, and gives
   ``x != 0`` into ``u1``;
@@ -41,8 +43,9 @@ definition; DESIGN §3 is the contract):
   byte it shares with elements it does not store (a neighbouring block's, a masked one's, one
   outside the tile) is updated with an atomic read-modify-write, so blocks storing neighbouring
   sub-byte tiles never lose each other's bits, whatever their order or concurrency (DESIGN §3);
-- ``reduce`` ``sum`` of floats is the exact sum rounded once (so no summation order has to be
-  agreed on), of integers wraps; ``max``/``min`` ignore NaN unless all are NaN.
+- ``reduce`` ``sum`` of floats is the exact sum rounded once (the lowering's sum, in an order its
+  layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min`` ignore NaN
+  unless all are NaN, and order −0 below +0.
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""``tilevm.compile``: a kernel lowered and compiled to a cubin for one GPU target, with every form
+on the way (Tile IR with layouts, Thread IR, CUDA C++, PTX, cubin), its resources and the
+compile report. No GPU is needed: NVRTC runs on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tilevm.ir.tile.printer import print_kernel
+
+__all__ = ["CompiledKernel", "Resources", "compile_kernel", "specialization_of"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one block of the kernel takes on the GPU: ``registers`` per thread (ptxas),
+    ``spills`` (bytes of spill stores and loads per thread), ``stack`` (bytes of stack frame per
+    thread) and ``shared`` (bytes of shared memory per block: the kernel's buffers and
+    scratch)."""
+
+    registers: int
+    spills: int
+    stack: int
+    shared: int
+
+    def __str__(self) -> str:
+        return (f"registers {self.registers}, spills {self.spills} bytes, stack {self.stack} "
+                f"bytes, shared {self.shared} bytes")
+
+
+@dataclass
+class CompiledKernel:
+    """A kernel compiled for one target and specialization (see :func:`compile_kernel`)."""
+
+    name: str
+    target: str
+    lowered: Any  # tilevm.backend.lower.LoweredKernel
+    binary: Any  # tilevm.backend.cuda.CudaBinary
+
+    @property
+    def tile_ir(self) -> str:
+        """The Tile IR as written (before layout inference)."""
+        return print_kernel(self.source_ir)
+
+    @property
+    def layouts(self) -> str:
+        """The Tile IR with every register tile's layout and the inserted conversions."""
+        return print_kernel(self.lowered.tile)
+
+    @property
+    def thread_ir(self) -> str:
+        """The Thread IR both backends run."""
+        return str(self.lowered.thread)
+
+    @property
+    def cuda_source(self) -> str:
+        return self.binary.source
+
+    @property
+    def ptx(self) -> str:
+        return self.binary.ptx
+
+    @property
+    def cubin(self) -> bytes:
+        return self.binary.cubin
+
+    @property
+    def resources(self) -> Resources:
+        r = self.binary.resources[self.lowered.thread.name]
+        return Resources(r.registers, r.spill_store_bytes + r.spill_load_bytes,
+                         r.stack_frame_bytes, self.lowered.thread.shared_bytes + r.shared_bytes)
+
+    @property
+    def report(self) -> str:
+        """The compile report: layouts, conversions, memory accesses and why, shared memory,
+        registers, and the ptxas resources."""
+        return f"{self.lowered.report}\nptxas: {self.resources}\n"
+
+    source_ir: Any = None
+
+
+def specialization_of(kernel: Any, spec: Any) -> Any:
+    """The :class:`~tilevm.backend.lower.Specialization` that ``spec`` stands for: ``None`` (the
+    general kernel), a Specialization, ``"aligned"`` (contiguous, 16-byte aligned tensors with
+    sizes and strides multiples of 16) or ``"contiguous"`` (last strides 1, nothing else known),
+    or example arguments (a tuple or list, as the kernel would be called with)."""
+    from tilevm.backend.lower import Specialization
+    from tilevm.frontend.arguments import bind_arguments
+
+    if spec is None:
+        return Specialization.generic()
+    if isinstance(spec, Specialization):
+        return spec
+    if spec in ("aligned", "contiguous"):
+        return Specialization.contiguous(kernel, aligned=spec == "aligned")
+    if isinstance(spec, (tuple, list)):
+        bound = bind_arguments(kernel, tuple(spec))
+        return Specialization.of_arguments(kernel, bound.tensors, bound.dims)
+    raise TypeError(f"spec must be None, a Specialization, 'aligned', 'contiguous' or example "
+                    f"arguments (a tuple), got {type(spec).__name__}")
+
+
+def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
+                   **constants: Any) -> CompiledKernel:
+    """Lower ``kernel`` (a ``@tilevm.kernel`` function, with ``constants``) and compile it for
+    ``target`` (``"sm_80"``, ``"sm_90"``…) under the specialization ``spec`` (see
+    :func:`specialization_of`; the general kernel by default).
+
+    Raises :class:`~tilevm.CompileError` for a mistake in the kernel or a kernel that cannot
+    fit the target, :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
+    """
+    from tilevm.backend.cuda import compile_cuda, cuda_target, emit_cuda
+    from tilevm.backend.lower import lower
+
+    tgt = cuda_target(target)
+    tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
+    lowered = lower(tile, tgt.sm, specialization_of(tile, spec))
+    binary = compile_cuda(emit_cuda(lowered.thread, tgt), tgt)
+    return CompiledKernel(tile.name, tgt.name, lowered, binary, tile)

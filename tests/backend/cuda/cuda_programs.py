@@ -299,6 +299,13 @@ def arith_kernel(arch: int) -> Kernel:
         keep(kb.unary("neg", v), kb.unary("abs", v))
     keep(kb.unary("ex2", f32), kb.unary("ex2", f32, ftz=True), kb.unary("rcp", f32),
          kb.unary("rcp", f32, ftz=True))
+    for op in ("lg2", "sin", "cos", "rsqrt"):
+        keep(getattr(kb, op)(f32), getattr(kb, op)(f32, ftz=True))
+    keep(kb.tanh(f32), kb.sqrt(f32), kb.sqrt(f64), kb.div(f32, f32), kb.div(f64, 3.0))
+    for rnd in ("rni", "rzi", "rmi", "rpi"):
+        keep(kb.cvt(f32, F32, rnd=rnd), kb.cvt(f64, F64, rnd=rnd), kb.cvt(f16, F16, rnd=rnd))
+        if arch >= 90:
+            keep(kb.cvt(bf16, BF16, rnd=rnd))
     p = kb.setp("ne", u32, 0)
     q = kb.setp("gt", s32, -3)
     for v in (b16, b32, b64, p):
@@ -332,8 +339,7 @@ def arith_kernel(arch: int) -> Kernel:
     for rnd in ("rn", "rz", "rm", "rp"):
         keep(kb.cvt(f32, F16, rnd=rnd), kb.cvt(f64, F32, rnd=rnd), kb.cvt(s32, F32, rnd=rnd),
              kb.cvt(u64, F64, rnd=rnd), kb.cvt(f64, F16, rnd=rnd))
-        if rnd in ("rn", "rz") or arch >= 90:
-            keep(kb.cvt(f32, BF16, rnd=rnd))
+        keep(kb.cvt(f32, BF16, rnd=rnd))
     keep(kb.cvt(f32, F16, rnd="rn", sat="satfinite"), kb.cvt(f32, BF16, rnd="rn", sat="satfinite"))
     keep(kb.cvt(f16, F32), kb.cvt(bf16, F32), kb.cvt(f32, F64), kb.cvt(f16, F64))
     for rnd in ("rni", "rzi", "rmi", "rpi"):

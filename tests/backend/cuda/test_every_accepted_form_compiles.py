@@ -67,8 +67,8 @@ def _forms() -> Iterator[Form]:
     def binary(op: str, t: str) -> Form:
         return lambda k: k.keep(getattr(k.kb, op)(k.val(t), k.val(t)))
 
-    def unary(op: str, t: str) -> Form:
-        return lambda k: k.keep(k.kb.unary(op, k.val(t)))
+    def unary(op: str, t: str, **mods: object) -> Form:
+        return lambda k: k.keep(k.kb.unary(op, k.val(t), **mods))
 
     def mul(op: str, mode: str, t: str) -> Form:
         def form(k: _Kernel) -> None:
@@ -105,8 +105,10 @@ def _forms() -> Iterator[Form]:
     for t in TYPES:
         for op in ("add", "sub", "min", "max", "div", "rem", "and_", "or_", "xor"):
             yield binary(op, t)
-        for op in ("neg", "abs", "not", "ex2", "rcp"):
+        for op in ("neg", "abs", "not", "sqrt", "ex2", "rcp", "lg2", "sin", "cos", "rsqrt",
+                   "tanh"):
             yield unary(op, t)
+            yield unary(op, t, ftz=True)
         yield lambda k, t=t: k.keep(k.kb.fma(k.val(t), k.val(t), k.val(t)))
         for op in ("mul", "mad"):
             for mode in ("lo", "hi", "wide"):

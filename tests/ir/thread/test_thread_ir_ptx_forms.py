@@ -143,7 +143,10 @@ def test_cvt_bf16_with_partners_other_than_f32_needs_sm90(src: str) -> None:
         with pytest.raises(ThreadIRError, match="needs sm_90"):
             verify(kernel, arch=80, ptx_isa=(8, 8))
     verify(build("f32", "bf16"), arch=80, ptx_isa=(7, 0))
-    verify(build("bf16", "f32"), arch=80, ptx_isa=(7, 0))
+    # PTX ISA cvt: "cvt.f32.bf16 introduced in PTX ISA version 7.1" (cvt.bf16.f32: 7.0)
+    verify(build("bf16", "f32"), arch=80, ptx_isa=(7, 1))
+    with pytest.raises(ThreadIRError, match=r"cvt\.f32\.bf16 needs PTX ISA 7\.1"):
+        verify(build("bf16", "f32"), arch=80, ptx_isa=(7, 0))
 
 
 def test_mov_of_8_bit_registers_is_mov_b16() -> None:

@@ -1,5 +1,8 @@
 """Scalar helper functions of the CPU backend, written as LLVM IR text and linked into every
-kernel module: the deferred ``cp.async`` queues and the exact ``mma.sync`` accumulation.
+kernel module: the deferred ``cp.async`` queues, the exact ``mma.sync`` accumulation, and
+``tv_map_f64``, which applies a C library function ``double f(double)`` to the 32 lanes of a
+buffer in place (the ``.approx`` transcendentals: one call and a loop instead of 32 libcalls
+expanded at every use).
 
 cp.async queue of one lane (``CPA_LANE_BYTES`` bytes): ``[count i32][commits i32]`` then
 ``CPA_CAPACITY`` entries of ``[dst i32][size i32][src_size i32][group i32][src i64]``. A copy
@@ -339,4 +342,23 @@ exit:
 }
 
 declare double @llvm.fabs.f64(double)
+
+; x[i] = f(x[i]) for the 32 lanes of a warp vector of doubles
+define void @tv_map_f64(ptr %f, ptr %x) {
+entry:
+  br label %head
+head:
+  %i = phi i32 [0, %entry], [%i1, %body]
+  %more = icmp ult i32 %i, 32
+  br i1 %more, label %body, label %done
+body:
+  %p = getelementptr double, ptr %x, i32 %i
+  %v = load double, ptr %p, align 8
+  %r = call double %f(double %v)
+  store double %r, ptr %p, align 8
+  %i1 = add i32 %i, 1
+  br label %head
+done:
+  ret void
+}
 """.replace("LANE_BYTES", str(CPA_LANE_BYTES)).replace("CAPACITY", str(CPA_CAPACITY))

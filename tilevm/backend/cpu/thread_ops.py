@@ -14,7 +14,7 @@ from typing import Any
 from llvmlite import ir
 
 from tilevm.backend.cpu import numerics as nm
-from tilevm.backend.cpu.lanes import F32, F64, I1, I16, I32, I64, Lanes, elem_llvm_type
+from tilevm.backend.cpu.lanes import F32, F64, I1, I16, I32, I64, PTR, Lanes, elem_llvm_type
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import PRED, U32, ScalarType, scalar_type
 
@@ -124,6 +124,8 @@ def _div_rem(cg: Any, instr: Instr) -> list[ir.Value]:
     L, t = cg.L, instr.type
     b = L.b
     a, c = _args(cg, instr)
+    if t.is_float:  # div.rn.f32/f64: the host's IEEE division rounds once to nearest even
+        return [_canon(L, b.fdiv(a, c), t)]
     lt = elem_llvm_type(t)
     zero = b.icmp_unsigned("==", c, L.cint(0, lt))
     bad = zero
@@ -192,26 +194,52 @@ def _neg_abs(cg: Any, instr: Instr) -> list[ir.Value]:
     return [b.bitcast(r, L.vec(elem_llvm_type(t))) if t.name in ("f32", "f64") else r]
 
 
-@_op("ex2")
-def _ex2(cg: Any, instr: Instr) -> list[ir.Value]:
+@_op("sqrt")
+def _sqrt(cg: Any, instr: Instr) -> list[ir.Value]:
+    # sqrt.rn: the host's IEEE square root rounds once to nearest even, in f32 or f64
+    (a,) = _args(cg, instr)
+    return [_canon(cg.L, cg.L.call("sqrt", [a]), instr.type)]
+
+
+_LIBM = {"ex2": "exp2", "lg2": "log2", "sin": "sin", "cos": "cos", "tanh": "tanh"}
+
+
+def _libm_lanes(cg: Any, name: str, x: ir.Value) -> ir.Value:
+    """The C library's ``double name(double)`` of each lane of ``x`` (``<32 x double>``), through
+    the helper ``tv_map_f64`` (one call; the helper loops over the lanes)."""
+    b, m = cg.b, cg.m
+    fn = m.globals.get(name) or ir.Function(m, ir.FunctionType(F64, [F64]), name=name)
+    helper = m.globals.get("tv_map_f64") or ir.Function(
+        m, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name="tv_map_f64")
+    buf = cg.scratch(x.type)  # <32 x double> in memory: 32 doubles in lane order
+    b.store(x, buf, align=8)
+    b.call(helper, [fn, buf])
+    return b.load(buf, typ=x.type, align=8)
+
+
+@_op("ex2", "rcp", "lg2", "sin", "cos", "rsqrt", "tanh")
+def _approx(cg: Any, instr: Instr) -> list[ir.Value]:
+    """The ``.approx`` instructions as the exactly rounded f32 value of the function of the
+    (flushed, with ``.ftz``) input (DESIGN §3): ``rcp`` is one IEEE f32 division; ``rsqrt`` is
+    ``1/sqrt`` in f64 rounded once to f32 (the double rounding never changes the f32 result: checked
+    on every f32 input); the others are the C library's double function rounded once to f32
+    (special values, NaN and infinities, are C's, which are the PTX ISA's)."""
     L = cg.L
     b = L.b
     (a,) = _args(cg, instr)
     ftz = bool(instr.mod("ftz"))
     if ftz:
         a = nm.ftz_f32(L, a)
-    r = b.fptrunc(L.call("exp2", [b.fpext(a, L.vec(F64))]), L.vec(F32))
-    return [_canon(L, nm.ftz_f32(L, r) if ftz else r, instr.type)]
-
-
-@_op("rcp")
-def _rcp(cg: Any, instr: Instr) -> list[ir.Value]:
-    L = cg.L
-    (a,) = _args(cg, instr)
-    ftz = bool(instr.mod("ftz"))
-    if ftz:
-        a = nm.ftz_f32(L, a)
-    r = L.b.fdiv(L.splat(1.0, F32), a)
+    name = instr.op.name
+    if name == "rcp":
+        r = b.fdiv(L.splat(1.0, F32), a)
+    else:
+        x = b.fpext(a, L.vec(F64))
+        if name == "rsqrt":
+            r64 = b.fdiv(L.splat(1.0, F64), L.call("sqrt", [x]))
+        else:
+            r64 = _libm_lanes(cg, _LIBM[name], x)
+        r = b.fptrunc(r64, L.vec(F32))
     return [_canon(L, nm.ftz_f32(L, r) if ftz else r, instr.type)]
 
 
@@ -469,7 +497,13 @@ def _cvt(cg: Any, instr: Instr) -> list[ir.Value]:
                       nm.f32_to_half(L, hi, fmt, "rn", sat == "satfinite"))]
     x = cg.read(instr.args[0], s)
     dt = L.vec(elem_llvm_type(d))
+    rounders = {"rni": "roundeven", "rzi": "trunc", "rmi": "floor", "rpi": "ceil"}
     if s.is_float and d.is_float:
+        if s == d and rnd in rounders:   # to an integral value in the same type
+            if s.name in ("f16", "bf16"):  # exact in f32, and the integral result fits back
+                return [nm.f32_to_half(L, L.call(rounders[rnd], [nm.half_to_f32(L, x, s.name)]),
+                                       s.name)]
+            return [_canon(L, L.call(rounders[rnd], [x]), s)]
         if s == d:
             return [x]
         if s.name in ("f16", "bf16") and d.name in ("f32", "f64"):
@@ -478,10 +512,9 @@ def _cvt(cg: Any, instr: Instr) -> list[ir.Value]:
         if s.name == "f32" and d.name in ("f16", "bf16"):
             return [nm.f32_to_half(L, x, d.name, rnd, sat == "satfinite")]
         return [_to_float(L, _float_to_f64(L, x, s), d, rnd or "rn", sat)]
-    if s.is_float:  # float -> int: round to an integer value, then saturate; NaN -> 0
+    if s.is_float:  # float -> int: round to an integer value, then saturate
         v = _float_to_f64(L, x, s)
-        fn = {"rni": "roundeven", "rzi": "trunc", "rmi": "floor", "rpi": "ceil"}[rnd]
-        r = L.call(fn, [v])
+        r = L.call(rounders[rnd], [v])
         w = d.bits
         lo, hi = (-(2.0 ** (w - 1)), 2.0 ** (w - 1)) if d.is_signed else (0.0, 2.0 ** w)
         inside = b.and_(b.fcmp_ordered(">=", r, L.splat(lo, F64)),
@@ -494,7 +527,10 @@ def _cvt(cg: Any, instr: Instr) -> list[ir.Value]:
         r2 = b.select(b.fcmp_ordered(">=", r, L.splat(hi, F64)), L.cint(maxv, elem_llvm_type(d)),
                       b.select(b.fcmp_ordered("<", r, L.splat(lo, F64)),
                                L.cint(minv, elem_llvm_type(d)), conv))
-        return [b.select(b.fcmp_unordered("uno", v, v), L.cint(0, elem_llvm_type(d)),
+        # NaN (PTX ISA cvt, "Integer Notes"): "Zero if source is not .f64 and destination is
+        # not .s64, .u64", "Otherwise 1 << (BitWidth(dst) - 1)"
+        nan = 0 if s.name != "f64" and w != 64 else 1 << (w - 1)
+        return [b.select(b.fcmp_unordered("uno", v, v), L.cint(nan, elem_llvm_type(d)),
                          b.select(inside, conv, r2))]
     if d.is_float:  # int -> float
         if s.bits == 64:   # not exact in f64: round once to d (through round-to-odd)

@@ -257,8 +257,9 @@ def _plain(instr: Instr, asm: InlineAsm, *immediates: str) -> AsmCode:
     return AsmCode([f"{ptx_opcode(instr)} {', '.join(operands)};"])
 
 
-@_printer("add", "sub", "mul", "mad", "div", "rem", "min", "max", "fma", "neg", "abs", "ex2",
-          "rcp", "shl", "shr", "shf", "bfe", "bfi", "popc", "prmt", "cvt")
+@_printer("add", "sub", "mul", "mad", "div", "rem", "min", "max", "fma", "neg", "abs", "sqrt",
+          "ex2", "rcp", "lg2", "sin", "cos", "rsqrt", "tanh", "shl", "shr", "shf", "bfe", "bfi",
+          "popc", "prmt", "cvt")
 def _arith(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     return _plain(instr, asm)
 

@@ -194,7 +194,8 @@ class KernelBuilder:
         return self.emit("fma", (a, b, c), type=t, out=out, **kw)  # type: ignore[return-value]
 
     def div(self, a: OperandLike, b: OperandLike, **kw: Any) -> Reg:
-        """``div``: integer quotient."""
+        """``div``: the integer quotient (truncated), or ``div.rn.f32``/``div.rn.f64`` (IEEE
+        division rounded to nearest even) for float operands."""
         return self._binary("div", a, b, kw.pop("type", None), kw.pop("out", None), **kw)
 
     def rem(self, a: OperandLike, b: OperandLike, **kw: Any) -> Reg:
@@ -223,10 +224,53 @@ class KernelBuilder:
 
     def unary(self, op: str, a: OperandLike, *, type: ScalarType | str | None = None,
               out: Dest | None = None, **mods: Any) -> Reg:
-        """A one-operand intrinsic of the operand's type: ``not``, ``neg``, ``abs``, ``ex2``
-        (``ftz=True``), ``rcp`` (``ftz=True``)."""
+        """A one-operand intrinsic of the operand's type: ``not``, ``neg``, ``abs``, ``sqrt``,
+        and the ``.approx`` ones ``ex2``, ``rcp``, ``lg2``, ``sin``, ``cos``, ``rsqrt`` (each
+        with ``ftz=True`` for the ``.ftz`` form) and ``tanh``."""
         t = scalar_type(type) if type is not None else self._type_of(a)
         return self.emit(op, (a,), type=t, out=out, **mods)  # type: ignore[return-value]
+
+    def sqrt(self, a: OperandLike, *, type: ScalarType | str | None = None,
+             out: Dest | None = None, **kw: Any) -> Reg:
+        """``sqrt.rn.f32`` / ``sqrt.rn.f64``: the correctly rounded square root."""
+        return self.unary("sqrt", a, type=type, out=out, **kw)
+
+    def _approx(self, op: str, a: OperandLike, ftz: bool, out: Dest | None, kw: Any) -> Reg:
+        return self.unary(op, a, type=kw.pop("type", "f32"), out=out, ftz=ftz or None, **kw)
+
+    def ex2(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``ex2.approx{.ftz}.f32``: ``2**a`` (max 2 ulp on the GPU; exact on the CPU)."""
+        return self._approx("ex2", a, ftz, out, kw)
+
+    def rcp(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``rcp.approx{.ftz}.f32``: ``1/a`` (max 1 ulp on the GPU; exact on the CPU)."""
+        return self._approx("rcp", a, ftz, out, kw)
+
+    def lg2(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``lg2.approx{.ftz}.f32``: ``log2(a)`` (bounds in ``APPROX_ERROR_BOUNDS``)."""
+        return self._approx("lg2", a, ftz, out, kw)
+
+    def sin(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``sin.approx{.ftz}.f32``: ``sin(a)``, radians."""
+        return self._approx("sin", a, ftz, out, kw)
+
+    def cos(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``cos.approx{.ftz}.f32``: ``cos(a)``, radians."""
+        return self._approx("cos", a, ftz, out, kw)
+
+    def rsqrt(self, a: OperandLike, *, ftz: bool = False, out: Dest | None = None,
+              **kw: Any) -> Reg:
+        """``rsqrt.approx{.ftz}.f32``: ``1/sqrt(a)``."""
+        return self._approx("rsqrt", a, ftz, out, kw)
+
+    def tanh(self, a: OperandLike, *, out: Dest | None = None, **kw: Any) -> Reg:
+        """``tanh.approx.f32``: ``tanh(a)`` (sm_75+; no ``.ftz`` form)."""
+        return self._approx("tanh", a, False, out, kw)
 
     def shl(self, a: OperandLike, b: OperandLike, **kw: Any) -> Reg:
         """``shl``: ``a << b`` (``b`` is u32)."""

@@ -2,11 +2,18 @@
 
 Integer results wrap modulo 2**bits. Float operations round once to nearest even (the ``rn``
 rounding is printed explicitly so that no compiler contracts them, DESIGN §3); ``f16x2`` and
-``bf16x2`` operate on both halves independently.
+``bf16x2`` operate on both halves independently. The ``.approx`` instructions (``ex2``, ``lg2``,
+``sin``, ``cos``, ``rsqrt``, ``tanh``, ``rcp``) are the GPU's fast approximations, whose error the
+PTX ISA bounds (:data:`APPROX_ERROR_BOUNDS`); the CPU backend computes each as the exactly
+rounded value after its flush to zero (DESIGN §3).
+
+Section numbers cite the PTX ISA 9.1 ("Parallel Thread Execution ISA", chapter 9.7
+"Instructions").
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tilevm.ir.thread.intrinsics.base import Intrinsic, register
@@ -15,7 +22,7 @@ from tilevm.ir.thread.types import PRED, U32, scalar_type
 if TYPE_CHECKING:
     from tilevm.ir.thread.stmts import Instr
 
-__all__ = ["FLOAT_TYPES", "INT_TYPES"]
+__all__ = ["APPROX_ERROR_BOUNDS", "FLOAT_TYPES", "INT_TYPES", "ApproxBound"]
 
 INT_TYPES = ("b16", "b32", "b64", "u16", "u32", "u64", "s16", "s32", "s64")
 FLOAT_TYPES = ("f16", "bf16", "f32", "f64", "f16x2", "bf16x2")
@@ -140,13 +147,35 @@ class _IntOnly(_Elementwise):
 
 
 @register
-class Div(_IntOnly):
-    """``div.type d, a, b`` (PTX ISA, Integer Arithmetic Instructions: ``div``): integer quotient
-    truncated toward zero (``b == 0`` gives an unspecified value; tilevm's CPU gives all ones).
-    Scope thread; sm_50, PTX 1.0."""
+class Div(_Elementwise):
+    """``div.type d, a, b``: ``d = a / b``.
+
+    - Integers (§9.7.1 "Integer Arithmetic Instructions: div", ``u16``..``s64``): the quotient
+      truncated toward zero; ``b == 0`` gives an unspecified value (tilevm's CPU: all ones), and
+      ``INT_MIN / -1`` wraps to ``INT_MIN``. Printed ``div.s32``.
+    - ``f32``/``f64`` (§9.7.3.8 "Floating Point Instructions: div"): ``div.rn.f32`` /
+      ``div.rn.f64``, IEEE 754 division rounded once to nearest even ("Divide with IEEE 754
+      compliant rounding"); subnormal inputs and results are kept (no ``.ftz``). A NaN result is
+      a NaN (tilevm's CPU: the canonical ``0x7fffffff`` / ``0x7fffffffffffffff``, as its other
+      float operations).
+
+    Scope thread; sm_50; PTX 1.0 (integers), PTX 1.4 (``div.rn``: "Explicit modifiers .approx,
+    .full, .ftz, and rounding introduced in PTX ISA version 1.4"; ``div.rnd.f32`` needs sm_20,
+    ``div.rn.f64`` sm_13).
+    """
 
     name = "div"
     ptx_isa = (1, 0)
+    types = ("u16", "u32", "u64", "s16", "s32", "s64", "f32", "f64")
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        if instr.type is not None and instr.type.is_float:
+            return self.min_arch, (1, 4)
+        return self.min_arch, self.ptx_isa
+
+    def mnemonic(self, instr: Instr) -> str:
+        t = instr.type
+        return f"div.rn.{t}" if t is not None and t.is_float else f"div.{t}"
 
 
 @register
@@ -160,9 +189,23 @@ class Rem(_IntOnly):
 
 @register
 class Min(_Elementwise):
-    """``min.type d, a, b`` (PTX ISA, Integer/Floating-Point/Half Precision Instructions: ``min``):
-    the smaller; for floats a NaN operand is ignored (both NaN: canonical NaN) and −0 < +0. Scope
-    thread; sm_50, PTX 1.0 (f16/bf16: sm_80, PTX 7.0)."""
+    """``min.type d, a, b``: the smaller of ``a`` and ``b``.
+
+    Integers (§9.7.1 "Integer Arithmetic Instructions: min"): signed or unsigned by the type.
+    Floats (§9.7.3.11 "Floating Point Instructions: min" for ``f32``/``f64``, §9.7.4.7 "Half
+    Precision Floating Point Instructions: min" for ``f16``/``bf16``/``f16x2``/``bf16x2``, each
+    half on its own), as the ISA's ``min_num``:
+
+    - a NaN operand is ignored: ``min(NaN, x) = min(x, NaN) = x`` (``x`` itself, bit for bit);
+    - both NaN: a NaN (tilevm's CPU: the canonical NaN, ``0x7fffffff`` / ``0x7fffffffffffffff``
+      / ``0x7fff``);
+    - signed zeros are ordered: "If values of both inputs are 0.0, then +0.0 > -0.0", so
+      ``min(-0.0, +0.0) = min(+0.0, -0.0) = -0.0``.
+
+    No ``.ftz``, ``.NaN`` or ``.xorsign.abs`` forms: subnormals are kept. Scope thread; sm_50,
+    PTX 1.0 (f16/f16x2/bf16/bf16x2: "Requires sm_80 or higher", "Introduced in PTX ISA version
+    7.0").
+    """
 
     name = "min"
     ptx_isa = (1, 0)
@@ -179,9 +222,12 @@ class Min(_Elementwise):
 
 @register
 class Max(Min):
-    """``max.type d, a, b`` (PTX ISA, Integer/Floating-Point/Half Precision Instructions: ``max``):
-    the larger, NaN and zero rules as :class:`Min` (+0 > −0). Scope thread; sm_50, PTX 1.0
-    (f16/bf16: sm_80, PTX 7.0)."""
+    """``max.type d, a, b``: the larger of ``a`` and ``b`` (§9.7.1 "Integer Arithmetic
+    Instructions: max", §9.7.3.12 "Floating Point Instructions: max", §9.7.4.8 "Half Precision
+    Floating Point Instructions: max"). Floats as the ISA's ``max_num``: a NaN operand is ignored
+    (``max(NaN, x) = x``), both NaN give a NaN (tilevm's CPU: the canonical one), and "+0.0 >
+    -0.0": ``max(-0.0, +0.0) = max(+0.0, -0.0) = +0.0``. Scope thread; sm_50, PTX 1.0
+    (f16/bf16 and their pairs: sm_80, PTX 7.0)."""
 
     name = "max"
 
@@ -245,33 +291,217 @@ class Abs(Neg):
         return f"abs.{instr.type}"
 
 
-@register
-class Ex2(_Unary):
-    """``ex2.approx{.ftz}.f32 d, a`` (PTX ISA, Floating-Point Instructions: ``ex2``): ``2**a``,
-    approximate on the GPU (max 2 ulp); the CPU computes it exactly rounded (DESIGN §3). With
-    ``ftz`` (modifier) a subnormal input or result is flushed to a zero of the same sign. Scope
-    thread; sm_50, PTX 1.0."""
+@dataclass(frozen=True)
+class ApproxBound:
+    """One accuracy guarantee the PTX ISA states for an ``.approx`` instruction.
 
-    name = "ex2"
-    ptx_isa = (1, 0)
+    Attributes:
+        kind: ``"absolute"`` (``|d - f(a)| <= bound``), ``"relative"`` (``|d - f(a)| <= bound ·
+            |f(a)|``) or ``"ulp"`` (``d`` within ``bound`` units in the last place of the
+            correctly rounded ``f32`` result).
+        bound: the number (``2**-20.5``; for ``"ulp"`` a count of ulps).
+        domain: the inputs it holds for, in the ISA's words.
+        source: the ISA section and its sentence.
+    """
+
+    kind: str
+    bound: float
+    domain: str
+    source: str
+
+
+_SIN_COS_RANGES = (("[-2pi .. 2pi]", 2**-20.5, "2^-20.5"),
+                   ("[-100pi .. +100pi]", 2**-14.7, "2^-14.7"))
+
+
+def _sin_cos_bounds(name: str, section: str) -> tuple[ApproxBound, ...]:
+    return tuple(ApproxBound("absolute", bound, f"inputs in {rng}",
+                             f"PTX ISA 9.1 §{section} {name}: \"The maximum absolute error over "
+                             f"input range is as follows\": {rng} -> {text}; \"Outside of the "
+                             "range [-100pi .. +100pi], only best effort is provided. There are "
+                             "no defined error guarantees.\"")
+                 for rng, bound, text in _SIN_COS_RANGES)
+
+
+APPROX_ERROR_BOUNDS: dict[str, tuple[ApproxBound, ...]] = {
+    "ex2.approx.f32": (ApproxBound(
+        "ulp", 2.0, "the full range of inputs",
+        "PTX ISA 9.1 §9.7.3.21 ex2: \"The maximum ulp error is 2 ulp from correctly rounded "
+        "result across the full range of inputs.\""),),
+    "lg2.approx.f32": (
+        ApproxBound("absolute", 2**-22, "inputs in (0.5, 2)",
+                    "PTX ISA 9.1 §9.7.3.20 lg2: \"The maximum absolute error is 2^-22 when the "
+                    "input operand is in the range (0.5, 2).\""),
+        ApproxBound("relative", 2**-22, "positive finite inputs outside (0.5, 2)",
+                    "PTX ISA 9.1 §9.7.3.20 lg2: \"For positive finite inputs outside of this "
+                    "interval, maximum relative error is 2^-22.\"")),
+    "sin.approx.f32": _sin_cos_bounds("sin", "9.7.3.18"),
+    "cos.approx.f32": _sin_cos_bounds("cos", "9.7.3.19"),
+    "rsqrt.approx.f32": (ApproxBound(
+        "relative", 2**-22.9, "the entire positive finite floating-point range",
+        "PTX ISA 9.1 §9.7.3.16 rsqrt: \"The maximum relative error for rsqrt.f32 over the "
+        "entire positive finite floating-point range is 2^-22.9.\""),),
+    "tanh.approx.f32": (ApproxBound(
+        "relative", 2**-11, "the entire floating point range",
+        "PTX ISA 9.1 §9.7.3.22 tanh: \"The maximum relative error over the entire floating "
+        "point range is 2^-11.\""),),
+    "rcp.approx.f32": (ApproxBound(
+        "ulp", 1.0, "the full range of inputs",
+        "PTX ISA 9.1 §9.7.3.13 rcp: \"The maximum ulp error is 1 across the full range of "
+        "inputs.\""),),
+}
+"""The ISA's accuracy guarantees of the ``.approx`` instructions, by mnemonic without and with
+``.ftz`` (the ``.ftz`` form flushes subnormal inputs and results to zero first; the ISA states one
+bound for both). Several entries for one instruction hold on different input ranges."""
+
+APPROX_ERROR_BOUNDS.update({k.replace(".approx.", ".approx.ftz."): v
+                            for k, v in list(APPROX_ERROR_BOUNDS.items())
+                            if not k.startswith("tanh")})
+
+
+class _Approx(_Unary):
+    """An ``op.approx{.ftz}.f32 d, a`` instruction. Modifier ``ftz`` (bool): flush a subnormal
+    input, and a subnormal result, to a zero of the same sign. On the CPU the value is the
+    exactly rounded ``f32`` of the function of the (flushed) input (DESIGN §3), computed in f64
+    and rounded once; a NaN result is the canonical NaN ``0x7fffffff``."""
+
     types = ("f32",)
+    has_ftz = True
+
+    def check(self, instr: Instr) -> None:
+        super().check(instr)
+        ftz = instr.mod("ftz")
+        self.expect(ftz in (None, True, False), instr, f"ftz must be a bool, got {ftz!r}")
+        self.expect(self.has_ftz or not ftz, instr,
+                    f"{self.name}.approx has no .ftz form (subnormals pass through)")
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        return self.min_arch, self.ptx_isa
 
     def mnemonic(self, instr: Instr) -> str:
-        return f"ex2.approx{'.ftz' if instr.mod('ftz') else ''}.f32"
+        return f"{self.name}.approx{'.ftz' if instr.mod('ftz') else ''}.f32"
 
 
 @register
-class Rcp(_Unary):
-    """``rcp.approx{.ftz}.f32 d, a`` (PTX ISA, Floating-Point Instructions: ``rcp.approx``):
-    ``1/a``, approximate on the GPU (max 1 ulp); exact on the CPU. ``ftz`` flushes subnormal inputs
-    and results to signed zero. Scope thread; sm_50, PTX 1.4."""
+class Ex2(_Approx):
+    """``ex2.approx{.ftz}.f32 d, a`` (§9.7.3.21 "Floating Point Instructions: ex2"): ``d ≈ 2**a``.
+
+    Special values: ``ex2(-inf) = +0``, ``ex2(±0) = +1``, ``ex2(+inf) = +inf``, NaN → NaN.
+    Accuracy: "The maximum ulp error is 2 ulp from correctly rounded result across the full range
+    of inputs" (:data:`APPROX_ERROR_BOUNDS`). The CPU gives the exactly rounded ``2**a`` (after
+    the flush, with ``ftz``). Scope thread; sm_50; PTX 1.4 (the explicit ``.approx`` and
+    ``.ftz``)."""
+
+    name = "ex2"
+    ptx_isa = (1, 4)
+
+
+@register
+class Rcp(_Approx):
+    """``rcp.approx{.ftz}.f32 d, a`` (§9.7.3.13 "Floating Point Instructions: rcp"): ``d ≈ 1/a``.
+
+    Special values: ``rcp(±0) = ±inf``, ``rcp(±inf) = ±0``, NaN → NaN. Accuracy: "The maximum
+    ulp error is 1 across the full range of inputs". The CPU gives the exactly rounded ``1/a``.
+    Scope thread; sm_50, PTX 1.4."""
 
     name = "rcp"
     ptx_isa = (1, 4)
-    types = ("f32",)
+
+
+@register
+class Lg2(_Approx):
+    """``lg2.approx{.ftz}.f32 d, a`` (§9.7.3.20 "Floating Point Instructions: lg2"): ``d ≈
+    log2(a)``.
+
+    Special values (the ISA's table): ``lg2(-inf) = NaN``, ``lg2(negative normal) = NaN``,
+    ``lg2(±0) = -inf``, ``lg2(+inf) = +inf``, NaN → NaN; with ``ftz`` a subnormal input counts as
+    a zero of its sign (→ ``-inf``). Accuracy: "The maximum absolute error is 2^-22 when the input
+    operand is in the range (0.5, 2). For positive finite inputs outside of this interval,
+    maximum relative error is 2^-22." The CPU gives the exactly rounded ``log2(a)``. Scope
+    thread; sm_50, PTX 1.4."""
+
+    name = "lg2"
+    ptx_isa = (1, 4)
+
+
+@register
+class Sin(_Approx):
+    """``sin.approx{.ftz}.f32 d, a`` (§9.7.3.18 "Floating Point Instructions: sin"): ``d ≈
+    sin(a)``, ``a`` in radians.
+
+    Special values: ``sin(±0) = ±0``, ``sin(±inf) = NaN``, NaN → NaN. Accuracy, "The maximum
+    absolute error over input range": 2^-20.5 in [-2pi .. 2pi], 2^-14.7 in [-100pi .. +100pi];
+    "Outside of the range [-100pi .. +100pi], only best effort is provided. There are no defined
+    error guarantees." The CPU gives the exactly rounded ``sin(a)`` for every ``a``. Scope thread;
+    sm_50, PTX 1.4."""
+
+    name = "sin"
+    ptx_isa = (1, 4)
+
+
+@register
+class Cos(_Approx):
+    """``cos.approx{.ftz}.f32 d, a`` (§9.7.3.19 "Floating Point Instructions: cos"): ``d ≈
+    cos(a)``, ``a`` in radians.
+
+    Special values: ``cos(±0) = +1``, ``cos(±inf) = NaN``, NaN → NaN. Accuracy as :class:`Sin`:
+    maximum absolute error 2^-20.5 in [-2pi .. 2pi], 2^-14.7 in [-100pi .. +100pi], no guarantee
+    outside. The CPU gives the exactly rounded ``cos(a)``. Scope thread; sm_50, PTX 1.4."""
+
+    name = "cos"
+    ptx_isa = (1, 4)
+
+
+@register
+class Rsqrt(_Approx):
+    """``rsqrt.approx{.ftz}.f32 d, a`` (§9.7.3.16 "Floating Point Instructions: rsqrt"): ``d ≈
+    1/sqrt(a)``.
+
+    Special values: ``rsqrt(-inf) = NaN``, ``rsqrt(negative normal) = NaN``, ``rsqrt(-0) =
+    -inf``, ``rsqrt(+0) = +inf``, ``rsqrt(+inf) = +0``, NaN → NaN (with ``ftz`` a subnormal
+    counts as a zero of its sign). Accuracy: "The maximum relative error for rsqrt.f32 over the
+    entire positive finite floating-point range is 2^-22.9." The CPU gives the exactly rounded
+    ``1/sqrt(a)`` (computed as ``1/sqrt`` in f64 and rounded to f32, which is correctly rounded
+    for every f32 input: checked exhaustively). Scope thread; sm_50, PTX 1.4."""
+
+    name = "rsqrt"
+    ptx_isa = (1, 4)
+
+
+@register
+class Tanh(_Approx):
+    """``tanh.approx.f32 d, a`` (§9.7.3.22 "Floating Point Instructions: tanh"): ``d ≈ tanh(a)``.
+
+    There is no ``.ftz`` form: "The subnormal numbers are supported", and "The subnormal inputs
+    gets passed through to the output" (``tanh(x) ≈ x`` there). Special values: ``tanh(±inf) =
+    ±1``, ``tanh(±0) = ±0``, NaN → NaN. Accuracy: "The maximum relative error over the entire
+    floating point range is 2^-11." The CPU gives the exactly rounded ``tanh(a)``. Scope thread;
+    "Requires sm_75 or higher", "Introduced in PTX ISA version 7.0"."""
+
+    name = "tanh"
+    min_arch = 75
+    ptx_isa = (7, 0)
+    has_ftz = False
+
+
+@register
+class Sqrt(_Unary):
+    """``sqrt.rn.type d, a`` for ``f32``/``f64`` (§9.7.3.15 "Floating Point Instructions: sqrt",
+    "Square root with IEEE 754 compliant rounding"): the square root rounded once to nearest
+    even. ``sqrt(-0) = -0``, ``sqrt(+inf) = +inf``, a negative input or NaN gives NaN (tilevm's
+    CPU: the canonical NaN). Subnormals are kept (no ``.ftz``). Scope thread; sm_50; PTX 1.4 for
+    ``sqrt.rn.f64``, 2.0 for ``sqrt.rn.f32`` ("General rounding modifiers were added in PTX ISA
+    version 2.0"; ``sqrt.rnd.f32`` requires sm_20)."""
+
+    name = "sqrt"
+    types = ("f32", "f64")
+
+    def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
+        t = instr.type.name if instr.type is not None else ""
+        return self.min_arch, (2, 0) if t == "f32" else (1, 4)
 
     def mnemonic(self, instr: Instr) -> str:
-        return f"rcp.approx{'.ftz' if instr.mod('ftz') else ''}.f32"
+        return f"sqrt.rn.{instr.type}"
 
 
 class _Logic(_Elementwise):

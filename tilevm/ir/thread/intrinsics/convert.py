@@ -27,18 +27,31 @@ class Cvt(Intrinsic):
     - float → narrower float (and f16 ↔ bf16): ``rnd`` is ``rn``/``rz``/``rm``/``rp``
       (required); overflow gives ±inf or ±max as IEEE directed rounding says; with
       ``sat="satfinite"`` (only f32 → f16/bf16 with ``rn``/``rz``) ±inf and overflow become
-      ±max, NaN stays NaN. bf16 from f32 with ``rm``/``rp`` needs sm_90; bf16 to or from any
+      ±max, NaN stays NaN. bf16 from f32 with ``rm``/``rp`` needs PTX 7.8; bf16 to or from any
       type but f32 needs sm_90, PTX 7.8.
-    - float → wider float: exact, no ``rnd``.
+    - float → wider float: exact, no ``rnd`` (nor for the same type: ``cvt.f32.f32`` copies).
+    - float → the same float type with an integer rounding ``rnd`` = ``rni`` (nearest, ties to
+      even), ``rzi`` (toward zero), ``rmi`` (toward -inf), ``rpi`` (toward +inf): the value
+      rounded to an integral value, kept in that type ("A floating-point value may be rounded to
+      an integral value using the integer rounding modifiers ... The operands must be of the
+      same size. The result is an integral value, stored in floating-point format"), e.g.
+      ``cvt.rmi.f32.f32`` is floor. ±0, ±inf and integral values stay as they are, the sign of a
+      zero result is the input's (``rzi`` of -0.5 is -0.0). The ISA does not say which NaN a NaN
+      gives; tilevm's CPU gives the canonical NaN (``0x7fffffff``, ``0x7fffffffffffffff``,
+      ``0x7fff``), as its float arithmetic does. ``f16``, ``f32``, ``f64``; ``bf16`` on sm_90.
     - float → integer: ``rnd`` is ``rni``/``rzi``/``rmi``/``rpi`` (required); the result saturates
-      to the destination's range and NaN gives 0.
+      to the destination's range. NaN gives 0 when the source is not ``f64`` and the destination
+      is not 64-bit, otherwise ``1 << (bits - 1)`` (``INT_MIN`` for signed types: the ISA's
+      "Integer Notes").
     - integer → float: ``rnd`` ``rn``/``rz``/``rm``/``rp`` (required).
     - integer → integer: truncates or extends by the source's signedness; ``sat="sat"`` clamps
       to the destination's range instead (only where some source value lies outside it).
     - packs: ``cvt.rn{.satfinite}.f16x2.f32 d, a, b`` and ``.bf16x2.f32``: ``d`` holds ``a``
       converted in its **upper** half and ``b`` in its lower half (sm_80, PTX 7.0).
 
-    Scope thread; sm_50, PTX 1.0 (bf16: sm_80, PTX 7.0; satfinite f16/bf16: PTX 8.1).
+    Scope thread; sm_50, PTX 1.0 (bf16: sm_80, PTX 7.0, and ``cvt.f32.bf16`` PTX 7.1; satfinite
+    f16/bf16: PTX 8.1). Section: PTX ISA 9.1 §9.7.9.21 "Data Movement and Conversion
+    Instructions: cvt".
     """
 
     name = "cvt"
@@ -72,8 +85,11 @@ class Cvt(Intrinsic):
         self.expect_operand(instr, 0, s, "a")
         self.expect_dst(instr, d)
         if d.is_float and s.is_float:
-            if _exact_float(s, d):
-                self.expect(rnd is None, instr, f"{s}->{d} is exact and takes no rounding")
+            if s == d and rnd in INT_ROUNDINGS:
+                pass  # rounded to an integral value in the same type
+            elif _exact_float(s, d):
+                self.expect(rnd is None, instr, f"{s}->{d} is exact and takes no rounding" + (
+                    " (rni/rzi/rmi/rpi round to an integral value)" if s == d else ""))
             else:
                 self.expect(rnd in FLOAT_ROUNDINGS, instr, f"{s}->{d} needs rn/rz/rm/rp")
             self.expect(sat != "sat", instr, "float conversions take .satfinite, not .sat")
@@ -101,8 +117,14 @@ class Cvt(Intrinsic):
         arch, isa = self.min_arch, self.ptx_isa
         if names & {"bf16", "bf16x2"} or names & {"f16x2"}:
             arch, isa = 80, (7, 0)
+        if d is not None and d.name == "f32" and "bf16" in names:
+            isa = (7, 1)  # "cvt.f32.bf16 introduced in PTX ISA version 7.1"
         if "bf16" in names and instr.mod("rnd") in ("rm", "rp"):
-            arch, isa = 90, (7, 8)
+            # cvt.{rm,rp}.bf16.f32: the general form cvt.frnd.dtype.atype (the frnd2 line lists
+            # only rn/rz); ptxas takes it for sm_80 ("{.bf16} destination formats require
+            # sm_80"). The ISA does not say which PTX version added it: 7.8, with the other bf16
+            # conversions, to be safe.
+            arch, isa = 80, (7, 8)
         if "bf16" in names and (not names <= {"bf16", "f32"} or names == {"bf16"}):
             # bf16 to or from anything but f32 (f64, f16, integers, bf16 itself) needs sm_90,
             # PTX 7.8 (ptxas: "Feature 'cvt with .bf16.f64' requires .target sm_90 or higher")

@@ -367,6 +367,22 @@ def arith_kernel(arch: int) -> Kernel:
     return kb.finish()
 
 
+def debug_kernel() -> Kernel:
+    """``trap`` (guarded) and ``vprintf`` with every operand kind, a ``%%`` and characters the C
+    string literal must escape. vprintf's argument buffer lives on the stack."""
+    kb = KernelBuilder("debug_forms", block_threads=32)
+    src = kb.param("src", U64, pointer=True)
+    x = kb.ld("global", src, F32)
+    lane = kb.sreg("laneid")
+    kb.trap(guard=kb.setp("nan", x, x))
+    kb.vprintf("lane %u: %d %x %lld %llu %f %g %e %a 100%%\n\t\"quoted\" \\ ??= é\n", lane,
+               kb.mov(lane, S32), kb.mov(lane, B32), kb.cvt(lane, S64), kb.cvt(lane, U64),
+               kb.cvt(x, F64), kb.cvt(x, F64), kb.cvt(x, F64), kb.cvt(x, F64),
+               guard=kb.setp("lt", lane, 2))
+    kb.vprintf("no arguments\n")
+    return kb.finish()
+
+
 def every_intrinsic_kernels(arch: int) -> list[Kernel]:
     """Kernels that together use every intrinsic of the Thread IR (each form ``arch`` has)."""
-    return [memory_kernel(), warp_kernel(arch), arith_kernel(arch)]
+    return [memory_kernel(), warp_kernel(arch), arith_kernel(arch), debug_kernel()]

@@ -1,11 +1,12 @@
-"""Every arithmetic, comparison, conversion, ``mov``, load and store form that the Thread IR
-verifier accepts for a target, ptxas accepts too (the PTX ISA is what both follow; ptxas is its
-reference implementation). The candidate forms are every operation crossed with every register
-type (and, for ``cvt``, every source, destination, rounding and saturation); those the verifier
-accepts at sm_80 go into one kernel compiled for sm_80, those it accepts only at sm_90 into one
-for sm_90. A form the printer spells in a way ptxas refuses fails the compile, whose log names
-the line. (This sweep found ``cvt.sat`` between integers where nothing can saturate, and
-``cvt.bf16.bf16`` below sm_90.)
+"""Every arithmetic (``.approx`` and ``.ftz`` forms included), comparison, conversion, ``mov``,
+``trap``, load and store form that the Thread IR verifier accepts for a target, ptxas accepts
+too (the PTX ISA is what both follow; ptxas is its reference implementation). The candidate
+forms are every operation crossed with every register type (and, for ``cvt``, every source,
+destination, rounding and saturation); those the verifier accepts at sm_80 go into one kernel
+compiled for sm_80, those it accepts only at sm_90 into one for sm_90. A form the printer spells
+in a way ptxas refuses fails the compile, whose log names the line. (This sweep found ``cvt.sat``
+between integers where nothing can saturate, and ``cvt.bf16.bf16`` below sm_90.) The other
+direction, forms held back to sm_90 that ptxas refuses for sm_80: ``test_arch_requirements.py``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ def _forms() -> Iterator[Form]:
         for n in (1, 2, 4):
             for space in ("global", "shared", "local"):
                 yield ld_st(t, n, space)
+    yield lambda k: k.kb.trap()
+    yield lambda k: k.kb.trap(guard=k.kb.setp("ne", k.val("u32"), 0))
     for s in TYPES:
         for d in TYPES:
             yield lambda k, s=s, d=d: k.keep(k.kb.mov(k.val(s), d))

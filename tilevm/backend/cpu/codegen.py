@@ -19,7 +19,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from tilevm.backend.cpu import collectives, memory_ops
+from tilevm.backend.cpu import collectives, debug_ops, memory_ops
 from tilevm.backend.cpu.lanes import I1, I8, I32, I64, PTR, WARP, Lanes, elem_llvm_type
 from tilevm.backend.cpu.liveness import live_after_barriers, temporaries
 from tilevm.backend.cpu.thread_ops import THREAD_OPS
@@ -41,6 +41,7 @@ ERRORS = {
     6: "shared-memory access out of bounds",
     7: "local-memory access out of bounds",
     8: "misaligned address (PTX needs every access aligned to its size)",
+    debug_ops.TRAP_ERROR: "executed (PTX trap: abort the kernel)",
 }
 
 SLOT_ALIGN = 64
@@ -332,6 +333,8 @@ class WarpCodegen:
             r = memory_ops.MEMORY_OPS[name](self, s)
             if s.dst is not None:
                 self.write(s.dst, r, full)
+        elif name in debug_ops.DEBUG_OPS:
+            debug_ops.DEBUG_OPS[name](self, s)
         elif name in collectives.COLLECTIVES:
             r = collectives.COLLECTIVES[name](self, s)
             if s.dst is not None:

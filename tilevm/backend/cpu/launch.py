@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tilevm.backend.cpu.codegen import ERRORS
+from tilevm.backend.cpu.debug_ops import TRAP_ERROR
 from tilevm.backend.cpu.jit import JitResult, jit
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.thread.printer import format_stmt
@@ -149,7 +150,8 @@ class CpuKernel:
                 where += f" ({loc})"
         else:
             where = what + f" (warp {warp} returned {detail})"
-        extra = f", membermask 0x{detail & 0xFFFFFFFF:08x}" if code == 2 else ""
+        extra = {2: f", membermask 0x{detail & 0xFFFFFFFF:08x}",
+                 TRAP_ERROR: f", trapping lanes 0x{detail & 0xFFFFFFFF:08x}"}.get(code, "")
         return (f"kernel {self.kernel.name}: {where} — block {block}, warp {warp}, active mask "
                 f"0x{mask & 0xFFFFFFFF:08x}{extra}")
 

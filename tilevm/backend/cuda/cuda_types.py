@@ -17,7 +17,7 @@ from fractions import Fraction
 from tilevm.ir.thread.types import Type, VectorType
 from tilevm.ir.thread.values import Const, bits_to_float
 
-__all__ = ["CType", "c_bitcast", "c_literal", "c_type"]
+__all__ = ["CType", "c_bitcast", "c_literal", "c_string", "c_type"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,24 @@ def c_bitcast(expr: str, source: CType, dest: CType) -> str:
     # Integer to integer of one width: the conversion is modulo 2**bits, i.e. the same bits.
     return template.format(expr) if template else f"({dest.name}){expr}"
 
+
+
+_C_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t"}
+
+
+def c_string(text: str) -> str:
+    """``text`` as a C++ string literal of its UTF-8 bytes: backslash, quote, newline and tab
+    escaped by name, every other byte outside printable ASCII as a three-digit octal escape
+    (octal stops after three digits, so a following digit cannot extend it, as in hex), and
+    ``?`` escaped so that no ``??x`` trigraph forms under older dialects."""
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in _C_ESCAPES:
+            out.append(_C_ESCAPES[byte])
+        elif byte == ord("?"):
+            out.append("\\?")
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'

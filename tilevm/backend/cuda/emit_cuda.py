@@ -20,10 +20,10 @@ from collections.abc import Sequence
 
 from tilevm.backend.cuda.cuda_types import c_literal, c_type
 from tilevm.backend.cuda.inline_asm import InlineAsm
-from tilevm.backend.cuda.ptx_intrinsics import AsmCode, print_intrinsic
+from tilevm.backend.cuda.ptx_intrinsics import VPRINTF_DECLARATION, AsmCode, print_intrinsic
 from tilevm.backend.cuda.targets import CudaTarget, cuda_target
 from tilevm.ir.thread.errors import ThreadIRError
-from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While
+from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While, walk
 from tilevm.ir.thread.types import ScalarType, Type, VectorType
 from tilevm.ir.thread.values import Const, Elem, Index, IndexOp, Reg, RegArray
 from tilevm.ir.thread.verify import eval_index, verify
@@ -43,6 +43,7 @@ _RESERVED_WORDS = """
     reinterpret_cast return short signed sizeof static static_assert static_cast struct switch
     template this thread_local throw true try typedef typeid typename union unsigned using virtual
     void volatile wchar_t while xor xor_eq main threadIdx blockIdx blockDim gridDim warpSize
+    vprintf
 """
 _RESERVED = frozenset(_RESERVED_WORDS.split())
 # The IR type names whose C++ spelling says everything; others get a comment at declaration.
@@ -85,6 +86,8 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
     header = [f"// CUDA C++ for {title} ({tgt.name}), printed by tilevm from Thread IR.",
               "// Self-contained (needs no header): compile with tilevm.backend.cuda.compile_cuda."]
     parts = ["\n".join(header)]
+    if any(isinstance(s, Instr) and s.op.name == "vprintf" for k in kernels for s in walk(k.body)):
+        parts.append("// The CUDA device runtime's printf system call.\n" + VPRINTF_DECLARATION)
     if helpers:
         parts.append(_FLOOR_HELPERS)
     parts += bodies

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from tilevm.backend.cuda.cuda_types import CType, c_bitcast, c_type
+from tilevm.backend.cuda.cuda_types import CType, c_bitcast, c_string, c_type
 from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import B32, U32, ScalarType, VectorType
 
-__all__ = ["PRINTERS", "AsmCode", "CCode", "OperandPrinter", "print_intrinsic", "ptx_opcode"]
+__all__ = ["PRINTERS", "VPRINTF_DECLARATION", "AsmCode", "CCode", "OperandPrinter",
+           "print_intrinsic", "ptx_opcode"]
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,30 @@ def _mma(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
     c = _braced(asm.inp(instr.args[2], instr.type), instr.args[2])
     # volatile: an .aligned warp instruction must stay where the whole warp executes it.
     return AsmCode([f"{ptx_opcode(instr)} {d}, {a}, {b}, {c};"], volatile=True)
+
+
+@_printer("trap")
+def _trap(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCode:
+    return AsmCode(["trap;"], volatile=True, memory=True)
+
+
+VPRINTF_DECLARATION = 'extern "C" __device__ int vprintf(const char *format, const char *args);'
+
+
+@_printer("vprintf")
+def _vprintf(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> CCode:
+    """CUDA's device printf, spelled out: the arguments in a local struct (each member aligned to
+    its size, which is the layout vprintf reads) and a call of the system call ``vprintf``
+    (declared once per translation unit: :data:`VPRINTF_DECLARATION`)."""
+    fmt = c_string(instr.mod("format"))
+    if not instr.args:
+        return CCode([f"vprintf({fmt}, (const char *)0);"])
+    members = " ".join(f"{_ctype(a).name} a{k};" for k, a in enumerate(instr.args))
+    values = ", ".join(ops.expr(a) for a in instr.args)
+    return CCode(["{",
+                  f"  struct {{ {members} }} tilevm_printf_args = {{{values}}};",
+                  f"  vprintf({fmt}, (const char *)&tilevm_printf_args);",
+                  "}"])
 
 
 @_printer("sreg")

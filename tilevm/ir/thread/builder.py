@@ -427,6 +427,19 @@ class KernelBuilder:
         """The local address of the thread's local buffer (u32)."""
         return self.emit("local_base", (), dst_type=U32, **kw)  # type: ignore[return-value]
 
+    # -- stopping and reporting -----------------------------------------------------------------
+
+    def trap(self, **kw: Any) -> None:
+        """``trap``: abort the kernel (with ``guard=p``: where ``p`` holds)."""
+        self.emit("trap", (), **kw)
+
+    def vprintf(self, format: str, *args: Operand, **kw: Any) -> None:
+        """``printf(format, args...)`` on every executing thread: ``args`` are 32- or 64-bit
+        integer registers or ``f64`` (convert ``f32`` first), matching the conversions of
+        ``format`` (``%d %u %x %lld %f %g``…; see :class:`~tilevm.ir.thread.intrinsics.debug.
+        Vprintf`)."""
+        self.emit("vprintf", tuple(args), format=format, **kw)
+
     # -- warp and block -------------------------------------------------------------------------
 
     def sreg(self, name: str, **kw: Any) -> Reg:

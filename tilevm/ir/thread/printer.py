@@ -20,6 +20,8 @@ program). Example::
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While
@@ -35,6 +37,8 @@ def _mod_value(key: str, v: Any) -> str:
         return "true" if v else "false"
     if key == "lut":
         return f"0x{v:02x}"
+    if isinstance(v, str) and (key == "format" or not re.fullmatch(r"[\w.:]+", v)):
+        return json.dumps(v)  # quoted and escaped: a format string may hold any character
     return str(v)
 
 

@@ -4,7 +4,8 @@ Backends dispatch on ``instr.op.name``; see each class's docstring for its PTX s
 minimum architecture and PTX ISA version.
 """
 
-from tilevm.ir.thread.intrinsics import arith, convert, memory, warp
+from tilevm.ir.thread.intrinsics import arith, convert, debug, memory, warp
 from tilevm.ir.thread.intrinsics.base import INTRINSICS, SCOPES, Intrinsic, compatible
 
-__all__ = ["INTRINSICS", "SCOPES", "Intrinsic", "arith", "compatible", "convert", "memory", "warp"]
+__all__ = ["INTRINSICS", "SCOPES", "Intrinsic", "arith", "compatible", "convert", "debug", "memory",
+           "warp"]

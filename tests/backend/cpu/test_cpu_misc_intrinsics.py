@@ -110,6 +110,52 @@ def test_special_registers() -> None:
         assert got[g_].tolist() == [t, 64, block, 3, t % 32, 0, 1, 0]
 
 
+@pytest.mark.parametrize("grid", [(3, 2, 4), (5, 3), (2, 1, 3), (7,), 4])
+def test_multi_dimensional_grids(grid) -> None:
+    # every block writes (ctaid.x, ctaid.y, ctaid.z, nctaid.x, nctaid.y, nctaid.z) at its
+    # CUDA linear index x + nx * (y + ny * z), computed from the special registers themselves
+    kb = KernelBuilder("grid3d", block_threads=32)
+    out = kb.param("out", U64, pointer=True)
+    regs = [kb.sreg(n) for n in ("ctaid.x", "ctaid.y", "ctaid.z", "nctaid.x", "nctaid.y",
+                                 "nctaid.z")]
+    cx, cy, cz, nx, ny, _ = regs
+    linear = kb.mad(kb.mad(cz, ny, cy), nx, cx)
+    with kb.if_(kb.setp("eq", kb.sreg("tid.x"), 0)):
+        for k, r in enumerate(regs):
+            kb.st("global", kb.add(out, kb.mul(kb.mad(linear, 6, k), 4, mode="wide")), r)
+    run = compile_kernel(kb.finish())
+    dims = (grid,) if isinstance(grid, int) else grid
+    gx, gy, gz = (*dims, 1, 1)[:3]
+    for threads in (1, None):
+        got = np.full(gx * gy * gz * 6, 0xDEAD, np.uint32)
+        run(grid, got, threads=threads)
+        want = [[x, y, z, gx, gy, gz] for z in range(gz) for y in range(gy) for x in range(gx)]
+        assert got.reshape(-1, 6).tolist() == want
+
+
+def test_grid_extents_are_checked() -> None:
+    kb = KernelBuilder("nothing", block_threads=32)
+    run = compile_kernel(kb.finish())
+    run((0, 5))                                       # an empty grid runs nothing
+    for bad, what in (((1, 2, 3, 4), "1 to 3 ints"), ((2, -1), r"y extent must be in \[0, 65535\]"),
+                      ((1, 1, 65536), "z extent"), (2.0, "an int or a tuple"),
+                      ((2**31 - 1, 2), r"more than 2\*\*31 - 1 blocks")):
+        with pytest.raises(ValueError, match=what):
+            run(bad)
+
+
+def test_errors_name_the_block_by_its_coordinates() -> None:
+    kb = KernelBuilder("trap_one_block", block_threads=32)
+    last = kb.setp("eq", kb.sreg("ctaid.y"), 2)
+    kb.loc = "user.py:4"
+    kb.trap(guard=last)
+    run = compile_kernel(kb.finish())
+    # the first block with y = 2 is (0, 2, 0), number 4
+    with pytest.raises(CpuKernelError, match=r"trap executed .*`@%r\d+ trap` \(user\.py:4\) — "
+                                             r"block 4 \(x=0, y=2, z=0\), warp 0"):
+        run((2, 3), threads=1)
+
+
 def test_more_atomics_and_fences() -> None:
     kb = KernelBuilder("atomics2", block_threads=32)
     p, olds = kb.param("p", U64, pointer=True), kb.param("olds", U64, pointer=True)

@@ -9,7 +9,8 @@ mask (``<32 x i1>``): writes are selects, memory accesses masked gathers and sca
 
 ``tv_run`` executes a range of blocks: for each block, phase after phase, it calls ``tv_warp`` for
 every warp in a fixed order (reversed on request) and checks that all warps stopped at the same
-barrier.
+barrier. Blocks are numbered linearly over the grid ``(nx, ny, nz)``, x fastest: block ``b`` is
+``(b % nx, (b / nx) % ny, b / (nx·ny))``, which ``ctaid.x/y/z`` give.
 """
 
 from __future__ import annotations
@@ -114,11 +115,13 @@ class WarpCodegen:
     # -- function skeleton ----------------------------------------------------------------------
 
     def build(self) -> ir.Function:
-        fnty = ir.FunctionType(I32, [PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32])
+        fnty = ir.FunctionType(I32, [PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, I32, I32])
         fn = ir.Function(self.m, fnty, name="tv_warp")
         fn.linkage = "internal"
+        # ctaid: the linear block number; nctaid: the grid's (x, y, z) extents
         (self.params, self.smem, self.local, self.regfile, self.cpq, self.err, self.ctaid,
-         self.nctaid, self.warp, resume) = fn.args
+         nx, ny, nz, self.warp, resume) = fn.args
+        self.nctaid = (nx, ny, nz)
         self.fn = fn
         entry = fn.append_basic_block("entry")
         self.b = ir.IRBuilder(entry)
@@ -501,10 +504,11 @@ class WarpCodegen:
 
 
 def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Function) -> None:
-    """``i32 tv_run(params, nctaid, block_begin, block_end, workspace, reverse, err)``."""
-    fnty = ir.FunctionType(I32, [PTR, I32, I32, I32, PTR, I32, PTR])
+    """``i32 tv_run(params, nx, ny, nz, block_begin, block_end, workspace, reverse, err)``: run
+    the blocks numbered ``[block_begin, block_end)`` of an ``nx × ny × nz`` grid."""
+    fnty = ir.FunctionType(I32, [PTR, I32, I32, I32, I32, I32, PTR, I32, PTR])
     fn = ir.Function(module, fnty, name="tv_run")
-    params, nctaid, b0, b1, ws, reverse, err = fn.args
+    params, nx, ny, nz, b0, b1, ws, reverse, err = fn.args
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(entry)
     memset = module.globals.get("llvm.memset.p0.i64") or ir.Function(
@@ -554,7 +558,7 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
     wl = b.gep(local, [b.mul(w64, I64(WARP * kernel.local_bytes))], source_etype=I8)
     wr = b.gep(regfile, [b.mul(w64, I64(layout.regfile_bytes))], source_etype=I8)
     wq = b.gep(cpq, [b.mul(w64, I64(layout.cpq_bytes))], source_etype=I8)
-    r = b.call(warp_fn, [params, smem, wl, wr, wq, err, blk, nctaid, w, resume])
+    r = b.call(warp_fn, [params, smem, wl, wr, wq, err, blk, nx, ny, nz, w, resume])
     b.cbranch(b.icmp_signed("<", r, I32(0)), fail, warp_next)
 
     b.position_at_end(warp_next)

@@ -84,11 +84,19 @@ def _sreg(cg: Any, s: Instr) -> list[ir.Value]:
         return [b.add(L.splat_value(b.mul(cg.warp, I32(WARP))), lanes)]
     if name == "ntid.x":
         return [L.splat(cg.kernel.block_threads, I32)]
-    if name == "ctaid.x":
-        return [L.splat_value(cg.ctaid)]
-    if name == "nctaid.x":
-        return [L.splat_value(cg.nctaid)]
-    return [L.splat(1 if name.startswith("n") else 0, I32)]
+    if name.startswith("nctaid."):
+        return [L.splat_value(cg.nctaid["xyz".index(name[-1])])]
+    if name.startswith("ctaid."):
+        # the linear block number b, x fastest: (b % nx, (b / nx) % ny, b / (nx * ny))
+        nx, ny, _ = cg.nctaid
+        if name == "ctaid.x":
+            v = b.urem(cg.ctaid, nx)
+        elif name == "ctaid.y":
+            v = b.urem(b.udiv(cg.ctaid, nx), ny)
+        else:
+            v = b.udiv(cg.ctaid, b.mul(nx, ny))
+        return [L.splat_value(v)]
+    return [L.splat(1 if name.startswith("n") else 0, I32)]  # one-dimensional blocks
 
 
 @_op("activemask")

@@ -18,10 +18,31 @@ from tilevm.ir.thread.stmts import For, If, Instr, Kernel, While, walk
 from tilevm.ir.thread.types import ScalarType
 from tilevm.ir.thread.values import Const
 
-__all__ = ["CpuKernel", "CpuKernelError", "compile_kernel", "worker_count"]
+__all__ = ["CpuKernel", "CpuKernelError", "compile_kernel", "grid_dims", "worker_count"]
 
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32,
-                          ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p)
+                          ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p,
+                          ctypes.c_int32, ctypes.c_void_p)
+
+# CUDA's grid limits: x up to 2**31 - 1, y and z up to 65535 (the CPU also needs the block count
+# to fit an i32, as it numbers blocks linearly)
+_GRID_LIMITS = (2**31 - 1, 65535, 65535)
+
+
+def grid_dims(grid: int | tuple[int, ...]) -> tuple[int, int, int]:
+    """``grid`` (an int, or a tuple of 1 to 3 ints: x, y, z) as ``(x, y, z)``; raises
+    ``ValueError`` naming a bad extent."""
+    dims = (grid,) if isinstance(grid, int) else tuple(grid) if isinstance(grid, tuple) else None
+    if dims is None or not 1 <= len(dims) <= 3 or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise ValueError(f"grid must be an int or a tuple of 1 to 3 ints (x, y, z), got {grid!r}")
+    dims = dims + (1,) * (3 - len(dims))
+    for axis, d, limit in zip("xyz", dims, _GRID_LIMITS, strict=True):
+        if not 0 <= d <= limit:
+            raise ValueError(f"grid {axis} extent must be in [0, {limit}], got {d}")
+    if dims[0] * dims[1] * dims[2] > 2**31 - 1:
+        raise ValueError(f"grid {dims} has more than 2**31 - 1 blocks")
+    return dims  # type: ignore[return-value]
 
 
 class CpuKernelError(KernelExecutionError):
@@ -68,19 +89,21 @@ class CpuKernel:
         self._entry = _ENTRY(compiled.address)
         self._stmts = list(walk(kernel.body))
 
-    def __call__(self, grid: int, *args: Any, threads: int | None = None,
+    def __call__(self, grid: int | tuple[int, ...], *args: Any, threads: int | None = None,
                  reverse_warps: bool = False) -> None:
-        """Run ``grid`` blocks. Pointer parameters take numpy arrays (written in place),
+        """Run a grid of blocks: ``grid`` is the number of blocks, or a tuple ``(x[, y[, z]])``
+        of extents (``ctaid``/``nctaid`` ``.x/.y/.z`` give CUDA's values; blocks run in the
+        linear order x fastest). Pointer parameters take numpy arrays (written in place),
         ``HostTensor`` (the address of its byte buffer) or integer addresses; scalar parameters
-        take numbers. ``threads`` overrides the number of host
-        threads (1 runs blocks serially, in order); ``reverse_warps`` runs the warps of each
-        phase in reverse order (a correct kernel cannot tell)."""
+        take numbers. ``threads`` overrides the number of host threads (1 runs blocks serially,
+        in order); ``reverse_warps`` runs the warps of each phase in reverse order (a correct
+        kernel cannot tell)."""
         k = self.kernel
         if len(args) != len(k.params):
             raise TypeError(f"kernel {k.name} takes {len(k.params)} arguments "
                             f"({', '.join(p.name for p in k.params)}), got {len(args)}")
-        if not isinstance(grid, int) or grid < 0:
-            raise ValueError(f"grid must be a non-negative int, got {grid!r}")
+        nx, ny, nz = dims = grid_dims(grid)
+        blocks = nx * ny * nz
         slots = np.zeros(max(len(args), 1), np.uint64)
         keep = []
         for i, (p, a) in enumerate(zip(k.params, args, strict=True)):
@@ -91,14 +114,14 @@ class CpuKernel:
             else:
                 assert isinstance(p.type, ScalarType)
                 slots[i] = _pack_scalar(a, p.type, p.name)
-        if grid == 0:
+        if blocks == 0:
             return
-        workers = threads if threads is not None else worker_count(grid)
-        workers = max(1, min(workers, grid))
+        workers = threads if threads is not None else worker_count(blocks)
+        workers = max(1, min(workers, blocks))
         layout = self.compiled.layout
         spaces = [np.zeros(layout.total + 64, np.uint8) for _ in range(workers)]
         errors = [np.zeros(8, np.int32) for _ in range(workers)]
-        chunk = max(1, grid // (workers * 4))
+        chunk = max(1, blocks // (workers * 4))
         state = {"next": 0}
         lock = threading.Lock()
         failures: list[int] = []
@@ -109,10 +132,10 @@ class CpuKernel:
             while True:
                 with lock:
                     b0 = state["next"]
-                    if b0 >= grid or failures:
+                    if b0 >= blocks or failures:
                         return
-                    state["next"] = min(grid, b0 + chunk)
-                rc = self._entry(slots.ctypes.data, grid, b0, min(grid, b0 + chunk), ws,
+                    state["next"] = min(blocks, b0 + chunk)
+                rc = self._entry(slots.ctypes.data, nx, ny, nz, b0, min(blocks, b0 + chunk), ws,
                                  int(reverse_warps), errors[w].ctypes.data)
                 if rc != 0:
                     with lock:
@@ -129,9 +152,9 @@ class CpuKernel:
                 t.join()
         del keep
         if failures:
-            raise CpuKernelError(self._describe(errors[failures[0]]))
+            raise CpuKernelError(self._describe(errors[failures[0]], dims))
 
-    def _describe(self, err: np.ndarray) -> str:
+    def _describe(self, err: np.ndarray, dims: tuple[int, int, int] = (0, 1, 1)) -> str:
         code, sid, block, warp, mask, detail = (int(x) for x in err[:6])
         what = ERRORS.get(code, f"error {code}")
         if sid >= 0:
@@ -152,7 +175,11 @@ class CpuKernel:
             where = what + f" (warp {warp} returned {detail})"
         extra = {2: f", membermask 0x{detail & 0xFFFFFFFF:08x}",
                  TRAP_ERROR: f", trapping lanes 0x{detail & 0xFFFFFFFF:08x}"}.get(code, "")
-        return (f"kernel {self.kernel.name}: {where} — block {block}, warp {warp}, active mask "
+        nx, ny, _ = dims
+        block_text = f"block {block}"
+        if dims[1:] != (1, 1) and block >= 0:
+            block_text += f" (x={block % nx}, y={block // nx % ny}, z={block // (nx * ny)})"
+        return (f"kernel {self.kernel.name}: {where} — {block_text}, warp {warp}, active mask "
                 f"0x{mask & 0xFFFFFFFF:08x}{extra}")
 
 

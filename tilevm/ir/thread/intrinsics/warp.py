@@ -243,7 +243,9 @@ SPECIAL_REGISTERS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z", "c
 class SpecialReg(Intrinsic):
     """``mov.u32 d, %name`` of a special register (PTX ISA, Special Registers): ``tid``, ``ntid``,
     ``ctaid``, ``nctaid`` (``.x/.y/.z``) and ``laneid`` (modifier ``name``). tilevm blocks are
-    one-dimensional (``tid.y = tid.z = 0``). Scope thread; sm_50, PTX 1.0 (``laneid``: 1.3)."""
+    one-dimensional (``tid.y = tid.z = 0``, ``ntid.y = ntid.z = 1``); grids have up to three
+    dimensions (``ctaid``/``nctaid`` ``.x/.y/.z``). Scope thread; sm_50, PTX 1.0 (``laneid``:
+    1.3)."""
 
     name = "sreg"
     ptx_isa = (1, 3)

@@ -196,3 +196,11 @@ def test_context_of_distant_errors_is_cut_with_gaps():
     shown = source_context(text, [5, 25], context=1).splitlines()
     assert shown == ["   4 | line 4", ">  5 | line 5", "   6 | line 6", "     ...",
                      "  24 | line 24", "> 25 | line 25", "  26 | line 26"]
+
+
+def test_a_failed_compile_leaves_python_s_shared_bytes_alone():
+    # NVRTC writes into the buffers it is given; an empty PTX once overwrote Python's shared
+    # one-byte b" " with a NUL for the whole process.
+    with pytest.raises(CudaCompileError):
+        compile_cuda("this is not C++", "sm_80")
+    assert " ".encode() == b" " and b" " * 1 == bytes([32])

@@ -81,9 +81,11 @@ def _nvrtc_call(result: tuple, what: str) -> tuple:
 
 def _nvrtc_bytes(prog: object, size_fn: object, get_fn: object, what: str) -> bytes:
     (size,) = _nvrtc_call(size_fn(prog), f"{what} size")
-    buffer = b" " * size
+    # A buffer of its own: `b" " * 1` is Python's one shared b" ", which NVRTC would overwrite
+    # (with the NUL of an empty string) for the whole process.
+    buffer = bytearray(size)
     _nvrtc_call(get_fn(prog, buffer), what)
-    return buffer
+    return bytes(buffer)
 
 
 def _text(raw: bytes) -> str:

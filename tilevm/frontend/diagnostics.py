@@ -19,28 +19,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tilevm.ir.errors import CompileError
+
 __all__ = ["CompileError", "InternalCompilerError", "internal_error"]
-
-
-class CompileError(Exception):
-    """A mistake in a kernel's source: message, file, 1-based line and column, the source line."""
-
-    def __init__(self, message: str, file: str = "<unknown>", line: int = 0, col: int = 0,
-                 source_line: str = "", end_col: int | None = None) -> None:
-        self.message, self.file, self.line, self.col = message, file, line, col
-        self.source_line = source_line
-        self.end_col = end_col
-        super().__init__(self.format())
-
-    def format(self) -> str:
-        head = f"{self.file}:{self.line}:{self.col}: error: {self.message}"
-        if not self.source_line:
-            return head
-        width = 1
-        if self.end_col is not None and self.end_col > self.col:
-            width = self.end_col - self.col
-        caret = " " * (self.col - 1) + "^" + "~" * (width - 1)
-        return f"{head}\n    {self.source_line}\n    {caret}"
 
 
 class InternalCompilerError(RuntimeError):

@@ -219,7 +219,7 @@ def stale_after_loop(a: tv.Global[f32, "n"]):
 
 @tv.kernel
 def layout_shape(a: tv.Global[f32, "n"]):
-    tv.launch(grid=1)
+    tv.launch(grid=1, warps=1)
     x = tv.zeros((4, 4), f32, layout=spatial(8, 4))  # here
 
 
@@ -371,3 +371,21 @@ def test_scalar_and_sub_byte_arguments_are_checked_by_name():
         scaled(np.zeros(8, np.uint8), 1, y, device="interp")
     with pytest.raises(TypeError, match=r"argument 'x': expected u4 data, got a HostTensor of u8"):
         scaled(tv.HostTensor.from_bits(np.zeros(8, np.uint8), "u8"), 1, y, device="interp")
+
+
+def test_a_pinned_layout_must_cover_every_thread_of_the_block():
+    from tilevm import spatial
+
+    one_warp = spatial(4, 8)
+
+    @tv.kernel
+    def narrow(x: tv.Global[f32, "m", "n"]):
+        tv.launch(grid=1, warps=4)
+        t = tv.load(x, (0, 0), (4, 8), layout=one_warp)
+        tv.store(x, tv.convert_layout(t, one_warp), (0, 0))
+
+    with pytest.raises(tv.CompileError, match=r"tv.load: the layout spatial\(4, 8\) spreads over "
+                                              r"32 threads, but the kernel has 4 warps = 128 "
+                                              r"threads") as info:
+        narrow.ir()
+    assert info.value.source_line.strip().startswith("t = tv.load(")

@@ -50,7 +50,7 @@ def view(x: Any, dtype: DType, layout: Any) -> Any:
 @translates(view)
 def _view(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
     dt = tr.dtype_arg(a["dtype"], n["dtype"], "tv.view")
-    layout = tr.const(a["layout"], n["layout"], "tv.view: layout", (object,))
+    layout = tr.register_layout(a["layout"], n["layout"], "tv.view")
     return tr.emit(node, "view", [(tr.value(a["x"], n["x"], "tv.view"), n["x"])],
                    dtype=dt, layout=layout)
 
@@ -62,6 +62,6 @@ def convert_layout(x: Any, layout: Any) -> Any:
 
 @translates(convert_layout)
 def _convert_layout(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
-    layout = tr.const(a["layout"], n["layout"], "tv.convert_layout: layout", (object,))
+    layout = tr.register_layout(a["layout"], n["layout"], "tv.convert_layout")
     x = tr.value(a["x"], n["x"], "tv.convert_layout")
     return tr.emit(node, "convert_layout", [(x, n["x"])], layout=layout)

@@ -165,15 +165,32 @@ class Operands(TranspilerBase):
         raise self.error(node, f"{what}: mask is None (the tensor's bounds), False (unchecked) or "
                                f"a u1 tile, got {describe(v)}")
 
+    def register_layout(self, layout: Any, node: ast.AST, what: str) -> Any:
+        """``layout`` checked to be a register layout over exactly the block's threads (a
+        layout of one warp in a 4-warp kernel would leave three warps without elements)."""
+        layout = self.const(layout, node, f"{what}: layout", (object,))
+        if not hasattr(layout, "num_threads"):
+            raise self.error(node, f"{what}: {describe(layout)} is not a register layout")
+        if self.launch is not None:
+            threads = 32 * self.launch[1]
+            if layout.num_threads != threads:
+                raise self.error(node, f"{what}: the layout {layout!r} spreads over "
+                                       f"{layout.num_threads} threads, but the kernel has "
+                                       f"{self.launch[1]} warps = {threads} threads; a register "
+                                       f"layout covers every thread of the block (replicate with "
+                                       f"replicated(n) where fewer threads hold distinct elements, "
+                                       f"or launch fewer warps)")
+        return layout
+
     def with_layout(self, value: Value, layout: Any, node: ast.AST, what: str) -> Value:
         """Fix the register layout of a just-built tile (the ``layout=`` option)."""
         if layout is None:
             return value
         layout = self.const(layout, node, f"{what}: layout", (object,))
-        shape = tuple(getattr(layout, "shape", ()))
-        if not hasattr(layout, "num_threads") or shape != value.type.shape:
+        if tuple(getattr(layout, "shape", ())) != value.type.shape:
             raise self.error(node, f"{what}: layout {layout!r} is not a register layout of shape "
                                    f"{list(value.type.shape)}")
+        layout = self.register_layout(layout, node, what)
         value.operand = self.builder.set_layout(value.operand, layout)
         return value
 

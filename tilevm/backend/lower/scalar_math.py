@@ -334,7 +334,10 @@ def _float_to_int(kb: KernelBuilder, x: Operand, src: DType, dst: DType) -> Oper
     ts = compute_type(src)
     if src.name not in ("f16", "f32", "f64"):
         x, ts = to_f32(kb, x, src), F32
-    r = kb.cvt(x, td, src=ts, rnd="rzi")  # saturates to the 32/64-bit range, NaN gives 0
+    r = kb.cvt(x, td, src=ts, rnd="rzi")  # saturates to the 32/64-bit range
+    if td.bits == 64 or ts.bits == 64:
+        # PTX gives 1 << (bits - 1) for NaN here (0 into 32 bits from f16/f32); tilevm gives 0.
+        r = kb.selp(0, r, kb.setp("nan", x, x, type=ts), type=td)
     if dst.nbits < 32:
         r = kb.max(kb.min(r, int(dst.max), type=td), int(dst.min), type=td)
     return r

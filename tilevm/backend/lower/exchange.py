@@ -25,7 +25,7 @@ from tilevm.ir.thread.values import Const
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["classify", "relayout", "scratch_tensor"]
+__all__ = ["classify", "relayout", "scratch_addressing", "scratch_tensor"]
 
 
 def _replica_bits(layout: RegisterLayout) -> int:
@@ -62,7 +62,8 @@ def scratch_tensor(ctx: LoweringContext, dt: DType, shape: tuple[int, ...]) -> v
     return vals.SharedTensor(dt, ctx.scratch(size), layout, name="scratch")
 
 
-def _scratch_addressing(dt: DType, sh: vals.SharedTensor) -> Addressing:
+def scratch_addressing(dt: DType, sh: vals.SharedTensor) -> Addressing:
+    """How to address a row-major shared tensor in the scratch area (its start is aligned)."""
     sizes = [Const.of(n, S32) for n in sh.layout.shape]
     bits = [dt.nbits * s for s in sh.layout.strides]
     return Addressing(dt, "shared", sizes, "scratch", True, 1024, bits, shared=sh)
@@ -77,12 +78,12 @@ def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: Reg
     ctx.barrier()  # the scratch area's last readers are done
     src_tensor = scratch_tensor(ctx, source.dtype, tuple(source.layout.shape))
     zeros = [TileConst(0, _i32()) for _ in source.layout.shape]
-    store_tile(ctx, s, _scratch_addressing(source.dtype, src_tensor), zeros, source, "none",
+    store_tile(ctx, s, scratch_addressing(source.dtype, src_tensor), zeros, source, "none",
                None)
     ctx.barrier()
     dst_tensor = scratch_tensor(ctx, source.dtype, shape)
     zeros = [TileConst(0, _i32()) for _ in shape]
-    load_tile(ctx, s, _scratch_addressing(source.dtype, dst_tensor), zeros, out, "none", None, 0)
+    load_tile(ctx, s, scratch_addressing(source.dtype, dst_tensor), zeros, out, "none", None, 0)
     return out
 
 

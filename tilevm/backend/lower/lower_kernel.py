@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 # The rules register themselves on import.
 from tilevm.backend.lower import (  # noqa: F401
+    rules_debug,
     rules_elementwise,
     rules_memory,
     rules_misc,

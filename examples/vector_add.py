@@ -19,7 +19,7 @@ from tilevm import f32
 
 @tv.kernel
 def vector_add(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"], out: tv.Global[f32, "n"],
-               *, block: tv.Const = 256):
+               *, block: tv.Const = 1024):
     # One block per `block` elements; tv.cdiv rounds up so the tail gets a block too.
     tv.launch(grid=tv.cdiv(n, block), warps=4)
     i = tv.block_idx()
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> float:
     """Run on random data and check against numpy; returns the largest error (0 expected)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--block", type=int, default=256)
+    parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--device", default="interp")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)

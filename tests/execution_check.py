@@ -73,20 +73,63 @@ def same_results(a, b, bounded: bool, name: str) -> None:
                               f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
 
 
+_COMPILED: dict[tuple, object] = {}
+
+
+def compiles_for_the_gpu(kernel, spec) -> None:
+    """The lowered kernel compiles through NVRTC for sm_80 and sm_90 without spills or a stack
+    frame (issue 8), once per kernel and specialization in a session."""
+    from tilevm.backend.cuda import compile_cuda, emit_cuda
+    from tilevm.backend.lower import lower
+
+    for arch in ("sm_80", "sm_90"):
+        key = (id(kernel), spec, arch)
+        if key in _COMPILED:
+            continue
+        lowered = lower(kernel, arch, spec)
+        binary = compile_cuda(emit_cuda(lowered.thread, arch), arch)
+        r = binary.resources[lowered.thread.name]
+        # vprintf takes its arguments in a local buffer: a printing kernel has a stack frame.
+        prints = any(isinstance(s, Instr) and s.op == "print" for s in walk(kernel.body))
+        stack = 0 if prints else r.stack_frame_bytes
+        assert (r.spill_store_bytes, r.spill_load_bytes, stack) == (0, 0, 0), (
+            f"{kernel.name} for {arch} spills or uses a stack frame: {r}")
+        _COMPILED[key] = kernel  # the kernel is kept alive, so its id stays its own
+
+
 def compare_executions(fn, call, args, named, copies, copied_named) -> None:
     """Run ``fn`` on the CPU backend with the copies and compare every argument with the
-    interpreter's results in ``args``/``named``."""
+    interpreter's results in ``args``/``named``; compile it for the GPU targets too."""
+    from tilevm.backend.lower import Specialization
+    from tilevm.frontend.arguments import bind_arguments
+
     constants = {k: v for k, v in named.items() if k not in _tensor_names(fn)}
     kernel = fn.ir(**constants)
     if not lowerable(kernel):
         return
     call(fn, *copies, device="cpu", **copied_named)
+    bound = bind_arguments(kernel, _ordered(fn, copies, copied_named))
+    compiles_for_the_gpu(kernel, Specialization.of_arguments(kernel, bound.tensors, bound.dims))
     bounded = _bounded(kernel)
     params = [p.name for p in kernel.params]
     for i, (a, b) in enumerate(zip(args, copies)):
         same_results(a, b, bounded, params[i] if i < len(params) else str(i))
     for k in named:
         same_results(named[k], copied_named[k], bounded, k)
+
+
+def _ordered(fn, args, named) -> tuple:
+    """The call's tensor and scalar arguments in parameter order."""
+    names = [n for n in _tensor_names_in_order(fn)]
+    extra = [named[n] for n in names[len(args):] if n in named]
+    return (*args, *extra)
+
+
+def _tensor_names_in_order(fn) -> list[str]:
+    import inspect
+
+    return [p.name for p in inspect.signature(fn.fn).parameters.values()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
 
 
 def _tensor_names(fn) -> set[str]:

@@ -189,3 +189,15 @@ def test_a_wrong_result_is_caught():
         for k in program.tensors:
             _check(program, k, ref[k], ours[k])
     _ = Instr
+
+
+@pytest.mark.parametrize("seed", range(0, PROGRAMS, 10))
+def test_random_programs_compile_for_the_gpu(seed):
+    # Generated programs compile through NVRTC for both targets (they may spill: their tiles
+    # are random).
+    from tilevm.backend.cuda import compile_cuda, emit_cuda
+
+    program = generate(seed)
+    for arch in ("sm_80", "sm_90"):
+        thread = lower(program.kernel, arch).thread
+        assert thread.name in compile_cuda(emit_cuda(thread, arch), arch).resources

@@ -146,8 +146,20 @@ def make_tensor(rng: random.Random, dt: DType, shape: tuple[int, ...],
 
 
 def random_layout(rng: random.Random, shape: tuple[int, ...], threads: int) -> RegisterLayout:
-    """A random register layout of ``shape`` over ``threads`` threads (power-of-two spatial
-    factors where the dimensions allow, replication for the rest)."""
+    """A random register layout of ``shape`` over ``threads`` threads: power-of-two spatial
+    factors where the dimensions allow, replication for the rest, at most 64 elements a thread
+    where the shape allows it."""
+    best = None
+    for _ in range(20):
+        layout = _one_layout(rng, shape, threads)
+        if best is None or layout.local_size < best.local_size:
+            best = layout
+        if layout.local_size <= 64:
+            return layout
+    return best
+
+
+def _one_layout(rng: random.Random, shape: tuple[int, ...], threads: int) -> RegisterLayout:
     rank = len(shape)
     rest = list(shape)
     inner = [1] * rank
@@ -170,11 +182,15 @@ def random_layout(rng: random.Random, shape: tuple[int, ...], threads: int) -> R
     return layout
 
 
+def _prod(values: list[int]) -> int:
+    return int(np.prod(values))
+
+
 def _shape(rng: random.Random, rank: int | None = None) -> tuple[int, ...]:
     rank = rank or rng.choice([1, 2, 2])
     sizes = [1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 32, 64]
     shape = tuple(rng.choice(sizes) for _ in range(rank))
-    while int(np.prod(shape)) > 2048:
+    while int(np.prod(shape)) > 1024:  # at most 8 registers a thread per tile at 4 warps
         shape = tuple(max(1, n // 2) for n in shape)
     return shape
 

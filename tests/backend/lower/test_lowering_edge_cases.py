@@ -139,3 +139,27 @@ def test_special_values_convert_as_the_contract_says(name):
         assert np.array_equal(y.bits(), dt.encode(want, saturate=True))
     else:
         assert np.array_equal(y.bits(), dt.encode(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("name", ["u12", "i9", "u17", "i31", "u3", "i6"])
+def test_odd_widths_load_and_store_at_every_bit_offset(name):
+    # Elements of 9 to 31 bits span up to five bytes at an odd bit offset; a view starting at
+    # element 1 of a packed buffer moves every element off its byte.
+    dt = tv.dtype(name)
+
+    @tv.kernel
+    def shift_copy(x: tv.Global[dt, "m", "n"], y: tv.Global[dt, "p", "q"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0, 1), (4, 8)) + tv.load(x, (1, 0), (4, 8)), (0, 0))
+
+    rng = np.random.default_rng(dt.nbits)
+    bits = rng.integers(0, 1 << dt.nbits, (5, 10))
+    big = HostTensor.from_bits(bits, dt)
+    x = big[:, 1:]  # offset 1: rows and elements start mid-byte
+    out_big = HostTensor.from_bits(np.zeros((5, 10), np.int64), dt)
+    y = out_big[1:, 1:]
+    shift_copy(x, y, device="interp")
+    values = dt.decode(bits)[:, 1:]
+    want = dt.decode(dt.encode(values[0:4, 1:9] + values[1:5, 0:8], saturate=False))
+    assert np.array_equal(y.to_numpy()[:4, :8], want)
+    assert np.array_equal(out_big.to_numpy()[0], np.zeros(10))  # nothing else written

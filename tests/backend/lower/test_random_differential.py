@@ -191,13 +191,12 @@ def test_a_wrong_result_is_caught():
     _ = Instr
 
 
-@pytest.mark.parametrize("seed", range(0, PROGRAMS, 10))
+@pytest.mark.parametrize("seed", range(0, PROGRAMS, 20))
 def test_random_programs_compile_for_the_gpu(seed):
-    # Generated programs compile through NVRTC for both targets (they may spill: their tiles
-    # are random).
+    # Generated programs compile through NVRTC (they may spill: their layouts are random); the
+    # sample alternates between the two targets.
     from tilevm.backend.cuda import compile_cuda, emit_cuda
 
-    program = generate(seed)
-    for arch in ("sm_80", "sm_90"):
-        thread = lower(program.kernel, arch).thread
-        assert thread.name in compile_cuda(emit_cuda(thread, arch), arch).resources
+    arch = ("sm_80", "sm_90")[seed // 20 % 2]
+    thread = lower(generate(seed).kernel, arch).thread
+    assert thread.name in compile_cuda(emit_cuda(thread, arch), arch).resources

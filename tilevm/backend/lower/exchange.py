@@ -69,21 +69,48 @@ def scratch_addressing(dt: DType, sh: vals.SharedTensor) -> Addressing:
     return Addressing(dt, "shared", sizes, "scratch", True, 1024, bits, shared=sh)
 
 
+def _carrier(dt: DType) -> DType:
+    """The type a tile of ``dt`` travels through the scratch area as: itself if its elements are
+    whole bytes, else the unsigned integer of the next byte width (no element shares a byte, so
+    no atomics are needed)."""
+    from tilevm.ir.dtypes import dtype
+
+    if dt.nbits in (8, 16, 32, 64):
+        return dt
+    return dtype(f"u{8 if dt.nbits < 8 else 16 if dt.nbits <= 16 else 32}")
+
+
+def _as_carrier(ctx: LoweringContext, tile: vals.TileValue, carrier: DType) -> vals.TileValue:
+    """``tile``'s bit patterns as a tile of ``carrier`` (one element each)."""
+    if carrier == tile.dtype:
+        return tile
+    out = vals.new_tile(ctx.kb, carrier, tile.layout, "carried")
+    with vals.locals_loop(ctx.kb, tile.count) as i:
+        vals.write_raw(ctx.kb, out, i, vals.read_raw(ctx.kb, tile, i))
+    return out
+
+
 def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: RegisterLayout,
              shape: tuple[int, ...], name: str) -> vals.TileValue:
     """``source`` (a tile of any shape with the same number of elements) as a tile of ``shape``
     in ``target``, element ``k`` of both in row-major order being the same element."""
     kb = ctx.kb
-    out = vals.new_tile(kb, source.dtype, target, name)
+    carrier = _carrier(source.dtype)
     ctx.barrier()  # the scratch area's last readers are done
-    src_tensor = scratch_tensor(ctx, source.dtype, tuple(source.layout.shape))
+    src_tensor = scratch_tensor(ctx, carrier, tuple(source.layout.shape))
     zeros = [TileConst(0, _i32()) for _ in source.layout.shape]
-    store_tile(ctx, s, scratch_addressing(source.dtype, src_tensor), zeros, source, "none",
-               None)
+    store_tile(ctx, s, scratch_addressing(carrier, src_tensor), zeros,
+               _as_carrier(ctx, source, carrier), "none", None)
     ctx.barrier()
-    dst_tensor = scratch_tensor(ctx, source.dtype, shape)
+    dst_tensor = scratch_tensor(ctx, carrier, shape)
     zeros = [TileConst(0, _i32()) for _ in shape]
-    load_tile(ctx, s, scratch_addressing(source.dtype, dst_tensor), zeros, out, "none", None, 0)
+    arrived = vals.new_tile(kb, carrier, target, name)
+    load_tile(ctx, s, scratch_addressing(carrier, dst_tensor), zeros, arrived, "none", None, 0)
+    if carrier == source.dtype:
+        return arrived
+    out = vals.new_tile(kb, source.dtype, target, name)
+    with vals.locals_loop(kb, out.count) as i:
+        vals.write_raw(kb, out, i, vals.read_raw(kb, arrived, i))
     return out
 
 

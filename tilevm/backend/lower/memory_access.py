@@ -294,20 +294,25 @@ def _load_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: In
 
 def _read_bits(ctx: LoweringContext, acc: Addressing, addr: Operand, bit: Operand, nbits: int,
                active: Operand | None) -> Operand:
-    """The ``nbits``-bit code starting at bit ``bit`` of the byte at ``addr`` (it may continue
-    into the next byte, read only then)."""
+    """The ``nbits``-bit code (at most 32 bits) starting at bit ``bit`` of the byte at ``addr``:
+    the bytes it covers are read one by one (the last ones only where it reaches them), so that
+    no byte past the element is touched."""
     kb = ctx.kb
     low = kb.cvt(kb.ld(acc.space, addr, U8, guard=active), U32, src=U8)
     if 8 % nbits == 0:
         return kb.bfe(low, bit, nbits, type=U32)
-    spills = kb.setp("gt", kb.add(bit, nbits, type=U32), 8, type=U32)
-    if active is not None:
-        spills = kb.and_(active, spills, type=PRED)
-    next_addr = kb.add(addr, 1, type=U64 if acc.space == "global" else U32)
-    high = kb.cvt(kb.ld(acc.space, next_addr, U8, guard=spills), U32, src=U8)
-    high = kb.selp(high, 0, spills, type=U32)
-    both = kb.or_(low, kb.shl(high, 8, type=B32), type=B32)
-    return kb.bfe(both, bit, nbits, type=U32)
+    at = U64 if acc.space == "global" else U32
+    value = kb.cvt(low, U64, src=U32)
+    end = kb.add(bit, nbits, type=U32)  # one past the element's last bit, from addr's bit 0
+    for k in range(1, (7 + nbits + 7) // 8):
+        reaches = kb.setp("gt", end, 8 * k, type=U32)
+        if active is not None:
+            reaches = kb.and_(active, reaches, type=PRED)
+        byte = kb.ld(acc.space, kb.add(addr, k, type=at), U8, guard=reaches)
+        byte = kb.selp(kb.cvt(byte, U64, src=U8), 0, reaches, type=U64)
+        value = kb.or_(value, kb.shl(byte, 8 * k, type=B64), type=B64)
+    shifted = kb.shr(value, bit, type=U64)
+    return kb.cvt(kb.and_(shifted, (1 << nbits) - 1, type=B64), U32, src=U64)
 
 
 # -- stores --------------------------------------------------------------------------------------

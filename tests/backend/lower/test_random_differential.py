@@ -18,6 +18,7 @@ from tilevm.backend.lower import lower
 from tilevm.frontend.arguments import bind_arguments
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.thread import walk as thread_walk
+from tilevm.ir.thread.intrinsics.arith import APPROX_ERROR_BOUNDS
 from tilevm.ir.tile import Instr, print_kernel, verify
 from tilevm.runtime.cpu_device import CPU_TARGET, run_on_cpu
 
@@ -66,22 +67,45 @@ def _sum_ok(program: Program, ref: HostTensor, ours: HostTensor, source: str, ax
     return bound.reshape(-1), u
 
 
-APPROX_RELATIVE = {"exp2": 2.0**-22.5, "exp": 2.0**-22.5, "log2": 2.0**-22.0,
-                   "log": 2.0**-22.0, "rsqrt": 2.0**-22.9, "tanh": 2.0**-10.987}
-APPROX_ABSOLUTE = {"sin": 2.0**-20.5, "cos": 2.0**-20.5, "log2": 2.0**-22.6, "log": 2.0**-22.6}
+def _isa_bound(mnemonic: str, x: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """The PTX ISA's error bound for the ``.approx`` instruction at these inputs (the table the
+    Thread IR quotes: ``APPROX_ERROR_BOUNDS``), as an absolute bound."""
+    bound = np.full(x.shape, np.inf)
+    for b in APPROX_ERROR_BOUNDS[mnemonic]:
+        if b.kind == "ulp":
+            here = np.full(x.shape, True)
+            value = b.bound * 2.0**-23 * np.abs(exact)  # an ulp of f32 is within 2^-23 |f|
+        elif b.kind == "relative":
+            here = np.full(x.shape, True) if "(0.5, 2)" not in b.domain else (
+                (x <= 0.5) | (x >= 2))
+            value = b.bound * np.abs(exact)
+        else:
+            here = {"inputs in (0.5, 2)": (x > 0.5) & (x < 2),
+                    "inputs in [-2pi .. 2pi]": np.abs(x) <= 2 * math.pi,
+                    "inputs in [-100pi .. +100pi]": np.abs(x) <= 100 * math.pi}[b.domain]
+            value = np.full(x.shape, b.bound)
+        bound = np.where(here, np.minimum(bound, value), bound)
+    return bound
+
+
+_INSTRUCTION = {"exp": "ex2", "exp2": "ex2", "log": "lg2", "log2": "lg2", "sin": "sin",
+                "cos": "cos", "rsqrt": "rsqrt", "tanh": "tanh"}
 
 
 def _approx_bound(op: str, x: np.ndarray, exact: np.ndarray, dt) -> np.ndarray:
-    """How far the lowering may be from the interpreter (both rounded into ``dt``): the GPU
-    approximation's error (PTX ISA), the rounding of ``x·log2(e)`` for ``exp``, flushing
-    subnormals to zero, and the two roundings into ``dt``."""
+    """How far the lowering may be from the interpreter (both rounded into ``dt``), DESIGN §3:
+    the GPU instruction's error (the PTX ISA's table), the f32 roundings of ``x·log2(e)`` (for
+    ``exp``) and of ``lg2(x)·ln(2)`` (for ``log``), flushing subnormal results to zero, and the
+    two roundings into ``dt``."""
     u, tiny = _ulp_terms(dt)
     a = np.abs(exact)
-    bound = APPROX_RELATIVE.get(op, 0.0) * a + APPROX_ABSOLUTE.get(op, 0.0)
-    if op == "log":
-        bound = bound * math.log(2) + 2.0**-24 * a
-    if op == "exp":
-        bound = bound + a * np.abs(x) * 2.0**-24 * 1.01
+    name = _INSTRUCTION[op] + (".approx.f32" if op == "tanh" else ".approx.ftz.f32")
+    if op == "exp":  # 2^(RN(x·RN(log2 e))): the argument is off by up to 2^-23·|x·log2 e|
+        bound = _isa_bound(name, x * math.log2(math.e), exact) + a * np.abs(x) * 2.0**-23 * 1.01
+    elif op == "log":  # RN(lg2(x)·RN(ln 2))
+        bound = _isa_bound(name, x, np.log2(x)) * math.log(2) + 2.0**-23 * a
+    else:
+        bound = _isa_bound(name, x, exact)
     return bound + 2 * u * a + 2 * tiny + 2.0**-126
 
 

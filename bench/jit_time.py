@@ -1,9 +1,12 @@
-"""CPU-backend JIT time: straight-line Thread IR of 1,000 and 10,000 statements, and a looped
-kernel, compiled at the backend's optimisation level (``tilevm.backend.cpu.jit.OPT_LEVEL``) with
-an empty disk cache; then the same kernels loaded from the cache.
+"""CPU-backend JIT time: straight-line Thread IR of 1,000 and 10,000 statements, a looped
+kernel, and kernels written in the DSL and lowered — the examples the lowering handles and a
+chain of tile operations sized to about 500, 2,000 and 8,000 Thread IR statements — each compiled
+at the backend's optimisation level (``tilevm.backend.cpu.jit.OPT_LEVEL``) with an empty disk
+cache; then the same kernels loaded from the cache. For the lowered kernels the time of the
+lowering itself is reported too.
 
 Usage: ``python bench/jit_time.py [--out results.json] [--opt N]``. The aim is under 1 ms per
-statement.
+statement at every size, and under 1 s of cold JIT for every example.
 """
 
 from __future__ import annotations
@@ -77,13 +80,82 @@ def looped(n: int = 1000):
     return k, sum(1 for _ in walk(k.body))
 
 
+def lowered(name: str, kernel_ir, note: str = ""):
+    """A builder of the Thread IR the lowering makes of ``kernel_ir`` (the time it takes is
+    returned with it)."""
+    def build():
+        from tilevm.backend.lower import lower
+        from tilevm.ir.thread import walk
+
+        t0 = time.perf_counter()
+        thread = lower(kernel_ir, 80).thread
+        seconds = time.perf_counter() - t0
+        thread.name = name
+        return thread, sum(1 for _ in walk(thread.body)), seconds
+    return build
+
+
+def _examples() -> list:
+    """The examples the lowering handles (those without ``dot``, which comes with tensor
+    cores)."""
+    import importlib.util
+
+    out = []
+    folder = Path(__file__).resolve().parents[1] / "examples"
+    sys.path.insert(0, str(folder))
+    for name in ("vector_add", "softmax"):
+        spec = importlib.util.spec_from_file_location(f"example_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        out.append((f"example_{name}", getattr(module, name).ir()))
+    return out
+
+
+def _chain_kernel():
+    """A DSL kernel whose lowered size grows with its constant ``steps``: each step loads a tile,
+    normalizes it by a row reduction, converts it through shared memory and accumulates."""
+    import tilevm as tv
+
+    @tv.kernel
+    def chain(x: tv.Global[tv.f16, "m", "n"], y: tv.Global[tv.f32, "m", "n"],
+              *, steps: tv.Const = 4):
+        tv.launch(grid=tv.cdiv(m, 16), warps=4)
+        r0 = tv.block_idx() * 16
+        acc = tv.zeros((16, 64), tv.f32)
+        for s in range(steps):  # compile-time: the Tile IR grows with steps
+            t = tv.cast(tv.load(x, (r0, s * 64), (16, 64)), tv.f32)
+            t = t - tv.max(t, 1, keepdims=True)
+            acc = acc + tv.exp(t) * (s + 1.0)
+        tv.store(y, acc, (r0, 0))
+
+    return chain
+
+
+def _chains(targets: tuple[int, ...]) -> list:
+    """Chain kernels of about ``targets`` Thread IR statements each."""
+    from tilevm.backend.lower import lower
+    from tilevm.ir.thread import walk
+
+    kernel = _chain_kernel()
+    size_of_one = sum(1 for _ in walk(lower(kernel.ir(steps=1), 80).thread.body))
+    size_of_two = sum(1 for _ in walk(lower(kernel.ir(steps=2), 80).thread.body))
+    per_step = size_of_two - size_of_one
+    out = []
+    for target in targets:
+        steps = max(1, round((target - size_of_one) / per_step) + 1)
+        out.append((f"chain_{target}", kernel.ir(steps=steps)))
+    return out
+
+
 def measure(build, opt: int) -> dict:
     from tilevm.backend.cpu import jit as jitmod
     from tilevm.backend.cpu.jit import jit
 
     jitmod.OPT_LEVEL = opt
     jitmod._environment_key.cache_clear()
-    kernel, statements = build()
+    built = build()
+    kernel, statements = built[0], built[1]
+    lowering_s = built[2] if len(built) > 2 else None
     with tempfile.TemporaryDirectory() as d:
         os.environ["TILEVM_CACHE_DIR"] = d
         t0 = time.perf_counter()
@@ -93,10 +165,13 @@ def measure(build, opt: int) -> dict:
     assert not cold.cached and warm.cached
     from tilevm.backend.cpu.jit import PASSES
 
-    return {"kernel": kernel.name, "statements": statements, "passes": list(PASSES),
-            "jit_s": round(cold_s, 4),
-            "ms_per_statement": round(1000 * cold_s / statements, 4),
-            "cached_load_s": round(warm.seconds, 4)}
+    row = {"kernel": kernel.name, "statements": statements, "passes": list(PASSES),
+           "jit_s": round(cold_s, 4),
+           "ms_per_statement": round(1000 * cold_s / statements, 4),
+           "cached_load_s": round(warm.seconds, 4)}
+    if lowering_s is not None:
+        row["lowering_s"] = round(lowering_s, 4)
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,13 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     opt = jitmod.OPT_LEVEL if args.opt is None else args.opt
     rows = [measure(lambda: straight_line(1000), opt), measure(lambda: straight_line(10000), opt),
             measure(looped, opt)]
+    for name, kernel_ir in _examples() + _chains((500, 2000, 8000)):
+        rows.append(measure(lowered(name, kernel_ir), opt))
     import llvmlite
 
     result = {"opt_level": opt, "llvmlite": llvmlite.__version__, "python": sys.version.split()[0],
               "machine": platform.machine(), "processor": platform.processor(), "rows": rows}
     for r in rows:
-        print(f"{r['kernel']:>16}: {r['statements']:>6} statements, JIT {r['jit_s']:.3f} s "
-              f"({r['ms_per_statement']:.3f} ms/statement), cached load {r['cached_load_s']:.3f} s")
+        lowering = f", lowering {r['lowering_s']:.3f} s" if "lowering_s" in r else ""
+        print(f"{r['kernel']:>18}: {r['statements']:>6} statements, JIT {r['jit_s']:.3f} s "
+              f"({r['ms_per_statement']:.3f} ms/statement), cached load "
+              f"{r['cached_load_s']:.3f} s{lowering}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -203,4 +203,6 @@ def test_a_failed_compile_leaves_python_s_shared_bytes_alone():
     # one-byte b" " with a NUL for the whole process.
     with pytest.raises(CudaCompileError):
         compile_cuda("this is not C++", "sm_80")
-    assert bytes(" ", "ascii") == bytes([32]) and b" " * 1 == bytes([32])
+    space = bytes([32])
+    assert bytes(" ", "ascii") == space
+    assert space == b" " * 1

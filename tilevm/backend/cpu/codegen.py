@@ -109,8 +109,14 @@ class WarpCodegen:
         self.regfile_bytes = 0
         self.n_barriers = 0
         self._guard: ir.Value | None = None  # the instruction's mask when it has a guard
+        self._alloca_builder: ir.IRBuilder | None = None
         self.temporaries = temporaries(kernel.body)
         self.live = live_after_barriers(kernel.body, self.temporaries)
+        # Temporaries that no barrier separates from their reads stay LLVM SSA values: no alloca
+        # for LLVM to promote (SROA's work grows faster than linearly with the allocas).
+        crossing = set().union(*self.live.values()) if self.live else set()
+        self.ssa = self.temporaries - crossing - {id(p.reg) for p in kernel.params}
+        self.ssa_values: dict[int, dict[int, ir.Value]] = {}
 
     # -- function skeleton ----------------------------------------------------------------------
 
@@ -141,6 +147,8 @@ class WarpCodegen:
         spilled = set().union(*self.live.values())  # only these need room in the register file
         things: list[Reg | RegArray] = [*self.kernel.registers(), *self.kernel.arrays]
         for x in things:
+            if id(x) in self.ssa:
+                continue
             t = x.type
             elem = t.elem if isinstance(t, VectorType) else t
             n = (t.count if isinstance(t, VectorType) else 1) * (
@@ -188,6 +196,13 @@ class WarpCodegen:
         return self._known_values
 
     def _load_slot(self, x: Reg | RegArray, i: ir.Value | int) -> ir.Value:
+        if id(x) in self.ssa:
+            value = self.ssa_values.get(id(x), {}).get(i)  # type: ignore[arg-type]
+            if value is None:  # read before any write: the zeros an alloca would hold
+                t = x.type
+                value = ir.Constant(self.L.vtype(t.elem if isinstance(t, VectorType) else t),
+                                    None)
+            return value
         known = self._known()
         if isinstance(i, int) and (id(x), i) in known:
             return known[(id(x), i)]
@@ -198,6 +213,12 @@ class WarpCodegen:
         return v
 
     def _store_slot(self, x: Reg | RegArray, i: ir.Value | int, v: ir.Value, full: bool) -> None:
+        if id(x) in self.ssa:  # a temporary: written once, in every lane (see temporaries)
+            t = x.type
+            vt = self.L.vtype(t.elem if isinstance(t, VectorType) else t)
+            self.ssa_values.setdefault(id(x), {})[i] = v if v.type == vt else self.b.bitcast(
+                v, vt)
+            return
         p, vt = self._slot_ptr(x, i)
         if v.type != vt:
             v = self.b.bitcast(v, vt)
@@ -275,9 +296,12 @@ class WarpCodegen:
     def scratch(self, t: ir.Type) -> ir.Value:
         """A stack buffer for helper calls, allocated once in the entry block (an ``alloca`` in
         a loop body would grow the stack every iteration)."""
-        entry = self.fn.entry_basic_block
-        with self.b.goto_block(entry):
-            return self.b.alloca(t)
+        # At the start of the entry block, through a builder of its own: positioning the main
+        # builder before the entry block's terminator searches that (long) block every time.
+        if self._alloca_builder is None:
+            self._alloca_builder = ir.IRBuilder(self.fn.entry_basic_block)
+        self._alloca_builder.position_at_start(self.fn.entry_basic_block)
+        return self._alloca_builder.alloca(t)
 
     # -- errors ---------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tilevm.backend.lower.errors import lowering_error
 from tilevm.backend.lower.layout_inference import infer_layouts
 from tilevm.backend.lower.report import CompileReport
 from tilevm.backend.lower.resources import check_shared, estimate_registers
+from tilevm.backend.lower.rules_elementwise import ELEMENTWISE_OPS, lower_fused
 from tilevm.backend.lower.shared_plan import plan_shared
 from tilevm.backend.lower.specialization import Specialization
 from tilevm.ir.dtypes import DType
@@ -82,6 +83,7 @@ class _Driver:
         self.ctx = ctx
         self.kb = ctx.kb
         self.param = ctx.param
+        self.users = _users(ctx.kernel)
 
     def parameters(self) -> None:
         ctx = self.ctx
@@ -119,10 +121,18 @@ class _Driver:
     # -- statements ------------------------------------------------------------------------------
 
     def block(self, stmts: tuple[Stmt, ...]) -> None:
-        for s in stmts:
+        at = 0
+        while at < len(stmts):
+            s = stmts[at]
             self.kb.loc = str(s.loc) if s.loc is not None else None
             self.kb.origin = self.ctx.instr_ids.get(id(s))
-            if isinstance(s, Instr):
+            run = _elementwise_run(stmts, at)
+            at += max(len(run), 1)
+            if len(run) > 1:
+                ids = {id(x) for x in run}
+                lower_fused(self.ctx, run, lambda name, ids=ids: bool(
+                    self.users.get(name, set()) - ids) or name in self.ctx.assigned)
+            elif isinstance(s, Instr):
                 RULES[s.op](self.ctx, s)
             elif isinstance(s, Assign):
                 self.assign(s)
@@ -206,6 +216,45 @@ def _typed(kb: KernelBuilder, x: object, t: ScalarType) -> object:
     if isinstance(x, Const):
         return Const(x.bits, t)
     return kb.mov(x, t)
+
+
+def _is_tile(x: object) -> bool:
+    return isinstance(x, Var) and isinstance(x.type, TensorType) and x.type.scope == "reg"
+
+
+def _elementwise_run(stmts: tuple[Stmt, ...], at: int) -> list[Instr]:
+    """The elementwise instructions from ``stmts[at]`` on whose tile results share one layout
+    (fused into one loop by :func:`lower_fused`)."""
+    run: list[Instr] = []
+    for s in stmts[at:]:
+        if not (isinstance(s, Instr) and s.op in ELEMENTWISE_OPS and _is_tile(s.result)):
+            break
+        if run and s.result.type.layout != run[0].result.type.layout:
+            break
+        run.append(s)
+    return run
+
+
+def _users(kernel: Kernel) -> dict[str, set[int]]:
+    """For each variable, the statements that read it."""
+    out: dict[str, set[int]] = {}
+
+    def use(x: object, s: Stmt) -> None:
+        if isinstance(x, Var):
+            out.setdefault(x.name, set()).add(id(s))
+
+    for s in walk(kernel.body):
+        if isinstance(s, Instr):
+            for a in s.args:
+                use(a, s)
+        elif isinstance(s, Assign):
+            use(s.value, s)
+        elif isinstance(s, For):
+            for x in (s.start, s.stop, s.step):
+                use(x, s)
+        else:
+            use(s.cond, s)
+    return out
 
 
 def _c(name: str) -> str:

@@ -13,17 +13,19 @@ from collections.abc import Callable
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext, rule
-from tilevm.backend.lower.dtype_map import is_packed, storage_type
+from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
 from tilevm.ir.layout.digits import layout_digits
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import U32
+from tilevm.ir.thread.types import S32, U32
 from tilevm.ir.thread.values import Index, Operand
 from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS
-from tilevm.ir.tile.program import Instr
+from tilevm.ir.tile.program import Instr, Var
 from tilevm.ir.tile.types import TensorType
 
-__all__ = ["operand_local"]
+__all__ = ["ELEMENTWISE_OPS", "lower_fused", "operand_local"]
 
+ELEMENTWISE_OPS = frozenset((*UNARY_OPS, *BINARY_OPS, *COMPARE_OPS, "where", "fma", "cast",
+                            "copy"))
 # Operations that move stored bit patterns: they read the storage form (a code), not the value.
 _MOVES = ("where", "copy")
 
@@ -106,6 +108,45 @@ def lower_elementwise(ctx: LoweringContext, s: Instr) -> None:
     with vals.locals_loop(kb, tile.count) as i:
         vals.write(kb, tile, i, compute([read(i) for read in readers]))
     ctx.bind(r, tile)
+
+
+def _to_compute(kb: object, value: Operand, dt: object) -> Operand:
+    """The compute form of an element's storage form (a fused intermediate)."""
+    if is_narrow_float(dt):
+        return sm.decode_narrow(kb, value, dt)
+    if is_packed(dt) and dt.kind == "int":
+        return kb.bfe(value, 0, dt.nbits, type=S32)  # a code or a normalized value alike
+    return value
+
+
+def lower_fused(ctx: LoweringContext, run: list[Instr], needed: Callable[[str], bool]) -> None:
+    """A run of elementwise instructions whose results share one layout, in one loop over each
+    thread's elements: results used only later in the run stay registers of the loop body (no
+    register array, no second loop); ``needed(name)`` says which results are written out."""
+    kb = ctx.kb
+    count = run[0].result.type.layout.local_size
+    inside = {s.result.name for s in run}
+    tiles = {s.result.name: ctx.new_tile(s.result) for s in run if needed(s.result.name)}
+    readers = {(id(s), k): _reader(ctx, s, k) for s in run for k, a in enumerate(s.args)
+               if not (isinstance(a, Var) and a.name in inside)}
+    computes = [_compute(ctx, s) for s in run]
+    with vals.locals_loop(kb, count) as i:
+        made: dict[str, Operand] = {}
+        for s, compute in zip(run, computes, strict=True):
+            args = []
+            for k, a in enumerate(s.args):
+                if (id(s), k) in readers:
+                    args.append(readers[(id(s), k)](i))
+                    continue
+                moved = s.op in _MOVES and not (s.op == "where" and k == 0)
+                value = made[a.name]
+                args.append(value if moved else _to_compute(kb, value, a.type.dtype))
+            made[s.result.name] = compute(args)
+            if s.result.name in tiles:
+                vals.write(kb, tiles[s.result.name], i, made[s.result.name])
+    for s in run:
+        if s.result.name in tiles:
+            ctx.bind(s.result, tiles[s.result.name])
 
 
 def _stored(ctx: LoweringContext, value: Operand, dt: object) -> Operand:

@@ -21,6 +21,8 @@ from tilevm.backend.lower.divisibility import UNBOUNDED
 from tilevm.backend.lower.dtype_map import is_packed, raw_bits_type
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.register import RegisterLayout
+from tilevm.ir.layout.shared import SharedLayout
+from tilevm.ir.layout.shared_access import shared_bank_conflicts
 from tilevm.ir.thread.types import (
     B32,
     B64,
@@ -172,7 +174,15 @@ def plan_for(ctx: LoweringContext, acc: Addressing, s: Instr, offsets: list[obje
     """The access plan of one tile access, recorded in the report."""
     plan = plan_access(layout, acc.dtype.nbits, acc.contiguous,
                        lambda v: acc.alignment(ctx, offsets, layout, v), per_element)
-    ctx.report.access(s.loc, op, acc.name, acc.space, plan.vector, plan.bits, plan.reason)
+    reason = plan.reason
+    if acc.shared is not None and acc.shared.shape == tuple(layout.shape):
+        sh = acc.shared
+        k = len(sh.prefix)
+        tile = SharedLayout(sh.layout.shape[k:], sh.layout.strides[k:], sh.layout.swizzle)
+        extra = shared_bank_conflicts(layout, tile, acc.dtype.nbits, plan.bits)
+        reason += f"; {extra} extra wavefronts from bank conflicts (warp 0)" if extra else \
+            "; no bank conflicts"
+    ctx.report.access(s.loc, op, acc.name, acc.space, plan.vector, plan.bits, reason)
     return plan
 
 

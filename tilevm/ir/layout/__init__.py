@@ -43,6 +43,13 @@ from tilevm.ir.layout.fragments import (
 from tilevm.ir.layout.global_layout import GlobalLayout, parse_global_layout
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout, Swizzle
+from tilevm.ir.layout.shared_access import (
+    bit_offsets,
+    coefficients,
+    ldmatrix_form,
+    shared_bank_conflicts,
+    shared_vector_bits,
+)
 from tilevm.ir.layout.text import LayoutSyntaxError, parse_layout, parse_shared_layout
 
 __all__ = [
@@ -53,12 +60,15 @@ __all__ = [
     "SharedLayout",
     "Swizzle",
     "bank_conflicts",
+    "bit_offsets",
+    "coefficients",
     "column_local",
     "column_spatial",
     "compose",
     "concat",
     "divide",
     "ldmatrix_bank_conflicts",
+    "ldmatrix_form",
     "ldmatrix_fragment",
     "ldmatrix_row_starts",
     "left_divide",
@@ -72,5 +82,7 @@ __all__ = [
     "reduce",
     "replicated",
     "reshape",
+    "shared_bank_conflicts",
+    "shared_vector_bits",
     "spatial",
 ]

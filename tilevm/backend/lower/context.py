@@ -17,7 +17,6 @@ from typing import Any
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import AbiParam, Workspace
 from tilevm.backend.lower.dtype_map import compute_type, is_narrow_float, is_packed, storage_type
-from tilevm.backend.lower.errors import lowering_error
 from tilevm.backend.lower.report import CompileReport
 from tilevm.backend.lower.shared_plan import SharedPlan
 from tilevm.backend.lower.specialization import Specialization
@@ -28,7 +27,7 @@ from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import PRED, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Index, Operand, Reg
 from tilevm.ir.tile.program import Const as TileConst
-from tilevm.ir.tile.program import Instr, Kernel, Loc, Var
+from tilevm.ir.tile.program import Instr, Kernel, Var
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["RULES", "LoweringContext", "rule"]
@@ -142,12 +141,6 @@ class LoweringContext:
         if t.bits == 64:
             return self.kb.cvt(v, S32, src=t)
         return v
-
-    def where(self, s: Instr) -> Loc | None:
-        return s.loc
-
-    def error(self, s: Instr, message: str) -> Exception:
-        return lowering_error(f"{s.op}: {message}", s.loc)
 
     # -- scopes: values computed under a condition are not reused outside it --------------------
 

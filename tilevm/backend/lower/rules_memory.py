@@ -21,7 +21,6 @@ from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import PRED, S32, S64, U8, U16, U32, U64
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Instr
-from tilevm.ir.tile.types import TensorType
 
 __all__ = ["addressing"]
 
@@ -408,22 +407,20 @@ def lower_workspace(ctx: LoweringContext, s: Instr) -> None:
     k = len(ctx.workspaces)
     ctx.workspaces.append(Workspace(r.name, tuple(s.attr("shape")), dt, bool(s.attr("zeroed"))))
     base = ctx.param(f"workspace{k}", U64, "workspace", r.name, pointer=True)
-    sizes: list[Operand] = []
-    for n in s.attr("shape"):
-        sizes.append(Const.of(n, S32) if isinstance(n, int) else ctx.dims[n])
-    strides: list[Operand] = []
-    step: Operand = Const.of(1, S64)
-    for n in reversed(sizes):
-        strides.insert(0, step)
-        wide = kb.cvt(n, S64, src=S32) if not isinstance(n, Const) else Const.of(n.value, S64)
-        step = kb.mul(step, wide, type=S64) if not (isinstance(step, Const) and isinstance(
-            wide, Const)) else Const.of(step.value * wide.value, S64)
-    divisor, known = [], 1
-    for n in reversed(s.attr("shape")):
-        divisor.insert(0, known)
-        known *= n if isinstance(n, int) else (16 if n in ctx.spec.dims16 else 1)
+    shape = s.attr("shape")
+    sizes = [Const.of(n, S32) if isinstance(n, int) else ctx.dims[n] for n in shape]
+    # Row-major: each stride is the product of the sizes after it (folded where constant).
+    strides: list[Operand] = [Const.of(1, S64)]
+    divisor = [1]  # and what each stride is known to be a multiple of
+    for n, size in zip(reversed(shape[1:]), reversed(sizes[1:]), strict=True):
+        inner = strides[0]
+        if isinstance(size, Const) and isinstance(inner, Const):
+            strides.insert(0, Const.of(inner.value * size.value, S64))
+        else:
+            wide = Const.of(size.value, S64) if isinstance(size, Const) else kb.cvt(size, S64,
+                                                                                   src=S32)
+            strides.insert(0, kb.mul(inner, wide, type=S64))
+        divisor.insert(0, divisor[0] * (n if isinstance(n, int) else
+                                        (16 if n in ctx.spec.dims16 else 1)))
     ctx.bind(r, vals.GlobalTensor(dt, base, Const.of(0, S64), sizes, strides, r.name, True,
                                   divisor))
-
-
-_ = TensorType

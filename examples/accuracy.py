@@ -1,4 +1,4 @@
-"""The accuracy rule every example checks itself with (DESIGN §8).
+"""The accuracy rule every example checks itself with (docs/numeric-contract.md).
 
 ``max|ours − ref| ≤ 2·max|base − ref| + u·max|ref|``: ``ref`` is computed in float64 on the same
 (dequantized) inputs, ``base`` the same computation in the kernel's input precision with f32

@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+
+import pytest
 
 from tilevm.cli import main
 from tilevm.ir.dtypes import all_dtypes
@@ -42,3 +45,40 @@ def test_importing_tilevm_needs_numpy_only():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_compile_prints_the_report_and_writes_the_cubin(capsys, tmp_path):
+    cubin = tmp_path / "vector_add.cubin"
+    argv = ["compile", f"{EXAMPLES / 'vector_add.py'}:vector_add", "--arch", "sm_80", "--aligned",
+            "--const", "block=512", "--emit", "resources", "--emit", "report", "-o", str(cubin)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("registers ") and "kernel vector_add for sm_80" in out
+    assert "  x: 16-byte aligned, strides [1]" in out and "  multiples of 16: n" in out
+    assert "load global 'x': 128-bit" in out
+    assert cubin.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_compile_reports_bad_input_without_a_traceback(capsys):
+    kernel = f"{EXAMPLES / 'vector_add.py'}:vector_add"
+    assert main(["compile", kernel, "--arch", "sm_70"]) == 1
+    err = capsys.readouterr().err
+    assert "sm_70" in err and "sm_80" in err and "Traceback" not in err
+    for argv, message in ((["compile", f"{EXAMPLES / 'vector_add.py'}:nope"], "no kernel 'nope'"),
+                          (["compile", "missing.py:k"], "no such file"),
+                          (["compile", kernel, "--const", "=3"], "NAME=VALUE")):
+        with pytest.raises(SystemExit, match=message):
+            main(argv)
+
+
+def test_compile_prints_a_lowering_error_at_the_users_line(capsys, tmp_path):
+    source = tmp_path / "bad.py"
+    source.write_text("import tilevm as tv\nfrom tilevm import f64\n\n\n@tv.kernel\n"
+                      "def k(x: tv.Global[f64, 64]):\n    tv.launch(grid=1, warps=1)\n"
+                      "    tv.store(x, tv.sin(tv.load(x, (0,), (64,))), (0,))\n")
+    assert main(["compile", f"{source}:k"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.py:8" in err and "f64" in err and "cast the operand to f32" in err

@@ -131,10 +131,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     kernel = _load_kernel(args.kernel)
     constants = dict(_constant(c) for c in args.const)
     spec = "aligned" if args.aligned else None
+    from tilevm.backend.cuda.targets import UnsupportedArchError
+
     try:
         compiled = tilevm.compile(kernel, args.arch, spec=spec, **constants)
-    except tilevm.CompileError as e:
-        print(e, file=sys.stderr)
+    except (tilevm.CompileError, UnsupportedArchError) as e:
+        print(f"tilevm compile: {e}", file=sys.stderr)
         return 1
     forms = {"tile": lambda: compiled.tile_ir, "layouts": lambda: compiled.layouts,
              "thread": lambda: compiled.thread_ir, "cuda": lambda: compiled.cuda_source,
@@ -164,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     comp.add_argument("--const", action="append", default=[], metavar="NAME=VALUE",
                       help="a compile-time constant of the kernel (repeatable)")
     comp.add_argument("--aligned", action="store_true",
-                      help="specialize for contiguous, 16-byte aligned tensors whose sizes and "
-                           "strides are multiples of 16 (the default is the general kernel)")
+                      help="specialize for contiguous, 16-byte aligned tensors whose sizes are "
+                           "multiples of 16 elements and whose outer strides are multiples of "
+                           "128 bits (the default is the general kernel)")
     comp.add_argument("--emit", action="append", choices=EMIT_FORMS,
                       help="what to print (repeatable; default: the report)")
     comp.add_argument("-o", "--output", help="also write the cubin to this file")

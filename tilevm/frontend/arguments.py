@@ -129,8 +129,8 @@ def _tensor(name: str, ty: TensorType, arg: Any, out: BoundArguments) -> HostTen
 
 def _torch_to_numpy(name: str, t: Any) -> np.ndarray:
     if t.device.type != "cpu":
-        raise TypeError(f"argument '{name}': a {t.device.type} tensor; device='interp' runs on "
-                        "host memory")
+        raise TypeError(f"argument '{name}': a {t.device.type} tensor; device='interp' and "
+                        "device='cpu' run on host memory")
     import torch
 
     from tilevm.ir.host_tensor import _dtype_of_torch

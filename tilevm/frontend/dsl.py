@@ -1,4 +1,4 @@
-"""The public names of the DSL (DESIGN §5): annotations and block-level instructions.
+"""The public names of the DSL (docs/dsl.md): annotations and block-level instructions.
 
 The annotations (``tv.Global``, ``tv.Scalar``, ``tv.Const``) are defined here; the instructions
 (``tv.load``, ``tv.dot``…) in :mod:`tilevm.frontend.builtins`, each beside its translation into

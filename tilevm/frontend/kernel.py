@@ -69,8 +69,8 @@ class KernelFunction:
         """Run the kernel on ``args`` (written in place); tensor and scalar arguments may also be
         given by name (``k(x, y=out)``), the other keywords are constants.
 
-        ``device`` is ``"interp"`` (the reference interpreter; the default until the runtime
-        registers the CPU backend) or a device registered with
+        ``device`` is ``"interp"`` (the reference interpreter, the default), ``"cpu"`` (the
+        lowered kernel on the CPU backend) or another device registered with
         :func:`tilevm.frontend.devices.register_device`. Argument errors name the argument.
         """
         from tilevm.frontend.arguments import bind_arguments
@@ -126,7 +126,7 @@ def _is_program_error(e: Exception) -> bool:
 
 
 def kernel(fn: Any) -> KernelFunction:
-    """Make ``fn`` a tilevm kernel (DESIGN §5). The function is read from its source, not run.
+    """Make ``fn`` a tilevm kernel (docs/dsl.md). The function is read from its source, not run.
 
     A kernel may be defined inside a factory function and use the factory's arguments in its
     annotations and body (``def make(dt): @tv.kernel def k(x: tv.Global[dt, "n"]) ...``).

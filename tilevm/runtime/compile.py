@@ -83,9 +83,10 @@ class CompiledKernel:
 
 def specialization_of(kernel: Any, spec: Any) -> Any:
     """The :class:`~tilevm.backend.lower.Specialization` that ``spec`` stands for: ``None`` (the
-    general kernel), a Specialization, ``"aligned"`` (contiguous, 16-byte aligned tensors with
-    sizes and strides multiples of 16) or ``"contiguous"`` (last strides 1, nothing else known),
-    or example arguments (a tuple or list, as the kernel would be called with)."""
+    general kernel), a Specialization, ``"aligned"`` (contiguous, 16-byte aligned tensors whose
+    sizes are multiples of 16 elements and whose outer strides are multiples of 128 bits),
+    ``"contiguous"`` (last strides 1, nothing else known), or example arguments (a tuple or
+    list, as the kernel would be called with)."""
     from tilevm.backend.lower import Specialization
     from tilevm.frontend.arguments import bind_arguments
 

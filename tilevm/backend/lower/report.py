@@ -57,8 +57,9 @@ class CompileReport:
         self.accesses.append(Access(loc, op, tensor, space, vector, bits, reason))
 
     def __str__(self) -> str:
-        out = [f"kernel {self.kernel} for {self.target}",
-               f"specialization: {self.specialization}", "", "layouts:"]
+        out = [f"kernel {self.kernel} for {self.target}", "", "specialization:"]
+        out += [f"  {line}" for line in self.specialization.splitlines()]
+        out += ["", "layouts:"]
         out += [f"  {_at(loc)}: %{name} {layout}  ({origin})"
                 for loc, name, layout, origin in self.layouts] or ["  (no register tiles)"]
         out += ["", "layout conversions:"]

@@ -7,9 +7,10 @@ numeric contract (DESIGN §3) exactly, except the transcendental functions (boun
 - integers are computed in 32 or 64 bits and wrapped to their width (*normalized*);
   ``floordiv``/``mod`` round toward −∞, a zero divisor acts as 1; shift amounts are unsigned, so
   a negative or too large amount shifts everything out;
-- ``f16``, ``bf16`` and the narrow floats add, subtract, multiply, divide and take square roots
-  in f32 and round once to their type: f32 has more than ``2p + 2`` bits for every such type, so
-  the double rounding is innocuous and the result is the correctly rounded one. Their ``fma``
+- ``f16`` adds, subtracts and multiplies with the hardware's correctly rounded f16 instructions;
+  it divides and takes square roots in f32, as ``bf16`` and the narrow floats do every operation,
+  rounding once to their type: f32 has more than ``2p + 2`` bits for every such type, so the
+  double rounding is innocuous and the result is the correctly rounded one. Their ``fma``
   uses the hardware's ``fma.rn.f16``/``.bf16``, or for the narrow floats an f32 sum rounded to
   odd (TwoSum) before the one rounding to the narrow type;
 - conversions into a type round once: where no instruction rounds directly (an integer or f64
@@ -468,7 +469,7 @@ def unary(kb: KernelBuilder, op: str, x: Operand, dt: DType, loc: object = None)
     if op in APPROX_FUNCTIONS:
         if dt.name == "f64":
             raise lowering_error(f"{op} of f64: the GPU's approximations are f32 only; cast the "
-                                 "operand to f32 (DESIGN §3)", loc)  # type: ignore[arg-type]
+                                 "operand to f32 (docs/numeric-contract.md)", loc)  # type: ignore[arg-type]
         return _via_f32(kb, dt, lambda a: _approx(kb, op, a), x)
     raise AssertionError(f"not a float operation: {op}")
 

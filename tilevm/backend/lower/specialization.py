@@ -20,6 +20,7 @@ __all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts"]
 
 # What is known of a stride: exactly 1, a multiple of 128 bits, or nothing.
 STRIDE_FACTS = ("1", "16", "any")
+_STRIDE_TEXT = {"1": "1", "16": "a multiple of 16 bytes", "any": "unknown"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Specialization:
         """One line per tensor and the sizes, for the compile report."""
         lines = []
         for name, f in self.tensors:
-            strides = ", ".join(f.strides) if f.strides else "-"
+            strides = ", ".join(_STRIDE_TEXT[s] for s in f.strides) if f.strides else "-"
             lines.append(f"{name}: {'16-byte aligned' if f.aligned else 'alignment unknown'}, "
                          f"strides [{strides}]")
         if self.dims16:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 @builtin
 def dot(a: Any, b: Any, acc: Any = None) -> Any:
-    """``a @ b + acc`` under the numeric contract (DESIGN §3). Without ``acc``, ``a @ b`` summed
-    from zero in f32 (i32 for integer operands)."""
+    """``a @ b + acc`` under the numeric contract (docs/numeric-contract.md). Without ``acc``,
+    ``a @ b`` summed from zero in f32 (i32 for integer operands)."""
 
 
 @translates(dot)

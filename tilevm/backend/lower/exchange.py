@@ -1,12 +1,17 @@
 """Moving a tile between threads: register moves, warp shuffles, or shared memory.
 
-:func:`classify` says which a conversion between two layouts of one tile needs, by looking at
-where each element of the target is held in the source (its holders in the same thread, else in
-the same warp, else anywhere), using the layouts' digits. :func:`relayout` performs it: equal
-layouts share their registers; everything else goes through the scratch area of shared memory,
-with the vectorized shared stores and loads of :mod:`~tilevm.backend.lower.memory_access` — the
-source's first holders write each element at its row-major position, a barrier, every target
-holder reads it. A reshape goes through the same row-major positions, so it is the same trip.
+Element ``k`` (in row-major order) of the target tile is element ``k`` of the source, so the same
+code serves ``convert_layout`` (one shape) and ``reshape``. :func:`plan` looks, for every target
+register slot ``(thread, local)``, at where that element is held in the source: by the thread
+itself, by another lane of its warp, or only in other warps. :func:`relayout` performs it:
+
+- *register moves* / *warp shuffles*, when every thread finds its element in its own warp and the
+  source slot depends on the target slot alone (not on the thread): one loop over the target's
+  slots, each a register read, plus one ``shfl.sync.idx`` when the element is in another lane —
+  the register array is still indexed by constants once the loop is unrolled;
+- *shared memory* otherwise: the source's first holders write each element at its row-major
+  position in the scratch area, a barrier, every target holder reads it (vectorized by
+  :mod:`~tilevm.backend.lower.memory_access`).
 """
 
 from __future__ import annotations
@@ -16,16 +21,17 @@ import numpy as np
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.memory_access import Addressing, load_tile, store_tile
+from tilevm.backend.lower.warp_shuffle import shuffle
 from tilevm.ir.dtypes import DType
-from tilevm.ir.layout.digits import layout_digits
+from tilevm.ir.layout.digits import layout_digits, local_digits, thread_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
-from tilevm.ir.thread.types import S32
-from tilevm.ir.thread.values import Const
+from tilevm.ir.thread.types import B32, S32
+from tilevm.ir.thread.values import Const, Index, Operand
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["classify", "relayout", "scratch_addressing", "scratch_tensor"]
+__all__ = ["plan", "relayout", "scratch_addressing", "scratch_tensor"]
 
 
 def _replica_bits(layout: RegisterLayout) -> int:
@@ -37,22 +43,95 @@ def _replica_bits(layout: RegisterLayout) -> int:
     return bits
 
 
-def classify(source: RegisterLayout, target: RegisterLayout) -> str:
-    """``"registers"`` (every thread already holds what it needs), ``"shuffles"`` (some element
-    is held only in other lanes of the same warp) or ``"shared memory"`` (only in other warps)."""
-    if source == target:
-        return "registers"
-    first = source.index_to_thread_local()[0]  # the holder whose replica digits are 0
+def _source_slots(source: RegisterLayout, target: RegisterLayout) -> tuple[np.ndarray, ...]:
+    """For every target slot ``(thread, local)``: the source's first holder (thread, local) of
+    the same row-major element."""
     cells = target.thread_local_to_index()
-    wanted = first[cells] if cells else np.broadcast_to(first, (target.num_threads, 1))
-    me = np.arange(target.num_threads)[:, None]
+    full = (target.num_threads, target.local_size)
+    flat = (np.ravel_multi_index(cells, target.shape) if cells
+            else np.zeros(full, np.int64))
+    where = np.unravel_index(flat, source.shape) if source.shape else ()
+    first_thread, first_local = source.index_to_thread_local()
+    return (np.broadcast_to(first_thread[where], full),
+            np.broadcast_to(first_local[where], full))
+
+
+def plan(source: RegisterLayout, target: RegisterLayout) -> str:
+    """How :func:`relayout` moves a tile from ``source`` to ``target`` (row-major order):
+    ``"register moves"``, ``"warp shuffles"`` or ``"shared memory"`` (see the module
+    docstring)."""
+    if source.num_threads != target.num_threads:
+        return "shared memory"
+    thread, local = _source_slots(source, target)
     free = _replica_bits(source)
-    if np.all((me & ~free) == (wanted & ~free)):
-        return "registers"
-    warp_free = free >> 5
-    if np.all(((me >> 5) & ~warp_free) == ((wanted >> 5) & ~warp_free)):
-        return "shuffles"
-    return "shared memory"
+    me = np.arange(target.num_threads)[:, None]
+    holder = (thread & ~free) | (me & free)  # a replica in the reader's own lane or warp
+    if np.any(holder >> 5 != me >> 5) or np.any(local != local[:1]):
+        return "shared memory"
+    return "register moves" if np.all(holder == me) else "warp shuffles"
+
+
+def _row_major(index: list[Index], shape: tuple[int, ...]) -> Index:
+    flat: Index = 0
+    for i, n in zip(index, shape, strict=True):
+        flat = vals.plus(vals.scale(flat, n), i)
+    return flat
+
+
+def _in_source(index: list[Index], target_shape: tuple[int, ...],
+               source_shape: tuple[int, ...]) -> list[Index]:
+    """The source index of the element at target ``index`` (the same row-major position)."""
+    if target_shape == source_shape:
+        return index
+    flat = _row_major(index, target_shape)
+    out, stride = [], 1
+    for n in reversed(source_shape):
+        out.append(vals.digit(flat, stride, n))
+        stride *= n
+    return out[::-1]
+
+
+def _source_local(source: RegisterLayout, target: RegisterLayout, j: Index) -> Index:
+    """The source slot of target slot ``j`` (the same in every thread, as :func:`plan`
+    checked, hence the one of thread 0, whose index is the local part alone)."""
+    index = _in_source(LoweringContext.local_part(target, j), target.shape, source.shape)
+    slot: Index = 0
+    for g in local_digits(source):
+        slot = vals.plus(slot, vals.scale(vals.digit(index[g.dim], g.weight, g.size), g.stride))
+    return slot
+
+
+def _source_lane(ctx: LoweringContext, source: RegisterLayout, target: RegisterLayout,
+                 j: Index) -> Operand:
+    """The lane (u32) that holds, in the source, the element of this thread's target slot
+    ``j``: the source's lane digits of the element, the reader's own lane replica bits."""
+    kb = ctx.kb
+    # Constants (a dimension no thread digit indexes, at local 0) fold as ints.
+    index: list[Index] = [x.bits if isinstance(x, Const) else x
+                          for x in ctx.element_index(target, j)]
+    index = _in_source(index, target.shape, source.shape)
+    lane: Index = 0
+    for g in thread_digits(source):
+        if g.kind == "thread" and g.in_lanes:
+            lane = vals.plus(lane, vals.scale(vals.digit(index[g.dim], g.weight, g.size),
+                                              g.stride))
+    reg = vals.index_reg(kb, lane)
+    free = _replica_bits(source) & 31
+    if free:
+        reg = kb.or_(reg, kb.and_(ctx.tid, free, type=B32), type=B32)
+    return reg
+
+
+def _exchange_in_warp(ctx: LoweringContext, source: vals.TileValue, target: RegisterLayout,
+                      name: str, shuffles: bool) -> vals.TileValue:
+    kb = ctx.kb
+    out = vals.new_tile(kb, source.dtype, target, name)
+    with vals.locals_loop(kb, out.count) as j:
+        raw = vals.read_raw(kb, source, _source_local(source.layout, target, j))
+        if shuffles:
+            raw = shuffle(kb, raw, "idx", _source_lane(ctx, source.layout, target, j))
+        vals.write_raw(kb, out, j, raw)
+    return out
 
 
 def scratch_tensor(ctx: LoweringContext, dt: DType, shape: tuple[int, ...]) -> vals.SharedTensor:
@@ -91,10 +170,15 @@ def _as_carrier(ctx: LoweringContext, tile: vals.TileValue, carrier: DType) -> v
 
 
 def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: RegisterLayout,
-             shape: tuple[int, ...], name: str) -> vals.TileValue:
-    """``source`` (a tile of any shape with the same number of elements) as a tile of ``shape``
-    in ``target``, element ``k`` of both in row-major order being the same element."""
+             name: str) -> vals.TileValue:
+    """``source`` (a tile of any shape with the same number of elements) as a tile in
+    ``target`` (of its shape), element ``k`` of both in row-major order being the same element,
+    moved as :func:`plan` says."""
+    how = plan(source.layout, target)
+    if how != "shared memory":
+        return _exchange_in_warp(ctx, source, target, name, how == "warp shuffles")
     kb = ctx.kb
+    shape = tuple(target.shape)
     carrier = _carrier(source.dtype)
     ctx.barrier()  # the scratch area's last readers are done
     src_tensor = scratch_tensor(ctx, carrier, tuple(source.layout.shape))

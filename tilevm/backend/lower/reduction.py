@@ -20,11 +20,12 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.dtype_map import compute_type
 from tilevm.backend.lower.rules_elementwise import operand_local
+from tilevm.backend.lower.warp_shuffle import shuffle
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.digits import layout_digits, split_lanes
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import B32, F16, F32, F64, S32, U16, U32, U64, ScalarType
+from tilevm.ir.thread.types import F16, F32, F64, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Instr
 
@@ -62,26 +63,6 @@ def _widen(ctx: LoweringContext, x: Operand, dt: DType, t: ScalarType) -> Operan
     if x.type == t or dt.is_integer:
         return x
     return sm.to_f32(ctx.kb, x, dt) if t == F32 else x
-
-
-def shuffle_xor(ctx: LoweringContext, x: Operand, distance: int) -> Operand:
-    """``x`` of the lane ``lane ^ distance`` (``shfl.sync.bfly``), for 16-, 32- or 64-bit
-    registers."""
-    kb = ctx.kb
-    t = x.type
-    if t.bits == 64:
-        raw = kb.mov(x, U64)
-        lo = kb.shfl("bfly", kb.cvt(raw, U32, src=U64), distance, 31)
-        hi = kb.shfl("bfly", kb.cvt(kb.shr(raw, 32, type=U64), U32, src=U64), distance, 31)
-        wide = kb.or_(kb.cvt(lo, U64, src=U32), kb.shl(kb.cvt(hi, U64, src=U32), 32, type="b64"),
-                      type="b64")
-        return kb.mov(wide, t)
-    if t.bits == 16:
-        raw = kb.cvt(kb.mov(x, U16), U32, src=U16)
-        got = kb.shfl("bfly", raw, distance, 31)
-        return kb.mov(kb.cvt(got, U16, src=U32), t)
-    got = kb.shfl("bfly", kb.mov(x, B32), distance, 31)
-    return kb.mov(got, t)
 
 
 def _axis_digits(layout: RegisterLayout, axis: int) -> tuple[list[int], list[tuple[int, int]]]:
@@ -122,7 +103,7 @@ def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None,
     # 2. butterflies across the lanes holding one output, nearest first
     for distance in distances:
         with vals.locals_loop(kb, count, "j") as j:
-            other = shuffle_xor(ctx, acc[j], distance)
+            other = shuffle(ctx.kb, acc[j], "bfly", distance)
             kb.mov(_combine(ctx, op, acc[j], other, t), t, out=acc[j])
     # 3. across warps, through shared memory, in increasing warp order
     if warps:

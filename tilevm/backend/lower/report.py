@@ -1,9 +1,9 @@
 """The compile report: what the lowering decided, each decision with the user's line.
 
 It lists the layout of every register tile, every conversion the layout inference inserted (and
-how it is done: in registers, through shared memory), the vector width of every global and shared
-access and why it is not wider, the shared-memory plan, the estimated registers and the
-specialization the kernel was compiled for. ``str(report)`` is the text ``.report`` prints.
+how it is done: register moves, warp shuffles or shared memory), the vector width of every global
+and shared access and why it is not wider, the shared-memory plan, the estimated registers and
+the specialization the kernel was compiled for. ``str(report)`` is the text ``.report`` prints.
 """
 
 from __future__ import annotations

@@ -329,7 +329,7 @@ def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
         _atomic_one(ctx, acc, op, value, old, i, index, active)
     if first is not None and s.result.name in ctx.used:
         # Only the first holders did the atomics: the other holders get the old values from them.
-        old = relayout(ctx, s, old, value.layout, tuple(value.layout.shape), "old")
+        old = relayout(ctx, s, old, value.layout, "old")
     ctx.bind(s.result, old)
 
 

@@ -3,7 +3,7 @@
 
 ``transpose`` and a ``reshape`` that the layout algebra can follow keep every element in its
 register: the result shares the operand's registers (or copies them, when either is reassigned
-later). Conversions between different layouts go through shared memory
+later). Other conversions move elements by register moves, warp shuffles or shared memory
 (:mod:`~tilevm.backend.lower.exchange`).
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.dtype_map import is_packed
-from tilevm.backend.lower.exchange import classify, relayout
+from tilevm.backend.lower.exchange import plan, relayout
 from tilevm.backend.lower.reduction import lower_reduce
 from tilevm.backend.lower.repack import repack
 from tilevm.backend.lower.rules_elementwise import operand_local
 from tilevm.ir.layout import algebra
+from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.types import B32
 from tilevm.ir.tile.program import Instr
 from tilevm.ir.tile.types import TensorType
@@ -66,8 +67,9 @@ def lower_reshape(ctx: LoweringContext, s: Instr) -> None:
         _same_registers(ctx, s, source)
         return
     ctx.report.conversions.append((s.loc, r.name, repr(source.layout), repr(r.type.layout),
-                                   "reshape the layout cannot follow", "through shared memory"))
-    ctx.bind(r, relayout(ctx, s, source, r.type.layout, tuple(r.type.shape), r.name))
+                                   "reshape the layout cannot follow",
+                                   _how(source.layout, r.type.layout)))
+    ctx.bind(r, relayout(ctx, s, source, r.type.layout, r.name))
 
 
 @rule("convert_layout")
@@ -78,13 +80,15 @@ def lower_convert_layout(ctx: LoweringContext, s: Instr) -> None:
     if source.layout == target:
         _same_registers(ctx, s, source)
         return
-    # Shuffles and register moves are planned (classify) but not built yet: every conversion
-    # between distinct layouts takes the shared-memory path, which is correct for all of them.
-    kind = classify(source.layout, target)
-    how = "through shared memory" + (f" ({kind} would do)" if kind != "shared memory" else "")
     why = ctx.conversion_reasons.get(r.name, "given by the program")
-    ctx.report.conversions.append((s.loc, r.name, repr(source.layout), repr(target), why, how))
-    ctx.bind(r, relayout(ctx, s, source, target, tuple(r.type.shape), r.name))
+    ctx.report.conversions.append((s.loc, r.name, repr(source.layout), repr(target), why,
+                                   _how(source.layout, target)))
+    ctx.bind(r, relayout(ctx, s, source, target, r.name))
+
+
+def _how(source: RegisterLayout, target: RegisterLayout) -> str:
+    how = plan(source, target)
+    return "through shared memory" if how == "shared memory" else f"by {how}"
 
 
 @rule("broadcast")

@@ -103,7 +103,9 @@ def _approx_bound(op: str, x: np.ndarray, exact: np.ndarray, dt) -> np.ndarray:
     if op == "exp":  # 2^(RN(x·RN(log2 e))): the argument is off by up to 2^-23·|x·log2 e|
         bound = _isa_bound(name, x * math.log2(math.e), exact) + a * np.abs(x) * 2.0**-23 * 1.01
     elif op == "log":  # RN(lg2(x)·RN(ln 2))
-        bound = _isa_bound(name, x, np.log2(x)) * math.log(2) + 2.0**-23 * a
+        with np.errstate(divide="ignore", invalid="ignore"):  # log2 of 0 or of a negative x
+            lg2 = np.log2(x)
+        bound = _isa_bound(name, x, lg2) * math.log(2) + 2.0**-23 * a
     else:
         bound = _isa_bound(name, x, exact)
     return bound + 2 * u * a + 2 * tiny + 2.0**-126

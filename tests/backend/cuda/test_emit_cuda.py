@@ -195,9 +195,15 @@ def test_predicates_and_guards():
     p = kb.setp("lt", x, 0)
     y = kb.selp(x, 1, p)
     kb.st("global", out, y, guard=p, guard_negated=True)
-    lines = _lines(kb.finish())
+    kernel = kb.finish()
+    # A predicate is a 0/1 unsigned: setp and selp on integers are C++ (bool converts to 0/1).
+    lines = _lines(kernel)
+    assert "r1 = r0 < 0;" in lines and "r2 = r1 ? r0 : 1;" in lines
+    assert "if (!r1) {" in lines
+    # As inline PTX, setp writes a PTX predicate, turned into 0/1 with selp; selp reads it back
+    # with setp.ne (the way every predicate still crosses an asm statement: vote, f16 setp).
+    lines = [line.strip() for line in emit_cuda(kernel, "sm_80", plain_cpp=False).splitlines()]
     text = "\n".join(lines)
-    # setp writes a PTX predicate, turned into 0/1 with selp; selp reads it back with setp.ne.
     assert '"  setp.lt.s32 p0, %1, %2;\\n"' in lines
     assert '"  selp.u32 %0, 1, 0, p0;\\n"' in lines
     assert '"  setp.ne.b32 p0, %3, 0;\\n"' in lines
@@ -341,12 +347,12 @@ def test_compile_error_in_generated_code_shows_the_line():
     kb = KernelBuilder("broken", block_threads=32)
     out = kb.param("out", U64, pointer=True)
     x = kb.ld("global", out, F32)
-    kb.st("global", out, kb.add(x, x))
+    kb.st("global", out, kb.fma(x, x, x))
     source = emit_cuda(kb.finish(), "sm_80")
     lines = source.splitlines()
-    bad_line = next(k for k, line in enumerate(lines, 1) if "add.rn.f32" in line)
-    corrupted = source.replace("add.rn.f32", "add.rn.f33")
+    bad_line = next(k for k, line in enumerate(lines, 1) if "fma.rn.f32" in line)
+    corrupted = source.replace("fma.rn.f32", "fma.rn.f33")
     with pytest.raises(CudaCompileError) as info:
         compile_cuda(corrupted, "sm_80")
     assert info.value.lines == [bad_line]
-    assert f"> {bad_line} |" in str(info.value) and "add.rn.f33" in str(info.value)
+    assert f"> {bad_line} |" in str(info.value) and "fma.rn.f33" in str(info.value)

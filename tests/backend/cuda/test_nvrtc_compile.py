@@ -107,6 +107,15 @@ def test_options_may_not_choose_arch_or_includes():
         compile_cuda(SOURCE, "sm_80", options="--use_fast_math")
 
 
+@pytest.mark.parametrize("option", ["--use_fast_math", "-use_fast_math", "--ftz=true",
+                                    "-ftz=true", "--fmad=true", "-fmad=true"])
+def test_options_may_not_change_float_arithmetic(option):
+    # The C++ statements emit_cuda prints for f32/f64 add, sub and mul are exact only under
+    # IEEE rounding without contraction or flush to zero.
+    with pytest.raises(ValueError, match="float arithmetic"):
+        compile_cuda(SOURCE, "sm_80", options=[option])
+
+
 FRONT_END_ERROR = """extern "C" __global__ void k(int* x) {
   int a = x[0];
   int b = a + undefined_name;

@@ -11,7 +11,8 @@ break, with the ISA section defining it:
   inserted field, ``b`` the base) ("Integer Arithmetic Instructions: bfe, bfi");
 - ``lop3.b32 d, a, b, c, immLut`` ("Logic and Shift Instructions: lop3");
 - ``mad.wide.s32 d, a, b, c`` with a 64-bit ``c`` ("Integer Arithmetic Instructions: mad");
-- ``selp.b32 d, a, b, c``: ``d = c ? a : b`` ("Comparison and Selection Instructions: selp");
+- ``selp.b32 d, a, b, c``: ``d = c ? a : b`` ("Comparison and Selection Instructions: selp"),
+  printed so in C++, and in the ISA's order as inline PTX;
 - ``shfl.sync.idx.b32 d, a, b, c, membermask`` ("Data Movement and Conversion Instructions:
   shfl.sync");
 - ``cp.async.ca.shared.global [dst], [src], cp-size, src-size`` ("cp.async");
@@ -27,7 +28,7 @@ from tilevm.backend.cuda import emit_cuda
 from tilevm.ir.thread import B32, F32, S32, S64, U32, U64, KernelBuilder, vector
 
 
-def _source() -> str:
+def _source(plain_cpp: bool = True) -> str:
     kb = KernelBuilder("order", block_threads=32, shared_bytes=256)
     out = kb.param("out", U64, pointer=True)
     lo, hi, n = kb.param("lo", B32), kb.param("hi", B32), kb.param("n", U32)
@@ -50,7 +51,7 @@ def _source() -> str:
     fb = kb.ld("global", out, vector(B32, 2))
     fc = kb.ld("global", out, vector(F32, 4))
     kb.st("global", out, kb.mma("m16n8k16", "f16", fa, fb, fc))
-    return emit_cuda(kb.finish(), "sm_80")
+    return emit_cuda(kb.finish(), "sm_80", plain_cpp=plain_cpp)
 
 
 def _split_sections(body: str) -> list[str]:
@@ -108,7 +109,10 @@ def test_scalar_operands_in_isa_order() -> None:
 
 def test_selp_shfl_cp_async_and_mma_in_isa_order() -> None:
     src = _source()
-    text, _, ins = _asm(src, "selp.b32")
+    # selp prints as C++ (d = c ? a : b), its predicate the result of the setp before it.
+    (select,) = re.findall(r"(\w+) = (\w+) \? (\w+) : (\w+);", src)
+    assert select[2:] == ("lo", "hi") and f"{select[1]} = sa < sb;" in src
+    text, _, ins = _asm(_source(plain_cpp=False), "selp.b32")
     ops = _operands(text, "selp.b32")
     assert ins[:2] == ["lo", "hi"] and ops[1:3] == ["%1", "%2"] and ops[3].startswith("p")
     text, _, ins = _asm(src, "shfl.sync.idx.b32")

@@ -4,9 +4,14 @@ One ``extern "C" __global__`` function per kernel, with ``__launch_bounds__`` of
 the kernel's dynamic shared memory as an ``extern __shared__`` array, registers as C++ locals
 declared (zeroed) at the top, structured control flow as ``if``/``for``/``while`` (``#pragma
 unroll`` on ``unroll`` loops, ``#pragma unroll 1`` on the other ``for`` loops, which the Thread IR
-keeps rolled; a ``While`` is ``while (true) { cond_body; if (!(cond)) break; body }``), and every
-intrinsic as inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`). No templates, no
-``#include``: f16/bf16 values are ``unsigned short`` bit patterns operated on by PTX.
+keeps rolled; a ``While`` is ``while (true) { cond_body; if (!(cond)) break; body }``), each
+intrinsic whose C++ meaning is exactly the PTX instruction's as an ordinary C++ statement
+(integer ``add``/``sub``/``mul.lo``/``mad.lo``, bitwise logic, ``setp``, ``selp``, ``mov``,
+integer ``cvt``, f32/f64 ``add``/``sub``/``mul``: :mod:`tilevm.backend.cuda.cpp_intrinsics`)
+and every other one as inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`). Where the
+user's source line changes, a ``// file:line:col`` comment heads the statements that came from
+it. No templates, no ``#include``: f16/bf16 values are ``unsigned short`` bit patterns
+operated on by PTX.
 
 The text depends only on the program and the target, so the same program always prints the same
 bytes (a cache key and a golden file can rely on it).
@@ -18,6 +23,7 @@ import itertools
 import re
 from collections.abc import Sequence
 
+from tilevm.backend.cuda.cpp_intrinsics import cpp_statement
 from tilevm.backend.cuda.cuda_types import c_literal, c_type
 from tilevm.backend.cuda.inline_asm import InlineAsm
 from tilevm.backend.cuda.ptx_intrinsics import VPRINTF_DECLARATION, AsmCode, print_intrinsic
@@ -60,8 +66,13 @@ __device__ __forceinline__ int tilevm_floormod(int a, int b) {
 }"""
 
 
-def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget) -> str:
+def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget, *,
+              plain_cpp: bool = True) -> str:
     """CUDA C++ for one Thread IR kernel, or several in one translation unit, for ``target``.
+
+    With ``plain_cpp`` (the default) the intrinsics that C++ expresses exactly print as C++
+    statements; ``plain_cpp=False`` prints every one as inline PTX instead (the spelling the
+    tests compare the C++ against). Either way the text depends only on the arguments.
 
     The program is verified first, for the target: an intrinsic whose minimum architecture (or PTX
     ISA version) is above the target's raises :class:`~tilevm.ir.thread.ThreadIRError` naming the
@@ -79,7 +90,7 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
     bodies = []
     helpers = False
     for kernel in kernels:
-        printer = _KernelPrinter(kernel, tgt)
+        printer = _KernelPrinter(kernel, tgt, plain_cpp)
         bodies.append("\n".join(printer.run()))
         helpers |= printer.uses_floor_helpers
     title = ", ".join(names)
@@ -97,9 +108,10 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
 class _KernelPrinter:
     """Prints one kernel; also the :class:`OperandPrinter` the intrinsic printers use."""
 
-    def __init__(self, kernel: Kernel, target: CudaTarget) -> None:
+    def __init__(self, kernel: Kernel, target: CudaTarget, plain_cpp: bool = True) -> None:
         self.kernel = kernel
         self.target = target
+        self.plain_cpp = plain_cpp
         self.names: dict[int, str] = {}
         self.taken: set[str] = set()
         self.loops: list[For] = []
@@ -301,7 +313,9 @@ class _KernelPrinter:
             out.append(f"{inner}// {s.loc}")  # where the instruction came from, once per line
         self.last_loc = s.loc
         asm = InlineAsm(self.components)  # type: ignore[arg-type]
-        code = print_intrinsic(s, asm, self)
+        code = cpp_statement(s, self) if self.plain_cpp else None
+        if code is None:
+            code = print_intrinsic(s, asm, self)
         if isinstance(code, AsmCode):
             out += asm.render(code.body, volatile=code.volatile, memory=code.memory,
                               indent=inner)

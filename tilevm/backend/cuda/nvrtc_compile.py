@@ -55,6 +55,14 @@ class CudaBinary:
         return tuple(self.resources)
 
 
+def _changes_float_semantics(option: str) -> bool:
+    """Whether ``option`` would make NVRTC compile C++ float arithmetic other than IEEE
+    round-to-nearest without contraction or flush to zero, which the C++ statements of
+    :mod:`tilevm.backend.cuda.cpp_intrinsics` rely on (the inline PTX would not change)."""
+    key, _, value = option.lstrip("-").partition("=")
+    return key == "use_fast_math" or (key in ("ftz", "fmad") and value not in ("false", "0"))
+
+
 def _check_options(options: Sequence[str]) -> tuple[str, ...]:
     if isinstance(options, str):
         raise TypeError("options must be a sequence of strings, not one string")
@@ -66,6 +74,10 @@ def _check_options(options: Sequence[str]) -> tuple[str, ...]:
         if option.startswith(("-I", "--include-path")):
             raise ValueError(f"options must not add include paths ({option!r}): tilevm sources "
                              "are self-contained")
+        if _changes_float_semantics(option):
+            raise ValueError(f"options must not change float arithmetic ({option!r}): the "
+                             "printed C++ relies on --fmad=false and IEEE rounding without "
+                             "flush to zero")
     return tuple(options)
 
 
@@ -127,10 +139,11 @@ def compile_cuda(source: str, arch: str | int | CudaTarget, *, options: Sequence
     ``"sm_90"``, ``"sm_90a"``) into PTX and a cubin.
 
     ``options`` are appended to :data:`BASE_OPTIONS` and the architecture option (they may not
-    choose the architecture or add include paths). ``name`` is the file name NVRTC reports in
-    errors and line info. With ``cache_dir``, results are kept there, keyed by everything that can
-    change them (source, target, options, NVRTC version), and a cached result is returned without
-    compiling.
+    choose the architecture, add include paths, or change float arithmetic: no
+    ``--use_fast_math``, ``--ftz=true``, ``--fmad=true``). ``name`` is the file name NVRTC
+    reports in errors and line info. With ``cache_dir``, results are kept there, keyed by
+    everything that can change them (source, target, options, NVRTC version), and a cached
+    result is returned without compiling.
 
     Raises :class:`UnsupportedArchError` (a ``ValueError``) for an unknown architecture, and
     :class:`CudaCompileError` when NVRTC or ptxas rejects the source; its message holds the log

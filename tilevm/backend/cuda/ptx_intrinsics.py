@@ -1,5 +1,9 @@
 """Each Thread IR intrinsic as inline PTX (or, for register plumbing, as a C++ assignment).
 
+:func:`~tilevm.backend.cuda.emit_cuda` prints the forms whose C++ meaning is exactly the PTX
+instruction's as C++ (:mod:`tilevm.backend.cuda.cpp_intrinsics`) and asks this module for the
+rest; this module spells every intrinsic, those forms included (``emit_cuda(plain_cpp=False)``).
+
 The PTX opcode is the intrinsic's own :meth:`Intrinsic.mnemonic`, so the printed instruction is
 the one the Thread IR names; this module adds the operand syntax (``[addr+offset]``, ``{v0, v1}``
 vector braces, immediates) and says whether the statement is ``volatile`` (it may not be moved,

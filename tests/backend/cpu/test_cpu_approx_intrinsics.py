@@ -198,6 +198,29 @@ def test_special_values_of_the_isa_tables(approx_prog) -> None:
                     CANONICAL_NAN if np.isnan(want) else bits(want)), (op, flush, x)
 
 
+def test_hard_cases_are_exactly_rounded(approx_prog) -> None:
+    # The inputs where the f64 value, rounded to f32, may round the wrong way (within a few f64
+    # ulps of an f32 midpoint): every table entry is mpmath's exactly rounded value, and the
+    # CPU gives it (for both signs where the function is odd or even).
+    from tilevm.backend.cpu.approx_tables import exception_table
+
+    ops, prog = approx_prog
+    names = {"sin": "sin", "cos": "cos", "tanh": "tanh", "log2": "lg2", "exp2": "ex2"}
+    entries = [(names[f], x, y) for f in names for x, y in exception_table(f)]
+    assert ("sin", 9830.3984375, -0.34761324524879456) in entries
+    for op, x, y in entries:
+        assert np.float32(x) == x and np.float32(y) == y
+        assert exactly_rounded(op, x) == np.float32(y), (op, x)
+    cases = [*[(op, f) for op in ops for f in (False, True)], ("tanh", False)]
+    for start in range(0, len(entries), 32):
+        chunk = entries[start:start + 32]
+        a = np.resize(np.array([x for _, x, _ in chunk], np.float32), 32)
+        outs = [o.view(np.float32) for o in prog(a.view(np.uint32))]
+        for i, (op, x, y) in enumerate(chunk):
+            k = cases.index((op, False))
+            assert bits(outs[k][i]) == bits(np.float32(y)), (op, x)
+
+
 # -- cvt to an integral value in the same float type ---------------------------------------------
 
 def test_cvt_rounds_to_an_integral_value_in_the_same_type(rng) -> None:

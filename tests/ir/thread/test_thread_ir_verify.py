@@ -167,3 +167,31 @@ def test_while_condition_must_be_a_pred_given_once_at_the_top_level() -> None:
         loop.cond(p)
         with pytest.raises(ThreadIRError, match="called twice"):
             loop.cond(p)
+
+
+def test_approx_error_bounds_quote_the_isa() -> None:
+    from tilevm.ir.thread.intrinsics.arith import APPROX_ERROR_BOUNDS as bounds
+
+    def get(key: str) -> list[tuple[str, float]]:
+        return [(b.kind, b.bound) for b in bounds[key]]
+
+    assert get("ex2.approx.f32") == [("ulp", 2.0)]
+    assert get("rcp.approx.ftz.f32") == [("ulp", 1.0)]
+    assert get("lg2.approx.ftz.f32") == [("absolute", 2**-22), ("relative", 2**-22)]
+    assert get("sin.approx.f32") == get("cos.approx.ftz.f32") == [("absolute", 2**-20.5),
+                                                                  ("absolute", 2**-14.7)]
+    assert get("rsqrt.approx.f32") == [("relative", 2**-22.9)]
+    assert get("tanh.approx.f32") == [("relative", 2**-11)] and "tanh.approx.ftz.f32" not in bounds
+    for key, entries in bounds.items():
+        for b in entries:
+            assert b.source.startswith("PTX ISA 9.1 §9.7.3.") and key.split(".")[0] in b.source
+        # the docstring of the intrinsic states the same numbers
+        doc = type(INTRINSICS[key.split(".")[0]]).__doc__ or ""
+        assert all(f"{b.bound:g}" in doc or _power(b.bound) in doc for b in entries), key
+
+
+def _power(x: float) -> str:
+    import math
+
+    e = math.log2(x)
+    return f"2^{e:g}" if x < 1 else f"{x:g} ulp"

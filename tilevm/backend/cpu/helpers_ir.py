@@ -1,8 +1,8 @@
 """Scalar helper functions of the CPU backend, written as LLVM IR text and linked into every
 kernel module: the deferred ``cp.async`` queues, the exact ``mma.sync`` accumulation, and
 ``tv_map_f64``, which applies a C library function ``double f(double)`` to the 32 lanes of a
-buffer in place (the ``.approx`` transcendentals: one call and a loop instead of 32 libcalls
-expanded at every use).
+buffer in place, with a table of exceptions (the ``.approx`` transcendentals: one call and a loop
+instead of 32 libcalls expanded at every use).
 
 cp.async queue of one lane (``CPA_LANE_BYTES`` bytes): ``[count i32][commits i32]`` then
 ``CPA_CAPACITY`` entries of ``[dst i32][size i32][src_size i32][group i32][src i64]``. A copy
@@ -343,19 +343,47 @@ exit:
 
 declare double @llvm.fabs.f64(double)
 
-; x[i] = f(x[i]) for the 32 lanes of a warp vector of doubles
-define void @tv_map_f64(ptr %f, ptr %x) {
+; x[i] = f(x[i]) for the 32 lanes of a warp vector of doubles, except where x[i] is one of the n
+; inputs of the table (pairs of doubles (input, result), sorted by input): there the table's
+; result (found by binary search; a NaN input finds nothing)
+define void @tv_map_f64(ptr %f, ptr %x, ptr %table, i32 %n) {
 entry:
   br label %head
 head:
-  %i = phi i32 [0, %entry], [%i1, %body]
+  %i = phi i32 [0, %entry], [%i1, %next]
   %more = icmp ult i32 %i, 32
   br i1 %more, label %body, label %done
 body:
   %p = getelementptr double, ptr %x, i32 %i
   %v = load double, ptr %p, align 8
   %r = call double %f(double %v)
-  store double %r, ptr %p, align 8
+  br label %search
+search:
+  %lo = phi i32 [0, %body], [%lo1, %step]
+  %hi = phi i32 [%n, %body], [%hi1, %step]
+  %left = icmp ult i32 %lo, %hi
+  br i1 %left, label %probe, label %next
+probe:
+  %sum = add i32 %lo, %hi
+  %mid = lshr i32 %sum, 1
+  %k2 = shl i32 %mid, 1
+  %pin = getelementptr double, ptr %table, i32 %k2
+  %in = load double, ptr %pin, align 8
+  %hit = fcmp oeq double %in, %v
+  br i1 %hit, label %found, label %step
+step:
+  %below = fcmp olt double %in, %v
+  %mid1 = add i32 %mid, 1
+  %lo1 = select i1 %below, i32 %mid1, i32 %lo
+  %hi1 = select i1 %below, i32 %hi, i32 %mid
+  br label %search
+found:
+  %pout = getelementptr double, ptr %pin, i32 1
+  %out = load double, ptr %pout, align 8
+  br label %next
+next:
+  %final = phi double [%r, %search], [%out, %found]
+  store double %final, ptr %p, align 8
   %i1 = add i32 %i, 1
   br label %head
 done:

@@ -14,6 +14,7 @@ from typing import Any
 from llvmlite import ir
 
 from tilevm.backend.cpu import numerics as nm
+from tilevm.backend.cpu.approx_tables import exception_table
 from tilevm.backend.cpu.lanes import F32, F64, I1, I16, I32, I64, PTR, Lanes, elem_llvm_type
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import PRED, U32, ScalarType, scalar_type
@@ -205,15 +206,25 @@ _LIBM = {"ex2": "exp2", "lg2": "log2", "sin": "sin", "cos": "cos", "tanh": "tanh
 
 
 def _libm_lanes(cg: Any, name: str, x: ir.Value) -> ir.Value:
-    """The C library's ``double name(double)`` of each lane of ``x`` (``<32 x double>``), through
-    the helper ``tv_map_f64`` (one call; the helper loops over the lanes)."""
+    """The C library's ``double name(double)`` of each lane of ``x`` (``<32 x double>``), except
+    at the inputs of :func:`~tilevm.backend.cpu.approx_tables.exception_table`, whose exactly
+    rounded f32 results it gives instead; through the helper ``tv_map_f64`` (one call; the helper
+    loops over the lanes)."""
     b, m = cg.b, cg.m
     fn = m.globals.get(name) or ir.Function(m, ir.FunctionType(F64, [F64]), name=name)
     helper = m.globals.get("tv_map_f64") or ir.Function(
-        m, ir.FunctionType(ir.VoidType(), [PTR, PTR]), name="tv_map_f64")
+        m, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I32]), name="tv_map_f64")
+    pairs = exception_table(name)
+    table = m.globals.get(f"tv_exceptions_{name}")
+    if table is None:
+        flat = [v for pair in pairs for v in pair] or [0.0]
+        table = ir.GlobalVariable(m, ir.ArrayType(F64, len(flat)), f"tv_exceptions_{name}")
+        table.global_constant = True
+        table.linkage = "private"
+        table.initializer = ir.Constant(ir.ArrayType(F64, len(flat)), flat)
     buf = cg.scratch(x.type)  # <32 x double> in memory: 32 doubles in lane order
     b.store(x, buf, align=8)
-    b.call(helper, [fn, buf])
+    b.call(helper, [fn, buf, table, I32(len(pairs))])
     return b.load(buf, typ=x.type, align=8)
 
 
@@ -221,9 +232,11 @@ def _libm_lanes(cg: Any, name: str, x: ir.Value) -> ir.Value:
 def _approx(cg: Any, instr: Instr) -> list[ir.Value]:
     """The ``.approx`` instructions as the exactly rounded f32 value of the function of the
     (flushed, with ``.ftz``) input (DESIGN §3): ``rcp`` is one IEEE f32 division; ``rsqrt`` is
-    ``1/sqrt`` in f64 rounded once to f32 (the double rounding never changes the f32 result: checked
-    on every f32 input); the others are the C library's double function rounded once to f32
-    (special values, NaN and infinities, are C's, which are the PTX ISA's)."""
+    ``1/sqrt`` in f64 rounded once to f32 (the double rounding never changes the f32 result:
+    checked on every f32 input); the others are the C library's double function rounded once to
+    f32, except at the few inputs where that rounding may go the wrong way
+    (:mod:`~tilevm.backend.cpu.approx_tables`). Special values (NaN, infinities, zeros) are C's,
+    which are the PTX ISA's."""
     L = cg.L
     b = L.b
     (a,) = _args(cg, instr)

@@ -362,8 +362,11 @@ APPROX_ERROR_BOUNDS.update({k.replace(".approx.", ".approx.ftz."): v
 class _Approx(_Unary):
     """An ``op.approx{.ftz}.f32 d, a`` instruction. Modifier ``ftz`` (bool): flush a subnormal
     input, and a subnormal result, to a zero of the same sign. On the CPU the value is the
-    exactly rounded ``f32`` of the function of the (flushed) input (DESIGN §3), computed in f64
-    and rounded once; a NaN result is the canonical NaN ``0x7fffffff``."""
+    exactly rounded ``f32`` of the function of the (flushed) input (DESIGN §3), for every input:
+    the C library's f64 value rounded once to f32, except at the inputs where the exact value lies
+    within a few f64 ulps of an f32 rounding boundary, which come from a table found by checking
+    every f32 input (:mod:`tilevm.backend.cpu.approx_tables`); a NaN result is the canonical NaN
+    ``0x7fffffff``."""
 
     types = ("f32",)
     has_ftz = True

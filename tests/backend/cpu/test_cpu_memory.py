@@ -186,3 +186,34 @@ def test_shared_access_out_of_bounds_is_reported() -> None:
     run = compile_kernel(kb.finish())
     with pytest.raises(CpuKernelError, match=r"ld\.shared\.u32 shared-memory access out of bounds"):
         run(1, np.zeros(1, np.uint32))
+
+
+def _many_copies(copies: int):
+    """Each thread copies ``copies`` words (4 bytes each) of its own row into shared memory in
+    one group, waits, and writes the row back; two blocks, the second starting with the queues
+    the first left empty."""
+    kb = KernelBuilder(f"copies_{copies}", block_threads=32, shared_bytes=32 * 4 * copies)
+    src, out = kb.param("src", U64, pointer=True), kb.param("out", U64, pointer=True)
+    lane = kb.sreg("laneid")
+    row = kb.mad(kb.sreg("ctaid.x"), 32, lane)
+    g = kb.add(src, kb.mul(row, 4 * copies, mode="wide"))
+    s = kb.add(kb.shared_base(), kb.mul(lane, 4 * copies))
+    with kb.for_(0, copies, name="k") as k:
+        kb.cp_async(kb.add(s, kb.mul(k, 4)), kb.add(g, kb.mul(k, 4, mode="wide")), 4, cache="ca")
+    t = kb.commit_group()
+    kb.wait_group(0, t)
+    o = kb.add(out, kb.mul(row, 4 * copies, mode="wide"))
+    with kb.for_(0, copies, name="k") as k:
+        kb.st("global", kb.add(o, kb.mul(k, 4, mode="wide")),
+              kb.ld("shared", kb.add(s, kb.mul(k, 4)), U32))
+    return compile_kernel(kb.finish())
+
+
+def test_a_thread_may_have_256_copies_pending_and_the_257th_is_an_error(rng) -> None:
+    src = rng.integers(0, 2**32, 2 * 32 * 256, dtype=np.uint64).astype(np.uint32)
+    out = np.zeros_like(src)
+    _many_copies(256)(2, src, out)
+    assert np.array_equal(out, src)
+    src = np.zeros(2 * 32 * 257, np.uint32)
+    with pytest.raises(CpuKernelError, match=r"too many pending cp\.async copies in one thread"):
+        _many_copies(257)(2, src, np.zeros_like(src))

@@ -559,14 +559,27 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
     b.cbranch(b.icmp_signed("<", blk, b1), blk_init, done)
 
     b.position_at_end(blk_init)
-    # shared memory starts zeroed (deterministic), cp.async queues empty
+    # shared memory starts zeroed (deterministic), cp.async queues empty: each lane's two
+    # counters (its entries beyond the count are never read)
     b.call(memset, [smem, I8(0), I64(max(layout.shared_bytes, 16)), I1(0)])
-    b.call(memset, [cpq, I8(0), I64(layout.warps * layout.cpq_bytes), I1(0)])
+    lanes = layout.warps * WARP
+    lane_head = fn.append_basic_block("queue_reset")
+    lane_done = fn.append_basic_block("queue_reset_done")
+    b.branch(lane_head)
+    b.position_at_end(lane_head)
+    lane = b.phi(I64, "lane")
+    lane.add_incoming(I64(0), blk_init)
+    counters = b.gep(cpq, [b.mul(lane, I64(layout.cpq_bytes // WARP))], source_etype=I8)
+    b.store(I64(0), counters, align=4)
+    lane1 = b.add(lane, I64(1))
+    lane.add_incoming(lane1, lane_head)
+    b.cbranch(b.icmp_unsigned("<", lane1, I64(lanes)), lane_head, lane_done)
+    b.position_at_end(lane_done)
     b.branch(phase_head)
 
     b.position_at_end(phase_head)
     resume = b.phi(I32, "resume")
-    resume.add_incoming(I32(0), blk_init)
+    resume.add_incoming(I32(0), lane_done)
     b.branch(warp_head)
 
     b.position_at_end(warp_head)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 __all__ = ["CPA_CAPACITY", "CPA_LANE_BYTES", "HELPERS_IR"]
 
-CPA_CAPACITY = 32
+# A thread may have this many copies pending (GPUs set no limit; a pipeline of a few stages
+# that falls back to 4-byte copies can reach a hundred).
+CPA_CAPACITY = 256
 CPA_ENTRY_BYTES = 24
 CPA_LANE_BYTES = 8 + CPA_CAPACITY * CPA_ENTRY_BYTES
 

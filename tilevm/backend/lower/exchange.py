@@ -126,7 +126,7 @@ def _exchange_in_warp(ctx: LoweringContext, source: vals.TileValue, target: Regi
                       name: str, shuffles: bool) -> vals.TileValue:
     kb = ctx.kb
     out = vals.new_tile(kb, source.dtype, target, name)
-    with vals.locals_loop(kb, out.count) as j:
+    with vals.locals_loop(kb, out.count, "j", target) as j:
         raw = vals.read_raw(kb, source, _source_local(source.layout, target, j))
         if shuffles:
             raw = shuffle(kb, raw, "idx", _source_lane(ctx, source.layout, target, j))

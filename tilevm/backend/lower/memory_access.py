@@ -201,7 +201,7 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
     starts = [ctx.index_scalar(o) for o in offsets]
     other_raw = raw_const(tile.dtype, other)
     v = plan.vector
-    with vals.locals_loop(kb, tile.count // v, "g") as g:
+    with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
         index = _absolute(ctx, layout, i0, starts)
         if mode == "tile":
@@ -340,7 +340,7 @@ def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[ob
     starts = [ctx.index_scalar(o) for o in offsets]
     first = ctx.replica_zero(layout)
     v = plan.vector
-    with vals.locals_loop(kb, tile.count // v, "g") as g:
+    with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
         index = _absolute(ctx, layout, i0, starts)
 

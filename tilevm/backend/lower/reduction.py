@@ -142,12 +142,12 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
             zero = kb.setp("eq", ctx.thread_digit(g), 0, type=U32)
             writer = zero if writer is None else kb.and_(writer, zero, type="pred")
     ctx.barrier()
-    with vals.locals_loop(kb, count, "j") as j:
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
         slot = kb.mul(kb.add(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), coordinate,
                              type=U32), nbytes, type=U32)
         kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
     ctx.barrier()
-    with vals.locals_loop(kb, count, "j") as j:
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
         first = kb.mul(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), nbytes, type=U32)
         kb.mov(_identity(dt, op, t), t, out=acc[j])
         with kb.for_(0, nwarps, unroll=True, name="w") as w:

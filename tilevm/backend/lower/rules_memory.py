@@ -182,7 +182,8 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
                       plan_g.reason if plan_g.bits == bits else plan_s.reason)
     starts = [ctx.index_scalar(o) for o in offsets]
     first = ctx.replica_zero(layout)  # replicated groups are copied by their first holder
-    with vals.locals_loop(kb, layout.local_size // vector, "g") as g, _only(kb, first):
+    with (vals.locals_loop(kb, layout.local_size // vector, "g", layout, vector) as g,
+          _only(kb, first)):
         i0 = vals.scale(g, vector)
         local = ctx.element_index(layout, i0)
         index = [kb.add(o, e, type=S32) for o, e in zip(starts, local, strict=True)]
@@ -315,7 +316,7 @@ def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
     old = vals.new_tile(kb, dt, value.layout, "old")
     first = ctx.replica_zero(value.layout)
-    with vals.locals_loop(kb, value.count) as i:
+    with vals.locals_loop(kb, value.count, layout=value.layout) as i:
         index = [kb.add(o, e, type=S32) for o, e in zip(starts, ctx.element_index(
             value.layout, i), strict=True)]
         if mode == "tile":

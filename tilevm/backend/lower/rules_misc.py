@@ -26,7 +26,7 @@ def lower_arange(ctx: LoweringContext, s: Instr) -> None:
     kb = ctx.kb
     tile = ctx.new_tile(s.result)
     start = s.attr("start")
-    with vals.locals_loop(kb, tile.count) as i:
+    with vals.locals_loop(kb, tile.count, layout=tile.layout) as i:
         (index,) = ctx.element_index(tile.layout, i)
         vals.write(kb, tile, i, kb.add(index, start, type=S32) if start else index)
     ctx.bind(s.result, tile)

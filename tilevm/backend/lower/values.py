@@ -16,8 +16,10 @@ rolled in Thread IR (the CUDA printer unrolls it, the CPU backend runs it as a l
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from tilevm.backend.lower import scalar_math as sm
@@ -118,15 +120,53 @@ def new_tile(kb: KernelBuilder, dt: DType, layout: RegisterLayout, name: str) ->
     return TileValue(dt, layout, kb.array(storage_type(dt), length, name=name))
 
 
+# The range [0, n) of every unroll loop variable the lowering made, so that the digits of an index
+# built from them fold (``(4·a + b) // 4 % 2`` is ``a`` when ``b < 4`` and ``a < 2``).
+_RANGES: weakref.WeakKeyDictionary[Reg, int] = weakref.WeakKeyDictionary()
+
+
+def local_radix(layout: RegisterLayout, vector: int = 1) -> tuple[int, ...]:
+    """The sizes of ``layout``'s local digits, most significant first, with ``vector``
+    (consecutive registers taken together) divided out of the least significant ones: a loop
+    over the vector groups with one variable per digit. ``(count // vector,)`` when the vector
+    does not fall on digit boundaries."""
+    from tilevm.ir.layout.digits import local_digits
+
+    sizes = [g.size for g in local_digits(layout)]
+    left = vector
+    for k in reversed(range(len(sizes))):
+        if left == 1:
+            break
+        if left % sizes[k] == 0:
+            left, sizes[k] = left // sizes[k], 1
+        elif sizes[k] % left == 0:
+            sizes[k], left = sizes[k] // left, 1
+        else:
+            break
+    if left != 1:
+        return (layout.local_size // vector,)
+    return tuple(n for n in sizes if n > 1) or (1,)
+
+
 @contextmanager
-def locals_loop(kb: KernelBuilder, count: int, name: str = "i") -> Iterator[Index]:
-    """``for i in range(count)`` over a thread's elements: an ``unroll`` loop (rolled in Thread
-    IR), or just the index 0 for a single element."""
-    if count == 1:
-        yield 0
-        return
-    with kb.for_(0, count, unroll=True, name=name) as i:
-        yield i
+def locals_loop(kb: KernelBuilder, count: int, name: str = "i",
+                layout: RegisterLayout | None = None, vector: int = 1) -> Iterator[Index]:
+    """``for i in range(count)`` over a thread's elements (or its groups of ``vector``): ``unroll``
+    loops, rolled in Thread IR, or just the index 0 for a single element. Given the ``layout``,
+    one loop per local digit (:func:`local_radix`), so that the digits of ``i`` fold to loop
+    variables instead of divisions."""
+    sizes = local_radix(layout, vector) if layout is not None else (count,)
+    assert math.prod(sizes) == count, (sizes, count)
+    with ExitStack() as loops:
+        index: Index = 0
+        for k, n in enumerate(sizes):
+            if n == 1:
+                continue
+            v = loops.enter_context(kb.for_(0, n, unroll=True,
+                                            name=name if len(sizes) == 1 else f"{name}{k}"))
+            _RANGES[v] = n
+            index = plus(scale(index, n), v)
+        yield index
 
 
 # -- index expressions -----------------------------------------------------------------------------
@@ -172,10 +212,64 @@ def plus(a: Index, b: Index) -> Index:
     return IndexOp("+", a, b)
 
 
+def _linear(index: Index) -> tuple[dict[Reg, int], int] | None:
+    """``index`` as ``sum(c·v) + c0`` over loop variables of known range, or None."""
+    if isinstance(index, int):
+        return {}, index
+    if isinstance(index, Reg):
+        return ({index: 1}, 0) if index in _RANGES else None
+    if index.op == "+":
+        a, b = _linear(index.a), _linear(index.b)
+        if a is None or b is None:
+            return None
+        terms = dict(a[0])
+        for v, c in b[0].items():
+            terms[v] = terms.get(v, 0) + c
+        return terms, a[1] + b[1]
+    if index.op == "*" and isinstance(index.b, int):
+        a = _linear(index.a)
+        if a is None:
+            return None
+        return {v: c * index.b for v, c in a[0].items()}, a[1] * index.b
+    return None
+
+
+def _fold_digit(terms: dict[Reg, int], c0: int, stride: int, size: int) -> Index | None:
+    """``(sum(c·v) + c0) // stride % size`` as another such sum, when the terms fall on the
+    digit's boundaries: the terms below ``stride`` cannot carry into it, and what is left does
+    not wrap ``size``."""
+    if c0 < 0 or any(c < 0 for c in terms.values()):
+        return None
+    high: dict[Reg, int] = {}
+    low_extent = c0 % stride
+    for v, c in terms.items():
+        if c % stride == 0:
+            high[v] = c // stride
+        elif c < stride:
+            low_extent += c * (_RANGES[v] - 1)
+        else:
+            return None
+    if low_extent >= stride:
+        return None
+    kept = {v: d for v, d in high.items() if d % size}
+    q = (c0 // stride) % size
+    if sum(d * (_RANGES[v] - 1) for v, d in kept.items()) + q >= size:
+        return None
+    out: Index = q
+    for v, d in kept.items():
+        out = plus(out, scale(v, d))
+    return out
+
+
 def digit(index: Index, stride: int, size: int) -> Index:
     """``(index // stride) % size``, folded where possible."""
     if isinstance(index, int):
         return (index // stride) % size
+    lin = _linear(index)
+    if lin is not None:
+        folded = _fold_digit(lin[0], lin[1], stride, size)
+        if folded is not None:
+            return folded
     q = index if stride == 1 else IndexOp("//", index, stride)
     return IndexOp("%", q, size)
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from tilevm.backend.lower.dtype_map import is_packed
 from tilevm.backend.lower.errors import lowering_error
+from tilevm.backend.lower.numbered_walk import NumberedWalk
 from tilevm.backend.lower.values import storage_length
-from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Stmt, Var, While
+from tilevm.ir.tile.program import Assign, Instr, Kernel, Var
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["MAX_REGISTERS", "REFUSED_REGISTERS", "check_shared", "estimate_registers"]
@@ -27,15 +28,14 @@ def _words(var: Var) -> int:
     return count * (2 if t.dtype.nbits == 64 else 1) if not is_packed(t.dtype) else count
 
 
-class _Live:
+class _Live(NumberedWalk):
     """Positions of definitions and last uses of register tiles (a use inside a loop entered
     after the definition keeps the tile live to the loop's end)."""
 
     def __init__(self) -> None:
-        self.position = 0
+        super().__init__()
         self.defs: dict[str, tuple[int, Var, Instr]] = {}
         self.last: dict[str, int] = {}
-        self.loops: list[list[int]] = []
         self.pending: list[tuple[str, list[int]]] = []
 
     def use(self, x: object) -> None:
@@ -47,29 +47,17 @@ class _Live:
                     self.pending.append((x.name, loop))
                     break
 
-    def walk(self, stmts: tuple[Stmt, ...]) -> None:
-        for s in stmts:
-            self.position += 1
-            if isinstance(s, Instr):
-                for a in s.args:
-                    self.use(a)
-                if s.result is not None and isinstance(s.result.type, TensorType) and \
-                        s.result.type.scope == "reg":
-                    self.defs[s.result.name] = (self.position, s.result, s)
-                    self.last.setdefault(s.result.name, self.position)
-            elif isinstance(s, Assign):
-                self.use(s.value)
-                self.use(s.target)
-            elif isinstance(s, If):
-                self.walk(s.then_body)
-                self.walk(s.else_body)
-            elif isinstance(s, (For, While)):
-                loop = [self.position, self.position]
-                self.loops.append(loop)
-                for body in ((s.body,) if isinstance(s, For) else (s.cond_body, s.body)):
-                    self.walk(body)
-                self.loops.pop()
-                loop[1] = self.position
+    def instr(self, s: Instr) -> None:
+        for a in s.args:
+            self.use(a)
+        r = s.result
+        if r is not None and isinstance(r.type, TensorType) and r.type.scope == "reg":
+            self.defs[r.name] = (self.position, r, s)
+            self.last.setdefault(r.name, self.position)
+
+    def assign(self, s: Assign) -> None:
+        self.use(s.value)
+        self.use(s.target)
 
 
 def estimate_registers(kernel: Kernel) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tilevm.backend.lower.numbered_walk import NumberedWalk
 from tilevm.ir.layout.shared import SharedLayout
-from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Stmt, Var
+from tilevm.ir.tile.program import Assign, Instr, Kernel, Var
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["SharedBuffer", "SharedPlan", "buffer_layout", "plan_shared"]
@@ -53,48 +54,35 @@ def _align(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
-class _Ranges:
+class _Ranges(NumberedWalk):
     """Live ranges of shared buffers over a numbering of the program's statements."""
 
     def __init__(self) -> None:
-        self.position = 0
+        super().__init__()
         self.owner: dict[str, str] = {}  # a shared value (a stage of a buffer) → its buffer
         self.first: dict[str, int] = {}
         self.uses: dict[str, list[tuple[int, tuple[tuple[int, int], ...]]]] = {}
         self.order: list[Instr] = []
-        self.loops: list[list[int]] = []  # [start, end] of each enclosing loop
 
     def use(self, x: object) -> None:
         if isinstance(x, Var) and x.name in self.owner:
             buffer = self.owner[x.name]
             self.uses[buffer].append((self.position, tuple(map(tuple, self.loops))))
 
-    def walk(self, stmts: tuple[Stmt, ...]) -> None:
-        for s in stmts:
-            self.position += 1
-            if isinstance(s, Instr):
-                for a in s.args:
-                    self.use(a)
-                r = s.result
-                if s.op == "shared":
-                    self.owner[r.name] = r.name
-                    self.first[r.name] = self.position
-                    self.uses[r.name] = []
-                    self.order.append(s)
-                elif s.op == "index" and isinstance(s.args[0], Var):
-                    self.owner[r.name] = self.owner.get(s.args[0].name, s.args[0].name)
-            elif isinstance(s, Assign):
-                self.use(s.value)
-            elif isinstance(s, If):
-                self.walk(s.then_body)
-                self.walk(s.else_body)
-            else:
-                loop = [self.position, self.position]
-                self.loops.append(loop)
-                for body in ((s.body,) if isinstance(s, For) else (s.cond_body, s.body)):
-                    self.walk(body)
-                self.loops.pop()
-                loop[1] = self.position
+    def instr(self, s: Instr) -> None:
+        for a in s.args:
+            self.use(a)
+        r = s.result
+        if s.op == "shared":
+            self.owner[r.name] = r.name
+            self.first[r.name] = self.position
+            self.uses[r.name] = []
+            self.order.append(s)
+        elif s.op == "index" and isinstance(s.args[0], Var):
+            self.owner[r.name] = self.owner.get(s.args[0].name, s.args[0].name)
+
+    def assign(self, s: Assign) -> None:
+        self.use(s.value)
 
     def last(self, buffer: str) -> int:
         """The end of the buffer's live range: its last use, or the end of the loop around a use

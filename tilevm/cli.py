@@ -72,7 +72,7 @@ def cmd_info(_args: argparse.Namespace) -> int:
             print(f"gpu {gpu.index}         {gpu.name} ({gpu.arch}, "
                   f"{gpu.memory_bytes / 2**30:.0f} GiB)")
     else:
-        print("gpu           none (kernels run on the host)")
+        print("gpu           none (kernels run on the host: device='interp' or 'cpu')")
     print(f"nvrtc         {nvrtc_version()}")
     print(f"cache         {cache_dir()}")
     print()

@@ -424,5 +424,3 @@ def infer_layouts(kernel: Kernel) -> Inferred:
     not fit the block."""
     return _Inference(kernel).run()
 
-
-_ = DOT, SHARED

@@ -1,7 +1,8 @@
-"""Index expressions over unroll-loop variables (``values.digit``): a digit of a loop index folds
-to loop variables where it falls on the loops' boundaries, so that no division reaches Thread IR
-(the CUDA printer's inline PTX would keep it), and is always equal to ``(i // stride) % size``
-(checked by evaluating every expression at every point of the loops)."""
+"""Index expressions over unroll-loop variables (``values.digit``, ``values.quotient``): a digit
+or quotient of a loop index folds to loop variables where it falls on the loops' boundaries, so
+that no division reaches Thread IR (the CUDA printer's inline PTX would keep it), and always
+equals ``(i // stride) % size`` or ``i // stride`` (checked by evaluating every expression at
+every point of the loops)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ def test_digits_of_a_loop_index_equal_floor_division_and_fold_on_boundaries():
         with vals.locals_loop(kb, count // vector, "g", layout, vector) as g:
             i = vals.scale(g, vector)
             d = vals.digit(i, stride, size)
+            q = vals.quotient(i, stride)
             names = sorted(set(_loop_vars(i)), key=lambda r: r.name)
             ranges = [vals._RANGES[v] for v in names]
             for point in itertools.product(*(range(n) for n in ranges)):
@@ -61,6 +63,7 @@ def test_digits_of_a_loop_index_equal_floor_division_and_fold_on_boundaries():
                 value = _evaluate(i, env)
                 assert _evaluate(d, env) == (value // stride) % size, (sizes, vector, stride,
                                                                         size, point)
+                assert _evaluate(q, env) == value // stride, (sizes, vector, stride, point)
         folded += not _divides(d)
     assert folded > 150
 

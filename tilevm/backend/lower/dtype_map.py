@@ -17,7 +17,7 @@ floats, ``f32`` for every narrower float (decoded exactly, rounded once when sto
 
 from __future__ import annotations
 
-from tilevm.ir.dtypes import DType
+from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.thread.types import (
     B32,
     BF16,
@@ -31,7 +31,9 @@ from tilevm.ir.thread.types import (
     ScalarType,
 )
 
-__all__ = ["compute_type", "is_narrow_float", "is_packed", "raw_bits_type", "storage_type"]
+__all__ = ["I32", "compute_type", "is_narrow_float", "is_packed", "raw_bits_type", "storage_type"]
+
+I32 = dtype("i32")  # the type of sizes, offsets and indices in Tile IR
 
 _NATIVE_FLOATS = {"f16": F16, "bf16": BF16, "f32": F32, "f64": F64}
 
@@ -50,11 +52,9 @@ def storage_type(dt: DType) -> ScalarType:
     """The register type of one stored element (``b32`` words for packed types)."""
     if is_packed(dt):
         return B32
-    if dt.is_float:
-        return _NATIVE_FLOATS.get(dt.name, U32)
-    if dt.nbits == 64:
-        return S64 if dt.kind == "int" else U64
-    return S32 if dt.kind == "int" else U32
+    if is_narrow_float(dt):
+        return U32  # the code
+    return compute_type(dt)
 
 
 def compute_type(dt: DType) -> ScalarType:

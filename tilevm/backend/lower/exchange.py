@@ -20,15 +20,14 @@ import numpy as np
 
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
-from tilevm.backend.lower.memory_access import Addressing, load_tile, store_tile
+from tilevm.backend.lower.memory_access import Addressing, load_tile, store_tile, zero_offsets
 from tilevm.backend.lower.warp_shuffle import shuffle
-from tilevm.ir.dtypes import DType
+from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.layout.digits import layout_digits, local_digits, thread_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
 from tilevm.ir.thread.types import B32, S32
 from tilevm.ir.thread.values import Const, Index, Operand
-from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
 __all__ = ["plan", "relayout", "scratch_addressing", "scratch_tensor"]
@@ -152,8 +151,6 @@ def _carrier(dt: DType) -> DType:
     """The type a tile of ``dt`` travels through the scratch area as: itself if its elements are
     whole bytes, else the unsigned integer of the next byte width (no element shares a byte, so
     no atomics are needed)."""
-    from tilevm.ir.dtypes import dtype
-
     if dt.nbits in (8, 16, 32, 64):
         return dt
     return dtype(f"u{8 if dt.nbits < 8 else 16 if dt.nbits <= 16 else 32}")
@@ -182,12 +179,12 @@ def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: Reg
     carrier = _carrier(source.dtype)
     ctx.barrier()  # the scratch area's last readers are done
     src_tensor = scratch_tensor(ctx, carrier, tuple(source.layout.shape))
-    zeros = [TileConst(0, _i32()) for _ in source.layout.shape]
+    zeros = zero_offsets(source.layout.rank)
     store_tile(ctx, s, scratch_addressing(carrier, src_tensor), zeros,
                _as_carrier(ctx, source, carrier), "none", None)
     ctx.barrier()
     dst_tensor = scratch_tensor(ctx, carrier, shape)
-    zeros = [TileConst(0, _i32()) for _ in shape]
+    zeros = zero_offsets(len(shape))
     arrived = vals.new_tile(kb, carrier, target, name)
     load_tile(ctx, s, scratch_addressing(carrier, dst_tensor), zeros, arrived, "none", None, 0)
     if carrier == source.dtype:
@@ -197,8 +194,3 @@ def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: Reg
         vals.write_raw(kb, out, i, vals.read_raw(kb, arrived, i))
     return out
 
-
-def _i32() -> DType:
-    from tilevm.ir.dtypes import dtype
-
-    return dtype("i32")

@@ -26,7 +26,7 @@ follows from its operand's); each is listed with the user's line and the two lay
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from tilevm.backend.lower.default_layouts import blocked_layout
@@ -193,87 +193,74 @@ class _Inference:
                 f"cover every thread of the block (replicate with replicated(n) where fewer "
                 f"threads hold distinct elements)", s.loc)
 
+    def follow(self, dst: object, src: object, mapping: Callable[[RegisterLayout],
+                                                                  RegisterLayout | None]) -> None:
+        """Propose for ``dst`` the image of ``src``'s layout (if it has one) under ``mapping``,
+        at ``src``'s priority and origin."""
+        c = self.get(src)
+        if c is not None:
+            self.propose(dst, mapping(c.layout), c.priority, c.origin)
+
     def forward(self, s: Stmt) -> None:
         if isinstance(s, Assign):
-            c = self.get(s.value)
-            if c is not None:
-                self.propose(s.target, c.layout, c.priority, c.origin)
+            self.follow(s.target, s.value, lambda x: x)
             return
         assert isinstance(s, Instr)
         r = s.result
         if s.op in ELEMENTWISE and _is_tile(r):
-            best = None
-            for a in s.args:
-                c = self.get(a)
-                if c is not None and tuple(a.type.shape) == tuple(r.type.shape) and (
-                        best is None or c.priority < best.priority):
-                    best = c
-            if best is not None:
-                self.propose(r, best.layout, best.priority, best.origin)
+            same_shape = [a for a in s.args
+                          if self.get(a) is not None and tuple(a.type.shape) == tuple(r.type.shape)]
+            if same_shape:  # the first of the highest priority
+                self.follow(r, min(same_shape, key=lambda a: self.get(a).priority), lambda x: x)
         elif s.op == "reduce" and _is_tile(r):
-            c = self.get(s.args[0])
-            if c is not None:
-                self.propose(r, algebra.reduce(c.layout, [s.attr("axis")], s.attr("keepdims")),
-                             c.priority, c.origin)
+            self.follow(r, s.args[0], lambda x: algebra.reduce(x, [s.attr("axis")],
+                                                               s.attr("keepdims")))
         elif s.op == "transpose":
-            c = self.get(s.args[0])
-            if c is not None:
-                self.propose(r, algebra.permute(c.layout, self.perm(s)), c.priority, c.origin)
+            self.follow(r, s.args[0], lambda x: algebra.permute(x, self.perm(s)))
         elif s.op == "reshape":
-            c = self.get(s.args[0])
-            if c is not None:
-                self.propose(r, _try(algebra.reshape, c.layout, tuple(r.type.shape)),
-                             c.priority, c.origin)
+            self.follow(r, s.args[0], lambda x: _try(algebra.reshape, x, tuple(r.type.shape)))
         elif s.op == "bitcast" and _is_tile(r):
-            c = self.get(s.args[0])
-            if c is not None:
-                self.propose(r, _bitcast_forward(c.layout, s.args[0].type.dtype.nbits,
-                                                 r.type.dtype.nbits), c.priority, c.origin)
+            a, b = s.args[0].type.dtype.nbits, r.type.dtype.nbits
+            self.follow(r, s.args[0], lambda x: _bitcast_forward(x, a, b))
         elif s.op == "atomic" and _is_tile(r):
-            c = self.get(s.args[1])
-            if c is not None:
-                self.propose(r, c.layout, c.priority, c.origin)
+            self.follow(r, s.args[1], lambda x: x)
 
     def backward(self, s: Stmt) -> None:
         if isinstance(s, Assign):
-            c = self.get(s.target)
-            if c is not None:
-                self.propose(s.value, c.layout, c.priority, c.origin)
+            self.follow(s.value, s.target, lambda x: x)
             return
         assert isinstance(s, Instr)
         r = s.result
-        c = self.get(r) if r is not None else None
-        if s.op in ELEMENTWISE and c is not None:
-            for a in s.args:
-                if _is_tile(a):
-                    self.propose(a, _try(project, c.layout, tuple(a.type.shape)), c.priority,
-                                 c.origin)
-        elif s.op == "broadcast" and c is not None:
-            self.propose(s.args[0], _try(project, c.layout, tuple(s.args[0].type.shape)),
-                         c.priority, c.origin)
-        elif s.op == "transpose" and c is not None:
-            inverse = [0] * len(self.perm(s))
-            for i, p in enumerate(self.perm(s)):
-                inverse[p] = i
-            self.propose(s.args[0], algebra.permute(c.layout, inverse), c.priority, c.origin)
-        elif s.op == "reshape" and c is not None:
-            self.propose(s.args[0], _try(algebra.reshape, c.layout, tuple(s.args[0].type.shape)),
-                         c.priority, c.origin)
-        elif s.op == "bitcast" and c is not None and _is_tile(s.args[0]):
-            self.propose(s.args[0], _bitcast_backward(c.layout, s.args[0].type.dtype.nbits,
-                                                      r.type.dtype.nbits), c.priority, c.origin)
-        elif s.op in ("store", "atomic") and _is_tile(s.args[1]):
+        if r is not None and self.get(r) is not None:
+            if s.op in ELEMENTWISE:
+                for a in s.args:
+                    if _is_tile(a):
+                        shape = tuple(a.type.shape)
+                        self.follow(a, r, lambda x, shape=shape: _try(project, x, shape))
+            elif s.op == "broadcast":
+                shape = tuple(s.args[0].type.shape)
+                self.follow(s.args[0], r, lambda x: _try(project, x, shape))
+            elif s.op == "transpose":
+                inverse = [0] * len(self.perm(s))
+                for i, p in enumerate(self.perm(s)):
+                    inverse[p] = i
+                self.follow(s.args[0], r, lambda x: algebra.permute(x, inverse))
+            elif s.op == "reshape":
+                shape = tuple(s.args[0].type.shape)
+                self.follow(s.args[0], r, lambda x: _try(algebra.reshape, x, shape))
+            elif s.op == "bitcast" and _is_tile(s.args[0]):
+                a, b = s.args[0].type.dtype.nbits, r.type.dtype.nbits
+                self.follow(s.args[0], r, lambda x: _bitcast_backward(x, a, b))
+        if s.op in ("store", "atomic") and _is_tile(s.args[1]):
             value = s.args[1]
-            if c is not None:  # an atomic's old values and its operand share the layout
-                self.propose(value, c.layout, c.priority, c.origin)
+            if r is not None:  # an atomic's old values and its operand share the layout
+                self.follow(value, r, lambda x: x)
             if s.args[0].type.scope == "global":
                 self.propose(value, self.blocked(value), GLOBAL, f"global {s.op}{_where(s.loc)}")
         if s.op in ("load", "store", "atomic") and s.attr("mask") == "tile":
             tile = r if s.op == "load" else s.args[1]
-            t = self.get(tile)
-            if t is not None:
-                self.propose(s.args[-1], _try(project, t.layout, tuple(s.args[-1].type.shape)),
-                             t.priority, t.origin)
+            shape = tuple(s.args[-1].type.shape)
+            self.follow(s.args[-1], tile, lambda x: _try(project, x, shape))
 
     @staticmethod
     def perm(s: Instr) -> tuple[int, ...]:

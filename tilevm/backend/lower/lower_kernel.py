@@ -10,6 +10,7 @@ The kernel's parameters are listed by :class:`~tilevm.backend.lower.abi.AbiParam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 # The rules register themselves on import.
@@ -24,7 +25,7 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import AbiParam, Workspace
 from tilevm.backend.lower.context import RULES, LoweringContext
 from tilevm.backend.lower.divisibility import divisors
-from tilevm.backend.lower.dtype_map import compute_type, is_packed, storage_type
+from tilevm.backend.lower.dtype_map import I32, compute_type, is_packed, storage_type
 from tilevm.backend.lower.errors import lowering_error
 from tilevm.backend.lower.layout_inference import infer_layouts
 from tilevm.backend.lower.report import CompileReport
@@ -32,7 +33,6 @@ from tilevm.backend.lower.resources import check_shared, estimate_registers
 from tilevm.backend.lower.rules_elementwise import ELEMENTWISE_OPS, lower_fused
 from tilevm.backend.lower.shared_plan import plan_shared
 from tilevm.backend.lower.specialization import Specialization
-from tilevm.ir.dtypes import DType
 from tilevm.ir.thread import stmts as thread
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import S32, S64, U32, U64, ScalarType
@@ -62,28 +62,17 @@ def _instr_ids(kernel: Kernel) -> dict[int, int]:
     return {id(s): n for n, s in enumerate(walk(kernel.body)) if isinstance(s, Instr)}
 
 
-def _operand_names(kernel: Kernel) -> tuple[frozenset[str], frozenset[str]]:
-    assigned, used = set(), set()
-    for s in walk(kernel.body):
-        if isinstance(s, Assign):
-            assigned.add(s.target.name)
-            if isinstance(s.value, Var):
-                used.add(s.value.name)
-        elif isinstance(s, Instr):
-            used |= {a.name for a in s.args if isinstance(a, Var)}
-        elif isinstance(s, For):
-            used |= {x.name for x in (s.start, s.stop, s.step) if isinstance(x, Var)}
-        elif isinstance(s, (If, While)) and isinstance(s.cond, Var):
-            used.add(s.cond.name)
-    return frozenset(assigned), frozenset(used)
+def _assigned(kernel: Kernel) -> frozenset[str]:
+    """The variables an ``Assign`` writes (loop-carried values, ``if`` merges)."""
+    return frozenset(s.target.name for s in walk(kernel.body) if isinstance(s, Assign))
 
 
 class _Driver:
-    def __init__(self, ctx: LoweringContext) -> None:
+    def __init__(self, ctx: LoweringContext, users: dict[str, set[int]]) -> None:
         self.ctx = ctx
         self.kb = ctx.kb
         self.param = ctx.param
-        self.users = _users(ctx.kernel)
+        self.users = users
 
     def parameters(self) -> None:
         ctx = self.ctx
@@ -104,14 +93,14 @@ class _Driver:
                 reg = self.param(f"{p.name}_stride{d}", S64, "stride", p.name, d)
                 fact = facts.stride(d)
                 strides.append(Const.of(1, S64) if fact == "1" else reg)
-                elems = 128 // _gcd(128, t.dtype.nbits)
+                elems = 128 // math.gcd(128, t.dtype.nbits)
                 divisor.append(elems if fact == "16" else 1)
             ctx.values[p.name] = vals.GlobalTensor(t.dtype, base, offset, [], strides, p.name,
                                                    facts.aligned, divisor)
         for d in kernel.dims():
             reg = self.param(d, S32, "size", d)
             ctx.dims[d] = reg
-            ctx.values[d] = vals.ScalarValue(_i32(), reg)
+            ctx.values[d] = vals.ScalarValue(I32, reg)
         for p in kernel.params:
             t = p.type
             if isinstance(t, TensorType):
@@ -261,18 +250,6 @@ def _c(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _gcd(a: int, b: int) -> int:
-    import math
-
-    return math.gcd(a, b)
-
-
-def _i32() -> DType:
-    from tilevm.ir.dtypes import dtype
-
-    return dtype("i32")
-
-
 def _report_layouts(report: CompileReport, kernel: Kernel, priorities: dict[str, str]) -> None:
     for s in walk(kernel.body):
         if isinstance(s, Instr) and s.result is not None and isinstance(
@@ -302,13 +279,13 @@ def lower(kernel: Kernel, target: int | str = 80, spec: Specialization | None = 
     typed = inferred.kernel
     registers = estimate_registers(typed)
     plan = plan_shared(typed)
-    assigned, used = _operand_names(typed)
+    users = _users(typed)
     report = CompileReport(kernel.name, f"sm_{sm}", spec.describe())
     kb = KernelBuilder(name or kernel.name, block_threads=32 * kernel.warps)
-    ctx = LoweringContext(typed, kb, sm, spec, plan, divisors(typed, spec), report, assigned,
-                          used, _instr_ids(typed))
+    ctx = LoweringContext(typed, kb, sm, spec, plan, divisors(typed, spec), report,
+                          _assigned(typed), frozenset(users), _instr_ids(typed))
     ctx.conversion_reasons = {c.result: c.why for c in inferred.conversions}
-    driver = _Driver(ctx)
+    driver = _Driver(ctx, users)
     driver.parameters()
     ctx.start()
     driver.block(typed.body)

@@ -18,7 +18,7 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.access_plan import AccessPlan, index_divisor, plan_access
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.divisibility import UNBOUNDED
-from tilevm.backend.lower.dtype_map import is_packed, raw_bits_type
+from tilevm.backend.lower.dtype_map import I32, is_packed, raw_bits_type
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
@@ -37,9 +37,17 @@ from tilevm.ir.thread.types import (
     vector,
 )
 from tilevm.ir.thread.values import Const, Index, Operand, Reg
+from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["Addressing", "load_tile", "raw_const", "store_tile"]
+__all__ = ["Addressing", "index_divisor_of", "load_element", "load_tile", "raw_const",
+           "store_element", "store_tile", "write_bits", "zero_offsets"]
+
+
+
+def zero_offsets(rank: int) -> list[TileConst]:
+    """Tile IR offsets ``(0, …, 0)``: a tile at the start of a tensor."""
+    return [TileConst(0, I32) for _ in range(rank)]
 
 
 def raw_const(dt: DType, value: int | float) -> Const:
@@ -75,7 +83,7 @@ class Addressing:
         consecutive local elements of ``layout`` at the Tile IR ``offsets``)."""
         total = self.base_bits
         for d in range(self.rank):
-            a = math.gcd(_divisor(ctx, offsets[d]), index_divisor(layout, d, count))
+            a = math.gcd(index_divisor_of(ctx, offsets[d]), index_divisor(layout, d, count))
             total = math.gcd(total, _cap(a * self.stride_bits[d]))
         return total
 
@@ -130,9 +138,8 @@ class Addressing:
         return pred
 
 
-def _divisor(ctx: LoweringContext, x: object) -> int:
-    from tilevm.ir.tile.program import Const as TileConst
-
+def index_divisor_of(ctx: LoweringContext, x: object) -> int:
+    """What a Tile IR index (a constant or a scalar variable) is known to be a multiple of."""
     if isinstance(x, TileConst):
         return _cap(abs(int(x.value))) if x.value else UNBOUNDED
     return ctx.divisors.get(x.name, 1)
@@ -265,31 +272,18 @@ def _words_into_packed(ctx: LoweringContext, tile: vals.TileValue, i0: Index,
     first = vals.scale(i0, nbits)
     if bits >= 32:
         for w, word in enumerate(words):
-            kb.mov(word, B32, out=tile.array[vals.plus(_div(first, 32), w)])
+            kb.mov(word, B32, out=tile.array[vals.plus(vals.quotient(first, 32), w)])
         return
-    slot = tile.array[_div(first, 32)]
-    offset = vals.index_reg(kb, _mod(first, 32))
-    kb.bfi(words[0], slot, offset, bits, out=slot)
+    slot = tile.array[vals.quotient(first, 32)]
+    kb.bfi(words[0], slot, vals.low_bits(kb, first, 32), bits, out=slot)
 
 
-def _div(index: Index, k: int) -> Index:
-    from tilevm.ir.thread.values import IndexOp
-
-    return index // k if isinstance(index, int) else IndexOp("//", index, k)
-
-
-def _mod(index: Index, k: int) -> Index:
-    from tilevm.ir.thread.values import IndexOp
-
-    return index % k if isinstance(index, int) else IndexOp("%", index, k)
-
-
-def _load_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: Index,
-              index: list[Operand], active: Operand | None, other_raw: Const) -> None:
-    """Element ``i`` := the element at ``index`` where ``active`` (always if ``None``), else
-    ``other``."""
+def load_element(ctx: LoweringContext, acc: Addressing, index: list[Operand],
+                 active: Operand | None, other_raw: Const) -> Operand:
+    """The bit pattern (u32, u64 for 64-bit types) of the element at ``index`` where ``active``
+    (always if ``None``), else ``other_raw``; nothing is read where not ``active``."""
     kb = ctx.kb
-    dt = tile.dtype
+    dt = acc.dtype
     addr, bit = acc.address(ctx, index)
     if bit is None:
         t = _access_type(max(dt.nbits, 8), dt.nbits) if dt.nbits < 64 else U64
@@ -299,7 +293,13 @@ def _load_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: In
         raw = _read_bits(ctx, acc, addr, bit, dt.nbits, active)
     if active is not None:
         raw = kb.selp(raw, other_raw, active, type=raw_bits_type(dt))
-    vals.write_raw(kb, tile, i, raw)
+    return raw
+
+
+def _load_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: Index,
+              index: list[Operand], active: Operand | None, other_raw: Const) -> None:
+    """Element ``i`` := the element at ``index`` where ``active``, else ``other``."""
+    vals.write_raw(ctx.kb, tile, i, load_element(ctx, acc, index, active, other_raw))
 
 
 def _read_bits(ctx: LoweringContext, acc: Addressing, addr: Operand, bit: Operand, nbits: int,
@@ -376,9 +376,10 @@ def _store_group(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i0
     if is_packed(dt):
         first = vals.scale(i0, nbits)
         if plan.bits >= 32:
-            words = [tile.array[vals.plus(_div(first, 32), w)] for w in range(plan.bits // 32)]
+            words = [tile.array[vals.plus(vals.quotient(first, 32), w)]
+                     for w in range(plan.bits // 32)]
         else:
-            words = [kb.bfe(tile.array[_div(first, 32)], vals.index_reg(kb, _mod(first, 32)),
+            words = [kb.bfe(tile.array[vals.quotient(first, 32)], vals.low_bits(kb, first, 32),
                             plan.bits, type=U32)]
     elif nbits == 64:
         words = [vals.read_raw(kb, tile, vals.plus(i0, k)) for k in range(plan.vector)]
@@ -409,10 +410,16 @@ def _store_group(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i0
 def _store_one(ctx: LoweringContext, acc: Addressing, tile: vals.TileValue, i: Index,
                index: list[Operand], active: Operand | None) -> None:
     """Store element ``i`` at ``index`` where ``active`` (always when ``None``)."""
+    store_element(ctx, acc, index, vals.read_raw(ctx.kb, tile, i), active)
+
+
+def store_element(ctx: LoweringContext, acc: Addressing, index: list[Operand], raw: Operand,
+                  active: Operand | None) -> None:
+    """Store the bit pattern ``raw`` (u32, u64 for 64-bit types) as the element at ``index``
+    where ``active`` (always when ``None``); a sub-byte element changes only its own bits."""
     kb = ctx.kb
-    dt = tile.dtype
+    dt = acc.dtype
     addr, bit = acc.address(ctx, index)
-    raw = vals.read_raw(kb, tile, i)
     if bit is None:
         t = _access_type(max(dt.nbits, 8), dt.nbits) if dt.nbits < 64 else U64
         value = raw if t in (B32, U64) else kb.cvt(raw, t, src=U32)
@@ -447,5 +454,3 @@ def write_bits(ctx: LoweringContext, space: str, addr: Operand, bit: Operand, nb
     kb.red(space, "and", next_word, kb.unary("not", high_mask, type=B32), type="b32", guard=spills)
     kb.red(space, "or", next_word, kb.shr(code, rest, type=U32), type="b32", guard=spills)
 
-
-_ = U16

@@ -15,7 +15,7 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.dtype_map import is_packed
 from tilevm.ir.thread.types import B32, U32, U64
-from tilevm.ir.thread.values import Const, Index, IndexOp, RegArray
+from tilevm.ir.thread.values import Const, Index, RegArray
 
 __all__ = ["repack"]
 
@@ -79,5 +79,3 @@ def repack(ctx: LoweringContext, source: vals.TileValue, target: vals.TileValue)
         else:
             vals.write_raw(kb, target, j, vals._extract(kb, bits, j, b))
 
-
-_ = IndexOp

@@ -15,11 +15,9 @@ from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.dtype_map import compute_type
 from tilevm.backend.lower.exchange import scratch_addressing
 from tilevm.ir.dtypes import DType
-from tilevm.ir.layout.algebra import replicated
 from tilevm.ir.layout.shared import SharedLayout
 from tilevm.ir.thread.types import F32, F64, S32, S64, U32, U64
 from tilevm.ir.thread.values import Const, Operand
-from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
 _AXES = "xyz"
@@ -57,8 +55,8 @@ def lower_print(ctx: LoweringContext, s: Instr) -> None:
             layout = SharedLayout.row_major(*shape)
             tensor = vals.SharedTensor(value.dtype, ctx.scratch(0) + offset, layout,
                                        name="print")
-            zeros = [TileConst(0, _i32()) for _ in shape]
-            ma.store_tile(ctx, s, scratch_addressing(value.dtype, tensor), zeros, value, "none",
+            ma.store_tile(ctx, s, scratch_addressing(value.dtype, tensor),
+                          ma.zero_offsets(len(shape)), value, "none",
                           None)
             staged.append((value, offset))
             offset += (layout.size_bytes(value.dtype.nbits) + 15) // 16 * 16
@@ -88,18 +86,13 @@ def _print_tile(ctx: LoweringContext, s: Instr, tile: vals.TileValue, base: int)
     count = tile.layout.size
     flat = vals.SharedTensor(dt, base, SharedLayout.row_major(count), name="print")
     acc = scratch_addressing(dt, flat)
-    one = vals.new_tile(kb, dt, replicated(1), "shown")
     kb.vprintf(" [")
     with kb.for_(0, count, name="e") as e:
-        ma._load_one(ctx, acc, one, 0, [e], None, Const(0, U32))
-        fmt, arg = _printable(ctx, vals.read(kb, one, 0), dt)
+        raw = ma.load_element(ctx, acc, [e], None, Const(0, U32))
+        shown = vals.ScalarValue(dt, vals.from_raw(kb, raw, dt))
+        fmt, arg = _printable(ctx, vals.read(kb, shown), dt)
         kb.vprintf(fmt, arg)
         with kb.if_(kb.setp("lt", e, count - 1, type=S32)):
             kb.vprintf(" ")
     kb.vprintf("]")
 
-
-def _i32() -> DType:
-    from tilevm.ir.dtypes import dtype
-
-    return dtype("i32")

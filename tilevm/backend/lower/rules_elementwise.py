@@ -17,7 +17,7 @@ from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_t
 from tilevm.ir.layout.digits import layout_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.types import S32, U32
-from tilevm.ir.thread.values import Index, Operand
+from tilevm.ir.thread.values import Const, Index, Operand
 from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS
 from tilevm.ir.tile.program import Instr, Var
 from tilevm.ir.tile.types import TensorType
@@ -151,8 +151,6 @@ def lower_fused(ctx: LoweringContext, run: list[Instr], needed: Callable[[str], 
 
 def _stored(ctx: LoweringContext, value: Operand, dt: object) -> Operand:
     """A scalar result in a register of its own (a constant operand may have come through)."""
-    from tilevm.ir.thread.values import Const
-
     if isinstance(value, Const):
         return value
     t = storage_type(dt) if not is_packed(dt) else value.type

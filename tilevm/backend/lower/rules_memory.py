@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tilevm.backend.lower import memory_access as ma
+from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import Workspace
 from tilevm.backend.lower.access_plan import plan_access
@@ -16,9 +17,10 @@ from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.divisibility import UNBOUNDED
 from tilevm.backend.lower.dtype_map import raw_bits_type, storage_type
 from tilevm.backend.lower.exchange import relayout
+from tilevm.ir.layout.algebra import replicated
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.builder import KernelBuilder
-from tilevm.ir.thread.types import PRED, S32, S64, U8, U16, U32, U64
+from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Instr
 
@@ -66,28 +68,17 @@ def lower_load(ctx: LoweringContext, s: Instr) -> None:
 def _load_scalar(ctx: LoweringContext, acc: ma.Addressing, offsets: list[object], mode: str,
                  other: int | float) -> vals.ScalarValue:
     """One element, loaded by every thread (a block-uniform value)."""
-    kb = ctx.kb
     dt = acc.dtype
     index = [ctx.index_scalar(o) for o in offsets]
-    addr, bit = acc.address(ctx, index)
     active = acc.in_bounds(ctx, index, 1) if mode == "bounds" else None
-    if bit is None:
-        t = U64 if dt.nbits == 64 else {8: U8, 16: U16, 32: U32}[dt.nbits]
-        loaded = kb.ld(acc.space, addr, t, guard=active)
-        raw = loaded if dt.nbits >= 32 else kb.cvt(loaded, U32, src=t)
-    else:
-        raw = ma._read_bits(ctx, acc, addr, bit, dt.nbits, active)
-    if active is not None:
-        raw = kb.selp(raw, ma.raw_const(dt, other), active, type=raw_bits_type(dt))
+    raw = ma.load_element(ctx, acc, index, active, ma.raw_const(dt, other))
     return vals.ScalarValue(dt, _scalar_storage(ctx, raw, dt))
 
 
 def _scalar_storage(ctx: LoweringContext, raw: Operand, dt: object) -> Operand:
     """A scalar's storage form from its bit pattern (packed integers: normalized values)."""
     if vals.is_packed(dt) and dt.kind == "int":
-        from tilevm.backend.lower.scalar_math import normalize
-
-        return normalize(ctx.kb, raw, dt)
+        return sm.normalize(ctx.kb, raw, dt)
     return vals.from_raw(ctx.kb, raw, dt)
 
 
@@ -114,16 +105,7 @@ def _store_scalar(ctx: LoweringContext, s: Instr, acc: ma.Addressing, offsets: l
     if mode == "bounds":
         active = kb.and_(active, acc.in_bounds(ctx, index, 1), type=PRED)
     ctx.report.access(s.loc, "store", acc.name, acc.space, 1, acc.dtype.nbits, "one element")
-    one = vals.new_tile(kb, value.dtype, _single(), "one")
-    vals.write(kb, one, 0, value.reg if not vals.is_packed(value.dtype) else vals.read_raw(
-        kb, value))
-    ma._store_one(ctx, acc, one, 0, index, active)
-
-
-def _single() -> RegisterLayout:
-    from tilevm.ir.layout.algebra import replicated
-
-    return replicated(1)
+    ma.store_element(ctx, acc, index, vals.read_raw(kb, value), active)
 
 
 @rule("shared")
@@ -141,7 +123,7 @@ def lower_index(ctx: LoweringContext, s: Instr) -> None:
     assert isinstance(sh, vals.SharedTensor)
     stage = s.args[1]
     k = len(sh.prefix)
-    divisor = ma._divisor(ctx, stage)
+    divisor = ma.index_divisor_of(ctx, stage)
     term = min(divisor * sh.layout.strides[k] * sh.dtype.nbits, UNBOUNDED) or UNBOUNDED
     ctx.bind(s.result, vals.SharedTensor(sh.dtype, sh.base, sh.layout,
                                          [*sh.prefix, ctx.index_scalar(stage)], sh.name,
@@ -156,7 +138,7 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
     dt = dst.dtype
     sacc, gacc = addressing(ctx, dst), addressing(ctx, src)
     offsets = _offsets(s, 2, gacc.rank)
-    zeros = _zero_offsets(len(dst.shape))
+    zeros = ma.zero_offsets(len(dst.shape))
     mode = s.attr("mask")
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
     layout = mask.layout if mask is not None else blocked_layout(
@@ -253,13 +235,6 @@ def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing
                 ctx, sacc, tile, vals.plus(i0, k), idx, None))
 
 
-def _zero_offsets(rank: int) -> list[object]:
-    from tilevm.ir.dtypes import dtype
-    from tilevm.ir.tile.program import Const as TileConst
-
-    return [TileConst(0, dtype("i32")) for _ in range(rank)]
-
-
 @rule("commit")
 def lower_commit(ctx: LoweringContext, s: Instr) -> None:
     ctx.kb.commit_group()
@@ -304,9 +279,9 @@ def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
                       "per atomic instruction")
     starts = [ctx.index_scalar(o) for o in offsets]
     if isinstance(value, vals.ScalarValue):
-        single = vals.new_tile(kb, dt, _single(), "value")
+        single = vals.new_tile(kb, dt, replicated(1), "value")
         vals.write(kb, single, 0, value.reg)
-        old = vals.new_tile(kb, dt, _single(), "old")
+        old = vals.new_tile(kb, dt, replicated(1), "old")
         active = kb.setp("eq", ctx.tid, 0, type=U32)
         if mode == "bounds":
             active = kb.and_(active, acc.in_bounds(ctx, starts, 1), type=PRED)
@@ -355,10 +330,6 @@ def _atomic_one(ctx: LoweringContext, acc: ma.Addressing, op: str, value: vals.T
 def _half_atomic_add(ctx: LoweringContext, acc: ma.Addressing, addr: Operand, x: Operand,
                      old: vals.TileValue, i: object, active: Operand | None) -> None:
     """An f16/bf16 atomic add as a compare-and-swap loop on the aligned 32-bit word."""
-    from tilevm.backend.lower import scalar_math as sm
-    from tilevm.ir.dtypes import dtype
-    from tilevm.ir.thread.types import B32, B64
-
     kb = ctx.kb
     dt = acc.dtype
     at = U64 if acc.space == "global" else U32
@@ -375,7 +346,7 @@ def _half_atomic_add(ctx: LoweringContext, acc: ma.Addressing, addr: Operand, x:
         loop.cond(going)
         half = kb.bfe(seen, shift, 16, type=U32)
         current = vals.from_raw(kb, half, dt)
-        total = sm.binary(kb, "add", current, x, dtype(dt.name))
+        total = sm.binary(kb, "add", current, x, dt)
         raw = vals.read_raw(kb, vals.ScalarValue(dt, total))
         new = kb.bfi(raw, seen, shift, 16)
         prev = kb.atom(acc.space, "cas", word, seen, new, type="b32")

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
 from tilevm.ir.dtypes import DType
+from tilevm.ir.layout.digits import local_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
 from tilevm.ir.thread.builder import KernelBuilder
-from tilevm.ir.thread.types import B16, B32, B64, F16, S32, U16, U32, U64
+from tilevm.ir.thread.types import B32, S32, U16, U32, U64
 from tilevm.ir.thread.values import Const, Index, IndexOp, Operand, Reg, RegArray
 
 __all__ = [
@@ -130,8 +131,6 @@ def local_radix(layout: RegisterLayout, vector: int = 1) -> tuple[int, ...]:
     (consecutive registers taken together) divided out of the least significant ones: a loop
     over the vector groups with one variable per digit. ``(count // vector,)`` when the vector
     does not fall on digit boundaries."""
-    from tilevm.ir.layout.digits import local_digits
-
     sizes = [g.size for g in local_digits(layout)]
     left = vector
     for k in reversed(range(len(sizes))):
@@ -234,10 +233,10 @@ def _linear(index: Index) -> tuple[dict[Reg, int], int] | None:
     return None
 
 
-def _fold_digit(terms: dict[Reg, int], c0: int, stride: int, size: int) -> Index | None:
-    """``(sum(c·v) + c0) // stride % size`` as another such sum, when the terms fall on the
-    digit's boundaries: the terms below ``stride`` cannot carry into it, and what is left does
-    not wrap ``size``."""
+def _fold_digit(terms: dict[Reg, int], c0: int, stride: int, size: int | None) -> Index | None:
+    """``(sum(c·v) + c0) // stride % size`` (no ``% size`` for None) as another such sum, when
+    the terms fall on the digit's boundaries: the terms below ``stride`` cannot carry into it,
+    and what is left does not wrap ``size``."""
     if c0 < 0 or any(c < 0 for c in terms.values()):
         return None
     high: dict[Reg, int] = {}
@@ -251,14 +250,38 @@ def _fold_digit(terms: dict[Reg, int], c0: int, stride: int, size: int) -> Index
             return None
     if low_extent >= stride:
         return None
+    if size is None:
+        out: Index = c0 // stride
+        for v, d in high.items():
+            out = plus(out, scale(v, d))
+        return out
     kept = {v: d for v, d in high.items() if d % size}
     q = (c0 // stride) % size
     if sum(d * (_RANGES[v] - 1) for v, d in kept.items()) + q >= size:
         return None
-    out: Index = q
+    out = q
     for v, d in kept.items():
         out = plus(out, scale(v, d))
     return out
+
+
+def quotient(index: Index, k: int) -> Index:
+    """``index // k``, folded where possible."""
+    if isinstance(index, int):
+        return index // k
+    lin = _linear(index)
+    folded = _fold_digit(lin[0], lin[1], k, None) if lin is not None else None
+    return folded if folded is not None else IndexOp("//", index, k)
+
+
+def low_bits(kb: KernelBuilder, index: Index, k: int) -> Operand | int:
+    """``index % k`` for a power of two ``k``: an int, a register, or an ``and``."""
+    if isinstance(index, int):
+        return index % k
+    folded = digit(index, 1, k)
+    if not (isinstance(folded, IndexOp) and folded.op == "%"):
+        return index_reg(kb, folded)
+    return kb.and_(index_reg(kb, index), k - 1, type=B32)
 
 
 def digit(index: Index, stride: int, size: int) -> Index:
@@ -278,10 +301,8 @@ def digit(index: Index, stride: int, size: int) -> Index:
 
 
 def _word_and_offset(kb: KernelBuilder, i: Index, nbits: int) -> tuple[Index, Operand | int]:
-    if isinstance(i, int):
-        return (i * nbits) // 32, (i * nbits) % 32
     bit = scale(i, nbits)
-    return IndexOp("//", bit, 32), kb.and_(index_reg(kb, bit), 31, type=B32)
+    return quotient(bit, 32), low_bits(kb, bit, 32)
 
 
 def _extract(kb: KernelBuilder, words: RegArray, i: Index, nbits: int) -> Operand:
@@ -397,5 +418,3 @@ def write(kb: KernelBuilder, tile: TileValue, i: Index, value: Operand) -> None:
     t = storage_type(dt)
     kb.mov(value, t, out=tile.array[i])
 
-
-_ = (B16, B64, F16)

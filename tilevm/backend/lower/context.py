@@ -16,7 +16,7 @@ from typing import Any
 
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import AbiParam, Workspace
-from tilevm.backend.lower.dtype_map import compute_type, is_narrow_float, is_packed, storage_type
+from tilevm.backend.lower.dtype_map import compute_type, is_narrow_float, scalar_register_type
 from tilevm.backend.lower.report import CompileReport
 from tilevm.backend.lower.shared_plan import SharedPlan
 from tilevm.backend.lower.specialization import Specialization
@@ -52,7 +52,7 @@ def storage_const(dt: DType, value: int | float) -> Const:
     value (packed elements take its low bits when written into a tile)."""
     if is_narrow_float(dt):
         return Const(int(dt.encode(value)), U32)
-    return Const.of(value, compute_type(dt) if is_packed(dt) else storage_type(dt))
+    return Const.of(value, scalar_register_type(dt))
 
 
 def compute_const(dt: DType, value: int | float) -> Const:
@@ -113,8 +113,7 @@ class LoweringContext:
         if var is None:
             return
         if isinstance(value, vals.ScalarValue) and var.name in self.assigned:
-            t = storage_type(value.dtype) if not is_packed(value.dtype) else compute_type(
-                value.dtype)
+            t = scalar_register_type(value.dtype)
             value = vals.ScalarValue(value.dtype, self.kb.mov(value.reg, t))
         self.values[var.name] = value
 

@@ -31,7 +31,8 @@ from tilevm.ir.thread.types import (
     ScalarType,
 )
 
-__all__ = ["I32", "compute_type", "is_narrow_float", "is_packed", "raw_bits_type", "storage_type"]
+__all__ = ["I32", "compute_type", "is_narrow_float", "is_packed", "raw_bits_type",
+           "scalar_register_type", "storage_type"]
 
 I32 = dtype("i32")  # the type of sizes, offsets and indices in Tile IR
 
@@ -55,6 +56,12 @@ def storage_type(dt: DType) -> ScalarType:
     if is_narrow_float(dt):
         return U32  # the code
     return compute_type(dt)
+
+
+def scalar_register_type(dt: DType) -> ScalarType:
+    """The register type of a block-uniform scalar of ``dt``: its storage type, but a value of
+    2 to 7 bits stands alone (not packed), as its compute value."""
+    return compute_type(dt) if is_packed(dt) else storage_type(dt)
 
 
 def compute_type(dt: DType) -> ScalarType:

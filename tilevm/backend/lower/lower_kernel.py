@@ -25,7 +25,7 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import AbiParam, Workspace
 from tilevm.backend.lower.context import RULES, LoweringContext
 from tilevm.backend.lower.divisibility import divisors
-from tilevm.backend.lower.dtype_map import I32, compute_type, is_packed, storage_type
+from tilevm.backend.lower.dtype_map import I32, compute_type, scalar_register_type
 from tilevm.backend.lower.errors import lowering_error
 from tilevm.backend.lower.layout_inference import infer_layouts
 from tilevm.backend.lower.report import CompileReport
@@ -80,9 +80,8 @@ class _Driver:
         for p in kernel.params:
             t = p.type
             if isinstance(t, TileScalar):
-                st = compute_type(t.dtype) if is_packed(t.dtype) else storage_type(t.dtype)
-                ctx.values[p.name] = vals.ScalarValue(t.dtype, self.param(p.name, st, "scalar",
-                                                                          p.name))
+                reg = self.param(p.name, scalar_register_type(t.dtype), "scalar", p.name)
+                ctx.values[p.name] = vals.ScalarValue(t.dtype, reg)
                 continue
             assert isinstance(t, TensorType)
             base = self.param(p.name, U64, "pointer", p.name, pointer=True)

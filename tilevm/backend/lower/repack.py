@@ -42,7 +42,7 @@ def _to_words(ctx: LoweringContext, tile: vals.TileValue, words: int) -> RegArra
         elif a == 32:
             kb.mov(raw, B32, out=out[i])
         else:
-            vals._insert(kb, out, i, a, raw)
+            vals.insert_bits(kb, out, i, a, raw)
     return out
 
 
@@ -77,5 +77,5 @@ def repack(ctx: LoweringContext, source: vals.TileValue, target: vals.TileValue)
         elif b == 32:
             vals.write_raw(kb, target, j, kb.mov(bits[j], U32))
         else:
-            vals.write_raw(kb, target, j, vals._extract(kb, bits, j, b))
+            vals.write_raw(kb, target, j, vals.extract_bits(kb, bits, j, b))
 

@@ -18,7 +18,6 @@ from tilevm.backend.lower.divisibility import UNBOUNDED
 from tilevm.backend.lower.dtype_map import raw_bits_type, storage_type
 from tilevm.backend.lower.exchange import relayout
 from tilevm.ir.layout.algebra import replicated
-from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
 from tilevm.ir.thread.values import Const, Operand
@@ -180,8 +179,7 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
                 frm, _ = gacc.address(ctx, index)
                 kb.cp_async(to, frm, size, cache=cache)
             with kb.else_():
-                _partial_copy(ctx, gacc, sacc, src, layout, i0, index, local, to, vector, size,
-                              cache)
+                _partial_copy(ctx, gacc, sacc, src, index, local, to, vector, size, cache)
 
 
 @contextmanager
@@ -195,9 +193,8 @@ def _only(kb: KernelBuilder, pred: Operand | None) -> Iterator[None]:
 
 
 def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing,
-                  src: vals.GlobalTensor, layout: RegisterLayout, i0: object,
-                  index: list[Operand], local: list[Operand], to: Operand, vector: int,
-                  size: int, cache: str) -> None:
+                  src: vals.GlobalTensor, index: list[Operand], local: list[Operand],
+                  to: Operand, vector: int, size: int, cache: str) -> None:
     """A group at the tensor's edge: a copy of its valid prefix with the rest zero-filled
     (``cp.async``'s source size), or element by element when the valid part is not a prefix."""
     kb = ctx.kb
@@ -227,12 +224,12 @@ def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing
         with kb.if_(empty):
             kb.cp_async(to, src.base, size, cache=cache, src_size=0)
         with kb.else_():
-            tile = vals.new_tile(kb, gacc.dtype, layout, "edge")
-            ma._per_element(ctx, gacc, index, vector, lambda k, idx: ma._load_one(
-                ctx, gacc, tile, vals.plus(i0, k), idx, gacc.in_bounds(ctx, idx, 1),
-                ma.raw_const(gacc.dtype, 0)))
-            ma._per_element(ctx, sacc, local, vector, lambda k, idx: ma._store_one(
-                ctx, sacc, tile, vals.plus(i0, k), idx, None))
+            zero = ma.raw_const(gacc.dtype, 0)
+            with kb.for_(0, vector, unroll=True, name="k") as k:
+                g = [*index[:-1], kb.add(index[-1], k, type=S32)]
+                raw = ma.load_element(ctx, gacc, g, gacc.in_bounds(ctx, g, 1), zero)
+                ma.store_element(ctx, sacc, [*local[:-1], kb.add(local[-1], k, type=S32)], raw,
+                                 None)
 
 
 @rule("commit")

@@ -37,7 +37,9 @@ __all__ = [
     "ScalarValue",
     "SharedTensor",
     "TileValue",
+    "extract_bits",
     "index_reg",
+    "insert_bits",
     "locals_loop",
     "read",
     "read_raw",
@@ -305,7 +307,7 @@ def _word_and_offset(kb: KernelBuilder, i: Index, nbits: int) -> tuple[Index, Op
     return quotient(bit, 32), low_bits(kb, bit, 32)
 
 
-def _extract(kb: KernelBuilder, words: RegArray, i: Index, nbits: int) -> Operand:
+def extract_bits(kb: KernelBuilder, words: RegArray, i: Index, nbits: int) -> Operand:
     """The ``nbits``-bit code of element ``i`` of packed ``words`` (a u32, zero-extended)."""
     w, off = _word_and_offset(kb, i, nbits)
     if 32 % nbits == 0 or (isinstance(off, int) and off + nbits <= 32):
@@ -314,7 +316,7 @@ def _extract(kb: KernelBuilder, words: RegArray, i: Index, nbits: int) -> Operan
     return kb.and_(both, (1 << nbits) - 1, type=B32)
 
 
-def _insert(kb: KernelBuilder, words: RegArray, i: Index, nbits: int, code: Operand) -> None:
+def insert_bits(kb: KernelBuilder, words: RegArray, i: Index, nbits: int, code: Operand) -> None:
     """Element ``i`` of packed ``words`` := the low ``nbits`` of ``code``."""
     w, off = _word_and_offset(kb, i, nbits)
     if 32 % nbits == 0 or (isinstance(off, int) and off + nbits <= 32):
@@ -340,7 +342,7 @@ def read_raw(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> 
     if isinstance(tile, ScalarValue):
         reg = tile.reg
     elif is_packed(dt):
-        return _extract(kb, tile.array, i, dt.nbits)
+        return extract_bits(kb, tile.array, i, dt.nbits)
     else:
         reg = tile.array[i]
     t = storage_type(dt)
@@ -376,7 +378,7 @@ def from_raw(kb: KernelBuilder, raw: Operand, dt: DType) -> Operand:
 def write_raw(kb: KernelBuilder, tile: TileValue, i: Index, raw: Operand) -> None:
     """Element ``i`` := the bit pattern ``raw`` (low bits of a u32/u64)."""
     if is_packed(tile.dtype):
-        _insert(kb, tile.array, i, tile.dtype.nbits, raw)
+        insert_bits(kb, tile.array, i, tile.dtype.nbits, raw)
     else:
         write(kb, tile, i, from_raw(kb, raw, tile.dtype))
 
@@ -388,7 +390,7 @@ def read(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Oper
     if isinstance(tile, ScalarValue):
         stored = tile.reg
     elif is_packed(dt):
-        stored = _extract(kb, tile.array, i, dt.nbits)
+        stored = extract_bits(kb, tile.array, i, dt.nbits)
         if dt.kind == "int":
             stored = kb.bfe(stored, 0, dt.nbits, type=S32)
     else:
@@ -404,7 +406,7 @@ def read_storage(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0)
     if isinstance(tile, ScalarValue):
         return tile.reg
     if is_packed(tile.dtype):
-        return _extract(kb, tile.array, i, tile.dtype.nbits)
+        return extract_bits(kb, tile.array, i, tile.dtype.nbits)
     return tile.array[i]
 
 
@@ -413,7 +415,7 @@ def write(kb: KernelBuilder, tile: TileValue, i: Index, value: Operand) -> None:
     normalized integer)."""
     dt = tile.dtype
     if is_packed(dt):
-        _insert(kb, tile.array, i, dt.nbits, value)
+        insert_bits(kb, tile.array, i, dt.nbits, value)
         return
     t = storage_type(dt)
     kb.mov(value, t, out=tile.array[i])

@@ -1,0 +1,1 @@
+"""Vectorized casts of packed registers (Thread IR sequences)."""

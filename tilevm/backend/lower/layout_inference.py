@@ -5,12 +5,18 @@ Rules, in a fixed priority (a lower number wins; at equal priority the first pro
 order wins, so the result is deterministic):
 
 0. *user*: layouts the program gives (``layout=``, ``convert_layout``, ``view``) are kept;
+1. *dot*: a ``dot``'s accumulator wants its warp tiling over tensor-core atoms
+   (:func:`~tilevm.backend.lower.dot_layouts.accumulator_layout`);
 2. *global memory*: a global load's result, and the value of a global store or atomic, want the
    coalesced :func:`~tilevm.backend.lower.default_layouts.blocked_layout`;
-4. *default*: the same blocked layout for whatever is left.
+3. *dot operand*: a ``dot``'s operands want the fragment layouts its accumulator implies
+   (:func:`~tilevm.backend.lower.dot_layouts.operand_layouts`) — below global memory, so that an
+   operand loaded from global memory is loaded coalesced and converted (listed in the report),
+   while one loaded from shared memory is loaded straight into fragments (``ldmatrix``);
+5. *default*: the same blocked layout for whatever is left.
 
-(Priority 1 is ``dot``'s, with the tensor-core lowering; shared-memory accesses have no preference
-and take their partner's layout.) A layout propagates at the priority of its origin: an
+(Shared-memory accesses have no preference and take their partner's layout.) A layout propagates
+at the priority of its origin: an
 elementwise result takes its highest-priority operand's layout and gives it back to the others (a
 broadcast operand gets the layout *reduced* over the broadcast dimensions, so each thread holds
 what it needs); ``reduce``, ``transpose``, ``reshape`` and ``bitcast`` map layouts through the
@@ -30,19 +36,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from tilevm.backend.lower.default_layouts import blocked_layout
+from tilevm.backend.lower.dot_layouts import (
+    DotShape,
+    accumulator_layout,
+    check_dot_shape,
+    dot_shape,
+    operand_layouts,
+)
 from tilevm.backend.lower.errors import lowering_error
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.algebra import local
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS
+from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS, dot_rule
 from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Loc, Stmt, Var, While
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["Conversion", "Inferred", "infer_layouts", "project"]
 
-USER, DOT, GLOBAL, SHARED, DEFAULT = range(5)
+USER, DOT, GLOBAL, DOT_OPERAND, SHARED, DEFAULT = range(6)
 PRIORITY_NAMES = {USER: "given by the program", DOT: "dot", GLOBAL: "global memory",
-                  SHARED: "shared memory", DEFAULT: "default"}
+                  DOT_OPERAND: "dot operand", SHARED: "shared memory", DEFAULT: "default"}
 ELEMENTWISE = frozenset((*UNARY_OPS, *BINARY_OPS, *COMPARE_OPS, "where", "fma", "cast", "copy"))
 _MAX_SWEEPS = 12
 
@@ -180,6 +193,11 @@ class _Inference:
             elif s.op == "load" and s.args[0].type.scope == "global":
                 self.propose(s.result, self.blocked(s.result), GLOBAL,
                              f"global load{_where(s.loc)}")
+            elif s.op == "dot":
+                atom = _dot_atom(s)
+                check_dot_shape(s, atom)
+                self.propose(s.result, accumulator_layout(tuple(s.result.type.shape), atom,
+                                                          self.warps), DOT, f"dot{_where(s.loc)}")
         for p in self.kernel.params:
             if _is_tile(p):  # parameters are global: never register tiles
                 raise AssertionError(p)
@@ -224,6 +242,8 @@ class _Inference:
             self.follow(r, s.args[0], lambda x: _bitcast_forward(x, a, b))
         elif s.op == "atomic" and _is_tile(r):
             self.follow(r, s.args[1], lambda x: x)
+        elif s.op == "dot":  # a pinned accumulator pins the result
+            self.follow(r, s.args[2], lambda x: x)
 
     def backward(self, s: Stmt) -> None:
         if isinstance(s, Assign):
@@ -251,6 +271,12 @@ class _Inference:
             elif s.op == "bitcast" and _is_tile(s.args[0]):
                 a, b = s.args[0].type.dtype.nbits, r.type.dtype.nbits
                 self.follow(s.args[0], r, lambda x: _bitcast_backward(x, a, b))
+            elif s.op == "dot":
+                self.follow(s.args[2], r, lambda x: x)
+                operands = _try(_dot_operands, s, self.get(r).layout)
+                if operands is not None:
+                    for x, layout in zip(s.args[:2], operands, strict=True):
+                        self.propose(x, layout, DOT_OPERAND, f"dot operand{_where(s.loc)}")
         if s.op in ("store", "atomic") and _is_tile(s.args[1]):
             value = s.args[1]
             if r is not None:  # an atomic's old values and its operand share the layout
@@ -290,7 +316,16 @@ class _Inference:
                          for name, c in self.choice.items()})
 
 
-def _try(fn: object, *args: object) -> RegisterLayout | None:
+def _dot_atom(s: Instr) -> DotShape:
+    return dot_shape(dot_rule(s.args[0].type.dtype, s.args[1].type.dtype,
+                              s.attr("precision") or "ieee"))
+
+
+def _dot_operands(s: Instr, acc: RegisterLayout) -> tuple[RegisterLayout, RegisterLayout]:
+    return operand_layouts(acc, s.args[0].type.shape[1], _dot_atom(s))
+
+
+def _try(fn: object, *args: object) -> object:
     try:
         return fn(*args)  # type: ignore[operator]
     except ValueError:
@@ -367,6 +402,17 @@ class _Rewriter:
                                    "broadcast operand", out)
         elif s.op == "atomic" and _is_tile(s.args[1]) and want is not None:
             args[1] = self.convert(s.args[1], want, s.loc, "atomic value", out)
+        elif s.op == "dot":
+            try:
+                operands = _dot_operands(s, want)
+            except ValueError as e:
+                raise lowering_error(
+                    f"dot: the accumulator's layout {want!r} does not divide by the tensor-core "
+                    f"atom's accumulator fragment ({e}); pin a layout made of whole atoms, or "
+                    f"leave it to inference", s.loc) from e
+            for k, (x, layout) in enumerate(zip(s.args, (*operands, want), strict=True)):
+                args[k] = self.convert(x, layout, s.loc, f"operand {'ab'[k] if k < 2 else 'acc'} "
+                                       f"of dot", out)
         elif s.op == "reduce" and want is not None:
             natural = algebra.reduce(args[0].type.layout, [s.attr("axis")], s.attr("keepdims"))
         elif s.op == "transpose":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 # The rules register themselves on import.
 from tilevm.backend.lower import (  # noqa: F401
     rules_debug,
+    rules_dot,
     rules_elementwise,
     rules_memory,
     rules_misc,
@@ -26,7 +27,6 @@ from tilevm.backend.lower.abi import AbiParam, Workspace
 from tilevm.backend.lower.context import RULES, LoweringContext
 from tilevm.backend.lower.divisibility import divisors
 from tilevm.backend.lower.dtype_map import I32, compute_type, scalar_register_type
-from tilevm.backend.lower.errors import lowering_error
 from tilevm.backend.lower.layout_inference import infer_layouts
 from tilevm.backend.lower.report import CompileReport
 from tilevm.backend.lower.resources import check_shared, estimate_registers
@@ -269,11 +269,6 @@ def lower(kernel: Kernel, target: int | str = 80, spec: Specialization | None = 
 
     sm = parse_arch(target)
     spec = spec or Specialization.generic()
-    for s in walk(kernel.body):
-        if isinstance(s, Instr) and s.op == "dot":
-            raise lowering_error("dot: tv.dot is not lowered yet (tensor cores come with the "
-                                 "next step of tilevm); run this kernel with device='interp'",
-                                 s.loc)
     inferred = infer_layouts(kernel)
     typed = inferred.kernel
     registers = estimate_registers(typed)

@@ -17,6 +17,7 @@ from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.divisibility import UNBOUNDED
 from tilevm.backend.lower.dtype_map import raw_bits_type, storage_type
 from tilevm.backend.lower.exchange import relayout
+from tilevm.backend.lower.ldmatrix_load import ldmatrix_plan, load_by_ldmatrix
 from tilevm.ir.layout.algebra import replicated
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
@@ -60,7 +61,15 @@ def lower_load(ctx: LoweringContext, s: Instr) -> None:
         return
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
     tile = ctx.new_tile(s.result)
-    ma.load_tile(ctx, s, acc, offsets, tile, mode, mask, s.attr("other"))
+    plan = ldmatrix_plan(tile.layout, acc, ctx, offsets) if mode != "tile" else None
+    if plan is not None:
+        load_by_ldmatrix(ctx, s, acc, offsets, tile, plan, lambda: ma.load_tile(
+            ctx, s, acc, offsets, tile, mode, mask, s.attr("other")))
+        num, trans = plan[0], plan[1]
+        ctx.report.access(s.loc, "load", acc.name, "shared", 2 * num, 32 * num,
+                          f"ldmatrix.x{num}{'.trans' if trans else ''}")
+    else:
+        ma.load_tile(ctx, s, acc, offsets, tile, mode, mask, s.attr("other"))
     ctx.bind(s.result, tile)
 
 

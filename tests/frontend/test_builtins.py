@@ -57,7 +57,9 @@ def test_the_signatures_are_the_parameters_users_write():
     assert params(tv.load) == ["tensor", "offsets", "shape", "mask", "other", "layout"]
     assert inspect.signature(tv.load).parameters["mask"].default is None
     assert params(tv.store) == ["tensor", "value", "offsets", "mask"]
-    assert params(tv.dot) == ["a", "b", "acc"]
+    assert params(tv.dot) == ["a", "b", "acc", "precision"]
+    precision = inspect.signature(tv.dot).parameters["precision"]
+    assert precision.kind is inspect.Parameter.KEYWORD_ONLY and precision.default == "ieee"
     assert params(tv.sum) == ["x", "axis", "keepdims"]
     assert params(tv.atomic_add) == ["tensor", "value", "offsets", "mask"]
     assert params(tv.exp) == ["x"]

@@ -55,7 +55,9 @@ def test_dot_dtype_mismatch_names_instruction_and_operand():
         Instr.make(tile("d", F32, 16, 16), "dot", [x, y, acc], Loc("k.py", 9, 3)),
     )
     with pytest.raises(VerifyError, match=r"`%d: tile<f32\[16, 16\]> = dot\(%x, %y, %acc\)` at "
-                                          r"k.py:9:3: dot: dtype mismatch: a is f16 but b is f32 "
+                                          r"k.py:9:3: dot: dtype mismatch: a is f16 but b is f32, "
+                                          r"a pair no dot instruction takes \(supported \(a, b\) "
+                                          r"pairs: \(f16, f16\), .*; cast one of them first "
                                           r"\(operand 1: %y\)"):
         verify(program)
 

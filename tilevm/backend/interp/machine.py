@@ -365,7 +365,8 @@ class _Machine:
 
     def op_dot(self, blk: _Block, s: Instr) -> np.ndarray:
         a, b, c = (self.get(blk, x) for x in s.args)
-        return exact_dot(a, b, c, s.args[0].type.dtype, s.args[2].type.dtype)
+        # A dot without the attribute (Tile IR written by hand) has the default, "ieee".
+        return exact_dot(a, b, c, *(x.type.dtype for x in s.args), s.attr("precision", "ieee"))
 
     # -- memory ------------------------------------------------------------------------------------
 

@@ -32,8 +32,13 @@ definition; DESIGN §3 is the contract):
 - ``cast`` rounds to nearest even into floats (saturating into types of 8 bits or fewer), truncates
   toward zero and saturates from floats into integers (NaN → 0), wraps between integers, and gives
   ``x != 0`` into ``u1``;
-- ``dot`` rounds once per K-chunk (16 for f16/bf16, 32 for 8-bit types, 8 for f32): the exact
-  products of the chunk summed, the accumulator added, one rounding; integer dots wrap;
+- ``dot {precision}`` follows :func:`dot_rule` of its operands' dtypes (which may differ: i8/u8,
+  or the two fp8 types) and ``precision`` (``"ieee"``, the default, or ``"tf32"`` for f32
+  operands): per K-chunk of the rule (16 for f16/bf16, 32 for the 8-bit types, 8 for f32 with
+  ``"tf32"``, after each operand is rounded as PTX ``cvt.rna.tf32.f32`` does) the exact products
+  summed in increasing k plus the accumulator, rounded once to the accumulator's type (f32, or
+  f16 for f16 operands); f32 ``"ieee"`` is a chain of ``fma`` in increasing k, each rounded once;
+  integer dots wrap modulo 2^32 (``mma`` without ``.satfinite``);
 - ``fence {scope}`` orders the block's memory accesses before it before those after it, as seen
   by other blocks (``"gpu"``) or the host too (``"sys"``): a block barrier then PTX
   ``fence.acq_rel``; blocks that hand data over through global memory (a counter taken with an
@@ -61,11 +66,15 @@ __all__ = [
     "ATOMIC_DTYPES",
     "BINARY_OPS",
     "COMPARE_OPS",
+    "DOT_PRECISIONS",
+    "DOT_RULES",
     "OPS",
     "UNARY_OPS",
+    "DotRule",
     "OpDef",
     "TileTypeError",
     "broadcast_shapes",
+    "dot_rule",
     "infer_type",
 ]
 
@@ -113,16 +122,6 @@ ATOMIC_DTYPES = {
     "and": ("i32", "u32", "i64", "u64"),
     "or": ("i32", "u32", "i64", "u64"),
     "xor": ("i32", "u32", "i64", "u64"),
-}
-# dot: operand dtype → (accumulator dtypes allowed, K-chunk of the numeric contract, DESIGN §3).
-DOT_RULES = {
-    "f16": (("f32", "f16"), 16),
-    "bf16": (("f32",), 16),
-    "f8e4m3fn": (("f32",), 32),
-    "f8e5m2": (("f32",), 32),
-    "i8": (("i32",), 32),
-    "u8": (("i32",), 32),
-    "f32": (("f32",), 8),
 }
 MASK_MODES = ("bounds", "none", "tile")
 
@@ -638,20 +637,106 @@ _register("print", _print, effects=True, prefix="")
 # -- dot -------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DotRule:
+    """How ``dot`` multiplies one pair of operand types (DESIGN §3; docs/numeric-contract.md).
+
+    Attributes:
+        a, b: the operands' tilevm dtype names (canonical: ``"f8e4m3fn"``, not ``"e4m3"``).
+        accumulators: the accumulator dtype names allowed, the default (a fresh ``a @ b``) first.
+        chunk: K values per exact chunk: the chunk's exact products summed in increasing k plus
+            the accumulator, rounded once to the accumulator's type. 1 is a sequential ``fma``
+            in increasing k, each step rounded once.
+        instruction: the ``mma.sync`` shape whose K is ``chunk`` (``"m16n8k16"``, ``"m16n8k32"``,
+            ``"m16n8k8"``), or ``None`` for a sequence of ``fma.rn.f32``.
+        ptx_types: the PTX ``.atype`` and ``.btype`` of that ``mma`` (``"f16"``, ``"bf16"``,
+            ``"s8"``, ``"u8"``, ``"e4m3"``, ``"e5m2"``, ``"tf32"``), ``None`` without one.
+        min_sm: the lowest ``sm_`` that has the instruction (89 for the fp8 types, else 80).
+    """
+
+    a: str
+    b: str
+    accumulators: tuple[str, ...]
+    chunk: int
+    instruction: str | None
+    ptx_types: tuple[str, str] | None
+    min_sm: int
+
+
+DOT_PRECISIONS = ("ieee", "tf32")
+_PTX_TYPE = {"f16": "f16", "bf16": "bf16", "i8": "s8", "u8": "u8", "f8e4m3fn": "e4m3",
+             "f8e5m2": "e5m2"}
+
+
+def _dot_rules() -> dict[tuple[str, str, str], DotRule]:
+    rules = [DotRule("f16", "f16", ("f32", "f16"), 16, "m16n8k16", ("f16", "f16"), 80),
+             DotRule("bf16", "bf16", ("f32",), 16, "m16n8k16", ("bf16", "bf16"), 80)]
+    # mma.sync takes its .atype and .btype independently among the 8-bit integers, and among the
+    # two fp8 types (PTX ISA, "Matrix multiply-accumulate operation using mma instruction").
+    for family, accumulator, min_sm in ((("i8", "u8"), "i32", 80),
+                                        (("f8e4m3fn", "f8e5m2"), "f32", 89)):
+        rules += [DotRule(a, b, (accumulator,), 32, "m16n8k32", (_PTX_TYPE[a], _PTX_TYPE[b]),
+                          min_sm) for a in family for b in family]
+    table = {(r.a, r.b, "ieee"): r for r in rules}
+    # f32 "ieee": fma.rn.f32 in increasing k, exact on every execution; "tf32": each operand
+    # rounded as cvt.rna.tf32.f32 does, then m16n8k8's chunks of 8.
+    table["f32", "f32", "ieee"] = DotRule("f32", "f32", ("f32",), 1, None, None, 80)
+    table["f32", "f32", "tf32"] = DotRule("f32", "f32", ("f32",), 8, "m16n8k8", ("tf32", "tf32"),
+                                          80)
+    return table
+
+
+# (a dtype name, b dtype name, precision) → the rule: the one table that the interpreter, the DSL
+# and the lowering read.
+DOT_RULES: dict[tuple[str, str, str], DotRule] = _dot_rules()
+
+
+def _supported_dot_pairs() -> str:
+    pairs = dict.fromkeys((a, b) for a, b, _ in DOT_RULES)
+    return ", ".join(f"({a}, {b})" for a, b in pairs)
+
+
+def dot_rule(a: DType | str, b: DType | str, precision: str = "ieee") -> DotRule:
+    """The rule of ``dot`` for operands of dtypes ``a`` and ``b`` (dtypes or their names, aliases
+    included) and ``precision`` (one of :data:`DOT_PRECISIONS`; ``"tf32"`` only for f32
+    operands).
+
+    Raises ``ValueError`` for an unknown precision, ``"tf32"`` on other operands, or a pair of
+    dtypes no rule covers; the message lists the supported (a, b) pairs.
+    """
+    a_name, b_name = dtype(a).name, dtype(b).name
+    if precision not in DOT_PRECISIONS:
+        raise ValueError(f"precision must be one of {DOT_PRECISIONS}, got {precision!r}")
+    if precision != "ieee" and (a_name, b_name) != ("f32", "f32"):
+        raise ValueError(f"precision={precision!r} applies to f32 operands only (it rounds them "
+                         f"to tf32 for the m16n8k8 tensor-core instruction), not {a_name} and "
+                         f"{b_name}")
+    rule = DOT_RULES.get((a_name, b_name, precision))
+    if rule is None:
+        what = (f"no dot instruction for {a_name} operands" if a_name == b_name else
+                f"dtype mismatch: a is {a_name} but b is {b_name}, a pair no dot instruction "
+                "takes")
+        raise ValueError(f"{what} (supported (a, b) pairs: {_supported_dot_pairs()}); cast "
+                         f"{'them' if a_name == b_name else 'one of them'} first")
+    return rule
+
+
 def _dot(args: list[Type], a: dict) -> Type:
     _arity("dot", args, 3)
     x, y, acc = (_reg_tile("dot", t, i) for i, t in enumerate(args))
     for i, t in enumerate((x, y, acc)):
         if t.rank != 2:
             _fail("dot", f"operand {'abc'[i]} must be a 2-D tile, got shape {list(t.shape)}", i)
-    if x.dtype != y.dtype:
-        _fail("dot", f"dtype mismatch: a is {x.dtype.name} but b is {y.dtype.name}", 1)
-    rule = DOT_RULES.get(x.dtype.name)
-    if rule is None:
-        _fail("dot", f"no dot instruction for {x.dtype.name} operands (supported: "
-                     f"{', '.join(DOT_RULES)}); cast them first", 0)
-    if acc.dtype.name not in rule[0]:
-        _fail("dot", f"a {x.dtype.name} dot accumulates in {' or '.join(rule[0])}, not "
+    precision = a["precision"]
+    if precision not in DOT_PRECISIONS:
+        _fail("dot", f"precision must be one of {DOT_PRECISIONS}, got {precision!r}")
+    try:
+        rule = dot_rule(x.dtype, y.dtype, precision)
+    except ValueError as e:
+        raise TileTypeError("dot", str(e), 0 if x.dtype == y.dtype else 1) from None
+    if acc.dtype.name not in rule.accumulators:
+        pair = x.dtype.name if x.dtype == y.dtype else f"{x.dtype.name} x {y.dtype.name}"
+        _fail("dot", f"a {pair} dot accumulates in {' or '.join(rule.accumulators)}, not "
                      f"{acc.dtype.name}", 2)
     (m, k), (k2, n) = x.shape, y.shape
     if k != k2:
@@ -661,4 +746,4 @@ def _dot(args: list[Type], a: dict) -> Type:
     return acc.with_()
 
 
-_register("dot", _dot)
+_register("dot", _dot, precision="ieee")

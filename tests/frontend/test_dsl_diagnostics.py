@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
-from tilevm import f16, f32, i32
+from tilevm import bf16, f16, f32, i8, i32, u8
 from tilevm.ir.layout import spatial
 
 
@@ -229,6 +229,43 @@ def int_other(a: tv.Global[i32, "n"]):
     x = tv.load(a, (0,), (16,), other=float("-inf"))  # here
 
 
+@tv.kernel
+def dot_tf32_of_f16(a: tv.Global[f16, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    acc = tv.dot(x, x, precision="tf32")  # here
+
+
+@tv.kernel
+def dot_unknown_precision(a: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    acc = tv.dot(x, x, precision="fast")  # here
+
+
+@tv.kernel
+def dot_runtime_precision(a: tv.Global[f32, "m", "k"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    acc = tv.dot(x, x, precision=m)  # here
+
+
+@tv.kernel
+def dot_unsupported_pair(a: tv.Global[f16, "m", "k"], b: tv.Global[bf16, "k", "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 16))
+    yb = tv.load(b, (0, 0), (16, 8))
+    acc = x @ yb  # here
+
+
+@tv.kernel
+def dot_mixed_accumulator(a: tv.Global[i8, "m", "k"], b: tv.Global[u8, "k", "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 32))
+    y = tv.load(b, (0, 0), (32, 8))
+    acc = tv.dot(x, y, tv.zeros((16, 8), f32))  # here
+
+
 CASES = [
     (wrong_arity, "tv.load(", r"tv\.load: missing a required argument: 'shape'"),
     (dot_dtype_mismatch, "y, tv.zeros", r"dot: dtype mismatch: a is f16 but b is f32"),
@@ -262,6 +299,14 @@ CASES = [
                               r"of shape \[4, 4\]"),
     (int_other, "tv.load", r"load: other=-inf is not a value of i32"),
     (dim_is_param, '"n"]', r"dimension name 'n' is also the name of a parameter"),
+    (dot_tf32_of_f16, '"tf32"', r"tv\.dot: precision='tf32' applies to f32 operands only .*, "
+                                r"not f16 and f16"),
+    (dot_unknown_precision, '"fast"', r"tv\.dot: precision must be one of \('ieee', 'tf32'\), "
+                                      r"got 'fast'"),
+    (dot_runtime_precision, "m)", r"tv\.dot: precision must be a compile-time constant"),
+    (dot_unsupported_pair, "yb", r"dot: dtype mismatch: a is f16 but b is bf16, a pair no dot "
+                                 r"instruction takes \(supported \(a, b\) pairs: .*\)"),
+    (dot_mixed_accumulator, "tv.zeros", r"dot: a i8 x u8 dot accumulates in i32, not f32"),
 ]
 
 

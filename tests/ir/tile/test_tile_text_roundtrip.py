@@ -154,3 +154,27 @@ def test_syntax_error_gives_line_and_column():
     text = print_kernel(PROGRAMS[0][1]).replace("launch grid", "launch grud")
     with pytest.raises(TextFormError, match=r"line 2, column \d+: syntax error"):
         parse(text)
+
+
+@tv.kernel
+def dot_precisions(a: tv.Global[tv.f32, "m", "k"], q: tv.Global[tv.i8, "m", "k"],
+                   w: tv.Global[tv.u8, "k", "n"], c: tv.Global[tv.f32, "m", "n"],
+                   d: tv.Global[tv.i32, "m", "n"]):
+    tv.launch(grid=1)
+    x = tv.load(a, (0, 0), (16, 8))
+    y = tv.load(a, (0, 0), (8, 8))
+    acc = tv.dot(x, y, precision="tf32")
+    tv.store(c, tv.dot(x, y, acc), (0, 0))
+    tv.store(d, tv.load(q, (0, 0), (16, 32)) @ tv.load(w, (0, 0), (32, 8)), (0, 0))
+
+
+def test_dot_precision_and_mixed_operands_round_trip():
+    kernel = dot_precisions.ir()
+    text = print_kernel(kernel)
+    dots = [s for s in walk(kernel.body) if isinstance(s, Instr) and s.op == "dot"]
+    assert [s.attr("precision") for s in dots] == ["tf32", "ieee", "ieee"]
+    assert [tuple(a.type.dtype.name for a in s.args) for s in dots][2] == ("i8", "u8", "i32")
+    assert 'precision = "tf32"' in text and 'precision = "ieee"' in text
+    _assert_round_trip(kernel)
+    back = [s for s in walk(parse(text).body) if isinstance(s, Instr) and s.op == "dot"]
+    assert [s.attr("precision") for s in back] == ["tf32", "ieee", "ieee"]

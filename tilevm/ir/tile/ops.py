@@ -728,12 +728,12 @@ def _dot(args: list[Type], a: dict) -> Type:
         if t.rank != 2:
             _fail("dot", f"operand {'abc'[i]} must be a 2-D tile, got shape {list(t.shape)}", i)
     precision = a["precision"]
-    if precision not in DOT_PRECISIONS:
-        _fail("dot", f"precision must be one of {DOT_PRECISIONS}, got {precision!r}")
     try:
         rule = dot_rule(x.dtype, y.dtype, precision)
     except ValueError as e:
-        raise TileTypeError("dot", str(e), 0 if x.dtype == y.dtype else 1) from None
+        # dot_rule judges the precision first: with "ieee" the fault is the pair's.
+        at = (0 if x.dtype == y.dtype else 1) if precision == "ieee" else None
+        raise TileTypeError("dot", str(e), at) from None
     if acc.dtype.name not in rule.accumulators:
         pair = x.dtype.name if x.dtype == y.dtype else f"{x.dtype.name} x {y.dtype.name}"
         _fail("dot", f"a {pair} dot accumulates in {' or '.join(rule.accumulators)}, not "

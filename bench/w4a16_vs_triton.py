@@ -299,12 +299,14 @@ def sass_row(metrics: ModuleType, cubin: Path, warps: int, bm: int) -> dict:
     instructions of sass_metrics' DEQUANT_OPCODES one pass of the main loop spends per weight it
     consumes (a pass over a (bm, bn) tile takes mma_macs_per_warp × warps / (bm · bn) columns of
     K, so bn × that many weights, over 32 × warps threads)."""
-    kernel = metrics.single_kernel(metrics.analyze_cubin(cubin))
+    report = metrics.analyze_cubin(cubin)
+    kernel = metrics.single_kernel(report)
     loop = kernel["main_loop"]
     row = {key: kernel[key] for key in ("function", "arch", "registers", "stack_bytes",
                                         "local_bytes", "shared_static_bytes", "instructions",
                                         "mma_instructions")}
     row["cubin"] = str(cubin.relative_to(REPO)) if cubin.is_relative_to(REPO) else str(cubin)
+    row["cubin_sha256"] = report["sha256"]
     if loop is None:
         row["main_loop"] = None
         return row
@@ -407,7 +409,8 @@ def print_sass_table(rows: list[dict]) -> None:
 # -- records -------------------------------------------------------------------------------------
 
 def machine() -> dict:
-    """The CPU model, logical cores and OS of this machine."""
+    """The CPU model, logical cores and OS of this machine, and its load (other processes share
+    the cores: the times are only as quiet as the machine was)."""
     model = platform.processor() or "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -415,7 +418,8 @@ def machine() -> dict:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"cpu_model": model, "logical_cores": os.cpu_count(), "platform": platform.platform()}
+    return {"cpu_model": model, "logical_cores": os.cpu_count(), "platform": platform.platform(),
+            "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()]}
 
 
 def versions() -> dict:

@@ -3,6 +3,7 @@
 The oracles below are the ISA's text, transcribed (PTX ISA 8.x/9.x, chapter "Warp Level Matrix
 Multiply-Accumulate Instructions"; section numbers move between versions, titles do not):
 
+- §9.7.14.5.7 "Matrix Fragments for mma.m16n8k8" (.tf32 A, B; C/D of .f16x2/.f32 type);
 - §9.7.14.5.8 "Matrix Fragments for mma.m16n8k16 with floating point type" (.f16/.bf16 A, B, C);
 - §9.7.14.5.10 "Matrix Fragments for mma.m16n8k32" (.s8/.u8/.e4m3/.e5m2 A, B; C/D);
 - §9.7.14.5.15 "Warp-level matrix load instruction: ldmatrix".
@@ -57,7 +58,24 @@ def m16n8k32_b(lane: int, i: int) -> tuple[int, int]:
     return row, group
 
 
+def m16n8k8_tf32_a(lane: int, i: int) -> tuple[int, int]:
+    group, tig = lane >> 2, lane % 4
+    row = group if i in (0, 2) else group + 8
+    col = tig if i in (0, 1) else tig + 4
+    return row, col
+
+
+def m16n8k8_tf32_b(lane: int, i: int) -> tuple[int, int]:
+    group, tig = lane >> 2, lane % 4
+    return (tig if i == 0 else tig + 4), group
+
+
 CASES = [
+    ("m16n8k8", "tf32", op, formula, shape, count)
+    for op, formula, shape, count in (("a", m16n8k8_tf32_a, (16, 8), 4),
+                                      ("b", m16n8k8_tf32_b, (8, 8), 2),
+                                      ("c", m16n8_c, (16, 8), 4))
+] + [
     ("m16n8k16", dt, op, formula, shape, count)
     for dt in ("f16", "bf16")
     for op, formula, shape, count in (("a", m16n8k16_a, (16, 16), 8),
@@ -90,9 +108,21 @@ def test_accumulator_fragment_is_the_design_example():
         "local(2, 1) * spatial(8, 4) * local(1, 2)"
 
 
+def test_f16_accumulator_pairs_share_a_register_at_the_f32_coordinates():
+    # "Accumulators (C or D)": .f16 is "two .f16x2 registers" holding c0..c3 low to high; the
+    # same row/col formula as .f32. Elements 2r, 2r+1 are register r's halves: adjacent columns.
+    for shape, dtype in (("m16n8k8", "tf32"), ("m16n8k16", "f16"), ("m16n8k32", "e4m3")):
+        c = mma_fragment(shape, dtype, "c")
+        for lane in range(32):
+            for r in range(2):
+                (row0, col0), (row1, col1) = c.coords(lane, 2 * r), c.coords(lane, 2 * r + 1)
+                assert (row0, col0 + 1) == (row1, col1) == (m16n8_c(lane, 2 * r + 1))
+
+
 def test_min_sm_marks_fp8_as_sm89():
     assert mma_min_sm("m16n8k32", "e4m3") == mma_min_sm("m16n8k32", "e5m2") == 89
     assert mma_min_sm("m16n8k32", "s8") == mma_min_sm("m16n8k16", "bf16") == 80
+    assert mma_min_sm("m16n8k8", "tf32") == 80
     assert mma_min_sm("m16n8k32", "f8e4m3fn") == 89  # tilevm's dtype names are accepted
     assert mma_fragment("m16n8k32", "i8", "a") == mma_fragment("m16n8k32", "s8", "a")
 
@@ -102,6 +132,8 @@ def test_mma_fragment_errors_name_the_argument():
         mma_fragment("m8n8k4", "f16", "a")
     with pytest.raises(ValueError, match="dtype 's8'"):
         mma_fragment("m16n8k16", "s8", "a")
+    with pytest.raises(ValueError, match="dtype 'f16'"):
+        mma_fragment("m16n8k8", "f16", "a")  # tilevm takes only tf32 at m16n8k8
     with pytest.raises(ValueError, match="operand"):
         mma_fragment("m16n8k16", "f16", "d")
 

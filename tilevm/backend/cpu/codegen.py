@@ -349,7 +349,8 @@ class WarpCodegen:
         name = s.op.name
         if isinstance(s.dst, Reg) and id(s.dst) in self.temporaries:
             full = True  # nobody reads its inactive lanes: write them too, no blend
-        if s.op.aligned and name != "bar.sync":
+        # .aligned needs the whole warp; under a full mask and no guard it has it (no check)
+        if s.op.aligned and name != "bar.sync" and not (self.mask.full and s.guard is None):
             ok = b.icmp_unsigned("==", self.L.bits(self.active()), I32(-1))
             self.check(ok, 1, s)
         if name == "bar.sync":

@@ -10,11 +10,11 @@ from typing import Any
 
 from llvmlite import ir
 
-from tilevm.backend.cpu import numerics as nm
-from tilevm.backend.cpu.lanes import F64, I16, I32, I64, PTR, WARP, Lanes
+from tilevm.backend.cpu.helpers_ir import TV_MMA_ACCUMULATOR_CODES, TV_MMA_INPUT_CODES
+from tilevm.backend.cpu.lanes import I16, I32, I64, PTR, WARP
 from tilevm.backend.cpu.memory_ops import for_each_lane, lane_pointers
 from tilevm.ir.thread.stmts import Instr
-from tilevm.ir.thread.types import B32, U32
+from tilevm.ir.thread.types import B32, U32, VectorType, vector
 
 __all__ = ["COLLECTIVES"]
 
@@ -217,82 +217,27 @@ def _gather_i(cg: Any, addr64: ir.Value, lt: ir.Type, align: int) -> ir.Value:
     return b.call(fn, [ptrs, I32(align), L.all_ones(), ir.Constant(vt, None)])
 
 
-def _pow2(L: Lanes, e: ir.Value) -> ir.Value:
-    """2**e as f64 for an i32 vector e in the normal range."""
-    b = L.b
-    bits = b.shl(b.zext(b.add(e, L.splat(1023, I32)), L.vec(I64)), L.splat(52, I64))
-    return b.bitcast(bits, L.vec(F64))
-
-
-def _decode_fp8(L: Lanes, x: ir.Value, fmt: str) -> ir.Value:
-    """Byte patterns (i32 lanes) of e4m3 (OCP fn: S.1111.111 is NaN, no inf) or e5m2 (IEEE
-    specials) → exact f64."""
-    b = L.b
-    eb, mb, bias = (4, 3, 7) if fmt == "e4m3" else (5, 2, 15)
-    c = lambda v: L.splat(v, I32)  # noqa: E731
-    e = b.and_(b.lshr(x, c(mb)), c((1 << eb) - 1))
-    m = b.and_(x, c((1 << mb) - 1))
-    sig = b.select(b.icmp_unsigned("==", e, c(0)), m, b.or_(m, c(1 << mb)))
-    ex = b.select(b.icmp_unsigned("==", e, c(0)), c(1), e)
-    v = b.fmul(b.uitofp(sig, L.vec(F64)), _pow2(L, b.sub(ex, c(bias + mb))))
-    neg = b.icmp_unsigned("!=", b.and_(x, c(0x80)), c(0))
-    v = b.select(neg, b.fneg(v), v)
-    nan = L.splat(float("nan"), F64)
-    if fmt == "e4m3":
-        return b.select(b.icmp_unsigned("==", b.and_(x, c(0x7F)), c(0x7F)), nan, v)
-    top = b.icmp_unsigned("==", e, c(31))
-    inf = b.select(neg, L.splat(float("-inf"), F64), L.splat(float("inf"), F64))
-    return b.select(top, b.select(b.icmp_unsigned("==", m, c(0)), inf, nan), v)
-
-
-def _decode(cg: Any, regs: list[ir.Value], atype: str) -> list[ir.Value]:
-    """Fragment registers → one f64 vector per element index (a0, a1, …)."""
-    b, L = cg.b, cg.L
-    out = []
-    if atype in ("f16", "bf16"):
-        for r in regs:
-            for half in range(2):
-                h = b.trunc(b.lshr(r, L.splat(16 * half, I32)), L.vec(I16))
-                out.append(b.fpext(nm.half_to_f32(L, h, atype), L.vec(F64)))
-        return out
-    for r in regs:
-        for k in range(4):
-            byte = b.and_(b.lshr(r, L.splat(8 * k, I32)), L.splat(0xFF, I32))
-            if atype == "s8":
-                out.append(b.sitofp(b.trunc(byte, L.vec(ir.IntType(8))), L.vec(F64)))
-            elif atype == "u8":
-                out.append(b.uitofp(byte, L.vec(F64)))
-            else:
-                out.append(_decode_fp8(L, byte, atype))
-    return out
-
-
-def _buffer(cg: Any, vals: list[ir.Value], t: ir.Type) -> ir.Value:
-    b = cg.b
-    buf = cg.scratch(ir.ArrayType(cg.L.vec(t), len(vals)))
-    for i, v in enumerate(vals):
-        b.store(v, b.gep(buf, [I32(0), I32(i)]))
-    return buf
-
-
 @_op("mma.sync")
 def _mma(cg: Any, s: Instr) -> list[ir.Value]:
+    """One call of ``tv_mma`` (helpers_ir.py) on the raw fragment words: the registers are
+    stored as they are, the helper decodes, multiplies, sums exactly and rounds once, and
+    ``d``'s registers are loaded back (JIT time stays a few instructions per statement)."""
     b, L = cg.b, cg.L
     atype = s.mod("atype")
-    is_int = s.type.name == "s32"
-    a = _decode(cg, cg.read(s.args[0]), atype)
-    bb = _decode(cg, cg.read(s.args[1]), atype)
-    cvals = cg.read(s.args[2])
-    c64 = [b.sitofp(v, L.vec(F64)) if is_int else b.fpext(v, L.vec(F64)) for v in cvals]
-    abuf, bbuf, cbuf = (_buffer(cg, v, F64) for v in (a, bb, c64))
-    dbuf = cg.scratch(ir.ArrayType(L.vec(I32), 4))
-    fn = cg.m.globals.get("tv_mma") or ir.Function(
-        cg.m, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, PTR, I32, I32]), name="tv_mma")
-    b.call(fn, [abuf, bbuf, cbuf, dbuf, I32(0 if atype in ("f16", "bf16") else 1),
-                I32(int(is_int))])
-    res = []
-    for i in range(4):
-        v = b.load(b.gep(dbuf, [I32(0), I32(i)]),
-                   typ=L.vec(I32))
-        res.append(v if is_int else b.bitcast(v, L.vec(ir.FloatType())))
-    return res
+    c, d_type = s.args[2], s.dst.type
+    assert isinstance(c.type, VectorType) and isinstance(d_type, VectorType)
+    # f32 accumulators travel as float vectors, the others as words (no bitcasts either way)
+    lane = ir.FloatType() if s.type.name == "f32" else I32
+    vt = L.vec(lane)
+    regs = [*cg.read(s.args[0], vector(B32, 4)), *cg.read(s.args[1], vector(B32, 2))]
+    regs += [v if v.type == vt else b.bitcast(v, vt) for v in cg.read(c)]
+    regs += [ir.Constant(vt, None)] * (4 - c.type.count)
+    name = "tv_mma_regs_f" if lane != I32 else "tv_mma_regs_i"
+    fn = cg.m.globals.get(name) or ir.Function(
+        cg.m, ir.FunctionType(ir.LiteralStructType([vt] * 4), [I32] * 3 + [L.vec(I32)] * 6
+                              + [vt] * 4), name=name)
+    d = b.call(fn, [I32(TV_MMA_INPUT_CODES[atype]), I32(TV_MMA_INPUT_CODES[s.mod("btype", atype)]),
+                    I32(TV_MMA_ACCUMULATOR_CODES[s.type.name]), *regs])
+    want = L.vtype(d_type.elem)
+    out = [b.extract_value(d, i) for i in range(d_type.count)]
+    return [v if v.type == want else b.bitcast(v, want) for v in out]

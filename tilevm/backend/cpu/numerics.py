@@ -13,12 +13,19 @@ from llvmlite import ir
 from tilevm.backend.cpu.lanes import F32, F64, I16, I32, I64, Lanes
 
 __all__ = [
-    "F16_NAN", "F32_NAN", "bf16_to_f32", "f16_to_f32", "f32_to_half", "f64_to_f32_odd",
-    "fma_half", "ftz_f32", "half_to_f32", "int64_to_f64", "minmax",
+    "F16_NAN", "F32_NAN", "FP8_FORMATS", "FP8_NAN", "bf16_to_f32", "f16_to_f32", "f32_to_fp8",
+    "f32_to_half", "f32_to_tf32", "f64_to_f32_odd", "fma_half", "fp8_to_f32", "ftz_f32",
+    "half_to_f32", "int64_to_f64", "minmax",
 ]
 
 F32_NAN = 0x7FFFFFFF
 F16_NAN = 0x7FFF  # PTX's canonical f16 and bf16 NaN
+FP8_NAN = 0x7F  # the NaN code the GPU's cvt to e4m3/e5m2 writes (S.1111.111 / S.11111.11)
+
+# fp8 formats of cvt: (exponent bits, mantissa bits, bias, code of the largest finite value,
+# its f32 bit pattern, OCP "fn" (no infinity; only S.1111.111 is NaN) rather than IEEE specials)
+FP8_FORMATS = {"e4m3": (4, 3, 7, 0x7E, 0x43E00000, True),     # 448
+               "e5m2": (5, 2, 15, 0x7B, 0x47600000, False)}   # 57344
 
 
 def f16_to_f32(L: Lanes, h: ir.Value) -> ir.Value:
@@ -231,3 +238,80 @@ def minmax(L: Lanes, a: ir.Value, c: ir.Value, is_max: bool, float_t: ir.Type,
     r = b.select(an, cb, r)
     r = b.select(b.and_(an, cn), L.cint(nan_bits, bits_t), r)
     return b.bitcast(r, L.vec(float_t))
+
+
+def _pow2_f32(L: Lanes, k: ir.Value) -> ir.Value:
+    """2**k as f32 for an i32 vector k in the normal range."""
+    b = L.b
+    return b.bitcast(b.shl(b.add(k, L.cint(127, I32)), L.cint(23, I32)), L.vec(F32))
+
+
+def fp8_to_f32(L: Lanes, x: ir.Value, fmt: str) -> ir.Value:
+    """Codes (the low byte of i32 lanes) of ``fmt`` (``"e4m3"``: OCP fn, ``"e5m2"``: IEEE
+    specials) → exact f32; every NaN code gives a NaN."""
+    eb, mb, bias, _, _, fn = FP8_FORMATS[fmt]
+    b = L.b
+    c = lambda v: L.cint(v, I32)  # noqa: E731
+    e = b.and_(b.lshr(x, c(mb)), c((1 << eb) - 1))
+    m = b.and_(x, c((1 << mb) - 1))
+    sub = b.icmp_unsigned("==", e, c(0))
+    sig = b.select(sub, m, b.or_(m, c(1 << mb)))
+    scale = _pow2_f32(L, b.sub(b.select(sub, c(1), e), c(bias + mb)))
+    v = b.fmul(b.uitofp(sig, L.vec(F32)), scale)   # exact: at most 4 significant bits
+    top = b.icmp_unsigned("==", e, c((1 << eb) - 1))
+    if fn:
+        nan = b.and_(top, b.icmp_unsigned("==", m, c((1 << mb) - 1)))
+    else:
+        v = b.select(top, L.splat(float("inf"), F32), v)
+        nan = b.and_(top, b.icmp_unsigned("!=", m, c(0)))
+    v = b.select(nan, L.splat(float("nan"), F32), v)
+    neg = b.icmp_unsigned("!=", b.and_(x, c(0x80)), c(0))
+    return b.select(neg, b.fneg(v), v)
+
+
+def f32_to_fp8(L: Lanes, x: ir.Value, fmt: str) -> ir.Value:
+    """``cvt.rn.satfinite`` of f32 lanes to ``fmt`` codes (in i32 lanes): round to nearest even;
+    "If the absolute value of input (ignoring sign) is greater than MAX_NORM of the specified
+    destination format, then the result is sign-preserved MAX_NORM" (±inf included); "if the
+    input value is NaN, then the result is NaN" (PTX ISA cvt, ``.satfinite``), the code
+    ``FP8_NAN`` whatever the input's sign, as the GPU writes it. A zero keeps its sign."""
+    _, mb, bias, max_code, max_bits, _ = FP8_FORMATS[fmt]
+    b = L.b
+    c = lambda v: L.cint(v, I32)  # noqa: E731
+    u = b.bitcast(x, L.vec(I32))
+    sign = b.and_(b.lshr(u, c(24)), c(0x80))
+    a = b.and_(u, c(0x7FFFFFFF))
+    # normal results: round the f32 pattern to mb mantissa bits, then re-bias the exponent
+    shift = 23 - mb
+    lsb = b.and_(b.lshr(a, c(shift)), c(1))
+    rounded = b.lshr(b.add(b.add(a, c((1 << (shift - 1)) - 1)), lsb), c(shift))
+    normal = b.sub(rounded, c((127 - bias) << mb))
+    # subnormal results (|x| < 2^(1 - bias)): |x| in units of the smallest subnormal, exact in
+    # f32, rounded to an integer (nearest even); a carry into the exponent is the right code
+    units = b.fmul(b.bitcast(a, L.vec(F32)), L.splat(2.0 ** (mb + bias - 1), F32))
+    sub = b.fptoui(L.call("roundeven", [units]), L.vec(I32))
+    min_normal = (1 - bias + 127) << 23
+    code = b.select(b.icmp_unsigned("<", a, c(min_normal)), sub, normal)
+    code = b.select(b.icmp_unsigned(">", a, c(max_bits)), c(max_code), code)
+    code = b.or_(code, sign)
+    return b.select(b.icmp_unsigned(">", a, c(0x7F800000)), c(FP8_NAN), code)
+
+
+def f32_to_tf32(L: Lanes, x: ir.Value, satfinite: bool) -> ir.Value:
+    """``cvt.rna{.satfinite}.tf32.f32`` on f32 lanes, as the bits (i32 lanes) ptxas computes
+    it on sm_80, sm_89 and sm_90 (NVRTC 13.0's SASS: ``FSETP.GEU |x|, +INF``, ``@!P IADD x,
+    0x1000``, ``LOP3 & 0xffffe000``, and for ``.satfinite`` ``@P IADD -0x2000`` where the result
+    is not finite): a finite x rounds to nearest, ties away from zero, on 10 mantissa bits (an
+    overflow gives ±inf); inf and NaN lose their low 13 bits only, so a NaN whose payload lies
+    there becomes ±inf. With ``.satfinite`` a non-finite result then steps one tf32 code down:
+    ±inf (and overflow) give ±MAX_NORM (0x7f7fe000), a NaN stays a NaN (``0x7fc00000`` becomes
+    ``0x7fbfe000``) and a NaN that had become ±inf gives ±MAX_NORM."""
+    b = L.b
+    c = lambda v: L.cint(v, I32)  # noqa: E731
+    u = b.bitcast(x, L.vec(I32))
+    finite = b.icmp_unsigned("<", b.and_(u, c(0x7FFFFFFF)), c(0x7F800000))
+    r = b.and_(b.select(finite, b.add(u, c(0x1000)), u), c(-0x2000))
+    if satfinite:
+        big = b.icmp_unsigned(">=", b.and_(r, c(0x7FFFFFFF)), c(0x7F800000))
+        r = b.select(big, b.sub(r, c(0x2000)), r)
+    return r

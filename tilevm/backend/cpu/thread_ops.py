@@ -503,6 +503,16 @@ def _cvt(cg: Any, instr: Instr) -> list[ir.Value]:
     d: ScalarType = instr.type
     s: ScalarType = instr.mod("src")
     rnd, sat = instr.mod("rnd"), instr.mod("sat")
+    if d.name == "tf32":
+        return [nm.f32_to_tf32(L, cg.read(instr.args[0], s), sat == "satfinite")]
+    if d.name in ("e4m3x2", "e5m2x2"):  # a to the upper byte, b to the lower
+        hi, lo = (nm.f32_to_fp8(L, cg.read(x, s), d.name[:4]) for x in instr.args)
+        return [b.trunc(b.or_(b.shl(hi, L.cint(8, I32)), lo), L.vec(I16))]
+    if s.name in ("e4m3x2", "e5m2x2"):  # the upper byte to the upper half, exactly
+        codes = b.zext(cg.read(instr.args[0], s), L.vec(I32))
+        lo, hi = b.and_(codes, L.cint(0xFF, I32)), b.lshr(codes, L.cint(8, I32))
+        lo16, hi16 = (nm.f32_to_half(L, nm.fp8_to_f32(L, v, s.name[:4]), "f16") for v in (lo, hi))
+        return [_join(L, lo16, hi16)]
     if d.kind == "packed":
         hi, lo = (cg.read(x, s) for x in instr.args)
         fmt = d.half_type.name

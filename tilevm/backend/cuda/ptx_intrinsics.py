@@ -75,8 +75,9 @@ def print_intrinsic(instr: Instr, asm: InlineAsm, ops: OperandPrinter) -> AsmCod
     return fn(instr, asm, ops)
 
 
-# PTX spells some Thread IR types differently per instruction: ld/st/selp move 16-bit floats and
-# packed pairs as bits, and add/sub/min/max/setp have no .bN forms (the IR means them unsigned).
+# PTX spells some Thread IR types differently per instruction: ld/st/selp move 16-bit floats,
+# packed pairs and the tensor-core formats (tf32, e4m3x2, e5m2x2) as bits, and add/sub/min/max/
+# setp have no .bN forms (the IR means them unsigned).
 _AS_BITS = ("ld", "st", "selp")
 _AS_UNSIGNED = ("add", "sub", "min", "max", "setp")
 
@@ -92,6 +93,8 @@ def ptx_opcode(instr: Instr) -> str:
     if instr.op.name in _AS_BITS and t.kind in ("float", "packed") and t.bits <= 32 and (
             t.name != "f32"):
         return f"{stem}b{t.bits}"
+    if instr.op.name in _AS_BITS and t.kind == "bits" and t.name != f"b{t.bits}":
+        return f"{stem}b{t.bits}"  # tf32, e4m3x2, e5m2x2: PTX declares them .b32 / .b16
     if instr.op.name in _AS_UNSIGNED and t.kind == "bits":
         return f"{stem}u{t.bits}"
     return opcode

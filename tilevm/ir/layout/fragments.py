@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from tilevm.ir.layout.algebra import column_local, column_spatial, local, spatial
 from tilevm.ir.layout.register import RegisterLayout
 
-# PTX ISA "Matrix Fragments for mma.m16n8k16 with floating point type" and "... for mma.m16n8k32":
-# groupID = lane >> 2 indexes rows (of A and C) or columns (of B), threadID_in_group = lane % 4
-# indexes the inner K (or N) pairs/quads, and the element index runs over (K half, M half, inner).
-_ELEMENTS = {"m16n8k16": 2, "m16n8k32": 4}  # consecutive K elements per 32-bit register
+# PTX ISA "Matrix Fragments for mma.m16n8k8", "... for mma.m16n8k16 with floating point type" and
+# "... for mma.m16n8k32": groupID = lane >> 2 indexes rows (of A and C) or columns (of B),
+# threadID_in_group = lane % 4 indexes the inner K (or N) singles/pairs/quads, and the element
+# index runs over (K half, M half, inner).
+_ELEMENTS = {"m16n8k8": 1, "m16n8k16": 2, "m16n8k32": 4}  # consecutive K elements per register
 _DTYPES = {
+    "m16n8k8": {"tf32": 80},
     "m16n8k16": {"f16": 80, "bf16": 80},
     "m16n8k32": {"s8": 80, "u8": 80, "e4m3": 89, "e5m2": 89},
 }
@@ -45,9 +47,12 @@ def mma_fragment(shape: str, dtype_name: str, operand: str) -> RegisterLayout:
     """The fragment layout of operand ``"a"``, ``"b"`` or ``"c"`` (C and D share it) of
     ``mma.sync.aligned.<shape>.row.col`` with input type ``dtype_name``.
 
-    Shapes and types: ``m16n8k16`` with ``f16``/``bf16``; ``m16n8k32`` with ``s8``/``u8``
-    (sm_80+) and ``e4m3``/``e5m2`` (sm_89+, see ``mma_min_sm``). tilevm's names ``i8``,
-    ``f8e4m3fn``, ``f8e5m2`` are accepted too.
+    Shapes and types: ``m16n8k8`` with ``tf32``; ``m16n8k16`` with ``f16``/``bf16``;
+    ``m16n8k32`` with ``s8``/``u8`` (sm_80+) and ``e4m3``/``e5m2`` (sm_89+, see
+    ``mma_min_sm``). tilevm's names ``i8``, ``f8e4m3fn``, ``f8e5m2`` are accepted too. A and B
+    of mixed types (``s8`` x ``u8``, ``e4m3`` x ``e5m2``) have the fragments of their width. The
+    C fragment is the same for every accumulator type: an ``f16`` accumulator holds elements
+    ``2r, 2r+1`` in the halves of register ``r`` at the coordinates an ``f32`` one holds them.
     """
     shape, _ = _mma_key(shape, dtype_name)
     inner = _ELEMENTS[shape]

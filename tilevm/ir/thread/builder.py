@@ -25,6 +25,7 @@ from typing import Any
 from tilevm.ir.thread.errors import ThreadIRError
 from tilevm.ir.thread.intrinsics import INTRINSICS
 from tilevm.ir.thread.intrinsics.memory import address_type
+from tilevm.ir.thread.intrinsics.warp import mma_default_ctype, mma_register_types
 from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Param, Stmt, While
 from tilevm.ir.thread.types import (
     B32,
@@ -341,6 +342,22 @@ class KernelBuilder:
         return self.emit("cvt", (a, b), type=scalar_type(to), arg_types=(f32, f32), src=f32,  # type: ignore[return-value]
                          rnd="rn", sat=sat, **kw)
 
+    def cvt_tf32(self, a: OperandLike, *, satfinite: bool = False, **kw: Any) -> Reg:
+        """``cvt.rna{.satfinite}.tf32.f32 d, a``: the f32 ``a`` rounded to nearest, ties away
+        from zero, to a ``tf32`` register (an ``mma.sync`` m16n8k8 operand word)."""
+        return self.cvt(a, "tf32", src="f32", rnd="rna", sat="satfinite" if satfinite else None,
+                        **kw)
+
+    def cvt_fp8x2(self, a: OperandLike, b: OperandLike, fmt: str, **kw: Any) -> Reg:
+        """``cvt.rn.satfinite.{fmt}x2.f32 d, a, b`` (``fmt`` ``"e4m3"`` or ``"e5m2"``): two f32
+        values to fp8 codes in a 16-bit register, ``a`` in the **upper** byte (sm_89)."""
+        return self.cvt_pack(a, b, f"{fmt}x2", sat="satfinite", **kw)
+
+    def cvt_f16x2_fp8x2(self, a: OperandLike, fmt: str, **kw: Any) -> Reg:
+        """``cvt.rn.f16x2.{fmt}x2 d, a``: the two fp8 codes of the 16-bit ``a`` as f16 values,
+        the upper byte in the upper half (sm_89)."""
+        return self.cvt(a, "f16x2", src=f"{fmt}x2", rnd="rn", **kw)
+
     def mov(self, a: OperandLike, type: ScalarType | str | None = None, **kw: Any) -> Reg:
         """``mov``: copy ``a``, reinterpreting its bits as ``type`` when given."""
         t = scalar_type(type) if type is not None else self._type_of(a)
@@ -475,12 +492,19 @@ class KernelBuilder:
         return self.emit("ldmatrix", (addr,), dst_type=t, num=num, trans=trans or None, **kw)  # type: ignore[return-value]
 
     def mma(self, shape: str, atype: str, a: Operand, b: Operand, c: Operand, *,
-            out: Dest | None = None, **kw: Any) -> Reg:
-        """``mma.sync.aligned.{shape}.row.col`` on fragments ``a`` (b32v4), ``b`` (b32v2),
-        ``c`` (f32v4 / s32v4); ``out=`` to accumulate in place."""
-        acc = scalar_type("s32" if atype in ("s8", "u8") else "f32")
-        return self.emit("mma.sync", (a, b, c), type=acc, dst_type=vector(acc, 4), out=out,  # type: ignore[return-value]
-                         shape=shape, atype=atype, **kw)
+            btype: str | None = None, ctype: str | None = None, out: Dest | None = None,
+            **kw: Any) -> Reg:
+        """``mma.sync.aligned.{shape}.row.col.{ctype}.{atype}.{btype}.{ctype} d, a, b, c``
+        (:class:`~tilevm.ir.thread.intrinsics.warp.Mma`, whose :data:`MMA_FORMS` lists the
+        forms): ``a`` is ``b32v4``, ``b`` ``b32v2``, ``c`` the accumulator (``f32v4``,
+        ``s32v4``, or ``f16x2v2`` for ``ctype="f16"``). ``btype`` defaults to ``atype``,
+        ``ctype`` to ``s32`` for ``s8``/``u8`` and ``f32`` otherwise; ``out=`` accumulates in
+        place. Returns ``d`` (a fresh register of ``c``'s type unless ``out`` is given)."""
+        acc = ctype if ctype is not None else mma_default_ctype(atype)
+        d_type = mma_register_types(acc)[2]
+        return self.emit("mma.sync", (a, b, c), type=scalar_type(acc), dst_type=d_type,  # type: ignore[return-value]
+                         out=out, shape=shape, atype=atype,
+                         btype=btype if btype != atype else None, **kw)
 
     # -- control flow ---------------------------------------------------------------------------
 

@@ -2,10 +2,12 @@
 
 Scalars are named as in PTX (``pred``, ``b32``, ``u32``, ``s32``, ``f16``, ``bf16``, ``f32``,
 ``f16x2``…). ``f16x2``/``bf16x2`` are one 32-bit register holding two halves, element 0 in the low
-16 bits. A :class:`VectorType` is a fixed group of 2 or 4 scalars that one instruction reads or
-writes together (``ld.v4.b32``, the fragments of ``ldmatrix`` and ``mma.sync``); a backend may keep
-it as separate registers. Sub-byte data lives in ``b32`` words (DESIGN §3): no register but a
-predicate is narrower than 8 bits.
+16 bits. ``tf32`` (32 bits) and ``e4m3x2``/``e5m2x2`` (16 bits) are bit patterns of the tensor-core
+formats that only ``cvt`` and ``mma.sync`` interpret (kind ``bits``). A :class:`VectorType` is a
+fixed group of 2 or 4 scalars that one instruction reads or writes together (``ld.v4.b32``, the
+fragments of ``ldmatrix`` and ``mma.sync``); a backend may keep it as separate registers.
+Sub-byte data lives in ``b32`` words (DESIGN §3): no register but a predicate is narrower than 8
+bits.
 """
 
 from __future__ import annotations
@@ -132,10 +134,17 @@ F32 = _add("f32", 32, "float")
 F64 = _add("f64", 64, "float")
 F16X2 = _add("f16x2", 32, "packed")
 BF16X2 = _add("bf16x2", 32, "packed")
+# Opaque bit patterns that only conversions and mma.sync interpret (PTX declares their registers
+# .b32 / .b16): tf32 (sign, 8 exponent and 10 mantissa bits in the high 19 bits of an f32
+# pattern, the low 13 bits zero as cvt.rna.tf32.f32 writes them) and two fp8 codes, element 0 in
+# the low byte, as cvt.rn.satfinite.e4m3x2.f32 writes them.
+TF32 = _add("tf32", 32, "bits")
+E4M3X2 = _add("e4m3x2", 16, "bits")
+E5M2X2 = _add("e5m2x2", 16, "bits")
 
 __all__ += [
-    "B8", "B16", "B32", "B64", "BF16", "BF16X2", "F16", "F16X2", "F32", "F64", "PRED",
-    "S8", "S16", "S32", "S64", "TOKEN", "U8", "U16", "U32", "U64",
+    "B8", "B16", "B32", "B64", "BF16", "BF16X2", "E4M3X2", "E5M2X2", "F16", "F16X2", "F32",
+    "F64", "PRED", "S8", "S16", "S32", "S64", "TF32", "TOKEN", "U8", "U16", "U32", "U64",
 ]
 
 

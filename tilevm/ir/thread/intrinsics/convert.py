@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tilevm.ir.thread.intrinsics.base import Intrinsic, compatible, register
-from tilevm.ir.thread.types import F32, ScalarType, VectorType
+from tilevm.ir.thread.types import E4M3X2, E5M2X2, F16X2, F32, TF32, ScalarType, VectorType
 
 if TYPE_CHECKING:
     from tilevm.ir.thread.stmts import Instr
@@ -15,6 +15,7 @@ __all__ = ["FLOAT_ROUNDINGS", "INT_ROUNDINGS", "Cvt", "Extract", "Mov", "Pack"]
 FLOAT_ROUNDINGS = ("rn", "rz", "rm", "rp")
 INT_ROUNDINGS = ("rni", "rzi", "rmi", "rpi")
 _CVT_TYPES = ("u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f16", "bf16", "f32", "f64")
+_FP8X2 = (E4M3X2, E5M2X2)
 
 
 @register
@@ -48,6 +49,21 @@ class Cvt(Intrinsic):
       to the destination's range instead (only where some source value lies outside it).
     - packs: ``cvt.rn{.satfinite}.f16x2.f32 d, a, b`` and ``.bf16x2.f32``: ``d`` holds ``a``
       converted in its **upper** half and ``b`` in its lower half (sm_80, PTX 7.0).
+    - tf32: ``cvt.rna{.satfinite}.tf32.f32 d, a`` (``d`` of type ``tf32``, a ``.b32`` register):
+      round to nearest, ties away from zero, to 10 mantissa bits, the low 13 bits zero. The ISA
+      says no more for inf and NaN without ``.satfinite``; tilevm computes what ptxas emits for
+      sm_80–sm_90 (see ``numerics.f32_to_tf32``): an overflow rounds to ±inf, inf and NaN keep
+      their high 19 bits. ``.satfinite``: "if the input value is NaN, then the result is NaN"
+      and beyond MAX_NORM "sign-preserved MAX_NORM". sm_80, PTX 7.0 (``.satfinite``: PTX 8.1).
+      The other tf32 roundings (``.rn``/``.rz``: sm_90, PTX 7.8) are not taken.
+    - fp8 packs: ``cvt.rn.satfinite.e4m3x2.f32 d, a, b`` and ``.e5m2x2.f32`` (``.satfinite``
+      is mandatory): ``d`` (type ``e4m3x2``/``e5m2x2``, a ``.b16``) holds ``a`` converted in its
+      **upper** byte and ``b`` in its lower byte ("d[15:8] = convert(a); d[7:0] =
+      convert(b)"); nearest even, beyond MAX_NORM (448 / 57344, ±inf included) ±MAX_NORM, NaN
+      the code 0x7f. ``cvt.rn.f16x2.e4m3x2 d, a`` and ``.e5m2x2``: the two fp8 codes of ``a``
+      (a ``.b16``) exactly as f16, the upper byte into the upper half ("d[31:16] =
+      convert(a[15:8])"), a NaN as 0x7fff. sm_89 with PTX 8.1 (sm_90 had them from PTX 7.8:
+      tilevm asks PTX 8.1 of both). No ``.relu`` forms.
 
     Scope thread; sm_50, PTX 1.0 (bf16: sm_80, PTX 7.0, and ``cvt.f32.bf16`` PTX 7.1; satfinite
     f16/bf16: PTX 8.1). Section: PTX ISA 9.1 §9.7.9.21 "Data Movement and Conversion
@@ -67,6 +83,11 @@ class Cvt(Intrinsic):
         assert d is not None and isinstance(s, ScalarType)
         self.expect(sat in (None, "sat", "satfinite"), instr,
                     f"sat must be sat or satfinite, got {sat!r}")
+        if d == TF32 or d in _FP8X2 or s in _FP8X2:
+            self._check_tensor_format(instr, d, s)
+            return
+        self.expect(rnd != "rna", instr, f"rna rounds only f32 to tf32 (cvt.rna.tf32.f32), not "
+                    f"{s} to {d}")
         if d.kind == "packed":
             self.expect_arity(instr, 2)
             self.expect(s == F32 and rnd == "rn", instr, f"{d} packs convert f32 with .rn")
@@ -111,8 +132,41 @@ class Cvt(Intrinsic):
                         <= _int_range(s)[1] <= _int_range(d)[1], instr,
                         f".sat: every {s} value is a {d} value, nothing to saturate")
 
+    def _check_tensor_format(self, instr: Instr, d: ScalarType, s: ScalarType) -> None:
+        """The tf32 and fp8 forms (see the class docstring)."""
+        rnd, sat = instr.mod("rnd"), instr.mod("sat")
+        if d == TF32:
+            self.expect(s == F32 and rnd == "rna", instr,
+                        f"tf32 is made from f32 with .rna (cvt.rna.tf32.f32), got "
+                        f"{f'.{rnd}' if rnd else 'no rounding'} from {s}")
+            self.expect(sat in (None, "satfinite"), instr, "tf32 takes only .satfinite")
+            self.expect_arity(instr, 1)
+            self.expect_operand(instr, 0, F32, "a")
+        elif d in _FP8X2:
+            self.expect(s == F32, instr, f"{d} is made from two f32 values, not from {s}")
+            self.expect(rnd == "rn" and sat == "satfinite", instr,
+                        f"cvt to {d} is cvt.rn.satfinite.{d}.f32 (.satfinite is mandatory)")
+            self.expect_arity(instr, 2)
+            for i, what in enumerate(("a (upper byte)", "b (lower byte)")):
+                self.expect_operand(instr, i, F32, what)
+        else:
+            self.expect(d == F16X2, instr, f"{s} converts only to f16x2 (cvt.rn.f16x2.{s})")
+            self.expect(rnd == "rn" and sat is None, instr,
+                        f"cvt.rn.f16x2.{s} takes .rn and no saturation")
+            self.expect_arity(instr, 1)
+            self.expect_operand(instr, 0, s, "a")
+        self.expect_dst(instr, d)
+
     def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
         d, s = instr.type, instr.mod("src")
+        if d in _FP8X2 or s in _FP8X2:
+            # "cvt with .e4m3x2/.e5m2x2 requires sm89 or higher", introduced for sm_89 in PTX
+            # ISA 8.1 (for sm_90 in 7.8)
+            return 89, (8, 1)
+        if d == TF32:
+            # ".tf32 destination format requires sm_80", PTX 7.0; "cvt.satfinite.{...,
+            # tf32}.f32 introduced in PTX ISA version 8.1"
+            return 80, (8, 1) if instr.mod("sat") == "satfinite" else (7, 0)
         names = {d.name if d else "", s.name if isinstance(s, ScalarType) else ""}
         arch, isa = self.min_arch, self.ptx_isa
         if names & {"bf16", "bf16x2"} or names & {"f16x2"}:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tilevm.ir.thread.intrinsics.base import Intrinsic, register
-from tilevm.ir.thread.types import B32, PRED, U32, vector
+from tilevm.ir.thread.types import B32, F16X2, PRED, U32, VectorType, vector
 
 if TYPE_CHECKING:
     from tilevm.ir.thread.stmts import Instr
 
-__all__ = ["MMA_SHAPES", "SPECIAL_REGISTERS", "Activemask", "BarSync", "BarWarpSync", "Ldmatrix",
-           "Mma", "ShflSync", "SpecialReg", "VoteSync"]
+__all__ = ["MMA_FORMS", "MMA_SHAPES", "SPECIAL_REGISTERS", "Activemask", "BarSync", "BarWarpSync",
+           "Ldmatrix", "Mma", "ShflSync", "SpecialReg", "VoteSync", "mma_default_ctype",
+           "mma_register_types"]
 
 
 @register
@@ -175,35 +176,96 @@ class Ldmatrix(Intrinsic):
         return f"ldmatrix.sync.aligned.m8n8.x{instr.mod('num')}{trans}.shared.b16"
 
 
-# (shape, a/b type) -> (accumulator type, minimum arch, PTX ISA)
-MMA_SHAPES: dict[tuple[str, str], tuple[str, int, tuple[int, int]]] = {
-    ("m16n8k16", "f16"): ("f32", 80, (7, 0)),
-    ("m16n8k16", "bf16"): ("f32", 80, (7, 0)),
-    ("m16n8k32", "s8"): ("s32", 80, (7, 0)),
-    ("m16n8k32", "u8"): ("s32", 80, (7, 0)),
-    ("m16n8k32", "e4m3"): ("f32", 89, (8, 4)),
-    ("m16n8k32", "e5m2"): ("f32", 89, (8, 4)),
+# K of each mma.sync shape tilevm emits (M = 16, N = 8): one K-chunk per instruction.
+MMA_SHAPES: dict[str, int] = {"m16n8k8": 8, "m16n8k16": 16, "m16n8k32": 32}
+
+_MMA_INPUTS = {  # shape -> the input types of A and B it takes (A and B may differ where listed)
+    "m16n8k8": (("tf32",),),
+    "m16n8k16": (("f16",), ("bf16",)),
+    "m16n8k32": (("s8", "u8"), ("e4m3", "e5m2")),
 }
+_MMA_ACCUMULATORS = {"tf32": ("f32",), "f16": ("f32", "f16"), "bf16": ("f32",), "s8": ("s32",),
+                     "u8": ("s32",), "e4m3": ("f32",), "e5m2": ("f32",)}
+# PTX ISA mma, "Target ISA Notes" / "PTX ISA Notes": .e4m3/.e5m2 "requires sm_89 or higher"
+# (sm_90 included: ptxas emulates it there, see Mma), introduced in PTX ISA 8.4; the others sm_80,
+# PTX ISA 7.0.
+_MMA_FP8 = ("e4m3", "e5m2")
+
+
+def _mma_forms() -> dict[tuple[str, str, str, str], tuple[int, tuple[int, int]]]:
+    forms = {}
+    for shape, families in _MMA_INPUTS.items():
+        for family in families:
+            for a in family:
+                for b in family:
+                    for c in _MMA_ACCUMULATORS[a]:
+                        forms[shape, a, b, c] = (89, (8, 4)) if a in _MMA_FP8 else (80, (7, 0))
+    return forms
+
+
+# (shape, atype, btype, ctype) -> (minimum sm, minimum PTX ISA) of every form tilevm takes.
+MMA_FORMS: dict[tuple[str, str, str, str], tuple[int, tuple[int, int]]] = _mma_forms()
+
+
+def mma_default_ctype(atype: str) -> str:
+    """The accumulator type an ``mma.sync`` on ``atype`` inputs gets unless told: ``s32`` for
+    ``s8``/``u8``, ``f32`` for the floats."""
+    return "s32" if atype in ("s8", "u8") else "f32"
+
+
+def mma_register_types(ctype: str) -> tuple[VectorType, VectorType, VectorType]:
+    """The register types of operands ``a``, ``b`` and of ``c``/``d`` of an ``mma.sync`` with
+    accumulator ``ctype``: ``b32v4``, ``b32v2`` and ``f32v4`` / ``s32v4`` / ``f16x2v2`` (the ISA's
+    two ``.f16x2`` registers for an f16 accumulator)."""
+    acc = vector(F16X2, 2) if ctype == "f16" else vector(ctype, 4)
+    return vector(B32, 4), vector(B32, 2), acc
 
 
 @register
 class Mma(Intrinsic):
     """``mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c`` (PTX ISA, Warp Level
     Matrix Multiply-Accumulate Instructions: ``mma``; fragments in "Matrix Fragments for
-    mma.m16n8k16" and "... for mma.m16n8k32").
+    mma.m16n8k8", "... for mma.m16n8k16 with floating point type" and "... for mma.m16n8k32").
 
     ``D = A·B + C`` for a 16xK row-major ``A``, Kx8 column-major ``B`` and 16x8 ``C``/``D``,
-    spread over the warp: ``a`` is ``b32v4`` (8 16-bit or 16 8-bit elements per lane), ``b`` is
-    ``b32v2``, ``c`` and ``d`` are ``f32v4`` (``s32v4`` for s8/u8). With ``g = lane // 4``,
-    ``t = lane % 4``: A element ``a_i`` of a lane is at row ``g + 8*((i // 2) % 2)`` for 16-bit
-    (``g + 8*((i // 4) % 2)`` for 8-bit), column ``2t + (i % 2) + 8*(i // 4)`` for 16-bit
-    (``4t + (i % 4) + 16*(i // 8)`` for 8-bit); B element ``b_i`` at row ``2t + (i % 2) + 8*(i //
-    2)`` (8-bit: ``4t + (i % 4) + 16*(i // 4)``), column ``g``; C/D element ``c_i`` at row
-    ``g + 8*(i // 2)``, column ``2t + (i % 2)``. Modifiers ``shape`` (m16n8k16 / m16n8k32) and
-    ``atype`` (f16, bf16; s8, u8; e4m3, e5m2; B has the same type); ``Instr.type`` is the
-    accumulator type. On the CPU each call is one K-chunk: exact products summed in increasing k,
-    then C added, one rounding (DESIGN §3). ``.aligned``: needs the full warp. Scope warp; sm_80,
-    PTX 7.0 (e4m3/e5m2: sm_89, PTX 8.4).
+    spread over the warp. Modifiers: ``shape``, ``atype``, ``btype`` (absent: ``atype``);
+    ``Instr.type`` is the accumulator type (``.ctype`` = ``.dtype``, as the ISA requires for
+    these shapes). The forms (:data:`MMA_FORMS`):
+
+    - ``m16n8k16``: ``f16`` x ``f16`` -> ``f32`` or ``f16``; ``bf16`` x ``bf16`` -> ``f32``.
+    - ``m16n8k32``: ``s8``/``u8`` in any mix -> ``s32``; ``e4m3``/``e5m2`` in any mix -> ``f32``.
+    - ``m16n8k8``: ``tf32`` x ``tf32`` -> ``f32``.
+
+    Registers: ``a`` is ``b32v4`` (8 16-bit, 16 8-bit or 4 tf32 elements per lane), ``b`` is
+    ``b32v2``, ``c``/``d`` are ``f32v4`` / ``s32v4``, or for an f16 accumulator the ISA's two
+    ``.f16x2`` registers, ``f16x2v2`` (any 32-bit-element vector of two, e.g. ``b32v2``, may stand
+    for it). With ``g = lane // 4``, ``t = lane % 4`` and ``p`` elements per 32-bit register
+    (2 for 16-bit types, 4 for 8-bit, 1 for tf32; ``K = 8p``), element ``i`` of register ``r`` of
+    a lane (PTX element index ``p·r + i``) is: A at row ``g + 8·(r % 2)``, column
+    ``p·t + i + (K/2)·(r // 2)``; B at row ``p·t + i + (K/2)·r``, column ``g``; C/D element
+    ``c_j`` (register ``j``, or half ``j % 2`` of register ``j // 2`` for f16) at row
+    ``g + 8·(j // 2)``, column ``2t + j % 2``.
+
+    Values: an f16/bf16/fp8 element is its IEEE (``e5m2``) or OCP ``fn`` (``e4m3``: no inf,
+    S.1111.111 is NaN) value. A ``tf32`` register is an f32 pattern of which the tensor core reads
+    the high 19 bits (sign, exponent, 10 mantissa bits): the ISA calls tf32's layout
+    implementation-defined and produces it with ``cvt.rna.tf32.f32``, which leaves the low 13
+    bits zero; CUTLASS's conversion adds 0x1000 and leaves them for the tensor core to drop, so
+    tilevm ignores them (truncation toward zero of an f32 given as tf32). Integer forms take no
+    ``.satfinite``: "If .satfinite is not specified, the accumulated value is wrapped", so ``d``
+    is ``c + sum`` modulo 2^32.
+
+    On the CPU each instruction is one K-chunk (DESIGN §3): the exact products summed in
+    increasing k, C added, one rounding to the accumulator type (nearest even; inf and NaN as
+    IEEE arithmetic gives them, NaN canonical ``0x7fffffff`` / ``0x7fff``). The ISA leaves the
+    GPU's order and rounding unspecified ("with at least single precision"; an f16 accumulator
+    "at least half precision").
+
+    ``.aligned``: needs the full warp. Scope warp; sm_80, PTX 7.0; ``e4m3``/``e5m2``: sm_89,
+    PTX 8.4 ("requires sm_89 or higher", so sm_90 too; ptxas has no fp8 tensor-core
+    instruction there and emulates it: each fp8 operand converted to f16 with ``F2FP``, two
+    ``HMMA.16816.F32`` on a zero accumulator, then C added with ``FADD``, as the SASS of NVRTC
+    13.0 for sm_90 shows, against one ``QMMA.16832`` on sm_89).
     """
 
     name = "mma.sync"
@@ -215,24 +277,35 @@ class Mma(Intrinsic):
     def check(self, instr: Instr) -> None:
         super().check(instr)
         self.expect_arity(instr, 3)
-        key = (instr.mod("shape"), instr.mod("atype"))
-        self.expect(key in MMA_SHAPES, instr, f"unsupported shape/type {key}; known: "
-                    f"{sorted(MMA_SHAPES)}")
-        acc = MMA_SHAPES[key][0]
-        self.expect_type(instr, (acc,))
-        self.expect_operand(instr, 0, vector(B32, 4), "a")
-        self.expect_operand(instr, 1, vector(B32, 2), "b")
-        self.expect_operand(instr, 2, vector(acc, 4), "c")
-        self.expect_dst(instr, vector(acc, 4))
+        shape, atype = instr.mod("shape"), instr.mod("atype")
+        btype = instr.mod("btype", atype)
+        self.expect(shape in _MMA_INPUTS, instr,
+                    f"shape must be one of {', '.join(MMA_SHAPES)}, got {shape!r}")
+        takes = [t for family in _MMA_INPUTS[shape] for t in family]
+        self.expect(atype in takes, instr,
+                    f"{shape} takes atype {' / '.join(takes)}, got {atype!r}")
+        family = next(f for f in _MMA_INPUTS[shape] if atype in f)
+        self.expect(btype in family, instr,
+                    f"{shape} with atype {atype} takes btype {' / '.join(family)}, got "
+                    f"{btype!r}")
+        accs = _MMA_ACCUMULATORS[atype]
+        self.expect(instr.type is not None and instr.type.name in accs, instr,
+                    f"{shape}.{atype} accumulates in {' / '.join(accs)}, got {instr.type}")
+        a, b, c = mma_register_types(instr.type.name)  # type: ignore[union-attr]
+        self.expect_operand(instr, 0, a, "a")
+        self.expect_operand(instr, 1, b, "b")
+        self.expect_operand(instr, 2, c, "c")
+        self.expect_dst(instr, c)
 
     def requirements(self, instr: Instr) -> tuple[int, tuple[int, int]]:
-        _, arch, isa = MMA_SHAPES.get((instr.mod("shape"), instr.mod("atype")),
-                                      (None, self.min_arch, self.ptx_isa))
-        return arch, isa
+        atype = instr.mod("atype")
+        key = (instr.mod("shape"), atype, instr.mod("btype", atype),
+               instr.type.name if instr.type is not None else "")
+        return MMA_FORMS.get(key, (self.min_arch, self.ptx_isa))
 
     def mnemonic(self, instr: Instr) -> str:
         a, t = instr.mod("atype"), instr.type
-        return f"mma.sync.aligned.{instr.mod('shape')}.row.col.{t}.{a}.{a}.{t}"
+        return f"mma.sync.aligned.{instr.mod('shape')}.row.col.{t}.{a}.{instr.mod('btype', a)}.{t}"
 
 
 SPECIAL_REGISTERS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z", "ctaid.x", "ctaid.y",

@@ -33,6 +33,7 @@ from tilevm.ir.thread import (
     examples,
     vector,
 )
+from tilevm.ir.thread.intrinsics.warp import MMA_FORMS
 
 ALL_ONES = 0xFFFFFFFF
 
@@ -224,10 +225,13 @@ def warp_kernel(arch: int) -> Kernel:
     b = kb.ld("global", src, vector(B32, 2), offset=16)
     cf = kb.ld("global", src, vector(F32, 4), offset=32)
     ci = kb.ld("global", src, vector(S32, 4), offset=48)
-    atypes = ["f16", "bf16", "s8", "u8"] + (["e4m3", "e5m2"] if arch >= 89 else [])
-    for atype in atypes:
-        shape = "m16n8k16" if atype in ("f16", "bf16") else "m16n8k32"
-        keep(kb.mma(shape, atype, a, b, ci if atype in ("s8", "u8") else cf))
+    ch = kb.ld("global", src, vector(B32, 2), offset=64)
+    # Every mma.sync form (MMA_FORMS) the target has: f16 -> f32/f16, bf16, tf32, and A/B in
+    # every mix of s8/u8 and (sm_89+) of e4m3/e5m2.
+    for shape, atype, btype, ctype in MMA_FORMS:
+        if MMA_FORMS[shape, atype, btype, ctype][0] <= arch:
+            c = {"f32": cf, "s32": ci, "f16": ch}[ctype]
+            keep(kb.mma(shape, atype, a, b, c, btype=btype, ctype=ctype))
     # Fragments in registers of other types of the same widths, which the Thread IR accepts and
     # ptxas does not (the printer reinterprets them).
     bits_acc = kb.reg(vector(B32, 4), name="acc_bits")
@@ -350,6 +354,12 @@ def arith_kernel(arch: int) -> Kernel:
     keep(kb.cvt_pack(f32, f32, F16X2), kb.cvt_pack(f32, 0.5, BF16X2),
          kb.cvt_pack(f32, f32, F16X2, sat="satfinite"),
          kb.cvt_pack(f32, f32, BF16X2, sat="satfinite"))
+    # tf32 (sm_80) and the fp8 pairs (sm_89+)
+    keep(kb.cvt_tf32(f32), kb.cvt_tf32(f32, satfinite=True))
+    if arch >= 89:
+        for fmt in ("e4m3", "e5m2"):
+            keep(kb.mov(kb.cvt_fp8x2(f32, kb.add(f32, 1.0), fmt), B16),
+                 kb.cvt_f16x2_fp8x2(b16, fmt))
     # mov: same-type copies, reinterpretations, predicates; pack/extract with reinterpretation.
     keep(kb.mov(f32, B32), kb.mov(b32, F32), kb.mov(u32, S32), kb.mov(f64, B64),
          kb.mov(b64, F64), kb.mov(f16, B16), kb.mov(b16, BF16), kb.mov(p), kb.mov(h2, U32))

@@ -10,6 +10,7 @@ from tilevm.backend.cuda.cpp_intrinsics import prints_as_cpp
 from tilevm.backend.cuda.ptx_intrinsics import PRINTERS, ptx_opcode
 from tilevm.backend.cuda.sass import disassemble, sass_opcodes
 from tilevm.ir.thread import INTRINSICS, Instr, walk
+from tilevm.ir.thread.intrinsics.warp import MMA_FORMS
 
 # Intrinsics that are register plumbing or addresses, not PTX instructions of their own.
 NOT_PTX = {"pack", "extract", "shared_base", "local_base", "sreg"}
@@ -64,7 +65,14 @@ def test_fp8_mma_only_from_sm89(compiled):
     target, kernels, _ = compiled
     fp8 = [s for s in _instructions(kernels)
            if s.op.name == "mma.sync" and s.mod("atype") in ("e4m3", "e5m2")]
-    assert (len(fp8) == 2) == (target.sm >= 89)
+    assert len(fp8) == (4 if target.sm >= 89 else 0)   # e4m3/e5m2 for A and for B
+
+
+def test_every_mma_form_reaches_ptx(compiled):
+    target, _, binary = compiled
+    for (shape, a, b, c), (sm, _) in MMA_FORMS.items():
+        ptx = f"mma.sync.aligned.{shape}.row.col.{c}.{a}.{b}.{c}"
+        assert (ptx in binary.ptx) == (sm <= target.sm), ptx
 
 
 def test_sass_has_the_expected_instructions(compiled):
@@ -77,6 +85,10 @@ def test_sass_has_the_expected_instructions(compiled):
     assert {"BAR", "SHFL", "VOTE", "LDSM", "HMMA", "IMMA"} <= warp
     if target.sm == 89:
         assert "QMMA" in warp  # fp8 tensor cores of Ada
+    if target.sm == 90:
+        # no fp8 mma.sync instruction on Hopper: ptxas converts the operands to f16 (F2FP) and
+        # runs HMMA (the Mma docstring)
+        assert "QMMA" not in warp and "F2FP" in warp
     assert {"MUFU", "POPC", "PRMT", "LOP3", "SHF", "HFMA2", "DFMA", "F2F", "I2F"} <= arith
     assert {"FRND"} <= arith                             # cvt.rni.f32.f32 and its kin
     assert {"BPT", "CALL"} <= debug, debug               # trap; the vprintf system call

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--sk", type=int, default=45)
     parser.add_argument("--d", type=int, default=40)
     parser.add_argument("--no-causal", dest="causal", action="store_false")
-    parser.add_argument("--device", default="interp")
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or interp")
     args = parser.parse_args(argv)
     if args.causal and args.sq != args.sk:
         parser.error("the causal mask here is for sq == sk")

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--bm", type=int, default=64)
     parser.add_argument("--bn", type=int, default=64)
     parser.add_argument("--bk", type=int, default=32)
-    parser.add_argument("--device", default="interp")
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or interp")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((args.m, args.k)).astype(np.float16)

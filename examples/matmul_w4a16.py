@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--k", type=int, default=80)
     parser.add_argument("--group", type=int, default=32)
-    parser.add_argument("--device", default="interp")
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or interp")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     groups = -(-args.k // args.group)

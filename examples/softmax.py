@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--m", type=int, default=37)
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--rows", type=int, default=8)
-    parser.add_argument("--device", default="interp")
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or interp")
     args = parser.parse_args(argv)
     width = max(16, 1 << (args.n - 1).bit_length())  # the next power of two holding a row
     rng = np.random.default_rng(0)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--block", type=int, default=1024)
-    parser.add_argument("--device", default="interp")
+    parser.add_argument("--device", default="cpu", help="cpu (the default) or interp")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.n).astype(np.float32)

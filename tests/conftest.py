@@ -70,7 +70,7 @@ def _snapshot(value):
 
 @pytest.fixture(autouse=True)
 def every_interpreted_kernel_also_runs_on_the_cpu_backend(monkeypatch, request):
-    """Every kernel a test runs on the interpreter (without ``dot``) also runs, on copies of its
+    """Every kernel a test runs on the interpreter (``device="interp"``, or the default device) also runs, on copies of its
     arguments, through the lowering on the CPU backend, and must give the interpreter's results
     (issue 8: bit for bit for the exact class of DESIGN §3, within a tolerance for programs with
     bounded operations — the random differential test holds each operation to its own bound)."""
@@ -84,7 +84,7 @@ def every_interpreted_kernel_also_runs_on_the_cpu_backend(monkeypatch, request):
     call = KernelFunction.__call__
 
     def call_both(self, *args, device=None, **kwargs):
-        if device != "interp":
+        if device not in (None, "interp"):
             return call(self, *args, device=device, **kwargs)
         named = {k: v for k, v in kwargs.items()}
         copies = [_snapshot(a) for a in args]

@@ -1,7 +1,8 @@
 """``@tilevm.kernel``: a Python function compiled to Tile IR, callable on host arrays.
 
 ``kernel.ir(**constants)`` returns the verified Tile IR for those constants (cached);
-``kernel(*args, device="interp", **constants)`` checks and binds the arguments and runs it.
+``kernel(*args, device=None, **constants)`` checks and binds the arguments and runs it: on the
+CPU backend by default for host arrays (DESIGN §5), on the interpreter with ``device="interp"``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from tilevm.frontend.diagnostics import CompileError, internal_error
 from tilevm.ir.tile.printer import print_stmt
 from tilevm.ir.tile.program import Kernel
 
-__all__ = ["KernelFunction", "kernel"]
+__all__ = ["DEFAULT_DEVICE", "KernelFunction", "kernel"]
+
+# Host arrays run through the lowering on the CPU backend unless the call names a device.
+DEFAULT_DEVICE = "cpu"
 
 
 class KernelFunction:
@@ -69,8 +73,8 @@ class KernelFunction:
         """Run the kernel on ``args`` (written in place); tensor and scalar arguments may also be
         given by name (``k(x, y=out)``), the other keywords are constants.
 
-        ``device`` is ``"interp"`` (the reference interpreter, the default), ``"cpu"`` (the
-        lowered kernel on the CPU backend) or another device registered with
+        ``device`` is ``"cpu"`` (the lowered kernel on the CPU backend: the default for host
+        arrays), ``"interp"`` (the reference interpreter) or another device registered with
         :func:`tilevm.frontend.devices.register_device`. Argument errors name the argument.
         """
         from tilevm.frontend.arguments import bind_arguments
@@ -78,7 +82,7 @@ class KernelFunction:
 
         args, constants = self._by_name(args, constants)
         kernel = self.ir(**constants)
-        device = device or "interp"
+        device = device or DEFAULT_DEVICE
         runner = runner_for(device)
         bound = bind_arguments(kernel, args)
         try:

@@ -14,13 +14,28 @@ from typing import Any
 from tilevm.frontend.devices import register_device
 from tilevm.ir.dtypes import DType
 from tilevm.ir.host_tensor import HostTensor
+from tilevm.ir.tile.ops import dot_rule
+from tilevm.ir.tile.program import Instr, walk
 
 __all__ = ["compiled_for_cpu", "run_on_cpu", "scalar_argument"]
 
 _memo: dict[tuple[int, Any], tuple[Any, Any, Any]] = {}
 _lock = threading.Lock()
-# The lowering targets the most conservative GPU: the CPU runs the same Thread IR an sm_80 runs.
+# The lowering targets the most conservative GPU that has every instruction the kernel uses: the
+# CPU runs the same Thread IR that GPU runs (sm_89 for the fp8 tensor-core dot).
 CPU_TARGET = 80
+
+
+def cpu_target(kernel: Any) -> int:
+    """The SM version the CPU backend lowers ``kernel`` (Tile IR) for: :data:`CPU_TARGET`, or the
+    lowest one that has each of its ``dot`` instructions."""
+    target = CPU_TARGET
+    for s in walk(kernel.body):
+        if isinstance(s, Instr) and s.op == "dot":
+            rule = dot_rule(s.args[0].type.dtype, s.args[1].type.dtype,
+                            s.attr("precision") or "ieee")
+            target = max(target, rule.min_sm)
+    return target
 
 
 def compiled_for_cpu(kernel: Any, spec: Any) -> tuple[Any, Any]:
@@ -34,7 +49,7 @@ def compiled_for_cpu(kernel: Any, spec: Any) -> tuple[Any, Any]:
     from tilevm.backend.cpu import compile_kernel
     from tilevm.backend.lower import lower
 
-    lowered = lower(kernel, CPU_TARGET, spec)
+    lowered = lower(kernel, cpu_target(kernel), spec)
     executable = compile_kernel(lowered.thread)
     with _lock:
         _memo[key] = (kernel, lowered, executable)  # the kernel is kept: its id stays unique

@@ -9,9 +9,10 @@ summed by one warp in increasing k (the per-chunk contract of DESIGN §3). An au
 accumulator's layout chooses Q (it must divide by the C fragment).
 
 The operands follow from Q: warp w needs the A rows and the B columns of its atoms, for every K
-atom. So ``A = (reduce(Q, N) * local(1, K/k)) * A_frag`` and ``B = (reduce(Q, M) * local(K/k, 1))
-* B_frag``: a warp's local atoms of A are its M atoms (in Q's order) times the K atoms, and the
-threads that split N in C hold replicas of A (and those that split M replicas of B).
+atom. So ``A = (reduce(Q, N) * local(1, K/s)) * A_half`` and ``B = (reduce(Q, M) * local(K/s, 1)) *
+B_half``, with ``s`` half the atom's K (:class:`DotShape`): a warp's local atoms of A are its M
+atoms (in Q's order) times the K steps, and the threads that split N in C hold replicas of A (and
+those that split M replicas of B).
 
 A ``dot`` in f32 with ``precision="ieee"`` has no tensor-core atom: each thread computes its own
 accumulator elements by a sequential ``fma`` over k, so it holds whole rows of A and whole columns
@@ -24,29 +25,33 @@ import math
 from dataclasses import dataclass
 
 from tilevm.backend.lower.default_layouts import blocked_layout
-from tilevm.backend.lower.errors import lowering_error
 from tilevm.ir.layout import algebra
-from tilevm.ir.layout.algebra import local, replicated, spatial
+from tilevm.ir.layout.algebra import column_spatial, local, replicated, spatial
 from tilevm.ir.layout.fragments import mma_fragment
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.tile.ops import DotRule
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["DotShape", "accumulator_layout", "check_dot_shape", "dot_shape", "operand_layouts",
-           "quotient", "warp_tiling"]
+__all__ = ["DotShape", "accumulator_layout", "dot_shape", "operand_layouts", "padded_shape",
+           "quotient", "warp_tiling", "whole_atoms"]
 
 _ATOM_K = {"m16n8k16": 16, "m16n8k32": 32, "m16n8k8": 8}
 
 
 @dataclass(frozen=True)
 class DotShape:
-    """The atom of one ``dot``: its instruction (``None`` for the fma path), the atom's M, N, K
-    and the three fragment layouts (1×1 locals for the fma path)."""
+    """The atom of one ``dot``: its instruction (``None`` for the fma path), the atom's M, N and K,
+    the K step of the operand layouts (half the atom's K; 1 for the fma path), and the fragment
+    layouts: C's, and A's and B's for one K step (*half fragments*: the instruction's A fragment
+    is ``local(1, 2) * a``, its B fragment ``local(2, 1) * b``). Laying operands out in half
+    fragments lets a K that is an odd number of half atoms run, its last ``mma`` reading zeros
+    for the missing half: zero products leave each chunk's exact sum as it is."""
 
     instruction: str | None
     m: int
     n: int
     k: int
+    k_step: int
     a: RegisterLayout
     b: RegisterLayout
     c: RegisterLayout
@@ -56,24 +61,29 @@ def dot_shape(rule: DotRule) -> DotShape:
     """The atom a ``dot`` under ``rule`` is computed in."""
     if rule.instruction is None:
         one = local(1, 1)
-        return DotShape(None, 1, 1, 1, one, one, one)
-    a_type = rule.ptx_types[0] if rule.ptx_types else rule.a
+        return DotShape(None, 1, 1, 1, 1, one, one, one)
     k = _ATOM_K[rule.instruction]
-    return DotShape(rule.instruction, 16, 8, k, mma_fragment(rule.instruction, a_type, "a"),
-                    mma_fragment(rule.instruction, a_type, "b"),
+    inner = k // 8  # consecutive K elements per 32-bit register: 2 (16-bit), 4 (8-bit), 1 (tf32)
+    a_type = rule.ptx_types[0] if rule.ptx_types else rule.a
+    # PTX ISA, "Matrix Fragments for mma.m16n8k*": a_i sits at row g + 8·(i // inner % 2) and
+    # the K half i // (2·inner); b_i at K half i // inner; the half fragments drop the K halves.
+    a = local(2, 1) * spatial(8, 4) * local(1, inner)
+    b = column_spatial(4, 8) * local(inner, 1)
+    return DotShape(rule.instruction, 16, 8, k, k // 2, a, b,
                     mma_fragment(rule.instruction, a_type, "c"))
 
 
-def check_dot_shape(s: Instr, atom: DotShape) -> None:
-    """Raise a :class:`~tilevm.backend.lower.errors.LoweringError` at the ``dot``'s line when its
-    M, N or K is not a whole number of atoms."""
+def padded_shape(s: Instr, atom: DotShape) -> tuple[int, int, int]:
+    """``(M, N, K)`` of a ``dot`` rounded up to whole atoms (K to whole K steps)."""
     (m, k), n = s.args[0].type.shape, s.args[1].type.shape[1]
-    for what, size, unit in (("M", m, atom.m), ("N", n, atom.n), ("K", k, atom.k)):
-        if size % unit:
-            raise lowering_error(
-                f"dot: {what} = {size} is not a multiple of {unit}, the {atom.instruction} "
-                f"atom's {what}; pad the tile to a multiple of {unit} (a load with the default "
-                f"bounds mask fills the padding with zeros)", s.loc)
+    return -(-m // atom.m) * atom.m, -(-n // atom.n) * atom.n, -(-k // atom.k_step) * atom.k_step
+
+
+def whole_atoms(s: Instr, atom: DotShape) -> bool:
+    """Whether a ``dot``'s M, N and K are whole numbers of atoms (K: of K steps); otherwise it is
+    computed on zero-padded copies of its operands (:mod:`~tilevm.backend.lower.rules_dot`)."""
+    (m, k), n = s.args[0].type.shape, s.args[1].type.shape[1]
+    return padded_shape(s, atom) == (m, n, k)
 
 
 def warp_tiling(m_atoms: int, n_atoms: int, warps: int) -> tuple[int, int]:
@@ -117,7 +127,7 @@ def operand_layouts(acc: RegisterLayout, k: int, atom: DotShape
     reads without moving data between warps. Raises ``ValueError`` when ``acc`` does not divide
     by the atom's C fragment."""
     q = quotient(acc, atom)
-    k_atoms = k // atom.k
-    a = (algebra.reduce(q, [1], keepdims=True) * local(1, k_atoms)) * atom.a
-    b = (algebra.reduce(q, [0], keepdims=True) * local(k_atoms, 1)) * atom.b
+    steps = k // atom.k_step
+    a = (algebra.reduce(q, [1], keepdims=True) * local(1, steps)) * atom.a
+    b = (algebra.reduce(q, [0], keepdims=True) * local(steps, 1)) * atom.b
     return a, b

@@ -39,9 +39,9 @@ from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.dot_layouts import (
     DotShape,
     accumulator_layout,
-    check_dot_shape,
     dot_shape,
     operand_layouts,
+    whole_atoms,
 )
 from tilevm.backend.lower.errors import lowering_error
 from tilevm.ir.layout import algebra
@@ -193,10 +193,8 @@ class _Inference:
             elif s.op == "load" and s.args[0].type.scope == "global":
                 self.propose(s.result, self.blocked(s.result), GLOBAL,
                              f"global load{_where(s.loc)}")
-            elif s.op == "dot":
-                atom = _dot_atom(s)
-                check_dot_shape(s, atom)
-                self.propose(s.result, accumulator_layout(tuple(s.result.type.shape), atom,
+            elif s.op == "dot" and _tensor_core_dot(s):
+                self.propose(s.result, accumulator_layout(tuple(s.result.type.shape), _dot_atom(s),
                                                           self.warps), DOT, f"dot{_where(s.loc)}")
         for p in self.kernel.params:
             if _is_tile(p):  # parameters are global: never register tiles
@@ -271,7 +269,7 @@ class _Inference:
             elif s.op == "bitcast" and _is_tile(s.args[0]):
                 a, b = s.args[0].type.dtype.nbits, r.type.dtype.nbits
                 self.follow(s.args[0], r, lambda x: _bitcast_backward(x, a, b))
-            elif s.op == "dot":
+            elif s.op == "dot" and _tensor_core_dot(s):
                 self.follow(s.args[2], r, lambda x: x)
                 operands = _try(_dot_operands, s, self.get(r).layout)
                 if operands is not None:
@@ -314,6 +312,12 @@ class _Inference:
         return Inferred(replace(self.kernel, body=body), rewriter.conversions,
                         {name: f"{c.origin}, {PRIORITY_NAMES[c.priority]}"
                          for name, c in self.choice.items()})
+
+
+def _tensor_core_dot(s: Instr) -> bool:
+    """A ``dot`` that runs on tensor-core atoms in registers (not padded, not the fma path)."""
+    atom = _dot_atom(s)
+    return atom.instruction is not None and whole_atoms(s, atom)
 
 
 def _dot_atom(s: Instr) -> DotShape:
@@ -402,7 +406,7 @@ class _Rewriter:
                                    "broadcast operand", out)
         elif s.op == "atomic" and _is_tile(s.args[1]) and want is not None:
             args[1] = self.convert(s.args[1], want, s.loc, "atomic value", out)
-        elif s.op == "dot":
+        elif s.op == "dot" and _tensor_core_dot(s):
             try:
                 operands = _dot_operands(s, want)
             except ValueError as e:

@@ -477,7 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen steps; the sass step in a child process unless this is that child."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    command = os.environ.get(_COMMAND) or " ".join(["python bench/w4a16_vs_triton.py", *argv])
+    # The environment that changes what is measured belongs to the command.
+    settings = [f"{name}={os.environ[name]}" for name in ("TILEVM_CPU_THREADS",)
+                if name in os.environ]
+    command = os.environ.get(_COMMAND) or " ".join(
+        [*settings, "python bench/w4a16_vs_triton.py", *argv])
     triton_tile = (triton_w4a16.BLOCK_M, triton_w4a16.BLOCK_N, triton_w4a16.NUM_WARPS)
     if triton_tile != (TILE["bm"], TILE["bn"], TILE["warps"]):
         raise SystemExit("the Triton kernel's tile configuration differs from tilevm's example")

@@ -84,7 +84,8 @@ FORMS = [("f16", "f16", "f32"), ("f16", "f16", "f16"), ("bf16", "bf16", "f32"),
 
 def mma_fragments(a_name: str, b_name: str, c_name: str) -> Kernel:
     """``(a, bt, c, d)``, one warp: ``d = a·b + c`` by one ``mma.sync`` with ``a`` 16xK
-    row-major, ``bt`` = bᵀ (8xK row-major), ``c``/``d`` 16x8 row-major. Each lane loads its
+    row-major, ``bt`` = bᵀ (8xK row-major), ``c``/``d`` 16x8 row-major (f32 operands go through
+    ``cvt.rna.tf32.f32`` into the m16n8k8 tf32 form). Each lane loads its
     fragment words where the ISA's fragment tables put them: with ``g = lane / 4``,
     ``t = lane % 4`` and 32-byte rows of A and bᵀ, A's register r is word ``t + 4(r / 2)`` of row
     ``g + 8(r % 2)``, B's register r word ``t + 4r`` of row ``g`` of bᵀ, and C's element j is at
@@ -100,10 +101,15 @@ def mma_fragments(a_name: str, b_name: str, c_name: str) -> Kernel:
         offset = kb.add(kb.mul(g, row_bytes, type=U32), kb.mul(t, lane_bytes, type=U32), type=U32)
         return kb.add(base, kb.cvt(offset, U64))
 
+    def word(at, offset: int):
+        if atype != "tf32":
+            return kb.ld("global", at, B32, offset=offset)
+        # f32 operands become tf32 words through cvt.rna.tf32.f32, as precision="tf32" says
+        return kb.mov(kb.cvt_tf32(kb.ld("global", at, F32, offset=offset)), B32)
+
     a_at, b_at = address(a, 32, 4), address(bt, 32, 4)
-    afrag = kb.pack([kb.ld("global", a_at, B32, offset=256 * (r % 2) + 16 * (r // 2))
-                     for r in range(4)])
-    bfrag = kb.pack([kb.ld("global", b_at, B32, offset=16 * r) for r in range(2)])
+    afrag = kb.pack([word(a_at, 256 * (r % 2) + 16 * (r // 2)) for r in range(4)])
+    bfrag = kb.pack([word(b_at, 16 * r) for r in range(2)])
     if ctype == "f16":  # two registers of two halves: rows g and g + 8, columns 2t and 2t + 1
         c_at, d_at = address(c, 16, 4), address(d, 16, 4)
         cfrag = kb.pack([kb.ld("global", c_at, B32, offset=128 * q) for q in range(2)])
@@ -159,8 +165,8 @@ def operands(rng: np.random.Generator, name: str, shape: tuple[int, int], trial:
         specials = [np.inf, -np.inf, np.nan, 0.0, -0.0, tiny, -tiny]
         x[rng.integers(0, shape[0], 6), rng.integers(0, shape[1], 6)] = rng.choice(specials, 6)
     x = x.astype(np_type)
-    if name == "f32":  # tf32 values (low 13 bits zero): the mma reads exactly them
-        x = (x.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+    if name == "f32" and trial == 1:  # ties for tf32: the low 13 bits 0x1000
+        x = ((x.view(np.uint32) & np.uint32(0xFFFFE000)) | np.uint32(0x1000)).view(np.float32)
     return x
 
 

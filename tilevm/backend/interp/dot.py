@@ -85,15 +85,17 @@ def round_to_tf32(bits: np.ndarray) -> np.ndarray:
     to nearest with ties away from zero, kept as an f32 pattern whose low 13 bits are zero.
 
     The exponent range is f32's: subnormals round on the same grid (multiples of 2^-136), and a
-    value from (2 - 2^-11)·2^127 up becomes ±inf (the ISA's IEEE rounding; only ``.satfinite``
-    would clamp). ±inf stay; a NaN stays a NaN (its payload is not part of the contract).
+    value from (2 - 2^-11)·2^127 up becomes ±inf (IEEE rounding; only ``.satfinite`` would clamp).
+    The ISA says no more than "rna" for inf and NaN; as ptxas compiles the instruction for sm_80
+    to sm_90 (and as ``mma`` reads a tf32 operand: its low 13 bits ignored) they lose their low 13
+    bits: ±inf stay, a NaN stays a NaN unless its payload lies only there, when it becomes ±inf.
     """
     bits = np.asarray(bits).astype(np.uint32)
-    special = (bits & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
+    finite = (bits & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
     # Adding half a tf32 ulp to the magnitude bits and truncating rounds ties away from zero; a
     # carry moves into the exponent (up to inf) as the value demands.
-    rounded = (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)
-    return np.where(special, bits, rounded)
+    rounded = np.where(finite, bits + np.uint32(0x1000), bits)
+    return rounded & np.uint32(0xFFFFE000)
 
 
 def _fma_chain(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

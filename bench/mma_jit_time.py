@@ -4,8 +4,10 @@ values of N (the fastest of a few runs each); the difference between the two, di
 difference of N, is the JIT cost of one ``mma.sync`` statement (the fixed cost of the module and
 its helpers cancels).
 
-Usage: ``python bench/mma_jit_time.py [--n 16 64] [--form m16n8k16:f16:f32 ...]``. The aim is at
-most 0.5 ms per ``mma.sync`` statement.
+Usage: ``python bench/mma_jit_time.py [--n 16 240] [--form m16n8k16:f16:f32 ...] [--repeat 3]``.
+The same is printed for the straight-line statements of ``bench/jit_time.py`` (integer, bit and
+f32 arithmetic), the machine's yardstick: JIT time varies several-fold with a shared machine's
+load. The aim is at most 0.5 ms per ``mma.sync`` statement.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # jit_time, the yardstick
 
 FORMS = ("m16n8k16:f16:f32", "m16n8k16:f16:f16", "m16n8k32:s8:s32", "m16n8k32:e4m3:f32",
          "m16n8k8:tf32:f32")
@@ -60,7 +63,7 @@ def jit_seconds(kernel) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs=2, default=(16, 64), help="the two chain lengths")
+    ap.add_argument("--n", type=int, nargs=2, default=(16, 240), help="the two chain lengths")
     ap.add_argument("--form", nargs="*", default=list(FORMS), help="shape:atype:ctype")
     ap.add_argument("--repeat", type=int, default=3, help="runs per kernel; the fastest counts")
     args = ap.parse_args(argv)
@@ -71,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         per = 1000 * (t_large - t_small) / (large - small)
         print(f"{form:>18}: N={small} {t_small:.3f} s, N={large} {t_large:.3f} s (CPU), "
               f"{per:.3f} ms per mma.sync statement")
+    from jit_time import straight_line
+
+    (k_small, n_small), (k_large, n_large) = straight_line(4 * small), straight_line(4 * large)
+    t_small = min(jit_seconds(k_small) for _ in range(args.repeat))
+    t_large = min(jit_seconds(k_large) for _ in range(args.repeat))
+    per = 1000 * (t_large - t_small) / (n_large - n_small)
+    print(f"{'straight-line':>18}: {n_small} statements {t_small:.3f} s, {n_large} {t_large:.3f} s "
+          f"(CPU), {per:.3f} ms per statement")
     return 0
 
 

@@ -1,7 +1,7 @@
 """LLVM emission of warp collectives and special registers: ``shfl.sync``, ``vote.sync``,
-``activemask``, ``bar.warp.sync``, ``ldmatrix``, ``mma.sync`` (through the exact helper
-``tv_mma``), and ``sreg``. The fragment placements follow the PTX ISA tables quoted in
-:mod:`tilevm.ir.thread.intrinsics.warp`."""
+``activemask``, ``bar.warp.sync``, ``ldmatrix``, ``mma.sync`` (one call of the exact helper
+``tv_mma`` on the raw fragment words), and ``sreg``. The fragment placements follow the PTX ISA
+tables quoted in :mod:`tilevm.ir.thread.intrinsics.warp`."""
 
 from __future__ import annotations
 
@@ -219,9 +219,11 @@ def _gather_i(cg: Any, addr64: ir.Value, lt: ir.Type, align: int) -> ir.Value:
 
 @_op("mma.sync")
 def _mma(cg: Any, s: Instr) -> list[ir.Value]:
-    """One call of ``tv_mma`` (helpers_ir.py) on the raw fragment words: the registers are
-    stored as they are, the helper decodes, multiplies, sums exactly and rounds once, and
-    ``d``'s registers are loaded back (JIT time stays a few instructions per statement)."""
+    """One call of ``tv_mma_regs_f`` / ``tv_mma_regs_i`` (helpers_ir.py) with the fragment
+    registers as the warp holds them (A and B as words, C as f32 or word vectors) and the type
+    codes; the helper's ``tv_mma`` decodes, multiplies, sums exactly and rounds once, and D's
+    registers come back as the call's value. A statement is the call and a few casts (about 10
+    LLVM instructions; ``bench/mma_jit_time.py`` measures its JIT time)."""
     b, L = cg.b, cg.L
     atype = s.mod("atype")
     c, d_type = s.args[2], s.dst.type

@@ -1,8 +1,9 @@
-"""Scalar helper functions of the CPU backend, written as LLVM IR text and linked into every
-kernel module: the deferred ``cp.async`` queues, the exact ``mma.sync`` accumulation, and
-``tv_map_f64``, which applies a C library function ``double f(double)`` to the 32 lanes of a
-buffer in place, with a table of exceptions (the ``.approx`` transcendentals: one call and a loop
-instead of 32 libcalls expanded at every use).
+"""Scalar helper functions of the CPU backend, written as LLVM IR text and linked into the
+kernel modules (``helpers_for``: the mma helpers only into modules that call them): the deferred
+``cp.async`` queues, the exact ``mma.sync`` accumulation, and ``tv_map_f64``, which applies a C
+library function ``double f(double)`` to the 32 lanes of a buffer in place, with a table of
+exceptions (the ``.approx`` transcendentals: one call and a loop instead of 32 libcalls expanded
+at every use).
 
 cp.async queue of one lane (``CPA_LANE_BYTES`` bytes): ``[count i32][commits i32]`` then
 ``CPA_CAPACITY`` entries of ``[dst i32][size i32][src_size i32][group i32][src i64]``. A copy
@@ -22,7 +23,7 @@ are summed again in a 640-bit fixed-point accumulator with 2^-300 resolution (tf
 from __future__ import annotations
 
 __all__ = ["CPA_CAPACITY", "CPA_LANE_BYTES", "HELPERS_IR", "TV_MMA_ACCUMULATOR_CODES",
-           "TV_MMA_INPUT_CODES"]
+           "TV_MMA_INPUT_CODES", "helpers_for"]
 
 # A thread may have this many copies pending (GPUs set no limit; a pipeline of a few stages
 # that falls back to 4-byte copies can reach a hundred).
@@ -34,10 +35,9 @@ CPA_LANE_BYTES = 8 + CPA_CAPACITY * CPA_ENTRY_BYTES
 TV_MMA_INPUT_CODES = {"f16": 0, "bf16": 1, "tf32": 2, "e4m3": 3, "e5m2": 4, "s8": 5, "u8": 6}
 TV_MMA_ACCUMULATOR_CODES = {"f32": 0, "f16": 1, "s32": 2}
 
-HELPERS_IR = r"""
+_BASE_IR = r"""
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
-declare i640 @llvm.ctlz.i640(i640, i1)
 
 define internal ptr @tv_cpa_lane(ptr %q, i32 %lane) {
   %off = mul i32 %lane, LANE_BYTES
@@ -141,6 +141,58 @@ done:
   store i32 %j, ptr %lq, align 4
   ret void
 }
+
+
+; x[i] = f(x[i]) for the 32 lanes of a warp vector of doubles, except where x[i] is one of the n
+; inputs of the table (pairs of doubles (input, result), sorted by input): there the table's
+; result (found by binary search; a NaN input finds nothing)
+define void @tv_map_f64(ptr %f, ptr %x, ptr %table, i32 %n) {
+entry:
+  br label %head
+head:
+  %i = phi i32 [0, %entry], [%i1, %next]
+  %more = icmp ult i32 %i, 32
+  br i1 %more, label %body, label %done
+body:
+  %p = getelementptr double, ptr %x, i32 %i
+  %v = load double, ptr %p, align 8
+  %r = call double %f(double %v)
+  br label %search
+search:
+  %lo = phi i32 [0, %body], [%lo1, %step]
+  %hi = phi i32 [%n, %body], [%hi1, %step]
+  %left = icmp ult i32 %lo, %hi
+  br i1 %left, label %probe, label %next
+probe:
+  %sum = add i32 %lo, %hi
+  %mid = lshr i32 %sum, 1
+  %k2 = shl i32 %mid, 1
+  %pin = getelementptr double, ptr %table, i32 %k2
+  %in = load double, ptr %pin, align 8
+  %hit = fcmp oeq double %in, %v
+  br i1 %hit, label %found, label %step
+step:
+  %below = fcmp olt double %in, %v
+  %mid1 = add i32 %mid, 1
+  %lo1 = select i1 %below, i32 %mid1, i32 %lo
+  %hi1 = select i1 %below, i32 %hi, i32 %mid
+  br label %search
+found:
+  %pout = getelementptr double, ptr %pin, i32 1
+  %out = load double, ptr %pout, align 8
+  br label %next
+next:
+  %final = phi double [%r, %search], [%out, %found]
+  store double %final, ptr %p, align 8
+  %i1 = add i32 %i, 1
+  br label %head
+done:
+  ret void
+}
+"""
+
+_MMA_IR = r"""
+declare i640 @llvm.ctlz.i640(i640, i1)
 
 ; exact f64 -> fixed point with 2^-300 resolution (the value must be finite and a multiple of it)
 define internal i640 @tv_fix(double %p) {
@@ -566,53 +618,6 @@ define internal double @tv_mma_product(ptr %Av, ptr %Bv, i32 %k, i32 %arl, i32 %
 }
 
 declare double @llvm.fabs.f64(double)
-
-; x[i] = f(x[i]) for the 32 lanes of a warp vector of doubles, except where x[i] is one of the n
-; inputs of the table (pairs of doubles (input, result), sorted by input): there the table's
-; result (found by binary search; a NaN input finds nothing)
-define void @tv_map_f64(ptr %f, ptr %x, ptr %table, i32 %n) {
-entry:
-  br label %head
-head:
-  %i = phi i32 [0, %entry], [%i1, %next]
-  %more = icmp ult i32 %i, 32
-  br i1 %more, label %body, label %done
-body:
-  %p = getelementptr double, ptr %x, i32 %i
-  %v = load double, ptr %p, align 8
-  %r = call double %f(double %v)
-  br label %search
-search:
-  %lo = phi i32 [0, %body], [%lo1, %step]
-  %hi = phi i32 [%n, %body], [%hi1, %step]
-  %left = icmp ult i32 %lo, %hi
-  br i1 %left, label %probe, label %next
-probe:
-  %sum = add i32 %lo, %hi
-  %mid = lshr i32 %sum, 1
-  %k2 = shl i32 %mid, 1
-  %pin = getelementptr double, ptr %table, i32 %k2
-  %in = load double, ptr %pin, align 8
-  %hit = fcmp oeq double %in, %v
-  br i1 %hit, label %found, label %step
-step:
-  %below = fcmp olt double %in, %v
-  %mid1 = add i32 %mid, 1
-  %lo1 = select i1 %below, i32 %mid1, i32 %lo
-  %hi1 = select i1 %below, i32 %hi, i32 %mid
-  br label %search
-found:
-  %pout = getelementptr double, ptr %pin, i32 1
-  %out = load double, ptr %pout, align 8
-  br label %next
-next:
-  %final = phi double [%r, %search], [%out, %found]
-  store double %final, ptr %p, align 8
-  %i1 = add i32 %i, 1
-  br label %head
-done:
-  ret void
-}
 """
 
 
@@ -642,7 +647,14 @@ def _mma_register_entry(name: str, acc: str) -> str:
     return "\n".join(lines)
 
 
-HELPERS_IR = (HELPERS_IR.replace("LANE_BYTES", str(CPA_LANE_BYTES))
-              .replace("CAPACITY", str(CPA_CAPACITY))
-              .replace("TV_MMA_REGISTER_ENTRIES\n", _mma_register_entry("tv_mma_regs_i", "i32")
-                       + _mma_register_entry("tv_mma_regs_f", "float")))
+_BASE_IR = _BASE_IR.replace("LANE_BYTES", str(CPA_LANE_BYTES)).replace("CAPACITY",
+                                                                      str(CPA_CAPACITY))
+_MMA_IR = _MMA_IR.replace("TV_MMA_REGISTER_ENTRIES\n", _mma_register_entry("tv_mma_regs_i", "i32")
+                          + _mma_register_entry("tv_mma_regs_f", "float"))
+HELPERS_IR = _BASE_IR + _MMA_IR
+
+
+def helpers_for(module_text: str) -> str:
+    """The helpers a kernel module needs: every one but the mma helpers, and those too when the
+    module calls ``tv_mma`` (each helper costs JIT time in every module it is linked into)."""
+    return HELPERS_IR if "tv_mma" in module_text else _BASE_IR

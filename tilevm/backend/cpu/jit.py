@@ -89,12 +89,12 @@ def _environment_key() -> str:
 
 
 def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
-    from tilevm.backend.cpu.helpers_ir import HELPERS_IR
+    from tilevm.backend.cpu.helpers_ir import helpers_for
 
     llvm = _llvm()
     text, layout = generate(kernel, llvm.get_process_triple())
     mod = llvm.parse_assembly(text)
-    helpers = llvm.parse_assembly(HELPERS_IR)
+    helpers = llvm.parse_assembly(helpers_for(text))
     helpers.triple = mod.triple
     mod.link_in(helpers)
     mod.verify()

@@ -238,20 +238,22 @@ class Mma(Intrinsic):
 
     Registers: ``a`` is ``b32v4`` (8 16-bit, 16 8-bit or 4 tf32 elements per lane), ``b`` is
     ``b32v2``, ``c``/``d`` are ``f32v4`` / ``s32v4``, or for an f16 accumulator the ISA's two
-    ``.f16x2`` registers, ``f16x2v2`` (any 32-bit-element vector of two, e.g. ``b32v2``, may stand
-    for it). With ``g = lane // 4``, ``t = lane % 4`` and ``p`` elements per 32-bit register
-    (2 for 16-bit types, 4 for 8-bit, 1 for tf32; ``K = 8p``), element ``i`` of register ``r`` of
-    a lane (PTX element index ``p·r + i``) is: A at row ``g + 8·(r % 2)``, column
-    ``p·t + i + (K/2)·(r // 2)``; B at row ``p·t + i + (K/2)·r``, column ``g``; C/D element
-    ``c_j`` (register ``j``, or half ``j % 2`` of register ``j // 2`` for f16) at row
-    ``g + 8·(j // 2)``, column ``2t + j % 2``.
+    ``.f16x2`` registers, ``f16x2v2`` (a ``b32v2`` may stand for it; printed as two ``"r"``
+    operands in braces, as the ISA's ``{%Rd0, %Rd1}``). With ``g = lane // 4``, ``t = lane % 4``
+    and ``p`` elements per 32-bit register (2 for 16-bit types, 4 for 8-bit, 1 for tf32;
+    ``K = 8p``), element ``i`` of register ``r`` of a lane (PTX element index ``p·r + i``) is: A
+    at row ``g + 8·(r % 2)``, column ``p·t + i + (K/2)·(r // 2)``; B at row
+    ``p·t + i + (K/2)·r``, column ``g``; C/D element ``c_j`` (register ``j``, or half ``j % 2``
+    of register ``j // 2`` for f16) at row ``g + 8·(j // 2)``, column ``2t + j % 2``.
 
     Values: an f16/bf16/fp8 element is its IEEE (``e5m2``) or OCP ``fn`` (``e4m3``: no inf,
     S.1111.111 is NaN) value. A ``tf32`` register is an f32 pattern of which the tensor core reads
-    the high 19 bits (sign, exponent, 10 mantissa bits): the ISA calls tf32's layout
-    implementation-defined and produces it with ``cvt.rna.tf32.f32``, which leaves the low 13
-    bits zero; CUTLASS's conversion adds 0x1000 and leaves them for the tensor core to drop, so
-    tilevm ignores them (truncation toward zero of an f32 given as tf32). Integer forms take no
+    the high 19 bits (sign, exponent, 10 mantissa bits), ignoring the low 13: the ISA calls
+    tf32's internal layout "implementation defined" and makes tf32 with ``cvt.rna.tf32.f32``,
+    which leaves them zero (ptxas: ``LOP3 & 0xffffe000``); ptxas hands an mma operand register
+    to ``HMMA.1688.F32.TF32`` unmasked, and converters that only add 0x1000 (e.g. tilelang's)
+    rely on the tensor core dropping them. So an f32 given as tf32 is truncated toward zero (a
+    NaN whose payload lies in the low bits reads as inf). Integer forms take no
     ``.satfinite``: "If .satfinite is not specified, the accumulated value is wrapped", so ``d``
     is ``c + sum`` modulo 2^32.
 

@@ -3,13 +3,17 @@
 *Storage* is what a register holds between operations, and it keeps every bit pattern exactly
 (a load followed by a store changes nothing, NaN payloads included):
 
-- integers of up to 32 bits (``u1`` too): one ``u32``/``s32`` register per element holding the
-  value zero- or sign-extended from its width (*normalized*); 64-bit integers: ``u64``/``s64``;
-- ``f16``, ``bf16``, ``f32``, ``f64``: one register of that type;
-- the other floats of 8 bits (``f8e4m3fn``, ``f8e5m2``, ``f8e8m0fnu``…): one ``u32`` per element
-  holding the code;
-- types of 2 to 7 bits: *packed*, the thread's elements dense and LSB-first in ``b32`` words
-  (DESIGN §3), an element possibly straddling two words.
+- every type of 1 to 8 bits (``u1``…``u8``, ``i1``…``i8``, ``f4e2m1fn``, ``f8e4m3fn``,
+  ``f8e8m0fnu``…) is *packed*: the thread's elements dense and LSB-first in ``b32`` words
+  (DESIGN §3), an element possibly straddling two words (3, 5, 6 and 7 bits). Four bytes share a
+  word, so a thread's 8-bit elements are exactly the register fragments ``mma.sync`` takes, and
+  loads, stores and ``view`` of bytes move whole words;
+- wider integers of up to 32 bits: one ``u32``/``s32`` register per element holding the value
+  zero- or sign-extended from its width (*normalized*); 64-bit integers: ``u64``/``s64``;
+- ``f16``, ``bf16``, ``f32``, ``f64``: one register of that type.
+
+A block-uniform scalar is never packed (:func:`scalar_register_type`): an integer of at most 8 bits
+is its normalized value, a narrow float its code in a ``u32``.
 
 The *compute* type is where arithmetic happens: the storage type for integers and the four wide
 floats, ``f32`` for every narrower float (decoded exactly, rounded once when stored back).
@@ -40,8 +44,8 @@ _NATIVE_FLOATS = {"f16": F16, "bf16": BF16, "f32": F32, "f64": F64}
 
 
 def is_packed(dt: DType) -> bool:
-    """Whether a thread's elements of ``dt`` are packed into ``b32`` words (2 to 7 bits)."""
-    return 1 < dt.nbits < 8
+    """Whether a thread's elements of ``dt`` are packed into ``b32`` words (1 to 8 bits)."""
+    return dt.nbits <= 8
 
 
 def is_narrow_float(dt: DType) -> bool:
@@ -51,16 +55,16 @@ def is_narrow_float(dt: DType) -> bool:
 
 def storage_type(dt: DType) -> ScalarType:
     """The register type of one stored element (``b32`` words for packed types)."""
-    if is_packed(dt):
-        return B32
-    if is_narrow_float(dt):
-        return U32  # the code
-    return compute_type(dt)
+    # Every narrow float has at most 8 bits: it is packed, its elements are codes in words.
+    return B32 if is_packed(dt) else compute_type(dt)
 
 
 def scalar_register_type(dt: DType) -> ScalarType:
-    """The register type of a block-uniform scalar of ``dt``: its storage type, but a value of
-    2 to 7 bits stands alone (not packed), as its compute value."""
+    """The register type of a block-uniform scalar of ``dt``: its storage type, but a value of a
+    packed type stands alone: a narrow float as its code (``u32``), an integer as its normalized
+    value (its compute type)."""
+    if is_narrow_float(dt):
+        return U32
     return compute_type(dt) if is_packed(dt) else storage_type(dt)
 
 

@@ -3,7 +3,7 @@
 A thread visits its elements in groups (:mod:`~tilevm.backend.lower.access_plan`): one memory
 instruction of up to 128 bits per group. At the tensor's bounds a group that is only partly inside
 falls back to one access per element, under a per-element predicate (the fast path stays branch-
-free inside the tensor). Elements of 2 to 7 bits are addressed by bit: a group of whole bytes is
+free inside the tensor). Elements of 1 to 7 bits are addressed by bit: a group of whole bytes is
 one plain access; a single element is read from the byte(s) holding it and written by an atomic
 read-modify-write of its 32-bit word (``red.and`` then ``red.or``), so that threads and blocks
 writing neighbouring elements of one byte never lose each other's bits (DESIGN §3).

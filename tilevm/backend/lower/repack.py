@@ -53,7 +53,9 @@ def repack(ctx: LoweringContext, source: vals.TileValue, target: vals.TileValue)
     a, b = source.dtype.nbits, target.dtype.nbits
     total = source.count * a
     assert total == target.count * b, (source, target)
-    words = (total + 31) // 32 + 1  # a spare word: reads of a straddling element stay in range
+    words = (total + 31) // 32
+    if 32 % a or 32 % b:
+        words += 1  # a spare word: accesses of a straddling element stay in range
     if a == b and is_packed(source.dtype) == is_packed(target.dtype):
         if is_packed(source.dtype):
             with vals.locals_loop(kb, source.array.length, "w") as w:

@@ -1,7 +1,7 @@
 """The Thread IR form of Tile IR values, and element access.
 
 - :class:`TileValue`: a register tile. Each thread holds its ``layout.local_size`` elements in a
-  register array, one element per register, or packed into ``b32`` words for types of 2 to 7 bits
+  register array, one element per register, or packed into ``b32`` words for types of 1 to 8 bits
   (:mod:`~tilevm.backend.lower.dtype_map`).
 - :class:`ScalarValue`: a block-uniform scalar: the same register in every thread.
 - :class:`GlobalTensor`: a byte base address, a 64-bit element offset, sizes and element strides
@@ -23,7 +23,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from tilevm.backend.lower import scalar_math as sm
-from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
+from tilevm.backend.lower.dtype_map import (
+    is_narrow_float,
+    is_packed,
+    scalar_register_type,
+    storage_type,
+)
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.digits import local_digits
 from tilevm.ir.layout.register import RegisterLayout
@@ -358,8 +363,9 @@ def read_raw(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> 
 
 
 def from_raw(kb: KernelBuilder, raw: Operand, dt: DType) -> Operand:
-    """The storage form of a bit pattern (in the low bits of a u32/u64) of one element."""
-    t = storage_type(dt)
+    """The storage form of a bit pattern (in the low bits of a u32/u64) of one element: for a
+    packed type, the form a lone element (a scalar) takes (:func:`scalar_register_type`)."""
+    t = scalar_register_type(dt) if is_packed(dt) else storage_type(dt)
     if dt.nbits == 64:
         return kb.mov(raw, t) if t != U64 else raw
     if dt.name in ("f16", "bf16"):

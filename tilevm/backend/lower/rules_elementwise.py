@@ -4,22 +4,34 @@
 An operand of another shape is broadcast: layout inference gave it the result's layout reduced
 over the broadcast dimensions, so each thread holds the operand elements it needs, at the local
 index made of the result's local digits along the kept dimensions (:func:`operand_local`).
+
+A ``cast`` from a type of at most 8 bits to f16/bf16 whose operand is a tile in the result's
+layout converts whole words (:mod:`~tilevm.backend.lower.casts`): the loop goes over the thread's
+*groups* (the elements one conversion makes, a last partial group after the loop), each group's
+words are converted at once, and the rest of the fused run (scales, zero points: ``(q − z)·s``)
+runs element by element inside the group on the converted halves — still one loop, no register
+array in between. A multiply by ``cast(e8m0 → f16/bf16)`` builds the power of two from the code
+(:mod:`~tilevm.backend.lower.casts.e8m0_scale`) instead of decoding the e8m0 element.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
+from tilevm.backend.lower.casts import cast_words, group_size, group_words, has_word_cast
+from tilevm.backend.lower.casts.e8m0_scale import multiply_by_e8m0
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
 from tilevm.ir.layout.digits import layout_digits
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import S32, U32
-from tilevm.ir.thread.values import Const, Index, Operand
+from tilevm.ir.thread.types import B32, BF16, F16, S32, U16, U32
+from tilevm.ir.thread.values import Const, Index, Operand, RegArray
 from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS
-from tilevm.ir.tile.program import Instr, Var
+from tilevm.ir.tile.program import Instr, Kernel, Var, walk
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["ELEMENTWISE_OPS", "lower_fused", "operand_local"]
@@ -102,12 +114,7 @@ def lower_elementwise(ctx: LoweringContext, s: Instr) -> None:
             and ctx.can_alias(r.name, s.args[0].name)):
         ctx.bind(r, source)
         return
-    readers = [_reader(ctx, s, k) for k in range(len(s.args))]
-    compute = _compute(ctx, s)
-    tile = ctx.new_tile(r)
-    with vals.locals_loop(kb, tile.count) as i:
-        vals.write(kb, tile, i, compute([read(i) for read in readers]))
-    ctx.bind(r, tile)
+    lower_fused(ctx, [s], lambda name: True)
 
 
 def _to_compute(kb: object, value: Operand, dt: object) -> Operand:
@@ -119,34 +126,226 @@ def _to_compute(kb: object, value: Operand, dt: object) -> Operand:
     return value
 
 
+# -- which casts convert words, which multiplies add exponents ---------------------------------
+
+
+def _word_cast(ctx: LoweringContext, s: Instr) -> bool:
+    """``s`` is a cast from at most 8 bits to f16/bf16 of a tile in the result's layout and
+    shape, and :mod:`~tilevm.backend.lower.casts` has a sequence for it."""
+    if s.op != "cast":
+        return False
+    x, r = s.args[0], s.result
+    return (isinstance(x, Var) and isinstance(x.type, TensorType) and x.type.scope == "reg"
+            and x.type.layout == r.type.layout and tuple(x.type.shape) == tuple(r.type.shape)
+            and has_word_cast(x.type.dtype, r.type.dtype, ctx.target))
+
+
+_DEFINITIONS: weakref.WeakKeyDictionary[Kernel, dict[str, Instr]] = weakref.WeakKeyDictionary()
+
+
+def _definition(ctx: LoweringContext, x: object) -> Instr | None:
+    """The instruction that computes the variable ``x`` (None for parameters and constants)."""
+    if not isinstance(x, Var):
+        return None
+    defs = _DEFINITIONS.get(ctx.kernel)
+    if defs is None:
+        defs = {st.result.name: st for st in walk(ctx.kernel.body)
+                if isinstance(st, Instr) and st.result is not None}
+        _DEFINITIONS[ctx.kernel] = defs
+    return defs.get(x.name)
+
+
+def _is_e8m0_scale(d: Instr | None, dt: object) -> bool:
+    return (d is not None and d.op == "cast" and d.args[0].type.dtype.name == "f8e8m0fnu"
+            and d.result.type.dtype == dt)
+
+
+@dataclass
+class _Scaled:
+    """A multiply by ``cast(code: e8m0 → f16/bf16)``: the other operand's position and how to
+    read the code for the result's element ``i`` (given the results made for it so far)."""
+
+    other: int
+    cast: Instr
+    code: Callable[[Index, dict[str, Operand]], Operand]
+
+
+def _e8m0_multiplies(ctx: LoweringContext, run: list[Instr]) -> dict[int, _Scaled]:
+    """The multiplies of ``run`` that scale by an e8m0 code, by ``id``."""
+    inside = {st.result.name: st for st in run}
+    layout = run[0].result.type.layout
+    found: dict[int, _Scaled] = {}
+    for st in run:
+        dt = st.result.type.dtype
+        if st.op != "mul" or dt.name not in ("f16", "bf16"):
+            continue
+        for k, a in enumerate(st.args):
+            d = inside.get(a.name) if isinstance(a, Var) else None
+            d = d or _definition(ctx, a)
+            if not _is_e8m0_scale(d, dt):
+                continue
+            code = _code_reader(ctx, d, a, set(inside), layout)
+            if code is not None:
+                found[id(st)] = _Scaled(1 - k, d, code)
+                break
+    return found
+
+
+def _code_reader(ctx: LoweringContext, cast: Instr, used: Var, inside: set[str],
+                 layout: RegisterLayout) -> Callable[[Index, dict[str, Operand]], Operand] | None:
+    """How to read the e8m0 code under ``cast`` (whose result the multiply reads as ``used``) for
+    the multiply's element ``i``, or None where the code is not at hand in a matching layout."""
+    kb = ctx.kb
+    x = cast.args[0]
+    if isinstance(x, Var) and x.name in inside:
+        return lambda i, made: made[x.name]  # the code, computed earlier in the run
+    value = ctx.values.get(x.name) if isinstance(x, Var) else ctx.value(x)
+    if isinstance(value, vals.ScalarValue):
+        return lambda i, made: value.reg
+    if not isinstance(value, vals.TileValue):
+        return None
+    if cast.result.name in inside:  # the cast runs at element i: its operand is broadcast
+        shape = tuple(x.type.shape)
+        return lambda i, made: vals.read_storage(kb, value, operand_local(layout, shape, i))
+    if value.layout != used.type.layout or tuple(x.type.shape) != tuple(used.type.shape):
+        return None
+    shape = tuple(used.type.shape)  # the multiply reads the cast's element j = its code's
+    return lambda i, made: vals.read_storage(kb, value, operand_local(layout, shape, i))
+
+
+# -- the fused loop ----------------------------------------------------------------------------
+
+
 def lower_fused(ctx: LoweringContext, run: list[Instr], needed: Callable[[str], bool]) -> None:
     """A run of elementwise instructions whose results share one layout, in one loop over each
-    thread's elements: results used only later in the run stay registers of the loop body (no
-    register array, no second loop); ``needed(name)`` says which results are written out."""
-    kb = ctx.kb
-    count = run[0].result.type.layout.local_size
-    inside = {s.result.name for s in run}
-    tiles = {s.result.name: ctx.new_tile(s.result) for s in run if needed(s.result.name)}
-    readers = {(id(s), k): _reader(ctx, s, k) for s in run for k, a in enumerate(s.args)
-               if not (isinstance(a, Var) and a.name in inside)}
-    computes = [_compute(ctx, s) for s in run]
-    with vals.locals_loop(kb, count) as i:
-        made: dict[str, Operand] = {}
-        for s, compute in zip(run, computes, strict=True):
-            args = []
-            for k, a in enumerate(s.args):
-                if (id(s), k) in readers:
-                    args.append(readers[(id(s), k)](i))
-                    continue
-                moved = s.op in _MOVES and not (s.op == "where" and k == 0)
-                value = made[a.name]
-                args.append(value if moved else _to_compute(kb, value, a.type.dtype))
-            made[s.result.name] = compute(args)
-            if s.result.name in tiles:
-                vals.write(kb, tiles[s.result.name], i, made[s.result.name])
-    for s in run:
-        if s.result.name in tiles:
-            ctx.bind(s.result, tiles[s.result.name])
+    thread's elements (or its groups, see the module docstring): results used only later in the
+    run stay registers of the loop body (no register array, no second loop); ``needed(name)``
+    says which results are written out."""
+    inside: set[str] = set()
+    for k, s in enumerate(run):
+        if k and _word_cast(ctx, s) and s.args[0].name in inside:
+            # The cast converts the words of a tile: the run before it writes its operand out.
+            later = {a.name for t in run[k:] for a in t.args if isinstance(a, Var)}
+            lower_fused(ctx, run[:k], lambda name, later=later: needed(name) or name in later)
+            lower_fused(ctx, run[k:], needed)
+            return
+        inside.add(s.result.name)
+    _FusedRun(ctx, run, needed).lower()
+
+
+class _FusedRun:
+    """The loop of one run (see :func:`lower_fused`)."""
+
+    def __init__(self, ctx: LoweringContext, run: list[Instr], needed: Callable[[str], bool]
+                 ) -> None:
+        self.ctx, self.run, self.kb = ctx, run, ctx.kb
+        self.layout = run[0].result.type.layout
+        self.scaled = _e8m0_multiplies(ctx, run)
+        users: dict[str, list[Instr]] = {}
+        for s in run:
+            for a in s.args:
+                if isinstance(a, Var):
+                    users.setdefault(a.name, []).append(s)
+        # A scale cast that only multiplies by exponent is not computed.
+        self.dead = {sc.cast.result.name for sc in self.scaled.values()
+                     if not needed(sc.cast.result.name)
+                     and all(id(u) in self.scaled and self.scaled[id(u)].cast is sc.cast
+                             for u in users.get(sc.cast.result.name, []))}
+        self.tiles = {s.result.name: ctx.new_tile(s.result) for s in run
+                      if needed(s.result.name) and s.result.name not in self.dead}
+        made = {s.result.name for s in run}
+        self.readers = {(id(s), k): _reader(ctx, s, k) for s in run for k, a in enumerate(s.args)
+                        if not (isinstance(a, Var) and a.name in made)
+                        and not (id(s) in self.scaled and k != self.scaled[id(s)].other)}
+        words = [s for s in run if s.result.name not in self.dead and _word_cast(ctx, s)]
+        first = words[0].args[0].type.dtype if words else None
+        self.grouped = [s for s in words if group_size(s.args[0].type.dtype) == group_size(first)]
+        self.computes = {id(s): _compute(ctx, s) for s in run}
+
+    def lower(self) -> None:
+        kb = self.kb
+        count = self.layout.local_size
+        if not self.grouped:
+            with vals.locals_loop(kb, count) as i:
+                self.elements(i, {})
+        else:
+            group = group_size(self.grouped[0].args[0].type.dtype)
+            full, tail = divmod(count, group)
+            if full:
+                with vals.locals_loop(kb, full, "g") as g:
+                    self.group(g, group, group)
+            if tail:
+                self.group(full, group, tail)
+        for s in self.run:
+            if s.result.name in self.tiles:
+                self.ctx.bind(s.result, self.tiles[s.result.name])
+
+    def group(self, g: Index, group: int, count: int) -> None:
+        """Group ``g`` of ``group`` elements, of which the first ``count`` exist."""
+        kb = self.kb
+        halves: dict[str, RegArray] = {}
+        for s in self.grouped:
+            src = s.args[0].type.dtype
+            tile = self.ctx.tile(s.args[0])
+            nwords = group_words(src)
+            first = vals.scale(g, nwords)
+            words: list[Operand] = []
+            for k in range(nwords):
+                # A partial last group may lack its last words: their elements do not exist.
+                exists = not isinstance(first, int) or first + k < tile.array.length
+                words.append(tile.array[vals.plus(first, k)] if exists else Const(0, B32))
+            pairs = cast_words(kb, words, src, s.result.type.dtype, self.ctx.target)
+            array = kb.array(B32, len(pairs), name="halves")
+            for j, pair in enumerate(pairs):
+                kb.mov(pair, B32, out=array[j])
+            halves[s.result.name] = array
+        with vals.locals_loop(kb, count, "e") as e:
+            self.elements(vals.plus(vals.scale(g, group), e), {
+                name: _half(kb, array, e, self._dtype(name)) for name, array in halves.items()})
+
+    def _dtype(self, name: str) -> object:
+        return next(s.result.type.dtype for s in self.run if s.result.name == name)
+
+    def elements(self, i: Index, made: dict[str, Operand]) -> None:
+        """The run's instructions for the thread's element ``i`` (``made``: results already
+        computed for it)."""
+        for s in self.run:
+            name = s.result.name
+            if name in self.dead:
+                continue
+            if name not in made:
+                made[name] = self.compute(s, i, made)
+            if name in self.tiles:
+                vals.write(self.kb, self.tiles[name], i, made[name])
+
+    def compute(self, s: Instr, i: Index, made: dict[str, Operand]) -> Operand:
+        kb = self.kb
+        args = []
+        for k, a in enumerate(s.args):
+            if (id(s), k) in self.readers:
+                args.append(self.readers[(id(s), k)](i))
+                continue
+            if id(s) in self.scaled and k != self.scaled[id(s)].other:
+                continue
+            moved = s.op in _MOVES and not (s.op == "where" and k == 0)
+            value = made[a.name]
+            args.append(value if moved else _to_compute(kb, value, a.type.dtype))
+        if id(s) in self.scaled:
+            scaled = self.scaled[id(s)]
+            code = scaled.code(i, made)
+            return multiply_by_e8m0(kb, args[0], code, s.result.type.dtype, self.ctx.target)
+        return self.computes[id(s)](args)
+
+
+def _half(kb: object, pairs: RegArray, e: Index, dt: object) -> Operand:
+    """Element ``e`` of the converted pairs: half ``e % 2`` of word ``e // 2``, as an f16/bf16
+    register."""
+    word = pairs[vals.quotient(e, 2)]
+    if isinstance(e, int):
+        shifted = kb.shr(word, 16 * (e % 2), type=U32) if e % 2 else word
+    else:
+        shifted = kb.shr(word, kb.shl(vals.low_bits(kb, e, 2), 4, type=B32), type=U32)
+    return kb.mov(kb.cvt(shifted, U16, src=U32), F16 if dt.name == "f16" else BF16)
 
 
 def _stored(ctx: LoweringContext, value: Operand, dt: object) -> Operand:

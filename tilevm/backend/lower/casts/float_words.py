@@ -21,8 +21,8 @@ type:
   halves. NaN codes need a fix after the multiply, which cannot give ``0x7E00``: for ``fn``
   codes (0x7F, 0xFF) a byte flag ``(q & 0x7F7F7F7F) + 0x01010101`` spread by ``prmt``'s
   sign replication selects the NaN; for ``fnuz`` (0x80, whose pattern is −0) the multiply is an
-  ``fma`` with +0, which turns −0 into +0, so the sign that changed marks the NaN and one
-  ``mad.hi`` adds the NaN pattern there.
+  ``fma`` with +0, which turns −0 into +0, so the sign that changed marks the NaN (spread by
+  the same ``prmt``) and a ``lop3`` ors the NaN pattern in.
 - ``f8e5m2`` to f16: the code is the f16 high byte (``prmt``), after NaN codes become 0x7E in
   the word (same byte flag). To bf16: ``prmt``, ``cvt.f32.f16`` (exact, keeps inf) and one
   ``cvt.rn.bf16x2.f32``; its NaN (0x7FFF) becomes 0x7FC0 by an ``mad`` on its low bit.
@@ -63,7 +63,6 @@ _SELECT_C_WHERE_B = 0xB8  # (a & ~b) | (c & b)
 _A_OR_B_AND_C = 0xF8  # a | (b & c)
 _A_AND_B_OR_C = 0xEA  # (a & b) | c
 _A_XOR_B_AND_C = 0x78  # a ^ (b & c)
-_A_XOR_B_THEN_AND_C = 0x28  # (a ^ b) & c
 _A_ANDNOT_B_AND_C = 0x70  # a & ~(b & c)
 
 _SIGNS = 0x80008000  # bit 15 of both halves
@@ -248,12 +247,12 @@ class _Seq:
         return kb.fma(t, factor, Const(0x80008000, pt), type=pt)  # bf16 mul needs sm_90
 
     def nan_where_sign_changed(self, before: Operand, after: Operand) -> Operand:
-        """``after`` with the NaN pattern added in the halves whose sign bit differs from
-        ``before``'s (the −0 an ``fma`` with +0 made +0); ``mad.hi`` of the flag at bit 15
-        (31) by ``NaN << 17`` is the NaN in the low (high) half."""
-        flags = self.lop3(before, after, _SIGNS, _A_XOR_B_THEN_AND_C)
-        return self.kb.mad(flags, self.const(_NAN[self.half] << 17), self.bits(after), mode="hi",
-                           type=U32)
+        """``after`` (+0 where ``before`` was −0: an ``fma`` with +0) with the NaN pattern in the
+        halves whose sign bit differs from ``before``'s: ``prmt`` replicates the sign bit of
+        ``before ^ after`` over each half, a ``lop3`` ors the NaN in there."""
+        changed = self.kb.xor(before, self.bits(after), type=B32)
+        halves = self.prmt(changed, changed, _prmt_selector(9, 9, 11, 11))
+        return self.lop3(after, halves, _NAN[self.half] * 0x10001, _A_OR_B_AND_C)
 
     def nan_from_low_bit(self, r: Operand, nan: int) -> Operand:
         """Halves whose bit 0 is set (the hardware's NaN 0x7FFF; no result here has it) become

@@ -14,6 +14,7 @@ import pytest
 
 import tilevm as tv
 from tilevm import f16, f32, u32
+from tilevm.backend.lower.cast_order import free_cast_operand_layout
 from tilevm.backend.lower.dot_layouts import accumulator_layout, dot_shape, operand_layouts
 from tilevm.ir.layout.algebra import permute
 from tilevm.ir.layout.thread_words import (
@@ -55,11 +56,14 @@ def make_gemm(name: str, layout, rows: int, words: int):
     return prepared_gemm
 
 
+@pytest.mark.parametrize("order", ["natural", "free"])
 @pytest.mark.parametrize("name", ["u4", "u2", "u8", "f4e2m1fn"])
-def test_a_gemm_on_prepared_weights(name):
+def test_a_gemm_on_prepared_weights(name, order):
     dt = tv.dtype(name)
     bm, bn, bk = 32, 32, 32
     layout = weight_layout(bm, bn, bk, 4)
+    if order == "free":  # the weights in the order the fast cast emits
+        layout = free_cast_operand_layout(layout, dt, tv.f16) or layout
     rows = prepared_tile_rows(layout, dt.nbits)
     words = layout.local_size * dt.nbits // 32
     rng = np.random.default_rng(dt.nbits)

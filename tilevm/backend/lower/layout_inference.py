@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
+from tilevm.backend.lower.cast_order import free_cast_operand_layout, free_cast_result_layout
 from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.dot_layouts import (
     DotShape,
@@ -223,7 +224,11 @@ class _Inference:
             return
         assert isinstance(s, Instr)
         r = s.result
-        if s.op in ELEMENTWISE and _is_tile(r):
+        if s.op == "cast" and self.free_order_cast(s):
+            c = self.get(s.args[0])
+            self.propose(r, free_cast_result_layout(c.layout, s.args[0].type.dtype,
+                                                    r.type.dtype), c.priority, c.origin)
+        elif s.op in ELEMENTWISE and _is_tile(r):
             same_shape = [a for a in s.args
                           if self.get(a) is not None and tuple(a.type.shape) == tuple(r.type.shape)]
             if same_shape:  # the first of the highest priority
@@ -242,6 +247,15 @@ class _Inference:
             self.follow(r, s.args[1], lambda x: x)
         elif s.op == "dot":  # a pinned accumulator pins the result
             self.follow(r, s.args[2], lambda x: x)
+
+    def free_order_cast(self, s: Instr) -> bool:
+        """A cast of an operand whose layout the program gave (a ``view`` of prepared weights)
+        into a type whose fast cast emits another order: its result takes the layout that makes
+        that order the result's (:mod:`~tilevm.backend.lower.cast_order`)."""
+        c = self.get(s.args[0])
+        return (c is not None and c.priority == USER and _is_tile(s.result)
+                and free_cast_result_layout(c.layout, s.args[0].type.dtype,
+                                            s.result.type.dtype) is not None)
 
     def backward(self, s: Stmt) -> None:
         if isinstance(s, Assign):
@@ -396,7 +410,11 @@ class _Rewriter:
         result = self.typed(r) if r is not None else None
         want = result.type.layout if result is not None and _is_tile(result) else None
         natural = None
-        if s.op in ELEMENTWISE and want is not None:
+        free = (free_cast_operand_layout(want, s.args[0].type.dtype, r.type.dtype)
+                if s.op == "cast" and want is not None else None)
+        if free is not None and args[0].type.layout == free:
+            pass  # the fast cast's own order: no conversion
+        elif s.op in ELEMENTWISE and want is not None:
             for k, a in enumerate(s.args):
                 if _is_tile(a):
                     args[k] = self.convert(a, project(want, tuple(a.type.shape)), s.loc,

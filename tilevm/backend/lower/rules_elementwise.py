@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
-from tilevm.backend.lower.casts import cast_words, group_size, group_words, has_word_cast
+from tilevm.backend.lower.cast_order import free_cast_operand_layout, free_cast_permutation
+from tilevm.backend.lower.casts import (
+    cast_words,
+    cast_words_free,
+    group_size,
+    group_words,
+    has_word_cast,
+)
 from tilevm.backend.lower.casts.e8m0_scale import multiply_by_e8m0
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
@@ -131,13 +138,25 @@ def _to_compute(kb: object, value: Operand, dt: object) -> Operand:
 
 def _word_cast(ctx: LoweringContext, s: Instr) -> bool:
     """``s`` is a cast from at most 8 bits to f16/bf16 of a tile in the result's layout and
-    shape, and :mod:`~tilevm.backend.lower.casts` has a sequence for it."""
+    shape (or in the layout of the free-order sequence, :func:`_free_order`), and
+    :mod:`~tilevm.backend.lower.casts` has a sequence for it."""
     if s.op != "cast":
         return False
     x, r = s.args[0], s.result
     return (isinstance(x, Var) and isinstance(x.type, TensorType) and x.type.scope == "reg"
-            and x.type.layout == r.type.layout and tuple(x.type.shape) == tuple(r.type.shape)
+            and (x.type.layout == r.type.layout or _free_order(s))
+            and tuple(x.type.shape) == tuple(r.type.shape)
             and has_word_cast(x.type.dtype, r.type.dtype, ctx.target))
+
+
+def _free_order(s: Instr) -> bool:
+    """The cast's operand is in the layout whose free-order sequence emits the result's order
+    (prepared weights, :mod:`~tilevm.backend.lower.cast_order`)."""
+    x, r = s.args[0], s.result
+    return (x.type.layout != r.type.layout
+            and x.type.layout.local_size % group_size(x.type.dtype) == 0
+            and x.type.layout == free_cast_operand_layout(r.type.layout, x.type.dtype,
+                                                          r.type.dtype))
 
 
 _DEFINITIONS: weakref.WeakKeyDictionary[Kernel, dict[str, Instr]] = weakref.WeakKeyDictionary()
@@ -294,7 +313,12 @@ class _FusedRun:
                 # A partial last group may lack its last words: their elements do not exist.
                 exists = not isinstance(first, int) or first + k < tile.array.length
                 words.append(tile.array[vals.plus(first, k)] if exists else Const(0, B32))
-            pairs = cast_words(kb, words, src, s.result.type.dtype, self.ctx.target)
+            dst = s.result.type.dtype
+            if _free_order(s):
+                pairs, perm = cast_words_free(kb, words, src, dst, self.ctx.target)
+                assert perm == free_cast_permutation(src, dst), (src, dst, perm)
+            else:
+                pairs = cast_words(kb, words, src, dst, self.ctx.target)
             array = kb.array(B32, len(pairs), name="halves")
             for j, pair in enumerate(pairs):
                 kb.mov(pair, B32, out=array[j])

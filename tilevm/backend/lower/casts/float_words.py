@@ -184,7 +184,7 @@ class _Seq:
         self.kb = kb
         self.half = half
         self.target = target
-        self._shifted: dict[tuple[int, int], Operand] = {}
+        self._shifted: dict[tuple[Operand, int], Operand] = {}
 
     @property
     def pair_type(self) -> ScalarType:
@@ -207,7 +207,7 @@ class _Seq:
         """``x << amount`` (``x >> -amount`` when negative), logical; made once per amount."""
         if amount == 0:
             return x
-        key = (id(x), amount)
+        key = (x, amount)  # registers hash by identity
         if key not in self._shifted:
             kb = self.kb
             if amount > 0:

@@ -96,14 +96,13 @@ def lowered(name: str, kernel_ir, note: str = ""):
 
 
 def _examples() -> list:
-    """The examples the lowering handles (those without ``dot``, which comes with tensor
-    cores)."""
+    """Every example (the GEMMs and attention through tensor cores)."""
     import importlib.util
 
     out = []
     folder = Path(__file__).resolve().parents[1] / "examples"
     sys.path.insert(0, str(folder))
-    for name in ("vector_add", "softmax"):
+    for name in ("vector_add", "softmax", "matmul", "matmul_w4a16", "attention"):
         spec = importlib.util.spec_from_file_location(f"example_{name}", folder / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

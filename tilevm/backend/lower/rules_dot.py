@@ -1,13 +1,15 @@
-"""Lowering of ``dot``: tensor-core atoms (``mma.sync``) or a sequential ``fma`` per element.
+"""Lowering of ``dot``: tensor-core atoms (``mma.sync``), or a sequential ``fma`` per element.
 
 The operands arrive in the layouts :mod:`~tilevm.backend.lower.dot_layouts` derives from the
-accumulator's (layout inference converts them there), so every thread already holds the fragments
-of its warp's atoms: element ``f`` of the fragment of local atom ``q`` is local element
-``q · fragment_size + f``. The lowering is a rolled loop over the K atoms (outermost, so each
-accumulator element sums its chunks in increasing k, DESIGN §3) and over the local digits of the
-accumulator's quotient, with one ``mma.sync`` per atom: 32-bit fragment words are built from the
-thread's registers (two 16-bit or four 8-bit elements per word), and the result goes back into the
-accumulator's registers.
+accumulator's (layout inference converts them there), so every thread already holds the half
+fragments of its warp's atoms: element ``f`` of the half fragment of local atom ``q`` is local
+element ``q · half_size + f``. The lowering is a rolled loop over pairs of K steps (outermost, so
+each accumulator element sums its chunks in increasing k, DESIGN §3) and over the local digits of
+the accumulator's quotient, with one ``mma.sync`` per atom: 32-bit fragment words come straight
+from a packed tile (8-bit types) or are built from two 16-bit registers, tf32 words by
+``cvt.rna.tf32.f32``; the result goes back into the accumulator's registers. A ``dot`` of partial
+atoms runs on zero-padded copies; an f32 ``dot`` with ``precision="ieee"`` reads A and B from
+shared memory, element by element, in an ``fma`` chain.
 """
 
 from __future__ import annotations
@@ -100,15 +102,11 @@ def _word(ctx: LoweringContext, tile: vals.TileValue, i0: Index, per_word: int) 
     kb, dt = ctx.kb, tile.dtype
     if per_word == 1:  # tf32: the f32 rounded to nearest, ties away, low 13 bits zero
         return kb.mov(kb.cvt(vals.read(kb, tile, i0), TF32, src=F32, rnd="rna"), B32)
-    if is_packed(dt) and dt.nbits * per_word == 32:
+    if is_packed(dt):  # 8-bit types: four to a word already, in fragment order
         return tile.array[vals.quotient(i0, per_word)]
-    if per_word == 2:
-        lo, hi = vals.read_raw(kb, tile, i0), vals.read_raw(kb, tile, vals.plus(i0, 1))
-        return kb.prmt(lo, hi, 0x5410)
-    word = vals.read_raw(kb, tile, i0)
-    for j in range(1, per_word):
-        word = kb.bfi(vals.read_raw(kb, tile, vals.plus(i0, j)), word, 8 * j, 8)
-    return word
+    assert per_word == 2, dt
+    lo, hi = vals.read_raw(kb, tile, i0), vals.read_raw(kb, tile, vals.plus(i0, 1))
+    return kb.prmt(lo, hi, 0x5410)
 
 
 def _words(ctx: LoweringContext, tile: vals.TileValue, i0: Index, count: int) -> list[Operand]:

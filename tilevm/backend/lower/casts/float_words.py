@@ -133,7 +133,7 @@ def _convert(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType
     if name == "f8e5m2":
         return _e5m2_f16(seq, words[0]) if half == "f16" else _e5m2_bf16(seq, words[0])
     if name == "f8e4m3fn" and half == "f16" and target >= 89 and _has_fp8_cvt():
-        return _fp8_hardware(seq, words[0])
+        return _fp8_hardware(seq, words[0], natural)
     if name == "f8e5m2fnuz" and half == "f16":
         return _e5m2fnuz_f16(seq, words[0], natural)
     if src.nbits == 8:
@@ -364,41 +364,30 @@ def _window(seq: _Seq, words: Sequence[Operand], w: _Window, made: dict[int, Ope
 
 
 def _plan_gathers(n: int, nwords: int, geo: _Geometry) -> list[_Gather]:
-    """Pair the codes whose offsets agree modulo 8 and choose each pair's ``prmt`` sources,
-    fewest funnel-shifted windows first (they cost an instruction each)."""
+    """Pair code ``k`` with ``k + stride`` (their offsets agree modulo 8), ``k`` in increasing
+    order over the codes whose ``stride`` bit is clear, so that the order is a permutation of the
+    index bits (prepared weights can be laid out for it); of the strides that keep offsets equal
+    modulo 8, the one needing the fewest funnel-shifted windows (an instruction each)."""
     count = 32 * nwords // n
-    classes: dict[int, list[int]] = {}
-    for k in range(count):
-        classes.setdefault(k * n % 8, []).append(k)
-    made: set[int] = set()
-    gathers = []
-    for members in classes.values():
-        best = None
-        for pairing in _pairings(members):
-            trial, cost = [], 0
-            new: set[int] = set()
-            for lo, hi in pairing:
-                g, extra = _cheapest_gather(n, nwords, geo, lo, hi, made | new)
-                new |= extra
-                trial.append(g)
-                cost += len(extra)
-            if best is None or cost < best[0]:
-                best = (cost, trial, new)
-        assert best is not None
-        gathers += best[1]
-        made |= best[2]
-    return gathers
-
-
-def _pairings(items: list[int]) -> list[list[tuple[int, int]]]:
-    if not items:
-        return [[]]
-    first, rest = items[0], items[1:]
-    result = []
-    for i, other in enumerate(rest):
-        for tail in _pairings(rest[:i] + rest[i + 1:]):
-            result.append([(first, other), *tail])
-    return result
+    stride = 1
+    while stride * n % 8:
+        stride *= 2
+    best = None
+    for s in (stride, 2 * stride):
+        if s >= count:
+            continue
+        made: set[int] = set()
+        gathers = []
+        for lo in range(count):
+            if lo & s:
+                continue
+            g, extra = _cheapest_gather(n, nwords, geo, lo, lo + s, made)
+            made |= extra
+            gathers.append(g)
+        if best is None or len(made) < best[0]:
+            best = (len(made), gathers)
+    assert best is not None
+    return best[1]
 
 
 def _code_bytes(n: int, k: int) -> list[int]:
@@ -533,17 +522,20 @@ def _e5m2_bf16(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
     return outs, (0, 1, 2, 3)
 
 
-def _fp8_hardware(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
+def _fp8_hardware(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], tuple[int, ...]]:
     """e4m3fn to f16 on sm_89+: ``cvt.rn.f16x2.e4m3x2`` per half-word (exact; NaN 0x7FFF, which
-    becomes 0x7E00: no f16 of an e4m3 value has bit 0 set)."""
+    becomes 0x7E00: no f16 of an e4m3 value has bit 0 set). The free order is sm_80's
+    (0, 2, 1, 3), one ``prmt`` more, so that prepared weights suit every target."""
     kb = seq.kb
+    if not natural:
+        q = seq.prmt(q, q, _prmt_selector(0, 2, 1, 3))
     fp8x2 = scalar_type("e4m3x2")
     outs = []
     for half in (q, seq.shift(q, -16)):
         codes = kb.mov(kb.cvt(half, U16, src=U32), fp8x2)
         pair = kb.cvt(codes, F16X2, src=fp8x2, rnd="rn")
         outs.append(seq.nan_from_low_bit(pair, _NAN["f16"]))
-    return outs, (0, 1, 2, 3)
+    return outs, (0, 1, 2, 3) if natural else (0, 2, 1, 3)
 
 
 def _e5m2fnuz_f16(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], tuple[int, ...]]:

@@ -11,9 +11,10 @@ subnormal codes included (on sm_80–89 the bf16 multiply is ``fma.rn.bf16x2`` w
 addend: ``mul.rn.bf16x2`` needs sm_90). The sign goes to bit 15 with one more ``lop3``. Per
 type:
 
-- 3-, 5-, 6- and 7-bit codes: a ``prmt`` gathers two codes whose bit offsets agree modulo 8 into
-  the two halves, one shift aligns both, the magnitude is masked and re-biased, and the sign is
-  or-ed in from a shifted copy. 4-bit codes sit 16 bits apart already (no ``prmt``); f4e2m1 to
+- 3-, 5-, 6- and 7-bit codes: a ``prmt`` gathers codes ``k`` and ``k + stride`` (their bit
+  offsets agree modulo 8) into the two halves, one shift aligns both, the magnitude is masked
+  and re-biased, and the sign is or-ed in from a shifted copy. 4-bit codes ``k`` and ``k + 4``
+  sit 16 bits apart already (no ``prmt``); f4e2m1 to
   f16 builds the f16 high bytes of four codes with one select-``lop3`` and spreads them with
   ``prmt``. ``f7e5m1`` to f16 (bias 15) needs no multiply; a ``min`` with +inf turns the two
   codes whose placed pattern is a NaN (exponent 31) into the inf they round to.
@@ -24,8 +25,9 @@ type:
   ``fma`` with +0, which turns −0 into +0, so the sign that changed marks the NaN (spread by
   the same ``prmt``) and a ``lop3`` ors the NaN pattern in.
 - ``f8e5m2`` to f16: the code is the f16 high byte (``prmt``), after NaN codes become 0x7E in
-  the word (same byte flag). To bf16: ``prmt``, ``cvt.f32.f16`` (exact, keeps inf) and one
-  ``cvt.rn.bf16x2.f32``; its NaN (0x7FFF) becomes 0x7FC0 by an ``mad`` on its low bit.
+  the word (byte flag ``(q & 0x7F7F7F7F) + 0x03030303``). To bf16: ``prmt``, ``cvt.f32.f16``
+  (exact, keeps inf) and one ``cvt.rn.bf16x2.f32``; its NaN (0x7FFF) becomes 0x7FC0 by a
+  ``mad`` on its low bit.
 - ``f8e4m3fn`` to f16 on sm_89 and later: ``cvt.rn.f16x2.e4m3x2`` and the same NaN fix.
 - ``f8e5m2fnuz`` to f16: codes of exponent 31 (finite here) cannot be placed under f16's
   exponent, so their exponent drops by one in the word and their half is multiplied by 1
@@ -36,19 +38,21 @@ type:
   and one ``cvt.rn.f16x2.f32`` per pair, whose NaN 0x7FFF becomes 0x7E00.
 
 A group (:func:`float_group_size`) is 4 codes for 8 bits, 8 for 4 bits, 16 for 6 bits and 32
-(``n`` words) for 3, 5 and 7 bits.
+(``n`` words) for 3, 5 and 7 bits. The free order of each sequence is a permutation of the
+element index's bits and the same on sm_80, sm_89 and sm_90 (prepared weights are laid out for
+it whatever the target); natural order costs one ``prmt`` per word or per pair more.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tilevm.ir.dtypes import DType
 from tilevm.ir.thread.builder import KernelBuilder
-from tilevm.ir.thread.intrinsics import INTRINSICS
-from tilevm.ir.thread.types import B32, BF16X2, F16, F16X2, F32, U16, U32, ScalarType, scalar_type
+from tilevm.ir.thread.types import B32, BF16X2, E4M3X2, F16, F16X2, F32, U16, U32, ScalarType
 from tilevm.ir.thread.values import Const, Operand
 
 __all__ = ["float_group_size", "float_words_to_half", "float_words_to_half_free"]
@@ -73,7 +77,7 @@ def float_group_size(src: DType) -> int:
     whole 32-bit words (4 for 8-bit codes, 8 for 4 bits, 16 for 6 bits, 32 for 3, 5 and 7)."""
     _check(src, None)
     n = src.nbits
-    words = n // _gcd(n, 32)
+    words = n // math.gcd(n, 32)
     return 32 * words // n
 
 
@@ -105,12 +109,6 @@ def float_words_to_half_free(kb: KernelBuilder, words: Sequence[Operand], src: D
 # -- dispatch ----------------------------------------------------------------------------------
 
 
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a
-
-
 def _check(src: DType, dst: DType | None) -> None:
     if not (src.is_float and src.nbits <= 8):
         raise ValueError(f"float_words: {src} is not a float of at most 8 bits")
@@ -132,7 +130,7 @@ def _convert(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType
         return _e8m0(seq, words[0])
     if name == "f8e5m2":
         return _e5m2_f16(seq, words[0]) if half == "f16" else _e5m2_bf16(seq, words[0])
-    if name == "f8e4m3fn" and half == "f16" and target >= 89 and _has_fp8_cvt():
+    if name == "f8e4m3fn" and half == "f16" and target >= 89:
         return _fp8_hardware(seq, words[0], natural)
     if name == "f8e5m2fnuz" and half == "f16":
         return _e5m2fnuz_f16(seq, words[0], natural)
@@ -142,15 +140,6 @@ def _convert(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType
         return _nibble_high_bytes(seq, words[0], natural)
     outs, perm = _fields(seq, words, geo)
     return (_natural_order(seq, outs, perm), tuple(range(group))) if natural else (outs, perm)
-
-
-def _has_fp8_cvt() -> bool:
-    """Whether Thread IR has ``cvt.rn.f16x2.e4m3x2`` (the ``e4m3x2`` register type)."""
-    try:
-        scalar_type("e4m3x2")
-    except ValueError:
-        return False
-    return "cvt" in INTRINSICS
 
 
 # -- geometry and the emitter ------------------------------------------------------------------
@@ -529,11 +518,10 @@ def _fp8_hardware(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], 
     kb = seq.kb
     if not natural:
         q = seq.prmt(q, q, _prmt_selector(0, 2, 1, 3))
-    fp8x2 = scalar_type("e4m3x2")
     outs = []
     for half in (q, seq.shift(q, -16)):
-        codes = kb.mov(kb.cvt(half, U16, src=U32), fp8x2)
-        pair = kb.cvt(codes, F16X2, src=fp8x2, rnd="rn")
+        codes = kb.mov(kb.cvt(half, U16, src=U32), E4M3X2)
+        pair = kb.cvt(codes, F16X2, src=E4M3X2, rnd="rn")
         outs.append(seq.nan_from_low_bit(pair, _NAN["f16"]))
     return outs, (0, 1, 2, 3) if natural else (0, 2, 1, 3)
 

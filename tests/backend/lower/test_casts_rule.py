@@ -12,7 +12,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from test_casts_int import half_values, run_lowered
+from test_casts_int import run_lowered
 
 import tilevm as tv
 from tilevm.backend.lower.casts import group_size

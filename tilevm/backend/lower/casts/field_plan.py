@@ -1,16 +1,21 @@
 """Plans that move packed n-bit fields into the mantissas of f16/bf16 pairs (the magic exponent).
 
 A group of ``g`` elements of ``n`` bits is a string of bits held in ``w`` words (element ``e`` at
-bits ``[e·n, e·n + n)``, LSB-first). An output word holds two elements, one per 16-bit half. Each
-half is built as ``magic | (u << p)``: the element's bits ``u`` (offset by ``2^(n−1)`` for signed
-types: the sign bit is flipped) at mantissa position ``p`` under the exponent of ``magic`` (f16
-``0x6400`` = 1024, bf16 ``0x4300`` = 128, whose mantissa's last place is 1), so the half's value
-is ``magic + u·2^p``. One ``fma`` per word then gives both elements exactly:
-``(magic + u·2^p)·2^−p − (magic·2^−p + offset) = u − offset`` (the product is exact, the sum is an
-integer of at most 9 bits, so the one rounding is exact).
+bits ``[e·n, e·n + n)``, LSB-first). An output word holds two elements, one per 16-bit half. A
+half is built from the element's bits ``u`` at mantissa position ``p`` under the exponent
+``E = M − p`` (``M`` mantissa bits: 10 for f16, 7 for bf16), whose mantissa's place ``p`` weighs
+1: the half's value is ``2^(M−p) + u`` (at ``p = 0`` the classic magic numbers 0x6400 = 1024 and
+0x4300 = 128). One add per word then gives both elements exactly: ``(2^(M−p) + u) − (2^(M−p) +
+offset) = u − offset``, an integer of at most 9 bits, so the one rounding is exact. Signed
+fields have their sign bit flipped in the words first (one ``xor`` per word): ``u`` is then the
+value plus ``2^(n−1)``, the offset.
 
-The bits get into place with ``lop3`` (``(src & mask) ^ (magic | sign bits)``: mask, flip and
-magic in one instruction) from *sources*: the words themselves, shifted windows of the bit string
+Putting the exponent with the field keeps every constant an immediate: the add's per-half bias
+is one immediate pair, and ``lop3`` takes the field mask with the exponents as its immediate and
+the exponent region (one register for all outputs) as its third operand: ``b & (a | c)``.
+Per-output constants in registers are what ptxas for sm_90 rematerializes at every use.
+
+The bits get into place from *sources*: the words themselves, shifted windows of the bit string
 (``shf``/``shr``/``shl``), byte gathers of two sources (``prmt``), or one source shifted. A plan
 records every source as the map from its 32 bits to the bits of the string, so whether a field
 sits at a usable position is read off the map, and the plan is correct by construction. An output
@@ -28,11 +33,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["FieldPlan", "Output", "Source", "free_plan", "magic_and_signs", "mantissa_bits",
-           "natural_plan"]
+__all__ = ["FieldPlan", "Output", "Source", "exponent_region", "free_plan", "magic_exponents",
+           "mantissa_bits", "natural_plan"]
 
-_LUT_AND_XOR = 0x6A  # lop3 table of (a & b) ^ c
-MAGIC = {"f16": 0x6400, "bf16": 0x4300}  # 1024.0 and 128.0: their mantissa's last place is 1
+_EXPONENT_BIAS = {"f16": 15, "bf16": 127}
 
 
 def mantissa_bits(dst: str) -> int:
@@ -72,9 +76,8 @@ class Source:
 @dataclass(frozen=True)
 class Output:
     """One output word: ``elements`` (low half, high half); ``steps`` the (source, mask) pairs
-    whose masked bits, xored with the magic exponents and the flipped sign bits
-    (:func:`magic_and_signs`), make the word; ``positions`` the mantissa position of each
-    element."""
+    whose masked bits, with the exponents of :func:`magic_exponents`, make the word;
+    ``positions`` the mantissa position of each element."""
 
     elements: tuple[int, int]
     steps: tuple[tuple[int, int], ...]
@@ -126,14 +129,21 @@ def _shifted_bits(src: Source, amount: int) -> tuple[int | None, ...]:
     return tuple(src.bits[i + amount] if 0 <= i + amount < 32 else None for i in range(32))
 
 
-def magic_and_signs(nbits: int, signed: bool, dst: str, positions: tuple[int, int]) -> int:
-    """What an output's masked fields are xored with: each half's magic exponent and, for signed
-    types, each field's sign bit (flipped: the field becomes its value plus ``2^(n−1)``)."""
+def magic_exponents(dst: str, positions: tuple[int, int]) -> int:
+    """The exponent fields that make the mantissa place ``p`` of each half weigh 1 (see the
+    module docstring), for the halves' positions."""
+    m = mantissa_bits(dst)
     word = 0
     for half, p in enumerate(positions):
-        flip = (1 << (p + nbits - 1)) if signed else 0
-        word |= (MAGIC[dst] | flip) << (16 * half)
+        word |= (m - p + _EXPONENT_BIAS[dst]) << (m + 16 * half)
     return word
+
+
+def exponent_region(dst: str) -> int:
+    """The exponent fields of both halves."""
+    m = mantissa_bits(dst)
+    field = ((1 << (15 - m)) - 1) << m
+    return field | field << 16
 
 
 @dataclass

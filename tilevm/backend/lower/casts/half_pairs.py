@@ -1,8 +1,9 @@
-"""f16x2 / bf16x2 pairs: constants and the one exact ``fma`` that finishes every integer sequence.
+"""f16x2 / bf16x2 pairs: constants and the one exact add (or ``fma``) that finishes every integer
+sequence.
 
-``fma.rn.f16x2`` exists from sm_53 and ``fma.rn.bf16x2`` from sm_80, while ``add``/``mul`` of
-``bf16x2`` need sm_90 (:mod:`tilevm.ir.thread.intrinsics.arith`): the sequences use ``fma`` on
-every target (``x·1 + c`` where they only add), which costs the same instruction as an add.
+``add.rn.f16x2`` exists from sm_53, ``fma.rn.bf16x2`` from sm_80, while ``add``/``mul`` of
+``bf16x2`` need sm_90 (:mod:`tilevm.ir.thread.intrinsics.arith`): a bf16 add before sm_90 is
+``x·1 + c``, the same one instruction.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, BF16X2, F16X2, ScalarType
 from tilevm.ir.thread.values import Const, Operand, Reg
 
-__all__ = ["fma_each", "half_bits", "pair_const", "pair_fma", "pair_type"]
+__all__ = ["add_each", "fma_each", "half_bits", "pair_add", "pair_const", "pair_type"]
 
 
 def pair_type(dst: str) -> ScalarType:
@@ -39,35 +40,51 @@ def pair_const(lo: float, hi: float, dst: str) -> Const:
     return Const(half_bits(lo, dst) | half_bits(hi, dst) << 16, pair_type(dst))
 
 
-def pair_fma(kb: KernelBuilder, x: Operand, scale: Const, bias: Const, dst: str) -> Reg:
-    """``x·scale + bias`` on both halves, rounded once (exact in every use here)."""
-    return kb.fma(x, scale, bias, type=pair_type(dst))
+def pair_add(kb: KernelBuilder, x: Operand, y: Operand, dst: str, target: int) -> Reg:
+    """``x + y`` on both halves, rounded once (exact in every use here)."""
+    t = pair_type(dst)
+    if dst == "bf16" and target < 90:
+        return kb.fma(x, pair_const(1.0, 1.0, dst), y, type=t)
+    return kb.add(x, y, type=t)
 
 
-def fma_each(kb: KernelBuilder, xs: list[Operand], scales: list[Const], biases: list[Operand],
-             dst: str) -> list[Operand]:
-    """``xs[k]·scales[k] + biases[k]`` for every ``k``, as one ``fma`` in a rolled loop over
-    register arrays (unrolled by the CUDA printer, where the constants fold back in): the CPU
-    backend compiles one pair ``fma`` however long the sequence."""
+def add_each(kb: KernelBuilder, xs: list[Operand], ys: list[Operand], dst: str,
+             target: int) -> list[Operand]:
+    """``xs[k] + ys[k]`` for every ``k``, as one add in a rolled loop over register arrays
+    (unrolled by the CUDA printer, where the constants fold back in): the CPU backend compiles
+    one pair add however long the sequence."""
     if len(xs) == 1:
-        return [pair_fma(kb, xs[0], scales[0], biases[0], dst)]
+        return [pair_add(kb, xs[0], ys[0], dst, target)]
     t = pair_type(dst)
     x = kb.array(B32, len(xs), name="magic")
     out = kb.array(t, len(xs), name="pair")
     for k, v in enumerate(xs):
         kb.mov(v, B32, out=x[k])
-    one_scale = len(set(scales)) == 1
-    one_bias = all(isinstance(b, Const) for b in biases) and len(set(biases)) == 1
-    scale = scales[0] if one_scale else _filled(kb, scales, t, "scale")
-    bias = biases[0] if one_bias else _filled(kb, biases, t, "bias")
+    same = all(isinstance(y, Const) for y in ys) and len(set(ys)) == 1
+    if not same:
+        y = kb.array(t, len(ys), name="bias")
+        for k, v in enumerate(ys):
+            kb.mov(v, t, out=y[k])
     with kb.for_(0, len(xs), unroll=True, name="k") as k:
-        kb.fma(x[k], scale if one_scale else scale[k], bias if one_bias else bias[k], type=t,
-               out=out[k])
+        kb.mov(pair_add(kb, x[k], ys[0] if same else y[k], dst, target), t, out=out[k])
     return [out[k] for k in range(len(xs))]
 
 
-def _filled(kb: KernelBuilder, values: list[Operand], t: ScalarType, name: str) -> object:
-    array = kb.array(t, len(values), name=name)
-    for k, v in enumerate(values):
-        kb.mov(v, t, out=array[k])
-    return array
+def fma_each(kb: KernelBuilder, xs: list[Operand], scales: list[Const], biases: list[Const],
+             dst: str) -> list[Operand]:
+    """``xs[k]·scales[k] + biases[k]`` for every ``k`` (exact in every use here), as one ``fma``
+    in a rolled loop over register arrays, like :func:`add_each`."""
+    t = pair_type(dst)
+    if len(xs) == 1:
+        return [kb.fma(xs[0], scales[0], biases[0], type=t)]
+    arrays = []
+    for values, name, at in ((xs, "magic", B32), (scales, "scale", t), (biases, "bias", t)):
+        array = kb.array(at, len(values), name=name)
+        for k, v in enumerate(values):
+            kb.mov(v, at, out=array[k])
+        arrays.append(array)
+    out = kb.array(t, len(xs), name="pair")
+    x, scale, bias = arrays
+    with kb.for_(0, len(xs), unroll=True, name="k") as k:
+        kb.fma(x[k], scale[k], bias[k], type=t, out=out[k])
+    return [out[k] for k in range(len(xs))]

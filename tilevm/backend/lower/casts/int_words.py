@@ -3,16 +3,16 @@
 Every sequence works on whole words and gives exactly the integer's value (every such integer
 is exact in f16 and bf16); none converts one element at a time:
 
-- widths 1 to 7 (and 8 bits to f16 never take this path): the magic exponent of
-  :mod:`~tilevm.backend.lower.casts.field_plan` — ``lop3`` puts one field under the exponent of
-  1024 (f16) or 128 (bf16) in each half, flipping the sign bit of signed fields, and one
-  ``fma`` per word subtracts the magic and the offset (scaling by ``2^−p`` a field that sits
-  ``p`` places up);
+- widths 1 to 7: the magic exponent of :mod:`~tilevm.backend.lower.casts.field_plan` — signed
+  fields get their sign bit flipped (one ``xor`` per word), ``lop3`` puts one field under an
+  exponent in each half (the field's value plus a power of two), and one add per word subtracts
+  the power of two and the offset;
 - ``u8``/``i8`` to f16: ``prmt`` slides two bytes under a ``0x64`` high byte (1024 + byte), one
-  ``fma`` subtracts 1024 (1152 for ``i8``, whose word is xored with ``0x80808080`` first);
+  add subtracts 1024 (1152 for ``i8``, whose word is xored with ``0x80808080`` first);
 - ``u8``/``i8`` to bf16, whose mantissa holds 7 bits: the low 7 bits of each byte under ``0x43``
-  (128 + low) and its top bit under ``0x43`` (``0x4380`` = 256 or ``0x4300`` = 128), then two
-  exact adds: ``(top − 256) + (128 + low)``, or ``− 384`` for ``i8`` (the top bit flipped).
+  (``prmt``: 128 + low), and the top bit, replicated over the half by ``prmt``'s sign mode,
+  chooses the addend with one ``lop3``: ``u8`` adds 0 or −128, ``i8`` −256 or −128; one exact
+  add per pair.
 
 In natural order output word ``j`` holds elements ``2j`` (low half) and ``2j + 1``; in free order
 the sequence chooses the pairs (returned as the permutation), which saves the instructions that
@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tilevm.backend.lower.casts.field_plan import (
-    MAGIC,
     FieldPlan,
+    exponent_region,
     free_plan,
-    magic_and_signs,
+    magic_exponents,
     mantissa_bits,
     natural_plan,
 )
-from tilevm.backend.lower.casts.half_pairs import fma_each, pair_const
+from tilevm.backend.lower.casts.half_pairs import add_each, fma_each, pair_const
 from tilevm.ir.dtypes import DType
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, U32
@@ -39,9 +39,10 @@ from tilevm.ir.thread.values import Const, Operand
 
 __all__ = ["int_words_to_half", "int_words_to_half_free"]
 
-_LUT_AND_XOR = 0x6A  # (a & b) ^ c
+_LUT_FIELD = 0xC8  # b & (a | c): the mask's bits of a, and b's bits where c is set
+_LUT_MERGE = 0xEA  # (a & b) | c
 _LUT_ANDNOT = 0x0C  # ~a & b
-_MAGIC_VALUE = {"f16": 1024.0, "bf16": 128.0}
+_SIGN = 8  # a prmt selector nibble's bit that replicates the chosen byte's sign
 
 
 def _check(src: DType, dst: DType) -> None:
@@ -57,13 +58,13 @@ def int_words_to_half(kb: KernelBuilder, words: Sequence[Operand], src: DType, d
     ``2j + 1``. Exact for every code."""
     _check(src, dst)
     if src.nbits == 8:
-        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)])
+        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target)
     natural = natural_plan(src.nbits, dst.name)
     free = free_plan(src.nbits, dst.name)
     if free.instruction_count + len(free.outputs) < natural.instruction_count:
-        pairs = emit_plan(kb, free, words, src.kind == "int")
+        pairs = emit_plan(kb, free, words, src.kind == "int", target)
         return _natural_from(kb, pairs, free.permutation)
-    return emit_plan(kb, natural, words, src.kind == "int")
+    return emit_plan(kb, natural, words, src.kind == "int", target)
 
 
 def int_words_to_half_free(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType,
@@ -73,9 +74,9 @@ def int_words_to_half_free(kb: KernelBuilder, words: Sequence[Operand], src: DTy
     ``s // 2``, holds group element ``perm[s]``)."""
     _check(src, dst)
     if src.nbits == 8:
-        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)]), (0, 1, 2, 3)
+        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target), (0, 1, 2, 3)
     plan = free_plan(src.nbits, dst.name)
-    return emit_plan(kb, plan, words, src.kind == "int"), plan.permutation
+    return emit_plan(kb, plan, words, src.kind == "int", target), plan.permutation
 
 
 # -- fields 1 to 7 bits ------------------------------------------------------------------------
@@ -91,9 +92,22 @@ def _window(kb: KernelBuilder, words: Sequence[Operand], offset: int) -> Operand
     return kb.shr(words[w], t, type=U32)
 
 
-def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand],
-              signed: bool) -> list[Operand]:
+def _sign_bits(nbits: int, word: int) -> int:
+    """The sign bits of the group's elements that lie in word ``word``."""
+    bits = 0
+    for e in range(32 * (word + 1) // nbits + 1):
+        at = e * nbits + nbits - 1 - 32 * word
+        if 0 <= at < 32:
+            bits |= 1 << at
+    return bits
+
+
+def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand], signed: bool,
+              target: int) -> list[Operand]:
     """The Thread IR of ``plan`` on ``words``: its output words in the plan's order."""
+    n, dst = plan.nbits, plan.dst
+    if signed:  # every field's sign bit flipped: the field is its value plus 2^(n-1)
+        words = [kb.xor(w, _sign_bits(n, k), type=B32) for k, w in enumerate(words)]
     made: dict[int, Operand] = {}
 
     def source(k: int) -> Operand:
@@ -111,22 +125,31 @@ def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand],
                 made[k] = kb.shl(source(s.args[0]), s.args[1], type=B32)
         return made[k]
 
-    n, dst = plan.nbits, plan.dst
-    magic = _MAGIC_VALUE[dst]
+    m = mantissa_bits(dst)
     offset = float(1 << (n - 1)) if signed else 0.0
+    region = Const(exponent_region(dst), B32)
+    # bf16 before sm_90 has no add: its fma by 1 makes ptxas rematerialize the 1 at every use,
+    # while an fma by 2^-p (one exponent for every position) keeps its constants.
+    scaled = dst == "bf16" and target < 90
     fields: list[Operand] = []
     scales: list[Const] = []
-    biases: list[Operand] = []
+    biases: list[Const] = []
     for o in plan.outputs:
-        value: Operand = Const(magic_and_signs(n, signed, dst, o.positions), B32)
-        for k, mask in o.steps:
-            value = kb.lop3(source(k), Const(mask, B32), value, _LUT_AND_XOR)
+        (first, mask), *rest = o.steps
+        exponents = magic_exponents(dst, (0, 0) if scaled else o.positions)
+        value = kb.lop3(source(first), Const(mask | exponents, B32), region, _LUT_FIELD)
+        for k, mask in rest:
+            value = kb.lop3(source(k), Const(mask, B32), value, _LUT_MERGE)
         fields.append(value)
-        plo, phi = o.positions
-        scales.append(pair_const(2.0 ** -plo, 2.0 ** -phi, dst))
-        biases.append(pair_const(-(magic * 2.0 ** -plo + offset), -(magic * 2.0 ** -phi + offset),
-                                 dst))
-    return fma_each(kb, fields, scales, biases, dst)
+        lo, hi = (2.0 ** -p for p in o.positions)
+        if scaled:  # (2^M + u·2^p)·2^-p − (2^M·2^-p + offset)
+            scales.append(pair_const(lo, hi, dst))
+            biases.append(pair_const(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
+        else:  # (2^(M−p) + u) − (2^(M−p) + offset)
+            biases.append(pair_const(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
+    if scaled:
+        return fma_each(kb, fields, scales, biases, dst)
+    return add_each(kb, fields, biases, dst, target)
 
 
 def _natural_from(kb: KernelBuilder, pairs: list[Operand], perm: tuple[int, ...]) -> list[Operand]:
@@ -156,29 +179,29 @@ def _byte_selector(lo: int, hi: int, filler: int = 4) -> Const:
 
 
 def _bytes(kb: KernelBuilder, word: Operand, src: DType, dst: str,
-           pairs: list[tuple[int, int]]) -> list[Operand]:
+           pairs: list[tuple[int, int]], target: int) -> list[Operand]:
     """The byte pairs ``pairs`` of ``word`` (4 elements of 8 bits) as ``dst`` pairs."""
     signed = src.kind == "int"
     if dst == "f16":
         if signed:  # i + 128 in every byte
             word = kb.xor(word, 0x80808080, type=B32)
-        one = pair_const(1.0, 1.0, dst)
         bias = -(1024.0 + (128.0 if signed else 0.0))
         magic = Const(0x64646464, B32)
         placed = [kb.prmt(word, magic, _byte_selector(lo, hi)) for lo, hi in pairs]
-        return fma_each(kb, placed, [one] * len(pairs), [pair_const(bias, bias, dst)] * len(pairs),
-                        dst)
-    assert mantissa_bits(dst) == 7 and MAGIC[dst] == 0x4300
+        return add_each(kb, placed, [pair_const(bias, bias, dst)] * len(pairs), dst, target)
+    assert mantissa_bits(dst) == 7
+    # 0x43 over the low 7 bits: 128 + low. The top bit, replicated over the half by prmt, picks
+    # the addend: u8: 0 (top set: 128 + low) or −128 (0xC300); i8: −256 (0xC380) or −128.
     low7 = kb.and_(word, 0x7F7F7F7F, type=B32)
-    # The top bit of each byte (flipped for i8: i + 128 then has it).
-    top = (kb.lop3(word, Const(0x80808080, B32), Const(0, B32), _LUT_ANDNOT) if signed
-           else kb.and_(word, 0x80808080, type=B32))
     magic = Const(0x43434343, B32)
-    one = pair_const(1.0, 1.0, dst)
-    shift = -(384.0 if signed else 256.0)
-    # 0x4300 | low = 128 + low;  0x4300 | top = 128 or 256 (the top bit is the exponent's last)
-    lows = [kb.prmt(low7, magic, _byte_selector(lo, hi)) for lo, hi in pairs]
-    tops = [kb.prmt(top, magic, _byte_selector(lo, hi)) for lo, hi in pairs]
-    ones = [one] * len(pairs)
-    highs = fma_each(kb, tops, ones, [pair_const(shift, shift, dst)] * len(pairs), dst)
-    return fma_each(kb, lows, ones, highs, dst)
+    lows, addends = [], []
+    for lo, hi in pairs:
+        lows.append(kb.prmt(low7, magic, _byte_selector(lo, hi)))
+        spread = kb.prmt(word, word, Const(_SIGN | lo | (_SIGN | lo) << 4 | (_SIGN | hi) << 8
+                                           | (_SIGN | hi) << 12, B32))
+        if signed:
+            addends.append(kb.lop3(spread, Const(0x00800080, B32), Const(0xC300C300, B32),
+                                   _LUT_MERGE))
+        else:
+            addends.append(kb.lop3(spread, Const(0xC300C300, B32), Const(0, B32), _LUT_ANDNOT))
+    return add_each(kb, lows, addends, dst, target)

@@ -13,8 +13,8 @@ after an integer add costs more than the multiply itself. So:
   ``mul.rn.bf16`` (sm_90) or ``fma.rn.bf16`` with −0 (sm_80–89: ``x·y + (−0)`` is ``RN(x·y)``,
   signed zeros included).
 - f16: the f32 ``code << 23`` is ``2^(code − 127)`` (0 for the code 0, whose value rounds to 0 in
-  f16 anyway); 0xFF gets bit 22 (a NaN); ``cvt.rn.f16.f32`` rounds it into f16 exactly as the cast
-  does, then ``mul.rn.f16``.
+  f16 anyway); ``cvt.rn.f16.f32`` rounds it into f16 exactly as the cast does (+inf from 2^16 on,
+  subnormals, 0 from 2^-25 down); 0xFF (+inf so far) is selected to a NaN; then ``mul.rn.f16``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ def multiply_by_e8m0(kb: KernelBuilder, x: Operand, code: Operand, dst: DType,
         return kb.fma(x, y, Const(0x8000, BF16), type=BF16)
     if dst.name != "f16":
         raise ValueError(f"multiply_by_e8m0: into f16 or bf16, not {dst}")
-    # (code + 1) >> 8 is 1 for 0xFF only: it sets bit 22 (a quiet NaN).
-    nan = kb.shl(kb.shr(kb.add(code, 1, type=U32), 8, type=U32), 22, type=B32)
-    bits = kb.or_(kb.shl(code, 23, type=B32), nan, type=B32)
-    y = kb.cvt(kb.mov(bits, F32), F16, src=F32, rnd="rn")
+    power = kb.cvt(kb.mov(kb.shl(code, 23, type=B32), F32), F16, src=F32, rnd="rn")
+    y = kb.selp(Const(0x7E00, F16), power, kb.setp("eq", code, 0xFF, type=U32), type=F16)
     return kb.mul(x, y, type=F16)

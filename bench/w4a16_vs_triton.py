@@ -250,8 +250,8 @@ def print_time_table(record: dict) -> None:
 def load_sass_metrics(path: Path) -> ModuleType:
     """The module ``sass_metrics.py`` at ``path`` (the shared metric definitions)."""
     if not path.is_file():
-        raise SystemExit(f"sass step: no sass_metrics.py at {path}; it is not vendored into bench/ "
-                         "yet: pass --sass-metrics PATH (e.g. ../shared/tools/sass_metrics.py)")
+        raise SystemExit(f"sass step: no sass_metrics.py at {path}; pass --sass-metrics PATH "
+                         "(by default the copy in bench/)")
     spec = importlib.util.spec_from_file_location("sass_metrics", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["sass_metrics"] = module  # its dataclasses look their module up
@@ -459,8 +459,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--cubin-dir", type=Path, default=RESULTS / "cubins")
     parser.add_argument("--sass-metrics", type=Path, default=BENCH / "sass_metrics.py",
-                        help="path of sass_metrics.py (default bench/sass_metrics.py, which is not "
-                             "vendored yet: pass ../shared/tools/sass_metrics.py)")
+                        help="path of sass_metrics.py (default: the copy in bench/)")
     args = parser.parse_args(argv)
     args.steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if not set(args.steps) <= {"time", "sass"}:

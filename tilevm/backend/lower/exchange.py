@@ -20,6 +20,7 @@ import numpy as np
 
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
+from tilevm.backend.lower.ldmatrix_load import ldmatrix_loop, ldmatrix_plan
 from tilevm.backend.lower.memory_access import Addressing, load_tile, store_tile, zero_offsets
 from tilevm.backend.lower.warp_shuffle import shuffle
 from tilevm.ir.dtypes import DType, dtype
@@ -186,7 +187,12 @@ def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: Reg
     dst_tensor = scratch_tensor(ctx, carrier, shape)
     zeros = zero_offsets(len(shape))
     arrived = vals.new_tile(kb, carrier, target, name)
-    load_tile(ctx, s, scratch_addressing(carrier, dst_tensor), zeros, arrived, "none", None, 0)
+    dst = scratch_addressing(carrier, dst_tensor)
+    by_ldmatrix = ldmatrix_plan(target, dst, ctx, zeros)  # e.g. into a dot's fragments
+    if by_ldmatrix is not None:
+        ldmatrix_loop(ctx, dst, zeros, arrived, by_ldmatrix)
+    else:
+        load_tile(ctx, s, dst, zeros, arrived, "none", None, 0)
     if carrier == source.dtype:
         return arrived
     out = vals.new_tile(kb, source.dtype, target, name)

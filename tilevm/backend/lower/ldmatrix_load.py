@@ -28,7 +28,7 @@ from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["ldmatrix_plan", "load_by_ldmatrix"]
+__all__ = ["ldmatrix_loop", "ldmatrix_plan", "load_by_ldmatrix"]
 
 # The default arrangements of ldmatrix_fragment, as lane layouts (matrix j = lane // 8).
 _MATRICES = {1: spatial_layout(1, 1), 2: spatial_layout(2, 1), 4: column_spatial(2, 2)}
@@ -82,16 +82,18 @@ def load_by_ldmatrix(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: l
     pred = _in_bounds(ctx, acc, offsets, tuple(s.result.type.shape)) \
         if s.attr("mask") == "bounds" else None
     if pred is None:
-        _ldmatrix_loop(ctx, acc, offsets, tile, plan)
+        ldmatrix_loop(ctx, acc, offsets, tile, plan)
         return
     with kb.if_(pred, uniform=True):
-        _ldmatrix_loop(ctx, acc, offsets, tile, plan)
+        ldmatrix_loop(ctx, acc, offsets, tile, plan)
     with kb.else_():
         fallback()  # type: ignore[operator]
 
 
-def _ldmatrix_loop(ctx: LoweringContext, acc: Addressing, offsets: list[object],
-                   tile: vals.TileValue, plan: tuple[int, bool, RegisterLayout]) -> None:
+def ldmatrix_loop(ctx: LoweringContext, acc: Addressing, offsets: list[object],
+                  tile: vals.TileValue, plan: tuple[int, bool, RegisterLayout]) -> None:
+    """Fill ``tile`` from the tile at ``offsets`` of ``acc`` (every row inside it) by the
+    ``ldmatrix`` instructions of ``plan`` (:func:`ldmatrix_plan`)."""
     kb = ctx.kb
     num, trans, q = plan
     rows = q * (replicated(4 // num) * _MATRICES[num] * spatial_layout(8, 1) * local(1, 8))

@@ -38,10 +38,11 @@ def cpu_target(kernel: Any) -> int:
     return target
 
 
-def compiled_for_cpu(kernel: Any, spec: Any) -> tuple[Any, Any]:
-    """The lowered kernel and its CPU executable for ``kernel`` (Tile IR) under ``spec``,
-    memoized for the life of the process."""
-    key = (id(kernel), spec)
+def compiled_for_cpu(kernel: Any, spec: Any, target: int | None = None) -> tuple[Any, Any]:
+    """The lowered kernel and its CPU executable for ``kernel`` (Tile IR) under ``spec``, lowered
+    for ``target`` (default :func:`cpu_target`), memoized for the life of the process."""
+    target = target or cpu_target(kernel)
+    key = (id(kernel), spec, target)
     with _lock:
         hit = _memo.get(key)
     if hit is not None and hit[0] is kernel:
@@ -49,7 +50,7 @@ def compiled_for_cpu(kernel: Any, spec: Any) -> tuple[Any, Any]:
     from tilevm.backend.cpu import compile_kernel
     from tilevm.backend.lower import lower
 
-    lowered = lower(kernel, cpu_target(kernel), spec)
+    lowered = lower(kernel, target, spec)
     executable = compile_kernel(lowered.thread)
     with _lock:
         _memo[key] = (kernel, lowered, executable)  # the kernel is kept: its id stays unique
@@ -74,16 +75,19 @@ def _workspace(shape: tuple, dims: dict[str, int], dt: DType, zeroed: bool) -> H
     return tensor
 
 
-def run_on_cpu(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
-    """Run a Tile IR kernel on bound host arguments with the CPU backend (the lowering)."""
+def run_on_cpu(kernel: Any, bound: Any, constants: dict[str, Any], target: int | None = None
+               ) -> Any:
+    """Run a Tile IR kernel on bound host arguments with the CPU backend, lowered for ``target``
+    (default :func:`cpu_target`: the GPU the CPU stands in for; another SM version runs that
+    GPU's lowering, e.g. sm_90's instruction choices); returns the lowered kernel."""
     from tilevm.backend.interp import launch_grid
     from tilevm.backend.lower.specialization import Specialization
 
     spec = Specialization.of_arguments(kernel, bound.tensors, bound.dims)
-    lowered, executable = compiled_for_cpu(kernel, spec)
+    lowered, executable = compiled_for_cpu(kernel, spec, target)
     grid = launch_grid(kernel, bound.scalars, bound.dims)
     if any(g == 0 for g in grid):
-        return
+        return lowered
     workspaces = {w.name: _workspace(w.shape, bound.dims, w.dtype, w.zeroed)
                   for w in lowered.workspaces}
     scalars = {p.name: p.type.dtype for p in kernel.params if not hasattr(p.type, "scope")}
@@ -102,6 +106,7 @@ def run_on_cpu(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
         else:
             args.append(workspaces[a.source].data)
     executable(grid if len(grid) > 1 else grid[0], *args)
+    return lowered
 
 
 register_device("cpu", run_on_cpu)

@@ -21,13 +21,10 @@ import pytest
 
 import tilevm as tv
 from tilevm.backend.cpu import compile_kernel
-from tilevm.backend.interp import launch_grid
-from tilevm.backend.lower import lower
 from tilevm.backend.lower.casts import cast_words_free, group_size, group_words
-from tilevm.backend.lower.specialization import Specialization
 from tilevm.frontend.arguments import bind_arguments
 from tilevm.ir.thread import B32, U64, KernelBuilder
-from tilevm.runtime.cpu_device import scalar_argument
+from tilevm.runtime.cpu_device import run_on_cpu
 
 INTEGERS = [f"{k}{n}" for k in ("u", "i") for n in range(1, 9)]
 TARGETS = [80, 90]
@@ -38,26 +35,7 @@ def run_lowered(kernel_fn: Any, target: int, *args: Any, **constants: Any) -> An
     backend (``device="cpu"`` lowers for sm_80); returns the lowered kernel."""
     kernel = kernel_fn.ir(**constants)
     bound = bind_arguments(kernel, args)
-    lowered = lower(kernel, target, Specialization.of_arguments(kernel, bound.tensors,
-                                                                 bound.dims))
-    executable = compile_kernel(lowered.thread)
-    scalars = {p.name: p.type.dtype for p in kernel.params if not hasattr(p.type, "scope")}
-    values: list[Any] = []
-    for a in lowered.abi:
-        if a.kind == "pointer":
-            values.append(bound.tensors[a.source].data)
-        elif a.kind == "offset":
-            values.append(bound.tensors[a.source].offset)
-        elif a.kind == "stride":
-            values.append(bound.tensors[a.source].strides[a.dim])
-        elif a.kind == "scalar":
-            values.append(scalar_argument(scalars[a.source], bound.scalars[a.source]))
-        elif a.kind == "size":
-            values.append(bound.dims[a.source])
-        else:
-            raise AssertionError(f"no workspaces here: {a}")
-    grid = launch_grid(kernel, bound.scalars, bound.dims)
-    executable(grid if len(grid) > 1 else grid[0], *values)
+    lowered = run_on_cpu(kernel, bound, constants, target)
     bound.finish()
     return lowered
 

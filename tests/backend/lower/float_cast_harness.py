@@ -6,7 +6,8 @@
   group, then random groups;
 - :func:`expected_halves`: the oracle, the code's value (``DType.decode``, checked against
   ml_dtypes where it has the type) rounded once by numpy (f16) or ml_dtypes (bf16), NaN as the
-  interpreter's pattern;
+  interpreter's pattern; :func:`mismatches` compares results with it, any NaN of the
+  destination type standing for a NaN (the numeric contract treats NaN as a class);
 - :func:`sass_cost`: SASS instructions per element of the cast, from NVRTC cubins: a kernel
   converting ``depth`` groups straight-line (an unrolled loop) at two depths, minus a kernel that
   only copies the same words (the note's method).
@@ -33,6 +34,9 @@ from tilevm.backend.lower.casts.float_words import (
 )
 from tilevm.ir.dtypes import DType, all_dtypes, dtype
 from tilevm.ir.thread import B32, U64, Kernel, KernelBuilder
+
+__all__ = ["NAN_BITS", "all_codes_words", "conversion_kernel", "expected_halves", "float_types",
+           "is_nan_bits", "mismatches", "run_conversion", "sass_cost"]
 
 THREADS = 32
 NAN_BITS = {"f16": 0x7E00, "bf16": 0x7FC0}  # the interpreter's NaN (positive, quiet)
@@ -117,6 +121,21 @@ def expected_halves(src: DType, dst: str) -> np.ndarray:
         else:
             bits = values.astype(ml_dtypes.bfloat16).view(np.uint16)
     return np.where(np.isnan(values), NAN_BITS[dst], bits).astype(np.uint16)
+
+
+def is_nan_bits(bits: np.ndarray, dst: str) -> np.ndarray:
+    """Whether each 16-bit pattern is a NaN of ``dst`` (exponent all ones, mantissa not zero)."""
+    bits = np.asarray(bits, np.uint16)
+    exponent, mantissa = (0x7C00, 0x03FF) if dst == "f16" else (0x7F80, 0x007F)
+    return ((bits & exponent) == exponent) & ((bits & mantissa) != 0)
+
+
+def mismatches(got: np.ndarray, want: np.ndarray, dst: str) -> np.ndarray:
+    """Where ``got`` breaks the numeric contract against ``want`` (from :func:`expected_halves`):
+    a NaN expected and something other than a NaN of ``dst`` given, or any other pattern not
+    equal bit for bit."""
+    expect_nan = is_nan_bits(want, dst)
+    return np.where(expect_nan, ~is_nan_bits(got, dst), got != want)
 
 
 def run_conversion(src: DType, dsts: Sequence[str], target: int, natural: bool,

@@ -1,9 +1,9 @@
 """Vectorized casts of packed floats of at most 8 bits to f16 and bf16 pairs, as Thread IR.
 
 The value is the interpreter's (DESIGN §3): the code's exact value rounded once to nearest even
-f16/bf16 (beyond f16's range ±inf, below it a subnormal or zero), and every NaN code gives the
-interpreter's NaN whatever its sign: ``0x7E00`` for f16 (numpy's float16 of a float64 NaN) and
-``0x7FC0`` for bf16. No sequence converts one element at a time. The common idea: place each
+f16/bf16 (beyond f16's range ±inf, below it a subnormal or zero), bit for bit; every NaN code
+gives a NaN of the destination type, any payload and sign (the numeric contract treats NaN as a
+class). No sequence converts one element at a time. The common idea: place each
 code's exponent and mantissa (``e + m`` bits) just under the exponent of an f16/bf16 half with
 masks, shifts, ``lop3`` and ``prmt``, working on several fields of a word at once; then one
 multiply by ``2^(15 − bias)`` (f16) or ``2^(127 − bias)`` (bf16) re-biases both halves exactly,
@@ -19,23 +19,24 @@ type:
   ``prmt``. ``f7e5m1`` to f16 (bias 15) needs no multiply; a ``min`` with +inf turns the two
   codes whose placed pattern is a NaN (exponent 31) into the inf they round to.
 - 8-bit codes: a sign plane ``q & 0x80808080`` and one select-``lop3`` per pair build both
-  halves. NaN codes need a fix after the multiply, which cannot give ``0x7E00``: for ``fn``
-  codes (0x7F, 0xFF) a byte flag ``(q & 0x7F7F7F7F) + 0x01010101`` spread by ``prmt``'s
+  halves. ``f8e4m3fn`` to f16: the byte flag ``(q & 0x7F7F7F7F) + 0x01010101`` replaces each
+  code's sign bit in the word, so that 0x7F/0xFF are placed as 0x7F80 (a NaN the multiply
+  keeps). Otherwise NaN codes need a fix after the multiply: for ``fn`` codes to bf16 a byte
+  flag ``(q & 0x7F7F7F7F) + 0x01010101`` spread by ``prmt``'s
   sign replication selects the NaN; for ``fnuz`` (0x80, whose pattern is −0) the multiply is an
   ``fma`` with +0, which turns −0 into +0, so the sign that changed marks the NaN (spread by
   the same ``prmt``) and a ``lop3`` ors the NaN pattern in.
-- ``f8e5m2`` to f16: the code is the f16 high byte (``prmt``), after NaN codes become 0x7E in
-  the word (byte flag ``(q & 0x7F7F7F7F) + 0x03030303``). To bf16: ``prmt``, ``cvt.f32.f16``
-  (exact, keeps inf) and one ``cvt.rn.bf16x2.f32``; its NaN (0x7FFF) becomes 0x7FC0 by a
-  ``mad`` on its low bit.
-- ``f8e4m3fn`` to f16 on sm_89 and later: ``cvt.rn.f16x2.e4m3x2`` and the same NaN fix.
+- ``f8e5m2`` to f16: the code is the f16 high byte (``prmt`` only: NaN stays NaN, inf stays
+  inf). To bf16: ``prmt``, ``cvt.f32.f16`` (exact, keeps inf and NaN) and one
+  ``cvt.rn.bf16x2.f32``.
+- ``f8e4m3fn`` to f16 on sm_89 and later: ``cvt.rn.f16x2.e4m3x2`` alone.
 - ``f8e5m2fnuz`` to f16: codes of exponent 31 (finite here) cannot be placed under f16's
   exponent, so their exponent drops by one in the word and their half is multiplied by 1
   instead of 1/2 (a per-half scale register).
 - ``f8e8m0fnu``: to bf16 the code is the exponent field (``prmt``, shift); a ``max`` with
   2^-127 gives the code 0 its subnormal and a carry flags 0xFF. To f16 (41 binades): an f32
   ``E << 23`` with the low mantissa bits set from bit 7 (a NaN for 0xFF, harmless elsewhere)
-  and one ``cvt.rn.f16x2.f32`` per pair, whose NaN 0x7FFF becomes 0x7E00.
+  and one ``cvt.rn.f16x2.f32`` per pair (0xFF gives its NaN 0x7FFF).
 
 A group (:func:`float_group_size`) is 4 codes for 8 bits, 8 for 4 bits, 16 for 6 bits and 32
 (``n`` words) for 3, 5 and 7 bits. The free order of each sequence is a permutation of the
@@ -57,7 +58,7 @@ from tilevm.ir.thread.values import Const, Operand
 
 __all__ = ["float_group_size", "float_words_to_half", "float_words_to_half_free"]
 
-_NAN = {"f16": 0x7E00, "bf16": 0x7FC0}  # the interpreter's NaN (positive, quiet)
+_NAN = {"f16": 0x7E00, "bf16": 0x7FC0}  # the NaN the fix-ups write (any NaN would do)
 _MANTISSA = {"f16": 10, "bf16": 7}
 _EXPONENT_BIAS = {"f16": 15, "bf16": 127}
 
@@ -67,7 +68,6 @@ _SELECT_C_WHERE_B = 0xB8  # (a & ~b) | (c & b)
 _A_OR_B_AND_C = 0xF8  # a | (b & c)
 _A_AND_B_OR_C = 0xEA  # (a & b) | c
 _A_XOR_B_AND_C = 0x78  # a ^ (b & c)
-_A_ANDNOT_B_AND_C = 0x70  # a & ~(b & c)
 
 _SIGNS = 0x80008000  # bit 15 of both halves
 
@@ -89,9 +89,9 @@ def float_words_to_half(kb: KernelBuilder, words: Sequence[Operand], src: DType,
     (code ``k`` at bits ``[k·n, (k+1)·n)`` of the concatenated words). Returns 32-bit registers
     of ``dst`` pairs: word ``j`` holds element ``2j`` in its low half and ``2j + 1`` in its high
     half. Each half is the code's exact value rounded once to nearest even ``dst`` (±inf beyond
-    f16's range), ``0x7E00`` (f16) or ``0x7FC0`` (bf16) for every NaN code, as the interpreter's
-    cast. ``target`` is the SM version (80, 89, 90): it picks ``fma`` or ``mul`` for bf16 and
-    the hardware fp8 conversion where it exists.
+    f16's range), bit for bit as the interpreter's cast; every NaN code gives some NaN of
+    ``dst`` (any payload and sign). ``target`` is the SM version (80, 89, 90): it picks
+    ``fma`` or ``mul`` for bf16 and the hardware fp8 conversion where it exists.
     """
     outs, perm = _convert(kb, words, src, dst, target, natural=True)
     assert perm == tuple(range(len(perm)))
@@ -242,12 +242,6 @@ class _Seq:
         changed = self.kb.xor(before, self.bits(after), type=B32)
         halves = self.prmt(changed, changed, _prmt_selector(9, 9, 11, 11))
         return self.lop3(after, halves, _NAN[self.half] * 0x10001, _A_OR_B_AND_C)
-
-    def nan_from_low_bit(self, r: Operand, nan: int) -> Operand:
-        """Halves whose bit 0 is set (the hardware's NaN 0x7FFF; no result here has it) become
-        ``nan``: ``r − (r & 0x00010001)·(0x7FFF − nan)``."""
-        low = self.and_(r, 0x00010001)
-        return self.kb.mad(low, self.const(-(0x7FFF - nan)), self.bits(r), mode="lo", type=U32)
 
 
 def _prmt_selector(*sources: int) -> int:
@@ -463,12 +457,20 @@ def _bytes(seq: _Seq, q: Operand, geo: _Geometry, specials: str, natural: bool
     mask = geo.magnitude_mask
     fnuz = specials == "fnuz"
     pairs = ((0, 2), (1, 3))
+    fn_flag_in_exponent = specials == "fn" and seq.half == "f16" and geo.p == 7
+    if fn_flag_in_exponent:
+        # 0x7F/0xFF (low 7 bits + 1 carry into bit 7) get bit 7 set in place of the sign: one
+        # bit above the placed magnitude it completes f16 exponent 31 (0x7F80, a NaN, which
+        # the multiply keeps); other codes get 0 there
+        flags = seq.add_const(q, signs, 0x01010101)
+        q = seq.lop3(flags, q, 0x80808080, _SELECT_A_WHERE_C)
+        mask |= mask << 1
     placed = [seq.lop3(seq.shift(q, geo.p), seq.shift(signs, 8), mask, _SELECT_A_WHERE_C),
               seq.lop3(seq.shift(q, geo.p - 8), signs, mask, _SELECT_A_WHERE_C)]
     outs = [seq.rebias(t, geo.scale, plus_zero=fnuz) for t in placed]
     if fnuz:  # 0x80 placed is −0; the fma made it +0
         outs = [seq.nan_where_sign_changed(t, r) for t, r in zip(placed, outs, strict=True)]
-    elif specials == "fn":  # 0x7F and 0xFF: the low 7 bits + 1 carry into bit 7
+    elif specials == "fn" and not fn_flag_in_exponent:  # 0x7F, 0xFF: low 7 bits + 1 carry
         flags = seq.add_const(q, signs, 0x01010101)
         nan = seq.const(_NAN[seq.half] * 0x10001)
         outs = [seq.lop3(r, seq.prmt(flags, flags, _prmt_selector(8 + a, 8 + a, 8 + b, 8 + b)),
@@ -478,13 +480,8 @@ def _bytes(seq: _Seq, q: Operand, geo: _Geometry, specials: str, natural: bool
 
 
 def _e5m2_f16(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
-    """e5m2 is the high byte of an f16: NaN codes (low 7 bits above 0x7C) become 0x7E in the
-    word (byte flag ``(q & 0x7F7F7F7F) + 0x03030303``, sign-replicated by ``prmt``), then one
-    ``prmt`` per pair puts two codes over zero low bytes."""
-    signs = seq.and_(q, 0x80808080)
-    flags = seq.add_const(q, signs, 0x03030303)
-    nan_bytes = seq.prmt(flags, flags, _prmt_selector(8, 9, 10, 11))
-    q = seq.lop3(q, nan_bytes, 0x7E7E7E7E, _SELECT_C_WHERE_B)
+    """e5m2 is the high byte of an f16 (inf stays inf, NaN stays a NaN): one ``prmt`` per pair
+    puts two codes over zero low bytes."""
     outs = [seq.prmt(q, 0, _prmt_selector(_ZERO_BYTE, a, _ZERO_BYTE, a + 1)) for a in (0, 2)]
     return outs, (0, 1, 2, 3)
 
@@ -499,21 +496,20 @@ def _f16_halves(seq: _Seq, word: Operand) -> tuple[Operand, Operand]:
 
 def _e5m2_bf16(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
     """e5m2 to bf16: the f16 halves (``prmt``), ``cvt.f32.f16`` (exact: inf stays inf, where a
-    placed-and-multiplied code of exponent 31 would be finite) and ``cvt.rn.bf16x2.f32``; its
-    NaN 0x7FFF becomes 0x7FC0 (no bf16 of an e5m2 value has bit 0 set)."""
+    placed-and-multiplied code of exponent 31 would be finite) and ``cvt.rn.bf16x2.f32`` (NaN
+    codes give 0x7FFF)."""
     kb = seq.kb
     outs = []
     for a in (0, 2):
         lanes = seq.prmt(q, 0, _prmt_selector(_ZERO_BYTE, a, _ZERO_BYTE, a + 1))
         lo, hi = (kb.cvt(h, F32, src=F16) for h in _f16_halves(seq, lanes))
-        packed = kb.cvt_pack(hi, lo, BF16X2)
-        outs.append(seq.nan_from_low_bit(packed, _NAN["bf16"]))
+        outs.append(kb.cvt_pack(hi, lo, BF16X2))
     return outs, (0, 1, 2, 3)
 
 
 def _fp8_hardware(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], tuple[int, ...]]:
-    """e4m3fn to f16 on sm_89+: ``cvt.rn.f16x2.e4m3x2`` per half-word (exact; NaN 0x7FFF, which
-    becomes 0x7E00: no f16 of an e4m3 value has bit 0 set). The free order is sm_80's
+    """e4m3fn to f16 on sm_89+: ``cvt.rn.f16x2.e4m3x2`` per half-word (exact; NaN codes give
+    0x7FFF). The free order is sm_80's
     (0, 2, 1, 3), one ``prmt`` more, so that prepared weights suit every target."""
     kb = seq.kb
     if not natural:
@@ -521,8 +517,7 @@ def _fp8_hardware(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], 
     outs = []
     for half in (q, seq.shift(q, -16)):
         codes = kb.mov(kb.cvt(half, U16, src=U32), E4M3X2)
-        pair = kb.cvt(codes, F16X2, src=E4M3X2, rnd="rn")
-        outs.append(seq.nan_from_low_bit(pair, _NAN["f16"]))
+        outs.append(kb.cvt(codes, F16X2, src=E4M3X2, rnd="rn"))
     return outs, (0, 1, 2, 3) if natural else (0, 2, 1, 3)
 
 
@@ -554,8 +549,7 @@ def _e8m0(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
     per code an f32 ``(code << 23) | (code ≥ 128 ? 0x7F : 0)`` (``prmt`` with a replicated
     sign byte, then ``>> 1``): exact below 2^1 — the tie 2^-25 stays a tie — and above it the
     low bits do not change the f16 (≥ 2^16 overflows) but make 0xFF a NaN; ``cvt.rn.f16x2.f32``
-    rounds once and gives 0x7FFF for it, which loses bits 0–8 (no other result has two
-    adjacent bits set among bits 0–9)."""
+    rounds once and gives 0x7FFF for it."""
     kb = seq.kb
     outs = []
     for a in (0, 2):
@@ -568,6 +562,5 @@ def _e8m0(seq: _Seq, q: Operand) -> tuple[list[Operand], tuple[int, ...]]:
         else:
             f32 = [kb.mov(kb.shr(seq.prmt(q, 0, _prmt_selector(8 + c, _ZERO_BYTE, _ZERO_BYTE, c)),
                                  1, type=B32), F32) for c in (a, a + 1)]
-            r = kb.cvt_pack(f32[1], f32[0], F16X2)
-            outs.append(seq.lop3(r, kb.shr(r, 1, type=B32), 0x01FF01FF, _A_ANDNOT_B_AND_C))
+            outs.append(kb.cvt_pack(f32[1], f32[0], F16X2))
     return outs, (0, 1, 2, 3)

@@ -15,14 +15,15 @@ order wins, so the result is deterministic):
    while one loaded from shared memory is loaded straight into fragments (``ldmatrix``);
 5. *default*: the same blocked layout for whatever is left.
 
-(Shared-memory accesses have no preference and take their partner's layout.) A layout propagates
-at the priority of its origin: an
-elementwise result takes its highest-priority operand's layout and gives it back to the others (a
-broadcast operand gets the layout *reduced* over the broadcast dimensions, so each thread holds
-what it needs); ``reduce``, ``transpose``, ``reshape`` and ``bitcast`` map layouts through the
-algebra both ways where it can; ``assign`` (loop-carried values, ``if`` merges) ties its two
-sides. Sweeps forward and backward repeat until nothing changes (a bounded number of times: a
-layout only ever moves up in priority).
+(Shared-memory accesses have no preference and take their partner's layout.) A layout propagates at
+the priority of its origin: an elementwise result takes its highest-priority operand's layout and
+gives it back to the others (a broadcast operand gets the layout *reduced* over the broadcast
+dimensions, so each thread holds what it needs); ``reduce``, ``transpose``, ``reshape`` and
+``bitcast`` map layouts through the algebra both ways where it can; ``assign`` (loop-carried
+values, ``if`` merges) ties its two sides. Sweeps forward and backward repeat until nothing changes
+(a bounded number of times: a layout only ever moves up in priority). A cast of an operand made by
+``view`` into f16/bf16 whose fast sequence emits another order takes the result layout that makes
+that order natural (:mod:`~tilevm.backend.lower.cast_order`).
 
 Then every operand whose layout differs from what its instruction needs gets an explicit
 ``convert_layout`` before the instruction (or after it, for an instruction whose result layout
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tilevm.backend.lower.cast_order import free_cast_operand_layout, free_cast_result_layout
 from tilevm.backend.lower.default_layouts import blocked_layout
@@ -343,9 +345,9 @@ def _dot_operands(s: Instr, acc: RegisterLayout) -> tuple[RegisterLayout, Regist
     return operand_layouts(acc, s.args[0].type.shape[1], _dot_atom(s))
 
 
-def _try(fn: object, *args: object) -> object:
+def _try(fn: Callable[..., Any], *args: object) -> Any:
     try:
-        return fn(*args)  # type: ignore[operator]
+        return fn(*args)
     except ValueError:
         return None
 

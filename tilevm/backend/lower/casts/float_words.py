@@ -30,9 +30,10 @@ type:
   inf). To bf16: ``prmt``, ``cvt.f32.f16`` (exact, keeps inf and NaN) and one
   ``cvt.rn.bf16x2.f32``.
 - ``f8e4m3fn`` to f16 on sm_89 and later: ``cvt.rn.f16x2.e4m3x2`` alone.
-- ``f8e5m2fnuz`` to f16: codes of exponent 31 (finite here) cannot be placed under f16's
-  exponent, so their exponent drops by one in the word and their half is multiplied by 1
-  instead of 1/2 (a per-half scale register).
+- ``f8e5m2fnuz`` to f16: the code as an f16 high byte times 1/2. Codes of exponent 31 (finite
+  here) and the NaN 0x80 are flagged in one byte-flag word: a flagged code's exponent msb is
+  flipped before the multiply and or-ed back after it (exponent 31 → 15 → 14 → 30); the NaN's
+  placed low byte is nonzero, so the or makes it a NaN.
 - ``f8e8m0fnu``: to bf16 the code is the exponent field (``prmt``, shift); a ``max`` with
   2^-127 gives the code 0 its subnormal and a carry flags 0xFF. To f16 (41 binades): an f32
   ``E << 23`` with the low mantissa bits set from bit 7 (a NaN for 0xFF, harmless elsewhere)
@@ -522,23 +523,29 @@ def _fp8_hardware(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], 
 
 
 def _e5m2fnuz_f16(seq: _Seq, q: Operand, natural: bool) -> tuple[list[Operand], tuple[int, ...]]:
-    """e5m2fnuz to f16 (bias 16): the code as an f16 high byte, times 1/2, except that codes of
-    exponent 31 (finite here, inf/NaN as f16 patterns) get exponent 30 in the word and a scale
-    of 1 (flag ``(q & 0x7F7F7F7F) + 0x04040404``); the NaN 0x80 (−0 placed) as for fnuz."""
+    """e5m2fnuz to f16 (bias 16): the code as an f16 high byte, times 1/2. Codes of exponent 31
+    (finite here, inf/NaN as f16 patterns) and the NaN 0x80 are flagged at bit 7 of
+    ``W = mag + 4 + N`` (``mag = q & 0x7F…``, ``N = 0x80`` in the bytes of 0x80, from
+    ``Z = 0x80 − mag``, whose bit 7 marks a zero magnitude): a flagged code gets bit 6 flipped
+    (exponent 31 → 15, 0x80 → 0xC0), and after the multiply (exponent 14, resp. −1) bit 14 is
+    or-ed back in: exponent 30, the code's value. The NaN code's placed low byte is ``N``'s byte
+    (0x80), so its result is 0xFC80, a NaN."""
     if natural:
         q = seq.prmt(q, q, _prmt_selector(0, 2, 1, 3))
+    kb = seq.kb
     signs = seq.and_(q, 0x80808080)
-    flags = seq.add_const(q, signs, 0x04040404)  # bit 7 of each byte: exponent 31
-    down = seq.shift(flags, -5)  # flags of codes 1, 3 at bits 10, 26; of each code at its bit 2
-    q = seq.lop3(q, down, 0x04040404, _A_XOR_B_AND_C)
-    up = seq.shift(flags, 3)  # flags of codes 0, 2 at bits 10, 26
-    half_one = Const.of(0.5, F16X2).bits
+    zero_mag = seq.add_const(signs, q, 0x80808080)  # 0x80 - mag per byte: bit 7 iff mag == 0
+    nan = seq.lop3(signs, zero_mag, 0x80808080, 0x80)  # a & b & c: 0x80 in the bytes of 0x80
+    flags = kb.add(kb.sub(nan, zero_mag, type=U32), seq.const(0x84848484), type=U32)
+    odd = seq.shift(flags, -1)  # flags of codes 1, 3 at bits 14, 30; of each code at its bit 6
+    q = seq.lop3(q, odd, 0x40404040, _A_XOR_B_AND_C)
+    even = seq.shift(flags, 7)  # flags of codes 0, 2 at bits 14, 30
+    half = Const.of(0.5, F16X2)
     outs = []
-    for (a, b), flag in (((0, 2), up), ((1, 3), down)):
-        placed = seq.prmt(q, 0, _prmt_selector(_ZERO_BYTE, a, _ZERO_BYTE, b))
-        scale = seq.lop3(flag, 0x04000400, half_one, _A_AND_B_OR_C)  # 0.5 or 1.0 per half
-        r = seq.kb.fma(placed, scale, Const(0, F16X2), type=F16X2)
-        outs.append(seq.nan_where_sign_changed(placed, r))
+    for (a, b), flag in (((0, 2), even), ((1, 3), odd)):
+        placed = seq.prmt(q, nan, _prmt_selector(_ZERO_BYTE + a, a, _ZERO_BYTE + b, b))
+        r = kb.mul(placed, half, type=F16X2)
+        outs.append(seq.lop3(r, flag, 0x40004000, _A_OR_B_AND_C))
     order = (0, 1, 2, 3) if natural else (0, 2, 1, 3)
     return outs, order
 

@@ -67,7 +67,6 @@ _EXPONENT_BIAS = {"f16": 15, "bf16": 127}
 _SELECT_A_WHERE_C = 0xE4  # (a & c) | (b & ~c)
 _SELECT_C_WHERE_B = 0xB8  # (a & ~b) | (c & b)
 _A_OR_B_AND_C = 0xF8  # a | (b & c)
-_A_AND_B_OR_C = 0xEA  # (a & b) | c
 _A_XOR_B_AND_C = 0x78  # a ^ (b & c)
 
 _SIGNS = 0x80008000  # bit 15 of both halves

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sass_examples import load_example  # bench/ is the script's folder
+
 
 def _statements(kb, x, n: int) -> int:
     """Append about ``n`` statements: a mix of integer, bit and f32 operations, each reading
@@ -97,17 +99,8 @@ def lowered(name: str, kernel_ir, note: str = ""):
 
 def _examples() -> list:
     """Every example (the GEMMs and attention through tensor cores)."""
-    import importlib.util
-
-    out = []
-    folder = Path(__file__).resolve().parents[1] / "examples"
-    sys.path.insert(0, str(folder))
-    for name in ("vector_add", "softmax", "matmul", "matmul_w4a16", "attention"):
-        spec = importlib.util.spec_from_file_location(f"example_{name}", folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        out.append((f"example_{name}", getattr(module, name).ir()))
-    return out
+    return [(f"example_{name}", load_example(name).ir())
+            for name in ("vector_add", "softmax", "matmul", "matmul_w4a16", "attention")]
 
 
 def _chain_kernel():

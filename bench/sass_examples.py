@@ -18,7 +18,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 INSTRUCTION = re.compile(r"^\s+/\*[0-9a-f]{4,}\*/\s+\S")
 
 
-def _example(name: str):
+def load_example(name: str):
+    """The kernel ``name`` of ``examples/name.py``."""
     sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     for name in ("vector_add", "softmax"):
-        kernel = _example(name)
+        kernel = load_example(name)
         for arch in ("sm_80", "sm_90"):
             for spec in (None, "aligned"):
                 compiled = tv.compile(kernel, arch, spec=spec)

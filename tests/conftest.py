@@ -70,8 +70,9 @@ def _snapshot(value):
 
 @pytest.fixture(autouse=True)
 def every_interpreted_kernel_also_runs_on_the_cpu_backend(monkeypatch, request):
-    """Every kernel a test runs on the interpreter (``device="interp"``, or the default device) also runs, on copies of its
-    arguments, through the lowering on the CPU backend, and must give the interpreter's results
+    """Every kernel a test runs on the interpreter (``device="interp"``, or the default device)
+    also runs, on copies of its arguments, through the lowering on the CPU backend, and must give
+    the interpreter's results
     (issue 8: bit for bit for the exact class of DESIGN §3, within a tolerance for programs with
     bounded operations — the random differential test holds each operation to its own bound)."""
     if request.node.get_closest_marker("interpreter_only"):

@@ -14,7 +14,7 @@ from typing import Any
 from tilevm.frontend.devices import register_device
 from tilevm.ir.dtypes import DType
 from tilevm.ir.host_tensor import HostTensor
-from tilevm.ir.tile.ops import dot_rule
+from tilevm.ir.tile.ops import dot_rule_of
 from tilevm.ir.tile.program import Instr, walk
 
 __all__ = ["compiled_for_cpu", "run_on_cpu", "scalar_argument"]
@@ -32,16 +32,14 @@ def cpu_target(kernel: Any) -> int:
     target = CPU_TARGET
     for s in walk(kernel.body):
         if isinstance(s, Instr) and s.op == "dot":
-            rule = dot_rule(s.args[0].type.dtype, s.args[1].type.dtype,
-                            s.attr("precision") or "ieee")
-            target = max(target, rule.min_sm)
+            target = max(target, dot_rule_of(s).min_sm)
     return target
 
 
 def compiled_for_cpu(kernel: Any, spec: Any, target: int | None = None) -> tuple[Any, Any]:
     """The lowered kernel and its CPU executable for ``kernel`` (Tile IR) under ``spec``, lowered
-    for ``target`` (default :func:`cpu_target`), memoized for the life of the process."""
-    target = target or cpu_target(kernel)
+    for ``target`` (default :func:`cpu_target`), memoized for the life of the process (a call that
+    hits the memo does not look at the kernel again)."""
     key = (id(kernel), spec, target)
     with _lock:
         hit = _memo.get(key)
@@ -50,7 +48,7 @@ def compiled_for_cpu(kernel: Any, spec: Any, target: int | None = None) -> tuple
     from tilevm.backend.cpu import compile_kernel
     from tilevm.backend.lower import lower
 
-    lowered = lower(kernel, target, spec)
+    lowered = lower(kernel, target or cpu_target(kernel), spec)
     executable = compile_kernel(lowered.thread)
     with _lock:
         _memo[key] = (kernel, lowered, executable)  # the kernel is kept: its id stays unique

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.ir.layout import algebra
@@ -57,6 +58,7 @@ class DotShape:
     c: RegisterLayout
 
 
+@cache
 def dot_shape(rule: DotRule) -> DotShape:
     """The atom a ``dot`` under ``rule`` is computed in."""
     if rule.instruction is None:

@@ -50,7 +50,7 @@ from tilevm.backend.lower.errors import lowering_error
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.algebra import local
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS, dot_rule
+from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS, dot_rule_of
 from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Loc, Stmt, Var, While
 from tilevm.ir.tile.types import TensorType
 
@@ -337,8 +337,7 @@ def _tensor_core_dot(s: Instr) -> bool:
 
 
 def _dot_atom(s: Instr) -> DotShape:
-    return dot_shape(dot_rule(s.args[0].type.dtype, s.args[1].type.dtype,
-                              s.attr("precision") or "ieee"))
+    return dot_shape(dot_rule_of(s))
 
 
 def _dot_operands(s: Instr, acc: RegisterLayout) -> tuple[RegisterLayout, RegisterLayout]:

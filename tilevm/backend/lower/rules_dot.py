@@ -40,18 +40,12 @@ from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
 from tilevm.ir.thread.types import B32, F32, TF32, U32
 from tilevm.ir.thread.values import Const, Index, Operand
-from tilevm.ir.tile.ops import DotRule, dot_rule
+from tilevm.ir.tile.ops import DotRule, dot_rule_of
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["dot_rule_of", "lower_dot"]
+__all__ = ["lower_dot"]
 
 _TARGETS_WITH = {89: "sm_89 and sm_90"}
-
-
-def dot_rule_of(s: Instr) -> DotRule:
-    """The rule of a Tile IR ``dot`` instruction."""
-    a, b = s.args[0].type.dtype, s.args[1].type.dtype
-    return dot_rule(a, b, s.attr("precision") or "ieee")
 
 
 def _check_target(ctx: LoweringContext, s: Instr, r: DotRule) -> None:

@@ -75,6 +75,7 @@ __all__ = [
     "TileTypeError",
     "broadcast_shapes",
     "dot_rule",
+    "dot_rule_of",
     "infer_type",
 ]
 
@@ -719,6 +720,13 @@ def dot_rule(a: DType | str, b: DType | str, precision: str = "ieee") -> DotRule
         raise ValueError(f"{what} (supported (a, b) pairs: {_supported_dot_pairs()}); cast "
                          f"{'them' if a_name == b_name else 'one of them'} first")
     return rule
+
+
+def dot_rule_of(instr: Any) -> DotRule:
+    """The rule of a Tile IR ``dot`` instruction: its operands' dtypes and its ``precision``
+    attribute (``"ieee"`` when absent)."""
+    a, b = instr.args[0].type.dtype, instr.args[1].type.dtype
+    return dot_rule(a, b, instr.attr("precision") or "ieee")
 
 
 def _dot(args: list[Type], a: dict) -> Type:

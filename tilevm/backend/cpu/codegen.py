@@ -2,10 +2,11 @@
 
 ``tv_warp`` runs one warp of one block from a resume point to the next ``bar.sync`` (or the end)
 and returns that barrier's number (0 at the end, -1 on an error). Every Thread IR value of the
-warp is a ``<32 x T>`` vector held in an ``alloca`` (promoted to SSA by LLVM); at a barrier all
-registers are stored to the warp's register file and the function returns; resuming loads them
-back and jumps to the code after that barrier. Lane-dependent control flow runs under an active
-mask (``<32 x i1>``): writes are selects, memory accesses masked gathers and scatters.
+warp is a ``<32 x T>`` vector: an SSA value when it is a temporary, else held in an ``alloca``
+(promoted to SSA by LLVM) or, when a barrier separates a write of it from a read, in the warp's
+register file; at a barrier the function returns, and resuming jumps to the code after it.
+Lane-dependent control flow runs under an active mask (``<32 x i1>``): writes are selects,
+memory accesses masked gathers and scatters.
 
 ``tv_run`` executes a range of blocks: for each block, phase after phase, it calls ``tv_warp`` for
 every warp in a fixed order (reversed on request) and checks that all warps stopped at the same
@@ -102,7 +103,8 @@ class WarpCodegen:
         self.kernel = kernel
         self.m = module
         self.stmt_ids = {id(s): i for i, s in enumerate(walk(kernel.body))}
-        self.slots: dict[int, tuple[ir.Value, ir.Type, int, int]] = {}
+        # id -> (alloca or None for the register file, element type, offset, stride, count)
+        self.slots: dict[int, tuple[ir.Value | None, ir.Type, int, int, int]] = {}
         self.slot_ptrs: dict[tuple[int, int], ir.Value] = {}
         self._known_block: ir.Block | None = None
         self._known_values: dict[tuple[int, int], ir.Value] = {}
@@ -115,7 +117,8 @@ class WarpCodegen:
         # Temporaries that no barrier separates from their reads stay LLVM SSA values: no alloca
         # for LLVM to promote (SROA's work grows faster than linearly with the allocas).
         crossing = set().union(*self.live.values()) if self.live else set()
-        self.ssa = self.temporaries - crossing - {id(p.reg) for p in kernel.params}
+        self.ssa = (self.temporaries - crossing - {id(p.reg) for p in kernel.params}
+                    - _mma_operands(kernel))
         self.ssa_values: dict[int, dict[int, ir.Value]] = {}
 
     # -- function skeleton ----------------------------------------------------------------------
@@ -136,6 +139,7 @@ class WarpCodegen:
         start = fn.append_basic_block("start")
         self.switch = self.b.switch(resume, start)
         self.b.position_at_end(start)
+        self._zero_resident()
         self._load_params()
         self.mask = _Mask(self.L.all_ones(), True)
         self.body(self.kernel.body)
@@ -143,8 +147,12 @@ class WarpCodegen:
         return fn
 
     def _allocate(self) -> None:
+        """A slot per register: an ``alloca`` (promoted to SSA by LLVM) for one that no barrier
+        separates from its reads, else its place in the warp's register file (a barrier then
+        saves and restores nothing: the code of a barrier with hundreds of live registers made
+        most of a kernel's instruction-selection time)."""
         offset = 0
-        spilled = set().union(*self.live.values())  # only these need room in the register file
+        resident = set().union(*self.live.values())
         things: list[Reg | RegArray] = [*self.kernel.registers(), *self.kernel.arrays]
         for x in things:
             if id(x) in self.ssa:
@@ -154,15 +162,29 @@ class WarpCodegen:
             n = (t.count if isinstance(t, VectorType) else 1) * (
                 x.length if isinstance(x, RegArray) else 1)
             vt = self.L.vtype(elem)
+            if id(x) in resident:
+                stride = _align(WARP * _lane_bytes(elem), 16)
+                self.slots[id(x)] = (None, vt, offset, stride, n)
+                for k in range(n):
+                    self.slot_ptrs[(id(x), k)] = self.b.gep(
+                        self.regfile, [I64(offset + k * stride)], source_etype=I8)
+                offset += n * stride
+                continue
             slot = self.b.alloca(ir.ArrayType(vt, n), name=x.name.replace(".", "_"))
             self.b.store(ir.Constant(ir.ArrayType(vt, n), None), slot)
-            stride = _align(WARP * _lane_bytes(elem), 16)
-            self.slots[id(x)] = (slot, vt, offset, stride)
+            self.slots[id(x)] = (slot, vt, 0, 0, n)
             for k in range(n):
                 self.slot_ptrs[(id(x), k)] = self.b.gep(slot, [I32(0), I32(k)], inbounds=True)
-            if id(x) in spilled:
-                offset += n * stride
         self.regfile_bytes = _align(max(offset, 16), SLOT_ALIGN)
+
+    def _zero_resident(self) -> None:
+        """Registers start as zeros (as the allocas do); those in the register file are
+        zeroed once, at the start of the warp, not at every resume."""
+        for key, (slot, vt, _, _, n) in self.slots.items():
+            if slot is None:
+                zero = ir.Constant(vt, None)
+                for k in range(n):
+                    self.b.store(zero, self.slot_ptrs[(key, k)], align=16)
 
     def _load_params(self) -> None:
         b, L = self.b, self.L
@@ -181,11 +203,17 @@ class WarpCodegen:
 
     # -- register access ------------------------------------------------------------------------
 
-    def _slot_ptr(self, x: Reg | RegArray, i: ir.Value | int) -> tuple[ir.Value, ir.Type]:
-        slot, vt, _, _ = self.slots[id(x)]
+    def _slot_ptr(self, x: Reg | RegArray, i: ir.Value | int) -> tuple[ir.Value, ir.Type, int]:
+        """The address of element ``i`` of ``x``'s slot, the element's LLVM type and the
+        alignment to access it with (16 in the register file, natural in an ``alloca``)."""
+        slot, vt, offset, stride, _ = self.slots[id(x)]
+        align = 16 if slot is None else 0
         if isinstance(i, int):
-            return self.slot_ptrs[(id(x), i)], vt
-        return self.b.gep(slot, [I32(0), i], inbounds=True), vt
+            return self.slot_ptrs[(id(x), i)], vt, align
+        if slot is None:
+            at = self.b.add(I64(offset), self.b.mul(self.b.zext(i, I64), I64(stride)))
+            return self.b.gep(self.regfile, [at], source_etype=I8), vt, align
+        return self.b.gep(slot, [I32(0), i], inbounds=True), vt, align
 
     def _known(self) -> dict[tuple[int, int], ir.Value]:
         """Values of register slots stored earlier in the current basic block: reading them
@@ -206,8 +234,8 @@ class WarpCodegen:
         known = self._known()
         if isinstance(i, int) and (id(x), i) in known:
             return known[(id(x), i)]
-        p, vt = self._slot_ptr(x, i)
-        v = self.b.load(p, typ=vt)
+        p, vt, align = self._slot_ptr(x, i)
+        v = self.b.load(p, typ=vt, align=align or None)
         if isinstance(i, int):
             known[(id(x), i)] = v
         return v
@@ -219,13 +247,13 @@ class WarpCodegen:
             self.ssa_values.setdefault(id(x), {})[i] = v if v.type == vt else self.b.bitcast(
                 v, vt)
             return
-        p, vt = self._slot_ptr(x, i)
+        p, vt, align = self._slot_ptr(x, i)
         if v.type != vt:
             v = self.b.bitcast(v, vt)
         if not full:
             old = self._load_slot(x, i)
             v = self.b.select(self.mask.value if self._guard is None else self._guard, v, old)
-        self.b.store(v, p)
+        self.b.store(v, p, align=align or None)
         known = self._known()
         if isinstance(i, int):
             known[(id(x), i)] = v
@@ -292,6 +320,27 @@ class WarpCodegen:
             i = base if k == 0 else (self.b.add(base, I32(k)) if not isinstance(base, int)
                                      else base + k)
             self._store_slot(owner, i, values[k], full)
+
+    def slot_address(self, x: Operand) -> ir.Value:
+        """The address of ``x``'s lane vectors, its elements in a row (a register's slot is
+        an array of them): its slot's, or for a constant or an SSA value a scratch copy's."""
+        if isinstance(x, Const) or (isinstance(x, Reg) and id(x) in self.ssa):
+            values = self.read(x)
+            values = values if isinstance(values, list) else [values]
+            copy = self.scratch(ir.ArrayType(values[0].type, len(values)))
+            for k, v in enumerate(values):
+                self.b.store(v, self.b.gep(copy, [I32(0), I32(k)], inbounds=True))
+            return copy
+        owner, base, _ = self._locate(x)
+        return self._slot_ptr(owner, base)[0]
+
+    def forget(self, x: Reg | Elem) -> None:
+        """Drop what is known of ``x``'s slots: something other than ``_store_slot`` wrote
+        them (a helper, through ``slot_address``)."""
+        owner = x.array if isinstance(x, Elem) else x
+        known = self._known()
+        for key in [k for k in known if k[0] == id(owner)]:
+            del known[key]
 
     def scratch(self, t: ir.Type) -> ir.Value:
         """A stack buffer for helper calls, allocated once in the entry block (an ``alloca`` in
@@ -365,7 +414,7 @@ class WarpCodegen:
             debug_ops.DEBUG_OPS[name](self, s)
         elif name in collectives.COLLECTIVES:
             r = collectives.COLLECTIVES[name](self, s)
-            if s.dst is not None:
+            if s.dst is not None and r is not None:  # None: the emitter wrote the slots itself
                 self.write(s.dst, r, full)
         elif name == "pack":
             t = s.dst.type
@@ -379,33 +428,17 @@ class WarpCodegen:
         self._guard = None
 
     def barrier(self, s: Instr) -> None:
-        """``bar.sync``: save every register, return the barrier's number; resume here."""
+        """``bar.sync``: return the barrier's number; resume here. The registers live across it
+        are in the register file already (``_allocate``)."""
         b = self.b
         if not self.mask.full:
             self.check(b.icmp_unsigned("==", self.L.bits(self.mask.value), I32(-1)), 1, s)
         self.n_barriers += 1
         k = self.n_barriers
-        live = self.live.get(id(s), set())
-        self._spill(True, live)
         b.ret(I32(k))
         resume = self.fn.append_basic_block(f"resume{k}")
         self.switch.add_case(I32(k), resume)
         b.position_at_end(resume)
-        self._spill(False, live)
-
-    def _spill(self, save: bool, live: set[int]) -> None:
-        b = self.b
-        for key, (slot, vt, offset, stride) in self.slots.items():
-            if key not in live:
-                continue
-            n = slot.allocated_type.count
-            for k in range(n):
-                p = self.slot_ptrs[(key, k)]
-                q = b.gep(self.regfile, [I64(offset + k * stride)], source_etype=I8)
-                if save:
-                    b.store(b.load(p, typ=vt), q, align=16)
-                else:
-                    b.store(b.load(q, typ=vt, align=16), p)
 
     def _uniform_cond(self, cond: ir.Value, stmt: Stmt) -> ir.Value:
         """The i1 value of a block-uniform condition, checking the active lanes agree."""
@@ -526,6 +559,20 @@ class WarpCodegen:
         b.branch(head)
         b.position_at_end(exit_)
         self.mask = outer
+
+
+def _mma_operands(kernel: Kernel) -> set[int]:
+    """The registers and arrays ``mma.sync`` reads or writes: they keep a slot (no SSA value),
+    whose address the statement passes to its helper."""
+    out: set[int] = set()
+    for s in walk(kernel.body):
+        if isinstance(s, Instr) and s.op.name == "mma.sync":
+            for x in (*s.args, s.dst):
+                if isinstance(x, Reg):
+                    out.add(id(x))
+                elif isinstance(x, Elem):
+                    out.add(id(x.array))
+    return out
 
 
 def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Function) -> None:

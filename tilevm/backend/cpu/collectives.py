@@ -12,9 +12,9 @@ from llvmlite import ir
 
 from tilevm.backend.cpu.helpers_ir import TV_MMA_ACCUMULATOR_CODES, TV_MMA_INPUT_CODES
 from tilevm.backend.cpu.lanes import I16, I32, I64, PTR, WARP
-from tilevm.backend.cpu.memory_ops import for_each_lane, lane_pointers
+from tilevm.backend.cpu.memory_ops import lane_pointers
 from tilevm.ir.thread.stmts import Instr
-from tilevm.ir.thread.types import B32, U32, VectorType, vector
+from tilevm.ir.thread.types import B32, U32, VectorType
 
 __all__ = ["COLLECTIVES"]
 
@@ -43,29 +43,16 @@ def _check_members(cg: Any, s: Instr, members: ir.Value) -> None:
     common = b.not_(L.any(b.and_(act, b.not_(same))))
     slow = cg.fn.append_basic_block("members_groups")
     done = cg.fn.append_basic_block("members_ok")
-    bad_mask = cg.scratch(I32)
-    b.store(I32(0), bad_mask)
-    bad = cg.scratch(ir.IntType(1))
-    b.store(ir.Constant(ir.IntType(1), 0), bad)
     b.cbranch(common, done, slow)
     b.position_at_end(slow)
-
-    def lane_groups(k: ir.Value) -> None:
-        mk = b.extract_element(members, k)
-        itself = b.icmp_unsigned("!=", b.and_(b.lshr(mk, k), I32(1)), I32(0))
-        arrived = b.icmp_unsigned("==", b.and_(mk, b.not_(act_bits)), I32(0))
-        named = b.icmp_unsigned("!=", b.and_(b.lshr(L.splat_value(mk), L.lane_ids()),
-                                              L.splat(1, I32)), L.splat(0, I32))
-        differ = L.any(b.and_(named, b.icmp_unsigned("!=", members, L.splat_value(mk))))
-        wrong = b.or_(b.or_(b.not_(itself), b.not_(arrived)), differ)
-        first = b.and_(wrong, b.not_(b.load(bad)))
-        b.store(b.select(first, mk, b.load(bad_mask)), bad_mask)
-        b.store(b.or_(b.load(bad), wrong), bad)
-
-    for_each_lane(cg, act, lane_groups)
+    buf = cg.scratch(members.type)
+    b.store(members, buf)
+    helper = cg.m.globals.get("tv_members_bad") or ir.Function(
+        cg.m, ir.FunctionType(I64, [PTR, I32]), name="tv_members_bad")
+    bad = b.call(helper, [buf, act_bits])
+    cg.check(b.icmp_unsigned("==", bad, I64(0)), 2, s, b.trunc(bad, I32))
     b.branch(done)
     b.position_at_end(done)
-    cg.check(b.not_(b.load(bad)), 2, s, b.load(bad_mask))
 
 
 def _group_bits(cg: Any, members: ir.Value, lane_bits: ir.Value) -> ir.Value:
@@ -218,28 +205,19 @@ def _gather_i(cg: Any, addr64: ir.Value, lt: ir.Type, align: int) -> ir.Value:
 
 
 @_op("mma.sync")
-def _mma(cg: Any, s: Instr) -> list[ir.Value]:
-    """One call of ``tv_mma_regs_f`` / ``tv_mma_regs_i`` (helpers_ir.py) with the fragment
-    registers as the warp holds them (A and B as words, C as f32 or word vectors) and the type
-    codes; the helper's ``tv_mma`` decodes, multiplies, sums exactly and rounds once, and D's
-    registers come back as the call's value. A statement is the call and a few casts (about 10
-    LLVM instructions; ``bench/mma_jit_time.py`` measures its JIT time)."""
-    b, L = cg.b, cg.L
+def _mma(cg: Any, s: Instr) -> None:
+    """One call of ``tv_mma_at`` (helpers_ir.py) with the addresses of the fragment registers'
+    slots (A, B, C, D: ``mma.sync`` operands always have slots, see ``WarpCodegen``); the
+    helper's ``tv_mma`` decodes, multiplies, sums exactly and rounds once, and writes D's slots.
+    No vector value crosses the call: the statement is one call with scalar arguments, which
+    LLVM's fast instruction selector takes (10 fragment vectors passed by value cost about
+    1.2 ms of instruction selection; ``bench/mma_jit_time.py`` measures it)."""
     atype = s.mod("atype")
-    c, d_type = s.args[2], s.dst.type
-    assert isinstance(c.type, VectorType) and isinstance(d_type, VectorType)
-    # f32 accumulators travel as float vectors, the others as words (no bitcasts either way)
-    lane = ir.FloatType() if s.type.name == "f32" else I32
-    vt = L.vec(lane)
-    regs = [*cg.read(s.args[0], vector(B32, 4)), *cg.read(s.args[1], vector(B32, 2))]
-    regs += [v if v.type == vt else b.bitcast(v, vt) for v in cg.read(c)]
-    regs += [ir.Constant(vt, None)] * (4 - c.type.count)
-    name = "tv_mma_regs_f" if lane != I32 else "tv_mma_regs_i"
-    fn = cg.m.globals.get(name) or ir.Function(
-        cg.m, ir.FunctionType(ir.LiteralStructType([vt] * 4), [I32] * 3 + [L.vec(I32)] * 6
-                              + [vt] * 4), name=name)
-    d = b.call(fn, [I32(TV_MMA_INPUT_CODES[atype]), I32(TV_MMA_INPUT_CODES[s.mod("btype", atype)]),
-                    I32(TV_MMA_ACCUMULATOR_CODES[s.type.name]), *regs])
-    want = L.vtype(d_type.elem)
-    out = [b.extract_value(d, i) for i in range(d_type.count)]
-    return [v if v.type == want else b.bitcast(v, want) for v in out]
+    c = s.args[2]
+    assert isinstance(c.type, VectorType)
+    fn = cg.m.globals.get("tv_mma_at") or ir.Function(
+        cg.m, ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I32] * 4), name="tv_mma_at")
+    cg.b.call(fn, [*(cg.slot_address(x) for x in (*s.args, s.dst)),
+                   I32(TV_MMA_INPUT_CODES[atype]), I32(TV_MMA_INPUT_CODES[s.mod("btype", atype)]),
+                   I32(TV_MMA_ACCUMULATOR_CODES[s.type.name]), I32(c.type.count)])
+    cg.forget(s.dst)

@@ -1,9 +1,10 @@
 """Scalar helper functions of the CPU backend, written as LLVM IR text and linked into the
-kernel modules (``helpers_for``: the mma helpers only into modules that call them): the deferred
-``cp.async`` queues, the exact ``mma.sync`` accumulation, and ``tv_map_f64``, which applies a C
-library function ``double f(double)`` to the 32 lanes of a buffer in place, with a table of
-exceptions (the ``.approx`` transcendentals: one call and a loop instead of 32 libcalls expanded
-at every use).
+kernel modules (``helpers_for``: the mma helpers only into modules that call them): the
+membermask check of the warp collectives where lanes form groups, the deferred ``cp.async``
+queues, the exact ``mma.sync`` accumulation, and ``tv_map_f64``, which applies a C library
+function ``double f(double)`` to the 32 lanes of a buffer in place, with a table of exceptions
+(the ``.approx`` transcendentals: one call and a loop instead of 32 libcalls expanded at every
+use).
 
 cp.async queue of one lane (``CPA_LANE_BYTES`` bytes): ``[count i32][commits i32]`` then
 ``CPA_CAPACITY`` entries of ``[dst i32][size i32][src_size i32][group i32][src i64]``. A copy
@@ -38,6 +39,57 @@ TV_MMA_ACCUMULATOR_CODES = {"f32": 0, "f16": 1, "s32": 2}
 _BASE_IR = r"""
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
 declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)
+
+; The membermask rule of shfl.sync/vote.sync/bar.warp.sync where the executing lanes do not all
+; name exactly themselves: each executing lane k (in order) must be in its mask m[k], name only
+; executing lanes, and every lane it names must name the same mask. 0 if that holds, else
+; 2^32 | the first offending lane's mask.
+define i64 @tv_members_bad(ptr %m, i32 %act) {
+entry:
+  %nact = xor i32 %act, -1
+  br label %lane
+lane:
+  %k = phi i32 [ 0, %entry ], [ %k1, %lane_next ]
+  %ka = lshr i32 %act, %k
+  %kon = and i32 %ka, 1
+  %executing = icmp ne i32 %kon, 0
+  br i1 %executing, label %check, label %lane_next
+check:
+  %mp = getelementptr i32, ptr %m, i32 %k
+  %mk = load i32, ptr %mp, align 4
+  %self = lshr i32 %mk, %k
+  %self1 = and i32 %self, 1
+  %outside = icmp eq i32 %self1, 0
+  %absent = and i32 %mk, %nact
+  %missing = icmp ne i32 %absent, 0
+  %wrong = or i1 %outside, %missing
+  br i1 %wrong, label %bad, label %named
+named:
+  %j = phi i32 [ 0, %check ], [ %j1, %named_next ]
+  %ja = lshr i32 %mk, %j
+  %jon = and i32 %ja, 1
+  %is_named = icmp ne i32 %jon, 0
+  br i1 %is_named, label %compare, label %named_next
+compare:
+  %mjp = getelementptr i32, ptr %m, i32 %j
+  %mj = load i32, ptr %mjp, align 4
+  %differs = icmp ne i32 %mj, %mk
+  br i1 %differs, label %bad, label %named_next
+named_next:
+  %j1 = add i32 %j, 1
+  %jmore = icmp ult i32 %j1, 32
+  br i1 %jmore, label %named, label %lane_next
+lane_next:
+  %k1 = add i32 %k, 1
+  %more = icmp ult i32 %k1, 32
+  br i1 %more, label %lane, label %ok
+ok:
+  ret i64 0
+bad:
+  %mk64 = zext i32 %mk to i64
+  %r = or i64 %mk64, 4294967296
+  ret i64 %r
+}
 
 define internal ptr @tv_cpa_lane(ptr %q, i32 %lane) {
   %off = mul i32 %lane, LANE_BYTES
@@ -588,7 +640,26 @@ exit:
   ret void
 }
 
-TV_MMA_REGISTER_ENTRIES
+; tv_mma_at(A, B, C, D, acode, bcode, ccode, nc): tv_mma on the registers at A (a0-a3), B (b0, b1),
+; C (c0.., nc of them) and D (d0..): each register 32 lanes of 4 bytes, a fragment's registers in a
+; row. A kernel's mma.sync statement is a call of this with the addresses of its registers' slots:
+; no vector value crosses the call, which keeps the statement cheap to compile.
+define void @tv_mma_at(ptr %A, ptr %B, ptr %C, ptr %D, i32 %acode, i32 %bcode, i32 %ccode,
+                       i32 %nc) {
+  %F = alloca [14 x <32 x i32>], align 32
+  call void @llvm.memset.p0.i64(ptr %F, i8 0, i64 1792, i1 false)
+  call void @llvm.memcpy.p0.p0.i64(ptr %F, ptr %A, i64 512, i1 false)
+  %Fb = getelementptr i8, ptr %F, i64 512
+  call void @llvm.memcpy.p0.p0.i64(ptr %Fb, ptr %B, i64 256, i1 false)
+  %Fc = getelementptr i8, ptr %F, i64 768
+  %nc32 = mul i32 %nc, 128
+  %cbytes = zext i32 %nc32 to i64
+  call void @llvm.memcpy.p0.p0.i64(ptr %Fc, ptr %C, i64 %cbytes, i1 false)
+  call void @tv_mma(ptr %F, i32 %acode, i32 %bcode, i32 %ccode)
+  %Fd = getelementptr i8, ptr %F, i64 1280
+  call void @llvm.memcpy.p0.p0.i64(ptr %D, ptr %Fd, i64 %cbytes, i1 false)
+  ret void
+}
 ; A(row, k) * B(k, col), exact in f64, from the decoded fragments (see tv_mma); %arl = (row % 8)
 ; * 4, %arhi = row / 8, %bcl = col * 4
 define internal double @tv_mma_product(ptr %Av, ptr %Bv, i32 %k, i32 %arl, i32 %arhi, i32 %bcl,
@@ -621,36 +692,8 @@ declare double @llvm.fabs.f64(double)
 """
 
 
-def _mma_register_entry(name: str, acc: str) -> str:
-    """``name(acode, bcode, ccode, a0..a3, b0, b1, c0..c3)``: ``tv_mma`` on fragment registers
-    passed by value (``acc`` the lane type of C and D), returning D's four registers (the f16
-    accumulator's two in the first two): one call per mma.sync statement, whose arguments are
-    the registers as the warp holds them."""
-    vec, word = f"<32 x {acc}>", "<32 x i32>"
-    ret = "{" + ", ".join([vec] * 4) + "}"
-    params = ", ".join([f"{word} %a{i}" for i in range(4)] + [f"{word} %b{i}" for i in range(2)]
-                       + [f"{vec} %c{i}" for i in range(4)])
-    lines = [f"define {ret} @{name}(i32 %acode, i32 %bcode, i32 %ccode, {params}) {{",
-             "  %F = alloca [14 x <32 x i32>], align 32"]
-    for i, arg in enumerate(["a0", "a1", "a2", "a3", "b0", "b1", "c0", "c1", "c2", "c3"]):
-        ty = vec if arg[0] == "c" else word
-        lines += [f"  %p{i} = getelementptr [14 x <32 x i32>], ptr %F, i32 0, i32 {i}",
-                  f"  store {ty} %{arg}, ptr %p{i}, align 32"]
-    lines.append("  call void @tv_mma(ptr %F, i32 %acode, i32 %bcode, i32 %ccode)")
-    previous = "undef"
-    for i in range(4):
-        lines += [f"  %q{i} = getelementptr [14 x <32 x i32>], ptr %F, i32 0, i32 {10 + i}",
-                  f"  %d{i} = load {vec}, ptr %q{i}, align 32",
-                  f"  %r{i} = insertvalue {ret} {previous}, {vec} %d{i}, {i}"]
-        previous = f"%r{i}"
-    lines += [f"  ret {ret} %r3", "}", ""]
-    return "\n".join(lines)
-
-
 _BASE_IR = _BASE_IR.replace("LANE_BYTES", str(CPA_LANE_BYTES)).replace("CAPACITY",
                                                                       str(CPA_CAPACITY))
-_MMA_IR = _MMA_IR.replace("TV_MMA_REGISTER_ENTRIES\n", _mma_register_entry("tv_mma_regs_i", "i32")
-                          + _mma_register_entry("tv_mma_regs_f", "float"))
 HELPERS_IR = _BASE_IR + _MMA_IR
 
 

@@ -12,6 +12,7 @@ statement at every size, and under 1 s of cold JIT for every example.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -147,6 +148,9 @@ def measure(build, opt: int) -> dict:
     jitmod._environment_key.cache_clear()
     built = build()
     kernel, statements = built[0], built[1]
+    # the previous kernel's LLVM IR objects are cyclic garbage: collected here, not during (and
+    # charged to) this kernel's code generation
+    gc.collect()
     lowering_s = built[2] if len(built) > 2 else None
     with tempfile.TemporaryDirectory() as d:
         os.environ["TILEVM_CACHE_DIR"] = d

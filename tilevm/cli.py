@@ -151,6 +151,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run, check and compile the low-bit GEMM examples (tilevm/demo.py)."""
+    from tilevm.demo import run_demo
+
+    return run_demo(device=args.device, sass=not args.no_sass)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tilevm`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="tilevm", description=tilevm.__doc__.splitlines()[0])
@@ -173,6 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="what to print (repeatable; default: the report)")
     comp.add_argument("-o", "--output", help="also write the cubin to this file")
     comp.set_defaults(run=cmd_compile)
+    demo = commands.add_parser("demo", help="run the W4A16 and any-weight-type GEMM examples, "
+                                            "check them against float64 and compile them for "
+                                            "sm_90")
+    demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                      help="where the kernels run: the GPU when there is one (auto, the "
+                           "default), the CPU backend, or the GPU")
+    demo.add_argument("--no-sass", action="store_true",
+                      help="do not disassemble the sm_90 cubins (SASS counts)")
+    demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

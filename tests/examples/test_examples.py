@@ -67,3 +67,24 @@ def test_design_matmul_as_written():
     ref = a.astype(np.float64) @ b.astype(np.float64)
     base = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
     load_example("accuracy").check_accuracy("design matmul", c, ref, base, f16.unit_roundoff)
+
+
+@pytest.mark.parametrize(("wtype", "device"), [
+    ("u3", "interp"),  # the suite's fixture also runs it on the CPU backend: bit for bit
+    ("i5", "cpu"),
+    ("f4e2m1", "cpu"),
+])
+def test_matmul_wna16_checks_itself_for_each_kind_of_weight(wtype, device):
+    # main asserts the accuracy rule against float64 (examples/accuracy.py) and returns the error
+    error = load_example("matmul_wna16").main(
+        ["--wtype", wtype, "--m", "21", "--n", "37", "--k", "80", "--group", "32",
+         "--device", device])
+    assert np.isfinite(error) and error > 0
+
+
+def test_matmul_wna16_refuses_weights_that_are_not_low_bit():
+    wna16 = load_example("matmul_wna16")
+    for wtype, message in (("u9", "1- to 8-bit"), ("f8e8m0fnu", "do not fit f16"),
+                           ("f16", "1- to 8-bit")):
+        with pytest.raises(ValueError, match=message):
+            wna16.weight_type(wtype)

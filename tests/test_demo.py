@@ -1,0 +1,136 @@
+"""`tilevm demo`: the GEMM examples run on the CPU backend, are checked against float64, compile for
+sm_90, and a wrong result makes the command fail."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tilevm import demo
+from tilevm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(table_text: str, first_column: str) -> list[list[str]]:
+    """The rows of the printed tables whose first cell is ``first_column``, split on runs of two
+    or more spaces (cells such as '40 x 50 x 80' hold single spaces)."""
+    rows = [re.split(r"\s{2,}", line.strip()) for line in table_text.splitlines()]
+    return [row for row in rows if row[0] == first_column]
+
+
+@pytest.fixture(scope="module")
+def cpu_demo() -> tuple[int, str, str]:
+    """One in-process run of ``tilevm demo --device cpu``: (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["demo", "--device", "cpu"])
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_demo_passes_on_the_cpu_and_prints_a_row_per_kernel(cpu_demo):
+    status, out, err = cpu_demo
+    assert status == 0, err
+    assert "Traceback" not in err
+    runs = [row for name in ("matmul_w4a16", "matmul_wna16") for row in _rows(out, name)
+            if "cpu" in row]
+    # kernel, m x n x k, x, w, y, device, max error, bound, check, first call, warm call
+    assert [(r[0], r[3]) for r in runs] == [("matmul_w4a16", "u4"), ("matmul_wna16", "u3"),
+                                            ("matmul_wna16", "f4e2m1fn")]
+    m, n, k = demo.SHAPE
+    for row in runs:
+        assert row[1] == f"{m} x {n} x {k}" and row[2] == row[4] == "f16" and row[8] == "ok"
+        error, bound = float(row[6]), float(row[7])
+        assert 0 < error <= bound  # an f16 result is never exact on these random inputs
+        assert row[9].endswith(("ms", " s")) and row[10].endswith(("ms", " s"))
+    # every slow step said what it was doing
+    assert err.count("running on cpu") == 3 and err.count("compiling for sm_90") == 3
+
+
+def test_demo_reports_sm90_resources_and_sass(cpu_demo):
+    _, out, _ = cpu_demo
+    compiled = [row for name in ("matmul_w4a16", "matmul_wna16") for row in _rows(out, name)
+                if "cpu" not in row]
+    assert [r[1] for r in compiled] == ["u4", "u3", "f4e2m1fn"]
+    from tilevm.backend.cuda.sass import cuobjdump_path
+
+    for row in compiled:
+        registers, spills, stack = int(row[2]), row[3], row[4]
+        assert 0 < registers <= 255 and spills == "0 B" and stack == "0 B"
+        if cuobjdump_path() is not None:
+            header = re.split(r"\s{2,}", _header(out, "registers"))
+            # tv.dot on f16 is mma.sync.m16n8k16 (HMMA.16816): a 32 x 32 x 32 step of the loop is
+            # 2 · 4 · 2 = 16 of them per block, at least 4 in each of the 4 warps' code
+            assert int(row[header.index("HMMA")]) >= 4
+            assert int(row[header.index("LDG")]) > 0 and int(row[header.index("STG")]) > 0
+    if cuobjdump_path() is None:
+        assert "cuobjdump is not installed" in out
+
+
+def _header(text: str, containing: str) -> str:
+    return next(line for line in text.splitlines() if containing in line and "kernel" in line)
+
+
+def test_a_wrong_result_fails_the_demo(monkeypatch, capsys):
+    # The kernel is given an x the float64 reference never saw: its result must be caught.
+    wna16 = demo.load_example("matmul_wna16")
+    honest = wna16.random_problem
+
+    def tampered(*args, **kwargs):
+        problem = honest(*args, **kwargs)
+        x = problem.x.copy()
+        x[3, 5] += np.float16(4.0)
+        return problem._replace(x=x)
+
+    monkeypatch.setattr(wna16, "random_problem", tampered)
+    monkeypatch.setattr(demo, "CASES", (demo.Case("matmul_wna16", "u3"),))
+    assert main(["demo", "--device", "cpu", "--no-sass"]) == 1
+    captured = capsys.readouterr()
+    (row,) = [r for r in _rows(captured.out, "matmul_wna16") if "cpu" in r]
+    assert row[8] == "MISMATCH" and float(row[6]) > float(row[7])
+    assert "matmul_wna16 (u3) on cpu: error" in captured.err
+    assert "exceeds the accuracy bound" in captured.err and "Traceback" not in captured.err
+    assert "SASS counts: not shown (--no-sass)" in captured.out or "cuobjdump" in captured.out
+
+
+def test_the_bound_is_the_accuracy_rule_of_the_examples():
+    # examples/accuracy.py states the rule independently: it must accept exactly the errors up to
+    # demo.accuracy_bound.
+    check = demo.load_example("accuracy").check_accuracy
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal(50)
+    base = (ref + rng.standard_normal(50) * 1e-3).astype(np.float16)
+    bound = demo.accuracy_bound(ref, base, 2.0**-11)
+    ours = ref.copy()
+    ours[7] += bound * 0.999
+    check("inside", ours, ref, base, 2.0**-11)
+    ours[7] += bound * 0.002
+    with pytest.raises(AssertionError):
+        check("outside", ours, ref, base, 2.0**-11)
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_non_zero(capsys):
+    from tilevm.runtime.cuda_driver import gpu_available
+
+    if gpu_available():
+        pytest.skip("a GPU is present: --device cuda runs there")
+    assert main(["demo", "--device", "cuda"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("tilevm demo: no CUDA device") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_the_demo_needs_no_torch():
+    code = ("import sys; from tilevm.cli import main; status = main(['demo', '--device', 'cpu', "
+            "'--no-sass']); print('torch' in sys.modules, status)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False 0"

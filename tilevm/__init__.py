@@ -5,8 +5,10 @@ numpy.
 """
 
 import tilevm.runtime.cpu_device  # registers device="cpu"
+import tilevm.runtime.cuda_device  # registers device="cuda"
 import tilevm.runtime.interp_device  # registers device="interp"  # noqa: F401
 from tilevm.frontend import dsl as _dsl
+from tilevm.frontend.device_tensors import packed
 from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
 from tilevm.frontend.dsl import Const, Global, Scalar
 from tilevm.frontend.kernel import kernel
@@ -27,8 +29,11 @@ from tilevm.ir.layout import (
     replicated,
     spatial,
 )
+from tilevm.runtime.artifact import KernelArtifact
 from tilevm.runtime.compile import CompiledKernel
 from tilevm.runtime.compile import compile_kernel as compile  # noqa: F401 - tilevm.compile
+from tilevm.runtime.cuda_driver import NoCudaDevice, gpu_available
+from tilevm.runtime.device_array import DeviceArray
 
 __version__ = "0.1.0"
 
@@ -39,10 +44,11 @@ globals().update(_TYPES)
 globals().update(_dsl.BUILTINS)
 
 __all__ = [
-    "CompileError", "CompiledKernel", "Const", "DType", "Global", "GlobalLayout", "HostTensor",
-    "InternalCompilerError", "KernelExecutionError", "RegisterLayout", "Scalar", "SharedLayout",
-    "Swizzle", "__version__", "all_dtypes", "column_local", "column_spatial", "dtype", "kernel",
-    "ldmatrix_fragment", "local", "mma_fragment", "replicated", "spatial",
+    "CompileError", "CompiledKernel", "Const", "DType", "DeviceArray", "Global", "GlobalLayout",
+    "HostTensor", "InternalCompilerError", "KernelArtifact", "KernelExecutionError",
+    "NoCudaDevice", "RegisterLayout", "Scalar", "SharedLayout", "Swizzle", "__version__",
+    "all_dtypes", "column_local", "column_spatial", "dtype", "gpu_available", "kernel",
+    "ldmatrix_fragment", "local", "mma_fragment", "packed", "replicated", "spatial",
     *sorted(_TYPES),
     # Names that would shadow Python builtins under `from tilevm import *` stay out (compile too).
     *(name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")),

@@ -1,8 +1,11 @@
-"""Bind a kernel call's arguments: host arrays to packed tensors, named dimensions to sizes.
+"""Bind a kernel call's arguments: tensors to packed tensors, named dimensions to sizes.
 
-numpy arrays (ml_dtypes dtypes included), CPU torch tensors and :class:`tilevm.HostTensor` are
-accepted for global parameters; the dtype must be the parameter's and the rank its number of
-dimension names; a dimension name used twice must get the same size. Errors name the argument.
+On the host (``device="cpu"``/``"interp"``): numpy arrays (ml_dtypes dtypes included), CPU torch
+tensors and :class:`tilevm.HostTensor`. On a GPU (``"cuda"``): CUDA torch tensors, objects with
+``__cuda_array_interface__`` or DLPack, and ``tv.packed`` bytes (``device_tensors.py``), all on one
+GPU, each aligned to its element size. Either way the dtype must be the parameter's and the rank
+its number of dimension names; a dimension name used twice must get the same size. Errors name
+the argument. :func:`call_device` picks the device from where the arguments live.
 """
 
 from __future__ import annotations
@@ -13,20 +16,22 @@ from typing import Any
 
 import numpy as np
 
+from tilevm.frontend.device_tensors import DeviceTensor, argument_device, device_tensor
 from tilevm.ir.dtypes import from_numpy_dtype
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.tile.program import Kernel
 from tilevm.ir.tile.types import ScalarType, TensorType
 
-__all__ = ["BoundArguments", "bind_arguments"]
+__all__ = ["BoundArguments", "bind_arguments", "call_device"]
 
 
 @dataclass
 class BoundArguments:
-    """What a backend needs: packed tensors (sharing the callers' memory where possible), scalar
-    values, dimension sizes, and write-backs to run after the kernel (for copied arguments)."""
+    """What a backend needs: packed tensors (:class:`HostTensor` sharing the callers' memory where
+    possible, or :class:`DeviceTensor`), scalar values, dimension sizes, and write-backs to run
+    after the kernel (for copied host arguments)."""
 
-    tensors: dict[str, HostTensor]
+    tensors: dict[str, Any]
     scalars: dict[str, int | float]
     dims: dict[str, int]
     write_back: list[Callable[[], None]] = field(default_factory=list)
@@ -37,8 +42,27 @@ class BoundArguments:
             fn()
 
 
-def bind_arguments(kernel: Kernel, args: tuple[Any, ...]) -> BoundArguments:
-    """Check and convert ``args`` (one per parameter, in order) for ``kernel``."""
+def call_device(kernel: Kernel, args: tuple[Any, ...], default: str) -> str:
+    """The device a call runs on when it names none: ``"cuda"`` when its tensors are on a GPU,
+    ``default`` when they are on the host (or there are none). Tensors on two devices (the host
+    and a GPU, or two GPUs) are a ``TypeError`` naming both arguments."""
+    first: tuple[str, str] | None = None
+    for param, arg in zip(kernel.params, args):
+        where = argument_device(arg)
+        if where is None or isinstance(param.type, ScalarType):
+            continue
+        if first is None:
+            first = (param.name, where)
+        elif where != first[1]:
+            raise TypeError(f"argument '{param.name}' is on {where} but argument '{first[0]}' is "
+                            f"on {first[1]}: the tensors of one call must be on one device")
+    return "cuda" if first is not None and first[1].startswith("cuda") else default
+
+
+def bind_arguments(kernel: Kernel, args: tuple[Any, ...], device: str = "host"
+                   ) -> BoundArguments:
+    """Check and convert ``args`` (one per parameter, in order) for ``kernel``: host tensors,
+    or with ``device="cuda"`` GPU tensors (:class:`DeviceTensor`)."""
     if len(args) != len(kernel.params):
         names = ", ".join(p.name for p in kernel.params)
         raise TypeError(f"kernel {kernel.name} takes {len(kernel.params)} arguments ({names}), "
@@ -51,7 +75,8 @@ def bind_arguments(kernel: Kernel, args: tuple[Any, ...]) -> BoundArguments:
             out.scalars[param.name] = _scalar(param.name, ty, arg)
             continue
         assert isinstance(ty, TensorType)
-        tensor = _tensor(param.name, ty, arg, out)
+        tensor = (_device_tensor(param.name, ty, arg, out) if device == "cuda"
+                  else _tensor(param.name, ty, arg, out))
         if len(tensor.shape) != len(ty.shape):
             raise ValueError(f"argument '{param.name}': expected {len(ty.shape)} dimensions "
                              f"({', '.join(map(str, ty.shape))}), got shape {tensor.shape}")
@@ -91,12 +116,39 @@ def _scalar(name: str, ty: ScalarType, arg: Any) -> int | float:
     return arg
 
 
+def _device_tensor(name: str, ty: TensorType, arg: Any, out: BoundArguments) -> DeviceTensor:
+    where = argument_device(arg)
+    if where is not None and not where.startswith("cuda"):
+        raise TypeError(f"argument '{name}': a {where} tensor, but the call runs on a GPU "
+                        "(device='cuda'); copy it to the GPU first")
+    tensor = device_tensor(name, arg)
+    if tensor.dtype != ty.dtype:
+        hint = " (pass sub-byte data as tv.packed(bytes, dtype, shape))" if ty.dtype.nbits < 8 \
+            else ""
+        raise TypeError(f"argument '{name}': expected {ty.dtype.name} data, got "
+                        f"{tensor.dtype.name}{hint}")
+    unit = ty.dtype.nbits // 8
+    if unit > 1 and tensor.data_ptr % unit:
+        raise ValueError(f"argument '{name}': address {tensor.data_ptr:#x} is not aligned to "
+                         f"its {unit}-byte elements")
+    others = {t.device for t in out.tensors.values()}
+    if others and tensor.device not in others:
+        raise TypeError(f"argument '{name}' is on cuda:{tensor.device}, the other tensors on "
+                        f"cuda:{others.pop()}: the tensors of one call must be on one GPU")
+    return tensor
+
+
 def _tensor(name: str, ty: TensorType, arg: Any, out: BoundArguments) -> HostTensor:
     if isinstance(arg, HostTensor):
         if arg.dtype != ty.dtype:
             raise TypeError(f"argument '{name}': expected {ty.dtype.name} data, got a "
                             f"HostTensor of {arg.dtype.name}")
         return arg
+    where = argument_device(arg)
+    if where is not None and where.startswith("cuda"):
+        raise TypeError(f"argument '{name}': a {where} tensor; device='interp' and "
+                        "device='cpu' run on host memory (a call with GPU tensors and no "
+                        "device runs on the GPU)")
     if type(arg).__module__.startswith("torch"):
         arg = _torch_to_numpy(name, arg)
     if not isinstance(arg, np.ndarray):

@@ -1,8 +1,9 @@
 """``@tilevm.kernel``: a Python function compiled to Tile IR, callable on host arrays.
 
 ``kernel.ir(**constants)`` returns the verified Tile IR for those constants (cached);
-``kernel(*args, device=None, **constants)`` checks and binds the arguments and runs it: on the
-CPU backend by default for host arrays (DESIGN §5), on the interpreter with ``device="interp"``.
+``kernel(*args, device=None, **constants)`` checks and binds the arguments and runs it where they
+live (DESIGN §5): on the CPU backend for host arrays, on the GPU for GPU tensors, on the
+interpreter with ``device="interp"``.
 """
 
 from __future__ import annotations
@@ -74,17 +75,18 @@ class KernelFunction:
         given by name (``k(x, y=out)``), the other keywords are constants.
 
         ``device`` is ``"cpu"`` (the lowered kernel on the CPU backend: the default for host
-        arrays), ``"interp"`` (the reference interpreter) or another device registered with
+        arrays), ``"cuda"`` (the GPU holding the arguments: the default for GPU tensors),
+        ``"interp"`` (the reference interpreter) or another device registered with
         :func:`tilevm.frontend.devices.register_device`. Argument errors name the argument.
         """
-        from tilevm.frontend.arguments import bind_arguments
+        from tilevm.frontend.arguments import bind_arguments, call_device
         from tilevm.frontend.devices import runner_for
 
         args, constants = self._by_name(args, constants)
         kernel = self.ir(**constants)
-        device = device or DEFAULT_DEVICE
+        device = device or call_device(kernel, args, DEFAULT_DEVICE)
         runner = runner_for(device)
-        bound = bind_arguments(kernel, args)
+        bound = bind_arguments(kernel, args, "cuda" if device == "cuda" else "host")
         try:
             runner(kernel, bound, constants)
         except Exception as e:

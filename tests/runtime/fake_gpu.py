@@ -1,6 +1,7 @@
 """Stand-ins for GPU memory and the CUDA driver, so that argument checks, artifacts and launches
 are tested without a GPU: ``FakeCudaArray`` exposes ``__cuda_array_interface__`` at an address
-that no one dereferences; ``FakeDevice`` records what a launch would do."""
+that no one dereferences; ``FakeDevice`` records what a launch would do, and its "device memory"
+is host memory (copies are memmoves)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,13 @@ class FakeDevice:
 
     def synchronize(self) -> None:
         pass
+
+    def copy_to_device(self, address: int, host: np.ndarray) -> None:
+        host = np.ascontiguousarray(host)
+        ctypes.memmove(address, host.ctypes.data, host.nbytes)
+
+    def copy_to_host(self, host: np.ndarray, address: int) -> None:
+        ctypes.memmove(host.ctypes.data, address, host.nbytes)
 
     def memset_async(self, address: int, nbytes: int, stream: int = 0) -> None:
         self.memsets.append((address, nbytes, stream))

@@ -312,3 +312,18 @@ def test_f16_scalar_arguments_travel_as_their_bits(fake_gpu):
     by_name = dict(zip((a["name"] for a in art.description["abi"]),
                        fake_gpu[0].launches[-1].args))
     assert by_name["value"].value == np.float16(1.5).view(np.uint16)
+
+
+def test_device_arrays_copy_both_ways_and_bind_as_their_dtype(fake_gpu):
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((3, 7)).astype(np.float16)
+    d = tv.DeviceArray.from_numpy(values[:, ::2])  # a strided view is copied dense
+    assert np.array_equal(d.to_numpy(), values[:, ::2])
+    assert d.__cuda_array_interface__["typestr"] == "<f2" and d.dtype == tv.f16
+    assert tv.DeviceArray.empty((2,), "bf16").__cuda_array_interface__["typestr"] == "<u2"
+    codes = tv.HostTensor.from_bits(rng.integers(0, 8, (5, 9)), "u3")
+    w = tv.DeviceArray.from_host_tensor(codes)
+    assert np.array_equal(w.to_host_tensor().bits(), codes.bits())
+    t = device_tensors.device_tensor("w", w)
+    assert (t.dtype, t.shape, t.strides, t.data_ptr) == (tv.u3, (5, 9), (9, 1), w.address)
+    assert device_tensors.argument_device(w) == "cuda:0"

@@ -15,7 +15,8 @@ import numpy as np
 from tilevm.frontend.device_tensors import DeviceTensor, row_major_strides
 from tilevm.ir.dtypes import DType, dtype, from_numpy_dtype
 from tilevm.ir.host_tensor import HostTensor
-from tilevm.runtime.cuda_driver import CudaDevice, cuda_device
+from tilevm.runtime import cuda_driver
+from tilevm.runtime.cuda_driver import CudaDevice
 
 __all__ = ["DeviceArray"]
 
@@ -41,13 +42,13 @@ class DeviceArray:
         or a numpy dtype)."""
         dt = _as_dtype(dtype_)
         count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
-        return DeviceArray(cuda_device(device), shape, dt, -(-count * dt.nbits // 8))
+        return DeviceArray(cuda_driver.cuda_device(device), shape, dt, -(-count * dt.nbits // 8))
 
     @staticmethod
     def from_numpy(array: np.ndarray, device: int = 0) -> DeviceArray:
         """A copy of ``array`` (any layout; ml_dtypes dtypes included) on GPU ``device``."""
         host = np.ascontiguousarray(array)
-        out = DeviceArray(cuda_device(device), host.shape, from_numpy_dtype(host.dtype),
+        out = DeviceArray(cuda_driver.cuda_device(device), host.shape, from_numpy_dtype(host.dtype),
                           host.nbytes)
         out.device.copy_to_device(out.address, host)
         return out
@@ -57,7 +58,8 @@ class DeviceArray:
         """The packed bytes of a dense row-major :class:`HostTensor` on GPU ``device``."""
         if tensor.offset or tensor.strides != row_major_strides(tensor.shape):
             tensor = HostTensor.from_numpy(tensor.to_numpy(), tensor.dtype)
-        out = DeviceArray(cuda_device(device), tensor.shape, tensor.dtype, tensor.data.nbytes)
+        out = DeviceArray(cuda_driver.cuda_device(device), tensor.shape, tensor.dtype,
+                          tensor.data.nbytes)
         out.device.copy_to_device(out.address, tensor.data)
         return out
 
@@ -88,7 +90,11 @@ class DeviceArray:
         if self.dtype.nbits < 8:
             raise TypeError(f"a DeviceArray of {self.dtype.name} has no numpy type; pass it to a "
                             "kernel as is")
-        return {"shape": self.shape, "typestr": np.dtype(self.dtype.storage_dtype).str,
+        native = self.dtype.ml_dtype
+        # numpy's own types keep their name (f16 is "<f2"); ml_dtypes' types travel as their bits
+        typestr = (np.dtype(native).str if native is not None and np.dtype(native).kind in "biuf"
+                   else np.dtype(self.dtype.storage_dtype).str)
+        return {"shape": self.shape, "typestr": typestr,
                 "data": (self.address, False), "strides": None, "version": 3}
 
     def __del__(self) -> None:

@@ -117,7 +117,11 @@ def test_the_bound_is_the_accuracy_rule_of_the_examples():
 
 
 def test_device_cuda_without_a_gpu_is_one_line_and_non_zero(capsys):
-    from tilevm.runtime.cuda_driver import gpu_available
+    try:
+        from tilevm.runtime.cuda_driver import gpu_available
+    except ImportError:  # without the GPU runtime there is no GPU to run on either
+        def gpu_available() -> bool:
+            return False
 
     if gpu_available():
         pytest.skip("a GPU is present: --device cuda runs there")

@@ -7,8 +7,8 @@ result y (m × n) are f16; products accumulate in f32.
 
 Each block computes a (bm, bn) tile of y, one group of K at a time: it loads a (bm, group) tile of
 x, a (bn, group) tile of 4-bit codes and the (bn, 1) column of their scales, dequantizes the codes
-in registers — ``(cast(q, f16) − 8) · s``, exact in f16 because codes are small integers — and
-multiplies with the transposed weight tile.
+in registers — ``(cast(q, f16) − 8) · s``, the difference exact and the product rounded once to
+f16 — and multiplies with the transposed weight tile.
 
 Run it: ``python examples/matmul_w4a16.py`` (it checks itself against numpy in float64).
 """

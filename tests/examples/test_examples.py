@@ -1,4 +1,4 @@
-"""The four examples and the DESIGN §5 matmul, run on shapes that are not multiples of the tiles,
+"""The examples and the DESIGN §5 matmul, run on shapes that are not multiples of the tiles,
 checked with the accuracy rule against float64 references."""
 
 from __future__ import annotations

@@ -285,7 +285,8 @@ def timing_spec(name: str, m: int, n: int, k: int) -> tuple[dict[str, Any], Any]
 def _param_json(arg: Any) -> dict[str, Any]:
     if isinstance(arg, str):
         return {"buffer": arg}
-    return {"bits": arg.bits, "bytes": arg.nbytes, "value": arg.value, "type": str(arg.type)}
+    value = arg.value.item() if isinstance(arg.value, np.generic) else arg.value
+    return {"bits": arg.bits, "bytes": arg.nbytes, "value": value, "type": str(arg.type)}
 
 
 def _compile(kernel: Any, cache: Path | None) -> Any:

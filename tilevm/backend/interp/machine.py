@@ -26,6 +26,7 @@ import numpy as np
 from tilevm.backend.interp.dot import dot as exact_dot
 from tilevm.backend.interp.dot import exact_sum
 from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_sum
+from tilevm.backend.interp.print_text import print_lines
 from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.host_tensor import HostTensor
@@ -502,7 +503,12 @@ class _Machine:
         return self.workspaces[key]
 
     def op_print(self, blk: _Block, s: Instr) -> None:
-        shown = [decode(self.get(blk, a), a.type.dtype) for a in s.args]
-        print(f"[block {blk.index}] {s.attr('prefix')}", *shown)
+        # Only the chosen block prints (block 0 when the attribute is empty).
+        chosen = tuple(s.attr("block")) or (0,) * len(blk.grid)
+        if tuple(blk.index) != chosen:
+            return
+        shown = [(np.asarray(decode(self.get(blk, a), a.type.dtype)), a.type.dtype)
+                 for a in s.args]
+        print("\n".join(print_lines(tuple(blk.index), s.attr("prefix"), shown)), flush=True)
 
 

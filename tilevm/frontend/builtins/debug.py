@@ -12,12 +12,45 @@ if TYPE_CHECKING:
 
 
 @builtin
-def debug_print(prefix: str, *values: Any) -> None:
-    """Print ``prefix`` and values, with the block index (the interpreter prints every block)."""
+def debug_print(prefix: str, *values: Any, block: int | tuple[int, ...] | None = None) -> None:
+    """Print ``prefix`` and ``values`` from one block: ``block`` (an int, or a tuple with one
+    index per grid axis; by default block 0, ``(0, 0)`` or ``(0, 0, 0)``). Other blocks print
+    nothing; a chosen block outside the launched grid prints nothing.
+
+    The first line is ``[block (b,)] prefix`` followed by each value: a scalar as its value
+    (``%g`` for floats, decimal for integers), a tile as ``tileK`` (its place among the values).
+    Each tile then prints its dtype and shape and a grid of its values, row by row (a tile of
+    rank 3 or more prints one grid per leading index). On the CPU backend and the GPU the tile
+    also shows its register layout: the layout expression and a second grid of the same shape
+    whose cells are ``thread:local``, the thread of the block and the register slot that hold
+    the element (the first holder where the layout replicates elements). The interpreter has no
+    layout and says so. The lines are printed once per execution of the statement, after the
+    chosen block's threads have reached it (on the GPU by thread 0 of that block, through
+    ``vprintf``)."""
 
 
 @translates(debug_print)
 def _debug_print(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> None:
     prefix = tr.const(a["prefix"], n["prefix"], "tv.debug_print: prefix", (str,))
+    if tr.launch is None:
+        raise tr.error(node, "tv.debug_print needs the grid: call tv.launch first")
+    block = _chosen_block(tr, a["block"], n["block"])
     values = [(tr.value(v, node, "tv.debug_print: a value"), node) for v in a["values"]]
-    tr.emit(node, "print", values, prefix=prefix)
+    tr.emit(node, "print", values, prefix=prefix, block=block)
+
+
+def _chosen_block(tr: Transpiler, block: Any, node: ast.AST) -> tuple[int, ...]:
+    """``block`` as a tuple of one non-negative compile-time index per grid axis."""
+    rank = tr.grid_rank
+    if block is None:
+        return (0,) * rank
+    items = block if isinstance(block, (tuple, list)) else (block,)
+    for x in items:
+        tr.const(x, node, "tv.debug_print: block")
+        if x < 0:
+            raise tr.error(node, f"tv.debug_print: block indices must be non-negative, got "
+                                 f"{tuple(items)}")
+    if len(items) != rank:
+        raise tr.error(node, f"tv.debug_print: block {tuple(items)} has {len(items)} "
+                             f"ind{'ex' if len(items) == 1 else 'ices'} for a {rank}-D grid")
+    return tuple(items)

@@ -615,6 +615,11 @@ def _workspace(args: list[Type], a: dict) -> Type:
 
 
 def _print(args: list[Type], a: dict) -> None:
+    # ``block``: the one block that prints (an index per grid axis; empty means block 0).
+    block = a["block"]
+    if not isinstance(block, tuple) or not all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in block):
+        _fail("print", f"block must be a tuple of non-negative integers, got {block!r}")
     for i, t in enumerate(args):
         if not _is_reg(t):
             _fail("print", f"operand {i} is a {t.scope} tensor; load it first", i)
@@ -632,7 +637,7 @@ _register("sync", _no_operands("sync"), effects=True)
 _register("fence", _fence, effects=True, scope="gpu")
 _register("atomic", _atomic, effects=True, op=REQUIRED, mask="bounds")
 _register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True)
-_register("print", _print, effects=True, prefix="")
+_register("print", _print, effects=True, prefix="", block=())
 
 
 # -- dot -------------------------------------------------------------------------------------------

@@ -318,8 +318,10 @@ def build_bundle(bundle: Path, launches: list[Any], timings: list[tuple[str, int
     from tilevm.conformance import run_on_cpu_backend
 
     goldens = goldens_module()
-    (bundle / "cubins").mkdir(parents=True, exist_ok=True)
-    (bundle / "data").mkdir(parents=True, exist_ok=True)
+    for folder, pattern in (("cubins", "*.cubin"), ("data", "*.npz")):
+        (bundle / folder).mkdir(parents=True, exist_ok=True)
+        for stale in (bundle / folder).glob(pattern):  # an earlier bundle's files
+            stale.unlink()
     manifest: dict[str, Any] = {"version": MANIFEST_VERSION, "target": TARGET,
                                 "commit": _commit(), "created": _now(), "launches": [],
                                 "timings": []}
@@ -649,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=20, help="timed runs per timing")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
     args = parser.parse_args(argv)
+    if args.only and args.write_goldens:
+        parser.error("--write-goldens needs every launch: it cannot be combined with --only")
     return dry_run(args) if args.dry_run else gpu_run(args)
 
 

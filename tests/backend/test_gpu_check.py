@@ -430,3 +430,9 @@ def test_the_gpu_run_imports_no_tilevm(bundle, tmp_path) -> None:
     assert done.stdout.strip().endswith("exit 1 []"), done.stdout
     report = json.loads((tmp_path / "results.json").read_text())
     assert "CUDA_ERROR_NOT_FOUND" in report["launches"][0]["error"]
+
+
+def test_partial_goldens_are_refused(capsys) -> None:
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--dry-run", "--only", "conformance_shfl", "--write-goldens", "x"])
+    assert "cannot be combined with --only" in capsys.readouterr().err

@@ -8,9 +8,10 @@ place, ``APPROX_ERROR_BOUNDS`` the ISA's table quoted in the Thread IR): an ``ul
 ``absolute`` one ``a + ½ulp`` (the ½ulp: the CPU's own rounding of the exact value); plus
 ``2⁻¹²⁶`` with ``.ftz`` (a result near the smallest normal may be flushed on one side only) or
 ``2⁻¹⁴⁹`` without. Inputs outside every stated domain (``sin``/``cos`` beyond 100π) get an
-infinite bound; a ``want`` that is NaN or infinite for an infinite or NaN input gets 0 (the
-special value itself must come out). Inputs whose exact value overflows take the bound at the
-largest finite value, so that the overflow rule of ``compare`` applies.
+infinite bound; a NaN ``want``, any ``want`` of an infinite or NaN input and the infinity of a
+zero input get 0 (the special value itself must come out). Other inputs whose exact value
+overflows take the bound at the largest finite value, so that the overflow rule of ``compare``
+applies.
 """
 
 from __future__ import annotations
@@ -166,7 +167,10 @@ def approx_bound(op: str, ftz: bool, x: np.ndarray, want: np.ndarray) -> np.ndar
             value = b.bound + 0.5 * ulp
         bound = np.where(here, np.minimum(bound, value), bound)
     bound = bound + (2.0**-126 if ftz else 2.0**-149)
-    special = ~np.isfinite(x64) | np.isnan(w)
+    # an infinite or NaN input, a NaN result, and the infinity of a zero input (flushed with
+    # .ftz: lg2 -> -inf, rcp and rsqrt -> ±inf) are special values the GPU must give exactly
+    zero = (x64 == 0) | (ftz & (np.abs(x64) < 2.0**-126))
+    special = ~np.isfinite(x64) | np.isnan(w) | (zero & np.isinf(w))
     return np.where(special, 0.0, bound)
 
 

@@ -63,7 +63,9 @@ def test_the_signatures_are_the_parameters_users_write():
     assert params(tv.sum) == ["x", "axis", "keepdims"]
     assert params(tv.atomic_add) == ["tensor", "value", "offsets", "mask"]
     assert params(tv.exp) == ["x"]
-    assert params(tv.debug_print) == ["prefix", "values"]
+    assert params(tv.debug_print) == ["prefix", "values", "block"]
+    block = inspect.signature(tv.debug_print).parameters["block"]
+    assert block.kind is inspect.Parameter.KEYWORD_ONLY and block.default is None
     assert "Elementwise sqrt" in tv.sqrt.__doc__
     assert '"max"' in tv.max.__doc__ and "Atomic exchange" in tv.atomic_exch.__doc__
 

@@ -127,9 +127,12 @@ def printing(x: tv.Global[f32, "n"], *, tag: tv.Const = "v"):
 
 
 def test_debug_print_names_the_block(capsys):
+    # Block 0 prints (by default only it): a tile by name, then its values (the interpreter has
+    # no layout to show).
     printing(np.array([1, 2, 3, 4], np.float32), device="interp")
     out = capsys.readouterr().out.splitlines()
-    assert out == ["[block (0,)] v= [1. 2.]", "[block (1,)] v= [3. 4.]"]
+    assert out == ["[block (0,)] v= tile1", "  tile1: f32[2] (the interpreter has no layout)",
+                   "    values:", "          1       2"]
 
 
 @tv.kernel

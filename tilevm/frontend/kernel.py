@@ -70,7 +70,8 @@ class KernelFunction:
         return internal_error(error, self.fn.__name__, ir_text,
                               {"kernel": self.fn.__qualname__, "constants": constants})
 
-    def __call__(self, *args: Any, device: str | None = None, **constants: Any) -> None:
+    def __call__(self, *args: Any, device: str | None = None, sanitize: bool | str = False,
+                 **constants: Any) -> None:
         """Run the kernel on ``args`` (written in place); tensor and scalar arguments may also be
         given by name (``k(x, y=out)``), the other keywords are constants.
 
@@ -78,6 +79,11 @@ class KernelFunction:
         arrays), ``"cuda"`` (the GPU holding the arguments: the default for GPU tensors),
         ``"interp"`` (the reference interpreter) or another device registered with
         :func:`tilevm.frontend.devices.register_device`. Argument errors name the argument.
+
+        ``sanitize=True`` (CPU backend only) runs the kernel under the sanitizer: blocks serially,
+        every access checked, shared-memory races reported, then the grid again in a shuffled
+        block order; the first problem raises ``SanitizerError`` naming the line
+        (``sanitize="continue"``: all of them, at the end). docs/debugging.md shows it at work.
         """
         from tilevm.frontend.arguments import bind_arguments, call_device
         from tilevm.frontend.devices import runner_for
@@ -86,9 +92,15 @@ class KernelFunction:
         kernel = self.ir(**constants)
         device = device or call_device(kernel, args, DEFAULT_DEVICE)
         runner = runner_for(device)
+        if sanitize and device != "cpu":
+            raise ValueError(f"kernel {self.fn.__name__}: sanitize= needs device='cpu' (the "
+                             f"sanitizer is part of the CPU backend), not device={device!r}")
         bound = bind_arguments(kernel, args, "cuda" if device == "cuda" else "host")
         try:
-            runner(kernel, bound, constants)
+            if sanitize:
+                runner(kernel, bound, constants, sanitize=sanitize)  # type: ignore[call-arg]
+            else:
+                runner(kernel, bound, constants)
         except Exception as e:
             if device != "interp" or _is_program_error(e):
                 raise  # the program did something undefined: the message names its line

@@ -44,6 +44,7 @@ ERRORS = {
     7: "local-memory access out of bounds",
     8: "misaligned address (PTX needs every access aligned to its size)",
     debug_ops.TRAP_ERROR: "executed (PTX trap: abort the kernel)",
+    9: "sanitizer report",  # sanitizer_ir.SANITIZER_ERROR: the details are in its records
 }
 
 SLOT_ALIGN = 64
@@ -120,6 +121,8 @@ class WarpCodegen:
         self.ssa = (self.temporaries - crossing - {id(p.reg) for p in kernel.params}
                     - _mma_operands(kernel))
         self.ssa_values: dict[int, dict[int, ir.Value]] = {}
+        # sanitizer: every global/shared access checked by a helper (sanitizer_ir.py)
+        self.sanitize = False
 
     # -- function skeleton ----------------------------------------------------------------------
 
@@ -575,9 +578,11 @@ def _mma_operands(kernel: Kernel) -> set[int]:
     return out
 
 
-def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Function) -> None:
+def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Function,
+            sanitize: bool = False) -> None:
     """``i32 tv_run(params, nx, ny, nz, block_begin, block_end, workspace, reverse, err)``: run
-    the blocks numbered ``[block_begin, block_end)`` of an ``nx × ny × nz`` grid."""
+    the blocks numbered ``[block_begin, block_end)`` of an ``nx × ny × nz`` grid. With
+    ``sanitize``, each block start and each phase call the sanitizer's hooks (sanitizer_ir)."""
     fnty = ir.FunctionType(I32, [PTR, I32, I32, I32, I32, I32, PTR, I32, PTR])
     fn = ir.Function(module, fnty, name="tv_run")
     params, nx, ny, nz, b0, b1, ws, reverse, err = fn.args
@@ -610,13 +615,27 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
     # shared memory starts zeroed (deterministic), cp.async queues empty: each lane's two
     # counters (its entries beyond the count are never read)
     b.call(memset, [smem, I8(0), I64(max(layout.shared_bytes, 16)), I1(0)])
+    if sanitize:  # sanitizer: a new block (shared shadow cleared)
+        from tilevm.backend.cpu.sanitizer_ir import driver_hooks
+
+        san_block, san_phase = driver_hooks(module)
+        san_fail = fn.append_basic_block("sanitizer_report")
+        san_ok = fn.append_basic_block("block_init_checked")
+        b.cbranch(b.icmp_signed("==", b.call(san_block, [err, blk, smem]), I32(0)), san_ok,
+                  san_fail)
+        b.position_at_end(san_fail)
+        for k, v in enumerate([I32(9), I32(-1), blk, I32(-1), I32(0), I32(0)]):
+            b.store(v, b.gep(err, [I32(k)], source_etype=I32), align=4)
+        b.ret(I32(-1))
+        b.position_at_end(san_ok)
     lanes = layout.warps * WARP
     lane_head = fn.append_basic_block("queue_reset")
     lane_done = fn.append_basic_block("queue_reset_done")
+    queue_entry = b.block  # blk_init (or, sanitized, the block after its hook)
     b.branch(lane_head)
     b.position_at_end(lane_head)
     lane = b.phi(I64, "lane")
-    lane.add_incoming(I64(0), blk_init)
+    lane.add_incoming(I64(0), queue_entry)
     counters = b.gep(cpq, [b.mul(lane, I64(layout.cpq_bytes // WARP))], source_etype=I8)
     b.store(I64(0), counters, align=4)
     lane1 = b.add(lane, I64(1))
@@ -628,7 +647,10 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
     b.position_at_end(phase_head)
     resume = b.phi(I32, "resume")
     resume.add_incoming(I32(0), lane_done)
-    b.branch(warp_head)
+    if sanitize:  # sanitizer: a new barrier epoch
+        b.cbranch(b.icmp_signed("==", b.call(san_phase, [err]), I32(0)), warp_head, san_fail)
+    else:
+        b.branch(warp_head)
 
     b.position_at_end(warp_head)
     wi = b.phi(I32, "wi")
@@ -675,15 +697,17 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
     b.ret(I32(0))
 
 
-def generate(kernel: Kernel, triple: str) -> tuple[str, Layout]:
-    """The LLVM IR text of ``kernel`` (helpers not yet linked) and its workspace layout."""
+def generate(kernel: Kernel, triple: str, sanitize: bool = False) -> tuple[str, Layout]:
+    """The LLVM IR text of ``kernel`` (helpers not yet linked) and its workspace layout; with
+    ``sanitize``, the sanitizer's checked variant (sanitizer_ir.py)."""
     from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES
 
     module = ir.Module(name=kernel.name)
     module.triple = triple
     cg = WarpCodegen(kernel, module)
+    cg.sanitize = sanitize
     warp_fn = cg.build()
     layout = Layout(kernel.block_threads // WARP, kernel.shared_bytes, kernel.local_bytes,
                     cg.regfile_bytes, WARP * CPA_LANE_BYTES)
-    _driver(module, kernel, layout, warp_fn)
+    _driver(module, kernel, layout, warp_fn, sanitize)
     return str(module), layout

@@ -88,15 +88,20 @@ def _environment_key() -> str:
     return h.hexdigest()
 
 
-def _compile(kernel: Kernel) -> tuple[bytes, Layout]:
-    from tilevm.backend.cpu.helpers_ir import helpers_for
+def _compile(kernel: Kernel, sanitize: bool = False) -> tuple[bytes, Layout]:
+    from tilevm.backend.cpu.helpers_ir import CPA_LANE_BYTES, helpers_for
 
     llvm = _llvm()
-    text, layout = generate(kernel, llvm.get_process_triple())
+    text, layout = generate(kernel, llvm.get_process_triple(), sanitize)
     mod = llvm.parse_assembly(text)
     helpers = llvm.parse_assembly(helpers_for(text))
     helpers.triple = mod.triple
     mod.link_in(helpers)
+    if sanitize:  # sanitizer: its helpers, in sanitized modules only
+        from tilevm.backend.cpu.sanitizer_ir import helpers_module
+
+        san = llvm.parse_assembly(helpers_module(mod.triple, CPA_LANE_BYTES))
+        mod.link_in(san)
     mod.verify()
     tm = _new_target_machine()
     pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
@@ -121,10 +126,11 @@ def _load_cached(obj_path: Path, meta_path: Path) -> tuple[bytes, Layout] | None
     return data, Layout(**meta["layout"])
 
 
-def jit(kernel: Kernel) -> JitResult:
-    """Compile ``kernel`` for this host (or load it from the disk cache) and load the code."""
+def jit(kernel: Kernel, sanitize: bool = False) -> JitResult:
+    """Compile ``kernel`` for this host (or load it from the disk cache) and load the code;
+    ``sanitize`` compiles the sanitizer's checked variant (its own cache entry)."""
     t0 = time.perf_counter()
-    text = dump(kernel)
+    text = dump(kernel) + ("\n; sanitized" if sanitize else "")
     key = hashlib.sha256((_environment_key() + "\0" + text).encode()).hexdigest()
     directory = cache_directory()
     obj_path, meta_path = directory / f"{key}.o", directory / f"{key}.json"
@@ -132,7 +138,7 @@ def jit(kernel: Kernel) -> JitResult:
     cached = found is not None
     if found is None:
         with _lock:  # one LLVM compilation at a time per process
-            data, layout = _compile(kernel)
+            data, layout = _compile(kernel, sanitize)
         write_atomic(obj_path, data)
         meta = {"sha256": hashlib.sha256(data).hexdigest(), "layout": asdict(layout),
                 "kernel": kernel.name}

@@ -183,9 +183,10 @@ class CpuKernel:
                 f"0x{mask & 0xFFFFFFFF:08x}{extra}")
 
 
-def compile_kernel(kernel: Kernel) -> CpuKernel:
-    """Verify ``kernel``, JIT it (or load it from the disk cache) and return a callable."""
+def compile_kernel(kernel: Kernel, sanitize: bool = False) -> CpuKernel:
+    """Verify ``kernel``, JIT it (or load it from the disk cache) and return a callable; with
+    ``sanitize``, the sanitizer's checked variant, run by :func:`sanitizer.run_sanitized`."""
     from tilevm.ir.thread.verify import verify
 
     verify(kernel)
-    return CpuKernel(kernel, jit(kernel))
+    return CpuKernel(kernel, jit(kernel, sanitize))

@@ -36,7 +36,12 @@ def lane_pointers(cg: Any, space: str, addr: ir.Value, offset: int, nbytes: int,
     if space == "global":
         a = b.add(addr, L.splat(offset, I64)) if offset else addr
         check_alignment(cg, a, nbytes, stmt)
-        return b.inttoptr(a, ir.VectorType(PTR, WARP))
+        ptrs = b.inttoptr(a, ir.VectorType(PTR, WARP))
+        if cg.sanitize:  # sanitizer: bounds (and writes by two blocks) per active lane
+            from tilevm.backend.cpu.sanitizer_ir import check_access
+
+            check_access(cg, space, ptrs, nbytes, stmt)
+        return ptrs
     a = b.zext(addr, L.vec(I64))
     if offset:
         a = b.add(a, L.splat(offset, I64))
@@ -52,7 +57,12 @@ def lane_pointers(cg: Any, space: str, addr: ir.Value, offset: int, nbytes: int,
     end = b.add(a, L.splat(nbytes, I64))
     bad = b.and_(cg.active(), b.icmp_unsigned(">", end, L.splat(limit, I64)))
     cg.check(b.not_(L.any(bad)), code, stmt)
-    return b.inttoptr(b.add(basev, a), ir.VectorType(PTR, WARP))
+    ptrs = b.inttoptr(b.add(basev, a), ir.VectorType(PTR, WARP))
+    if cg.sanitize:  # sanitizer: the shared-memory shadow (races, unwritten, pending cp.async)
+        from tilevm.backend.cpu.sanitizer_ir import check_access
+
+        check_access(cg, space, ptrs, nbytes, stmt)
+    return ptrs
 
 
 def check_alignment(cg: Any, addr64: ir.Value, nbytes: int, stmt: Instr) -> None:
@@ -244,12 +254,24 @@ def _cp_async(cg: Any, s: Instr) -> list[ir.Value]:
     failed = cg.scratch(I32)
     b.store(I32(0), failed)
 
+    if cg.sanitize:  # sanitizer: a report stops the warp (error 9)
+        from tilevm.backend.cpu.sanitizer_ir import SANITIZER_ERROR, check_cpa_issue
+
+        reported = cg.scratch(I32)
+        b.store(I32(0), reported)
+
     def one(lane: ir.Value) -> None:
+        if cg.sanitize:
+            r = check_cpa_issue(cg, lane, b.extract_element(dst, lane),
+                                b.extract_element(src, lane), size, b.extract_element(ss, lane), s)
+            b.store(b.or_(b.load(reported), r), reported)
         r = b.call(issue, [cg.cpq, lane, b.extract_element(dst, lane),
                            b.extract_element(src, lane), I32(size), b.extract_element(ss, lane)])
         b.store(b.or_(b.load(failed), r), failed)
 
     for_each_lane(cg, cg.active(), one)
+    if cg.sanitize:
+        cg.check(b.icmp_unsigned("==", b.load(reported), I32(0)), SANITIZER_ERROR, s)
     cg.check(b.icmp_unsigned("==", b.load(failed), I32(0)), 5, s)
     return []
 
@@ -265,7 +287,15 @@ def _commit(cg: Any, s: Instr) -> list[ir.Value]:
 def _wait(cg: Any, s: Instr) -> list[ir.Value]:
     wait = _helper(cg, "tv_cpa_wait", ir.VoidType(), [PTR, I32, I32, PTR])
     n = s.mod("n")
-    for_each_lane(cg, cg.active(), lambda lane: cg.b.call(wait, [cg.cpq, lane, I32(n), cg.smem]))
+
+    def one(lane: ir.Value) -> None:
+        if cg.sanitize:  # sanitizer: the copies performed now write their destinations
+            from tilevm.backend.cpu.sanitizer_ir import check_cpa_wait
+
+            check_cpa_wait(cg, lane, n)
+        cg.b.call(wait, [cg.cpq, lane, I32(n), cg.smem])
+
+    for_each_lane(cg, cg.active(), one)
     return []
 
 

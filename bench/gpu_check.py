@@ -1,6 +1,8 @@
-"""GPU conformance check and timing (issue 10): run tilevm's conformance kernels and examples on
-a GPU, compare them with the CPU backend's outputs computed beforehand, time the matmul examples
-against torch, and record the per-instruction kernels' outputs as golden files.
+"""GPU conformance check and timing: tilevm's conformance kernels and examples on a GPU.
+
+Issue 10: run the conformance kernels and the examples on a GPU, compare them with the CPU
+backend's outputs computed beforehand, time the matmul examples against torch, and record the
+per-instruction kernels' outputs as golden files.
 
 Two halves, so that the GPU machine needs neither NVRTC nor lark nor llvmlite:
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
-from tilevm import f16, f32, i8, u4
+from tilevm import f16, f32, i8, i32, u4
 from tilevm.ir.errors import CompileError
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.layout.register import RegisterLayout
@@ -54,6 +54,16 @@ def converted(x: tv.Global[i8, "m", "n"]):
 def cube(x: tv.Global[u4, "m", "n"]):
     tv.launch(grid=(1, 1, 2), warps=1)
     tv.debug_print("q=", tv.reshape(tv.load(x, (0, 0), (6, 4)), (2, 3, 4)), block=(0, 0, 1))
+
+
+@tv.kernel
+def several(x: tv.Global[i32, "n"]):
+    tv.launch(grid=(2, 3), warps=1)
+    i, j = tv.block_idx()
+    t = tv.load(x, (i * 3 + j,), (1,))
+    tv.debug_print("c", t, block=(1, 0))
+    tv.debug_print("b", t, block=(0, 1))
+    tv.debug_print("a", t, block=(0, 0))
 
 
 # -- reading the printed text --------------------------------------------------------------------
@@ -255,3 +265,34 @@ def test_the_cuda_source_prints_through_vprintf(arch):
                        "    values:\\n", "   ", " %4lld", "\\n", "    thread:local:\\n", "   ",
                        " %2d:%-1d", "\\n"]
 
+
+
+@pytest.fixture
+def launches_collect_prints(monkeypatch):
+    """The CPU backend's launch wrapped in ``prints_in_block_order``, as the hook proposed for
+    ``CpuKernel.__call__`` does it."""
+    from tilevm.backend.cpu import launch
+    from tilevm.backend.cpu.debug_ops import prints_in_block_order
+
+    run = launch.CpuKernel.__call__
+
+    def collecting(self, grid, *args, **kwargs):
+        with prints_in_block_order(self.compiled, launch.grid_dims(grid)):
+            return run(self, grid, *args, threads=2)
+
+    monkeypatch.setattr(launch.CpuKernel, "__call__", collecting)
+
+
+def test_collected_prints_come_after_the_launch_in_block_order(capsys, launches_collect_prints):
+    x = np.arange(6, dtype=np.int32) * 10
+    several(x, device="cpu")
+    # Through sys.stdout (capsys sees no file descriptor), in the interpreter's block order
+    # (axis 0 slowest) whatever the order of the statements and of the parallel blocks.
+    out = capsys.readouterr().out
+    headers = [p.header for p in parse_prints(out)]
+    assert headers == ["[block (0, 0)] a tile1", "[block (0, 1)] b tile1",
+                       "[block (1, 0)] c tile1"]
+    values = [p.tiles["tile1"].values for p in parse_prints(out)]
+    assert values == [[str(x[0])], [str(x[1])], [str(x[3])]]
+    run_interpreter(several, x)
+    assert [p.header for p in parse_prints(capsys.readouterr().out)] == headers

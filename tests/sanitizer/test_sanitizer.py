@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tilevm as tv
 from tilevm.backend.cpu import compile_kernel
 from tilevm.backend.cpu.sanitizer import SanitizerError, run_sanitized
 from tilevm.ir.thread import U32, U64, KernelBuilder
@@ -168,8 +167,8 @@ def _u3_tiles(atomic: bool) -> object:
             else:
                 kb.loc = f"{here}:{bug_line('two blocks write one byte', Path(__file__))}"
                 low = kb.cvt(kb.and_(ones, 0xFF, type=b32), "u8", src=U32)
-                kb.st("global", kb.add(out, kb.cvt(byte, U64, src=U32)),  # BUG: two blocks write one byte
-                      low)
+                address = kb.add(out, kb.cvt(byte, U64, src=U32))
+                kb.st("global", address, low)  # BUG: two blocks write one byte
                 kb.loc = None
     return kb.finish()
 

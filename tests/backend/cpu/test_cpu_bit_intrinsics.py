@@ -101,6 +101,27 @@ def test_prmt_every_mode_on_random_words(prmt_all, rng) -> None:
         assert outs[k].tolist() == want, f"mode {mode}"
 
 
+# Selectors known when compiling (the lowering's casts and packing use only these): every mode
+# with each c[1:0], and generic selectors with random nibbles, sign replication included.
+KNOWN_SELECTORS = ([(m, c) for m in MODES[1:] for c in range(4)]
+                   + [(None, int(c)) for c in np.random.default_rng(99).integers(0, 1 << 16, 40)]
+                   + [(None, c) for c in (0x5410, 0x7632, 0x3210, 0x8888, 0xF0F0)])
+
+
+@pytest.fixture(scope="module")
+def prmt_known():
+    return lane_program("prmt_known", ["b32", "b32"],
+                        lambda kb, v: [kb.prmt(v[0], v[1], c, mode=m) for m, c in KNOWN_SELECTORS])
+
+
+def test_prmt_with_a_selector_known_when_compiling(prmt_known, rng) -> None:
+    a, b = (random_words(rng, N) for _ in range(2))
+    outs = prmt_known(a, b)
+    for k, (mode, c) in enumerate(KNOWN_SELECTORS):
+        want = [prmt_oracle(int(x), int(y), c, mode) for x, y in zip(a, b, strict=True)]
+        assert outs[k].tolist() == want, f"mode {mode}, selector {c:#06x}"
+
+
 def test_prmt_cub_example() -> None:
     # CUB's documented example of the generic form: a=0x03020100, b=0x07060504, c=0x7531.
     assert prmt_oracle(0x03020100, 0x07060504, 0x00007531, None) == 0x07050301

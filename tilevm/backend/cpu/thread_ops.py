@@ -18,6 +18,7 @@ from tilevm.backend.cpu.approx_tables import exception_table
 from tilevm.backend.cpu.lanes import F32, F64, I1, I16, I32, I64, PTR, Lanes, elem_llvm_type
 from tilevm.ir.thread.stmts import Instr
 from tilevm.ir.thread.types import PRED, U32, ScalarType, scalar_type
+from tilevm.ir.thread.values import Const
 
 __all__ = ["THREAD_OPS"]
 
@@ -370,17 +371,44 @@ def _popc(cg: Any, instr: Instr) -> list[ir.Value]:
 
 @_op("lop3")
 def _lop3(cg: Any, instr: Instr) -> list[ir.Value]:
+    """``lop3`` by Shannon expansion of the truth table on ``a``, then ``b``: each sub-table met
+    twice is built once, and the common shapes (a & f, a | f, a ^ f…) take one instruction, so a
+    table costs 1 to 7 instructions instead of a sum of up to eight minterms."""
     L = cg.L
     b = L.b
-    a, x, c = _args(cg, instr)
-    lut = instr.mod("lut")
-    r = L.cint(0, I32)
-    for i in range(8):
-        if lut >> i & 1:
-            term = b.and_(b.and_(a if i & 4 else b.not_(a), x if i & 2 else b.not_(x)),
-                          c if i & 1 else b.not_(c))
-            r = b.or_(r, term)
-    return [r]
+    variables = _args(cg, instr)
+    memo: dict[tuple[int, int], ir.Value] = {}
+
+    def table(bits: int, n: int) -> ir.Value:
+        """The function whose truth table over the last ``n`` variables is ``bits`` (row
+        index: the variables' bits, the first of them most significant)."""
+        full = (1 << (1 << n)) - 1
+        if bits == 0 or bits == full:
+            return L.cint(0 if bits == 0 else -1, I32)
+        if (bits, n) in memo:
+            return memo[(bits, n)]
+        v, half = variables[3 - n], 1 << (n - 1)
+        upper, lower, ones = bits >> half, bits & ((1 << half) - 1), (1 << half) - 1
+        if n == 1:  # v or ~v
+            r = v if upper else b.not_(v)
+        elif upper == lower:
+            r = table(lower, n - 1)
+        elif lower == 0:
+            r = b.and_(v, table(upper, n - 1))
+        elif upper == 0:
+            r = b.and_(b.not_(v), table(lower, n - 1))
+        elif upper == ones:
+            r = b.or_(v, table(lower, n - 1))
+        elif lower == ones:
+            r = b.or_(b.not_(v), table(upper, n - 1))
+        elif upper == lower ^ ones:
+            r = b.xor(v, table(lower, n - 1))
+        else:  # v ? f1 : f0  =  f0 ^ (v & (f0 ^ f1))
+            r = b.xor(table(lower, n - 1), b.and_(v, table(lower ^ upper, n - 1)))
+        memo[(bits, n)] = r
+        return r
+
+    return [table(instr.mod("lut") & 0xFF, 3)]
 
 
 # Byte selectors (d.b0, d.b1, d.b2, d.b3) of the prmt modes, indexed by c[1:0] (PTX ISA prmt).
@@ -398,9 +426,18 @@ PRMT_TABLES = {
 def _prmt(cg: Any, instr: Instr) -> list[ir.Value]:
     L = cg.L
     b = L.b
+    selector = instr.args[2]
+    mode = instr.mod("mode")
+    if isinstance(selector, Const):  # the usual case: byte moves known when compiling
+        c = selector.bits
+        if mode is None:
+            sources = [((c >> 4 * i) & 7, bool((c >> 4 * i) & 8)) for i in range(4)]
+        else:
+            sources = [(PRMT_TABLES[mode][c & 3][i], False) for i in range(4)]
+        a, x = (cg.read(v, instr.type) for v in instr.args[:2])
+        return [_prmt_known(L, a, x, sources)]
     a, x, c = _args(cg, instr)
     both = b.or_(b.zext(a, L.vec(I64)), b.shl(b.zext(x, L.vec(I64)), L.cint(32, I64)))
-    mode = instr.mod("mode")
     r = L.cint(0, I32)
     for i in range(4):
         if mode is None:
@@ -420,6 +457,40 @@ def _prmt(cg: Any, instr: Instr) -> list[ir.Value]:
             byte = b.select(rep, signed, byte)
         r = b.or_(r, b.shl(byte, L.cint(8 * i, I32)))
     return [r]
+
+
+def _prmt_known(L: Lanes, a: ir.Value, x: ir.Value, sources: list[tuple[int, bool]]
+                ) -> ir.Value:
+    """``prmt`` whose result byte ``i`` is byte ``sources[i][0]`` of ``{x, a}`` (sign-replicated
+    where ``sources[i][1]``): bytes moved by the same shift of the same word share one shift and
+    one mask, in 32-bit lanes (a few instructions instead of the general form's sixty)."""
+    b = L.b
+    moves: dict[tuple[int, int], int] = {}  # (word, left shift in bits) -> mask of result bytes
+    parts = []
+    for i, (src, replicate) in enumerate(sources):
+        word, k = divmod(src, 4)
+        if replicate:  # bit 8k+7 to bit 31, then spread by an arithmetic shift
+            w = a if word == 0 else x
+            sign = b.ashr(b.shl(w, L.cint(24 - 8 * k, I32)), L.cint(31, I32))
+            parts.append(b.and_(sign, L.cint(_signed32(0xFF << 8 * i), I32)))
+        else:
+            key = (word, 8 * (i - k))
+            moves[key] = moves.get(key, 0) | 0xFF << 8 * i
+    for (word, shift), mask in moves.items():
+        w = a if word == 0 else x
+        if shift > 0:
+            w = b.shl(w, L.cint(shift, I32))
+        elif shift < 0:
+            w = b.lshr(w, L.cint(-shift, I32))
+        parts.append(w if mask == 0xFFFFFFFF else b.and_(w, L.cint(_signed32(mask), I32)))
+    result = parts[0]
+    for p in parts[1:]:
+        result = b.or_(result, p)
+    return result
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 _ICMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}

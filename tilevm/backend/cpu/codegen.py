@@ -24,6 +24,7 @@ from llvmlite import ir
 from tilevm.backend.cpu import collectives, debug_ops, memory_ops
 from tilevm.backend.cpu.lanes import I1, I8, I32, I64, PTR, WARP, Lanes, elem_llvm_type
 from tilevm.backend.cpu.liveness import live_after_barriers, temporaries
+from tilevm.backend.cpu.sanitizer_ir import SANITIZER_ERROR
 from tilevm.backend.cpu.thread_ops import THREAD_OPS
 from tilevm.ir.thread.stmts import For, If, Instr, Kernel, Stmt, While, walk
 from tilevm.ir.thread.types import ScalarType, Type, VectorType
@@ -44,7 +45,7 @@ ERRORS = {
     7: "local-memory access out of bounds",
     8: "misaligned address (PTX needs every access aligned to its size)",
     debug_ops.TRAP_ERROR: "executed (PTX trap: abort the kernel)",
-    9: "sanitizer report",  # sanitizer_ir.SANITIZER_ERROR: the details are in its records
+    SANITIZER_ERROR: "sanitizer report",  # the details are in the sanitizer's records
 }
 
 SLOT_ALIGN = 64
@@ -624,7 +625,7 @@ def _driver(module: ir.Module, kernel: Kernel, layout: Layout, warp_fn: ir.Funct
         b.cbranch(b.icmp_signed("==", b.call(san_block, [err, blk, smem]), I32(0)), san_ok,
                   san_fail)
         b.position_at_end(san_fail)
-        for k, v in enumerate([I32(9), I32(-1), blk, I32(-1), I32(0), I32(0)]):
+        for k, v in enumerate([I32(SANITIZER_ERROR), I32(-1), blk, I32(-1), I32(0), I32(0)]):
             b.store(v, b.gep(err, [I32(k)], source_etype=I32), align=4)
         b.ret(I32(-1))
         b.position_at_end(san_ok)

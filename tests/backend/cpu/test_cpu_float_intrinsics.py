@@ -119,19 +119,21 @@ def test_f32_arithmetic_rounds_once(f32_prog, rng) -> None:
 
 # -- f16 / bf16 / packed -----------------------------------------------------------------------
 
+def half_body(kb, v):
+    h, g, k, p, q = v
+    out = []
+    for t in ("f16", "bf16"):
+        a, b, c = (kb.mov(x, t) for x in (h, g, k))
+        out += [kb.add(a, b), kb.mul(a, b), kb.fma(a, b, c), kb.min(a, b), kb.max(a, b)]
+    for t in ("f16x2", "bf16x2"):
+        a, b = kb.mov(p, t), kb.mov(q, t)
+        out += [kb.add(a, b), kb.fma(a, b, a)]
+    return out
+
+
 @pytest.fixture(scope="module")
 def half_prog():
-    def body(kb, v):
-        h, g, k, p, q = v
-        out = []
-        for t in ("f16", "bf16"):
-            a, b, c = (kb.mov(x, t) for x in (h, g, k))
-            out += [kb.add(a, b), kb.mul(a, b), kb.fma(a, b, c), kb.min(a, b), kb.max(a, b)]
-        for t in ("f16x2", "bf16x2"):
-            a, b = kb.mov(p, t), kb.mov(q, t)
-            out += [kb.add(a, b), kb.fma(a, b, a)]
-        return out
-    return lane_program("half_ops", ["b16", "b16", "b16", "b32", "b32"], body)
+    return lane_program("half_ops", ["b16", "b16", "b16", "b32", "b32"], half_body)
 
 
 def halves(rng: np.random.Generator, dtype: type, n: int) -> np.ndarray:
@@ -183,20 +185,22 @@ def test_f16_bf16_and_packed_arithmetic_round_once(half_prog, rng) -> None:
 ROUNDINGS = ["rn", "rz", "rm", "rp"]
 
 
+def cvt_body(kb, v):
+    x, y = v
+    out = [kb.cvt(x, "f16", rnd=r) for r in ROUNDINGS]
+    out += [kb.cvt(x, "bf16", rnd=r) for r in ROUNDINGS]
+    out += [kb.cvt(x, "f16", rnd="rn", sat="satfinite"),
+            kb.cvt(x, "bf16", rnd="rn", sat="satfinite")]
+    out += [kb.cvt_pack(x, y, "f16x2"), kb.cvt_pack(x, y, "bf16x2")]
+    out += [kb.cvt(x, "s32", rnd=r + "i") for r in ROUNDINGS]
+    out += [kb.cvt(x, "u8", rnd="rni"), kb.cvt(kb.cvt(x, "f16", rnd="rn"), "f32")]
+    out += [kb.cvt(kb.mov(y, "s32"), "f32", rnd=r) for r in ROUNDINGS]
+    return out
+
+
 @pytest.fixture(scope="module")
 def cvt_prog():
-    def body(kb, v):
-        x, y = v
-        out = [kb.cvt(x, "f16", rnd=r) for r in ROUNDINGS]
-        out += [kb.cvt(x, "bf16", rnd=r) for r in ROUNDINGS]
-        out += [kb.cvt(x, "f16", rnd="rn", sat="satfinite"),
-                kb.cvt(x, "bf16", rnd="rn", sat="satfinite")]
-        out += [kb.cvt_pack(x, y, "f16x2"), kb.cvt_pack(x, y, "bf16x2")]
-        out += [kb.cvt(x, "s32", rnd=r + "i") for r in ROUNDINGS]
-        out += [kb.cvt(x, "u8", rnd="rni"), kb.cvt(kb.cvt(x, "f16", rnd="rn"), "f32")]
-        out += [kb.cvt(kb.mov(y, "s32"), "f32", rnd=r) for r in ROUNDINGS]
-        return out
-    return lane_program("cvt_all", ["f32", "f32"], body)
+    return lane_program("cvt_all", ["f32", "f32"], cvt_body)
 
 
 def directed(x: float, dt: type, mode: str) -> np.ndarray:
@@ -265,3 +269,26 @@ def test_cvt_rounding_modes_satfinite_and_packs(cvt_prog, rng) -> None:
         want = np.array([directed(float(v), np.float32, mode) if mode != "rn" else
                          np.float32(v) for v in ys.tolist()], np.float32)
         assert same_bits(outs[18 + k].view(np.float32), want), mode
+
+
+def test_without_f16c_the_integer_conversions_give_the_same_bits(half_prog, cvt_prog, rng,
+                                                                  monkeypatch, tmp_path) -> None:
+    """On a host with F16C (like CI's) f32 -> f16 rounding and the widening inside f16
+    arithmetic use the hardware conversions, which the tests above hold to their oracles; a
+    host without F16C runs the integer code, held here to the same bits (a fresh JIT cache: the
+    key does not see the switch)."""
+    from tilevm.backend.cpu import numerics
+
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numerics, "host_has_f16c", lambda: False)
+    words = [halves(rng, np.float16, N).view(np.uint16) for _ in range(3)]
+    pairs = [rng.integers(0, 1 << 32, N, dtype=np.uint64).astype(np.uint32) for _ in range(2)]
+    x = interesting_f32(rng, N)
+    y = (rng.standard_normal(N) * 1e3).astype(np.float32)
+    with_f16c = (half_prog(*words, *pairs), cvt_prog(x.view(np.uint32), y.view(np.uint32)))
+    half_int = lane_program("half_ops_integer", ["b16", "b16", "b16", "b32", "b32"], half_body)
+    cvt_int = lane_program("cvt_all_integer", ["f32", "f32"], cvt_body)
+    without = (half_int(*words, *pairs), cvt_int(x.view(np.uint32), y.view(np.uint32)))
+    for got, want in zip(without, with_f16c, strict=True):
+        for k, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert np.array_equal(g, w), k

@@ -1,12 +1,17 @@
 """Exact floating-point semantics on warp vectors (DESIGN §3), in integer and f32/f64 LLVM ops.
 
 f16 and bf16 are i16 bit patterns. Conversions are written with integer operations so that no
-libcall or target feature decides a rounding. An f16/bf16 add, sub or mul is computed in f32 and
+libcall decides a rounding, except where the host has F16C: there f32 → f16 rounding to nearest
+even, and the widening of f16 operands inside arithmetic, are the hardware's IEEE conversions
+(NaNs canonicalized after), several times cheaper to compile than the integer code; the tests hold
+both to the same oracles. An f16/bf16 add, sub or mul is computed in f32 and
 rounded once more: f32 has at least 2p+2 bits for both (p = 11, 8), so the double rounding is
 innocuous. ``fma`` goes through f64 with round-to-odd, which makes the final rounding exact.
 """
 
 from __future__ import annotations
+
+import functools
 
 from llvmlite import ir
 
@@ -49,13 +54,29 @@ def bf16_to_f32(L: Lanes, h: ir.Value) -> ir.Value:
     return b.bitcast(b.shl(b.zext(h, L.vec(I32)), L.cint(16, I32)), L.vec(F32))
 
 
-def half_to_f32(L: Lanes, h: ir.Value, fmt: str) -> ir.Value:
-    """``fmt`` ("f16"/"bf16") patterns → exact f32."""
+@functools.cache
+def host_has_f16c() -> bool:
+    """Whether this host converts between f16 and f32 in hardware (x86 F16C)."""
+    from llvmlite import binding as llvm
+
+    llvm.initialize_native_target()
+    return bool(llvm.get_host_cpu_features().get("f16c", False))
+
+
+def half_to_f32(L: Lanes, h: ir.Value, fmt: str, quiet_nan: bool = False) -> ir.Value:
+    """``fmt`` ("f16"/"bf16") patterns → exact f32. With ``quiet_nan`` a NaN may come back
+    quieted (its payload's top bit set): for operands of arithmetic, whose NaN results are
+    canonical anyway, that allows the hardware conversion."""
+    if fmt == "f16" and quiet_nan and host_has_f16c():
+        return L.b.fpext(L.b.bitcast(h, ir.VectorType(ir.HalfType(), 32)), L.vec(F32))
     return f16_to_f32(L, h) if fmt == "f16" else bf16_to_f32(L, h)
 
 
 def _f32_to_f16_rn(L: Lanes, x: ir.Value) -> ir.Value:
     b = L.b
+    if host_has_f16c():  # IEEE round to nearest even, then PTX's canonical NaN
+        h = b.bitcast(b.fptrunc(x, ir.VectorType(ir.HalfType(), 32)), L.vec(I16))
+        return b.select(b.fcmp_unordered("uno", x, x), L.cint(F16_NAN, I16), h)
     c = lambda v: L.cint(v, I32)  # noqa: E731
     u = b.bitcast(x, L.vec(I32))
     sign = b.trunc(b.lshr(b.and_(u, c(0x80000000)), c(16)), L.vec(I16))
@@ -201,7 +222,7 @@ def fma_half(L: Lanes, a: ir.Value, x: ir.Value, c: ir.Value, fmt: str) -> ir.Va
     """``fma.rn`` on f16/bf16 patterns: the product is exact in f64, the sum is rounded to odd
     in f64 and again in f32, and the final rounding to nearest even is then exact."""
     b = L.b
-    fa, fx, fc = (b.fpext(half_to_f32(L, v, fmt), L.vec(F64)) for v in (a, x, c))
+    fa, fx, fc = (b.fpext(half_to_f32(L, v, fmt, quiet_nan=True), L.vec(F64)) for v in (a, x, c))
     p = b.fmul(fa, fx)
     s = _two_sum_odd(L, p, fc)
     return f32_to_half(L, f64_to_f32_odd(L, s), fmt)

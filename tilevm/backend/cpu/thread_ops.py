@@ -72,7 +72,7 @@ def _float_map(L: Lanes, t: ScalarType, args: list[ir.Value],
     if t.name in ("f16", "bf16"):
         if half_op is not None:
             return half_op(args, t.name)
-        r = f32_op([nm.half_to_f32(L, a, t.name) for a in args])
+        r = f32_op([nm.half_to_f32(L, a, t.name, quiet_nan=True) for a in args])
         return nm.f32_to_half(L, r, t.name)
     return _canon(L, f32_op(args), t)
 

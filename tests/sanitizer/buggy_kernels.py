@@ -7,7 +7,7 @@ expect the sanitizer's report to name it.
 from __future__ import annotations
 
 import tilevm as tv
-from tilevm import f32
+from tilevm import f16, f32
 
 T = 32  # tile side of the transpose kernels
 N = 128  # elements per block of the 1-D kernels
@@ -131,3 +131,35 @@ def prefix_from_previous_block(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"]):
     if i > 0:
         a = a + tv.load(y, ((i - 1) * N,), (N,))
     tv.store(y, a, (i * N,))
+
+
+@tv.kernel
+def half_written(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"]):
+    tv.launch(grid=1, warps=1)
+    s = tv.shared((2 * N,), f32)
+    tv.store(s, tv.load(x, (0,), (N,)), (0,))
+    tv.sync()
+    tv.store(y, tv.load(s, (0,), (2 * N,)), (0,))  # BUG: shared memory read, never written
+
+
+@tv.kernel
+def block_sums(x: tv.Global[f32, "n"], total: tv.Global[f32, "one"]):
+    # every block adds the sum of its tile to total[0]: the float sum depends on the order
+    tv.launch(grid=tv.cdiv(n, N), warps=4)
+    i = tv.block_idx()
+    tv.atomic_add(total, tv.sum(tv.load(x, (i * N,), (N,)), 0), (0,))
+
+
+@tv.kernel
+def shared_half_sums(x: tv.Global[f16, "n", "n"], y: tv.Global[f16, "n", "n"]):
+    # each element of s gets x[i, j] + x[j, i] through f16 atomic adds by two different threads
+    # (compare-and-swap loops that read the word plainly first): atomics do not race
+    tv.launch(grid=1, warps=4)
+    s = tv.shared((T, T), f16)
+    tv.store(s, tv.zeros((T, T), f16), (0, 0))
+    tv.sync()
+    t = tv.load(x, (0, 0), (T, T))
+    tv.atomic_add(s, t, (0, 0))
+    tv.atomic_add(s, t.T, (0, 0))
+    tv.sync()
+    tv.store(y, tv.load(s, (0, 0), (T, T)), (0, 0))

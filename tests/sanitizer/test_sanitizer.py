@@ -140,6 +140,59 @@ def test_block_order_dependence_is_reported_with_both_values():
     np.testing.assert_array_equal(y, running.reshape(-1))  # the in-order result written back
 
 
+def test_read_of_shared_memory_never_written():
+    x, y = arrays("half_written")
+    with pytest.raises(SanitizerError) as info:
+        bk.half_written(x, y, device="cpu", sanitize=True)
+    message = str(info.value)
+    assert "read of shared memory never written" in message
+    assert f"{KERNELS}:{bug_line('shared memory read, never written')}:" in message
+    # 128 f32 were written: the first byte not written is 512
+    assert "shared byte 512" in message
+
+
+def test_copy_at_the_tensor_edge_is_clean():
+    # n is not a multiple of the tile: the last block's copies read fewer bytes, or none
+    # (source size 0: not an access, even though its source address is the tensor's start)
+    x, y = arrays("copy_wait", n=3 * bk.N + 5)
+    bk.copy_wait(x, y, device="cpu", sanitize=True)
+    expected = np.zeros_like(x)
+    bk.copy_wait(x, expected, device="cpu")
+    np.testing.assert_array_equal(y, expected)
+
+
+def _sum_in_order(values: np.ndarray, order: np.ndarray) -> np.float32:
+    total = np.float32(0)
+    for v in values[order]:
+        total = np.float32(total + v)
+    return total
+
+
+def test_float_atomics_compare_under_their_bound():
+    blocks = 16
+    x = np.zeros(blocks * bk.N, np.float32)
+    # 2**25 first: each 1 added after it is lost (f32's spacing there is 4); the ones added
+    # before it are not
+    block_values = np.array([2.0**25, -3] + [1] * (blocks - 2), np.float32)
+    x[::bk.N] = block_values  # each block's tile sums exactly to its value
+    # numpy as the oracle: the index order and the sanitizer's shuffled order (seed 0) give
+    # different f32 sums, so only the bound can let the comparison pass
+    in_order = _sum_in_order(block_values, np.arange(blocks))
+    shuffled = _sum_in_order(block_values, np.random.default_rng(0).permutation(blocks))
+    assert in_order != shuffled
+    total = np.zeros(1, np.float32)
+    bk.block_sums(x, total, device="cpu", sanitize=True)  # no report
+    assert total[0] == in_order  # the checked run adds in index order, serially
+
+
+def test_shared_half_atomics_from_two_threads_do_not_race():
+    # f16 atomic adds are CAS loops that read the word plainly first: not a race
+    x = (np.arange(bk.T * bk.T) % 7).reshape(bk.T, bk.T).astype(np.float16)
+    y = np.zeros_like(x)
+    bk.shared_half_sums(x, y, device="cpu", sanitize=True)
+    np.testing.assert_array_equal(y, x + x.T)  # small integers: exact in f16 (numpy oracle)
+
+
 # -- two blocks writing neighbouring u3 tiles: hand-written Thread IR ------------------------------
 # Block b owns the 3 u3 elements at bits [9b, 9b + 9): bytes 9b // 8 and (9b + 8) // 8, the edge
 # byte shared with the next block. The buggy kernel stores both bytes with st.global.u8; the

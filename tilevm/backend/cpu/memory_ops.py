@@ -182,6 +182,10 @@ def _atom(cg: Any, s: Instr) -> list[ir.Value]:
         p = b.extract_element(ptrs, lane)
         v = b.extract_element(vals[0], lane)
         if float_add:
+            if cg.sanitize and s.mod("space") == "global":  # sanitizer: the order check's bound
+                from tilevm.backend.cpu.sanitizer_ir import record_float_add
+
+                record_float_add(cg, p, v)
             old = b.bitcast(_float_add(cg, p, v, t.bits, flush), lt)
         elif op == "cas":
             new = b.extract_element(vals[1], lane)

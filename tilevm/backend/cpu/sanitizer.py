@@ -21,8 +21,9 @@ Contract of a sanitized launch (:func:`run_sanitized`):
 * **Block order** (part 3): after the checked run, the grid runs again from the snapshot, one
   block at a time in a shuffled order (``numpy.random.default_rng(seed).permutation``), and each
   tensor argument is compared with the first run's result: bit for bit, except a tensor that the
-  kernel updates with float atomics, compared under :func:`atomic_bound`. The first differing
-  element is reported with both values.
+  kernel updates with float atomics, compared under :func:`atomic_bound` (the checked run sums
+  the magnitudes and counts the terms of the float atomic adds into each element). The first
+  differing element is reported with both values.
 * **Reports** (:class:`SanitizerReport`) name the kernel, the Tile IR instruction, the user's
   ``file:line``, the block ``(x, y, z)``, the thread(s) and the address (the buffer and offset).
   ``mode=True`` stops at the first report and raises :class:`SanitizerError`;
@@ -107,13 +108,17 @@ class SanitizerError(CpuKernelError):
         super().__init__(head)
 
 
-def atomic_bound(a: np.ndarray, b: np.ndarray, terms: int, unit_roundoff: float) -> np.ndarray:
-    """Where two sums of ``terms`` floats taken in different orders may legitimately differ:
-    ``|a - b| <= 2 (terms - 1) u max(|a|, |b|)`` plus the smallest normal f32 (the classic bound
-    ``(n - 1) u Σ|x|`` with ``Σ|x|`` estimated by the result: it does not cover heavy
-    cancellation). ``terms`` is the number of blocks of the grid (each adding once)."""
-    scale = np.maximum(np.abs(a), np.abs(b))
-    ok = np.abs(a - b) <= 2 * max(terms - 1, 1) * unit_roundoff * scale + 2.0**-126
+def atomic_bound(a: np.ndarray, b: np.ndarray, magnitudes: np.ndarray, terms: np.ndarray,
+                 unit_roundoff: float) -> np.ndarray:
+    """Where two results of float atomic adds taken in different orders may legitimately
+    differ: each is a sum of ``terms`` numbers (the initial value and the adds) whose magnitudes
+    sum to ``magnitudes``, so each lies within ``γ(terms - 1) · magnitudes`` of the exact sum,
+    ``γ(k) = k u / (1 - k u)`` (Higham, Accuracy and Stability of Numerical Algorithms, §4.2),
+    and they differ by at most twice that, plus ``terms`` times the smallest normal f32 for the
+    subnormal results ``atom.global.add.f32`` flushes to zero. Elementwise; NaN agrees with NaN."""
+    k = np.maximum(terms - 1, 0) * unit_roundoff
+    gamma = k / np.maximum(1 - k, 1e-300)
+    ok = np.abs(a - b) <= 2 * gamma * magnitudes + terms * 2.0**-126
     return ok | (np.isnan(a) & np.isnan(b)) | (a == b)
 
 
@@ -214,13 +219,19 @@ def _thread(tid: int) -> str:
 class _Run:
     """The context of one sanitized pass: the buffers, the shadows, the records."""
 
-    def __init__(self, arena: _Arena, shared_bytes: int, stop: bool) -> None:
+    def __init__(self, arena: _Arena, shared_bytes: int, stop: bool,
+                 summed: frozenset[str] = frozenset()) -> None:
         self.ctx = np.zeros(sir.CTX_BYTES, np.uint8)
-        self.table = np.zeros((max(len(arena.regions), 1), 3), np.uint64)
+        self.table = np.zeros((max(len(arena.regions), 1), sir.TABLE_ENTRY_BYTES // 8),
+                              np.uint64)
         self.shadows = [np.zeros(max(r.nbytes, 1), np.int32) for r in arena.regions]
+        # per 4-byte word: the magnitudes of the float atomic adds into it, and their number
+        self.sums = [np.zeros(2 * (r.nbytes // 4 + 1), np.float64) if summed & set(r.names)
+                     else None for r in arena.regions]
         for i, r in enumerate(arena.regions):
+            sums = self.sums[i]
             self.table[i] = (arena.base + r.at, arena.base + r.at + r.nbytes,
-                             self.shadows[i].ctypes.data)
+                             self.shadows[i].ctypes.data, 0 if sums is None else sums.ctypes.data)
         self.shared_shadow = np.zeros(max(shared_bytes, 16) * sir.SHADOW_BYTES, np.uint8)
         self.records = np.zeros((RECORD_CAPACITY, sir.RECORD_WORDS), np.int64)
         self.err = np.zeros(16, np.int32)
@@ -325,7 +336,7 @@ def run_sanitized(executable: CpuKernel, grid: tuple[int, int, int], args: Seque
         return 0
 
     try:
-        run = _Run(arena, k.shared_bytes, stop)
+        run = _Run(arena, k.shared_bytes, stop, frozenset(float_atomics or {}))
         rc = launch(arena, run, None)
         if rc == 0:
             run.final_scan()
@@ -333,8 +344,8 @@ def run_sanitized(executable: CpuKernel, grid: tuple[int, int, int], args: Seque
         if rc != 0 and int(run.err[0]) != sir.SANITIZER_ERROR:
             reports.append(SanitizerReport(name, executable._describe(run.err, grid)))
         if rc == 0 and tensors and blocks > 1 and (not reports or not stop):
-            reports += _order_check(executable, arena, snapshot, launch, grid, seed, tensors,
-                                    float_atomics or {}, name)
+            reports += _order_check(executable, arena, run, snapshot, launch, grid, seed,
+                                    tensors, float_atomics or {}, name)
     finally:
         arena.write_back()
     if reports:
@@ -386,9 +397,28 @@ def _reports(executable: CpuKernel, run: _Run, arena: _Arena, grid: tuple[int, i
     return out
 
 
-def _order_check(executable: CpuKernel, arena: _Arena, snapshot: np.ndarray, launch: Callable,
-                 grid: tuple[int, int, int], seed: int, tensors: dict[str, Any],
-                 float_atomics: dict[str, float], name: str) -> list[SanitizerReport]:
+def _float_sums(t: Any, arena: _Arena, run: _Run, snapshot: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per element of ``t``: the magnitude sum and the number of terms of its float atomic
+    adds in the checked run, its initial value (from the snapshot) included; ``None`` when no
+    add was recorded (f16/bf16 atomic adds are compare-and-swap loops on the CPU)."""
+    from tilevm.ir.host_tensor import HostTensor
+
+    start = arena.address_of(t.data) - arena.base
+    initial = HostTensor(snapshot[start:start + t.data.nbytes], t.dtype, t.shape, t.strides,
+                         t.offset).to_numpy()
+    for r, sums in zip(arena.regions, run.sums, strict=True):
+        if sums is not None and r.at <= start < r.at + max(r.nbytes, 1):
+            word = (start - r.at + t.bit_offsets() // 8) // 4
+            if sums[1::2].any():
+                return np.abs(initial) + sums[2 * word], 1 + sums[2 * word + 1]
+    return None
+
+
+def _order_check(executable: CpuKernel, arena: _Arena, first_run: _Run, snapshot: np.ndarray,
+                 launch: Callable, grid: tuple[int, int, int], seed: int,
+                 tensors: dict[str, Any], float_atomics: dict[str, float], name: str
+                 ) -> list[SanitizerReport]:
     """Rerun the grid from ``snapshot`` in a shuffled block order and compare each tensor with
     the first run's; the first difference as a report (at most one)."""
     from tilevm.ir.host_tensor import HostTensor
@@ -411,7 +441,11 @@ def _order_check(executable: CpuKernel, arena: _Arena, snapshot: np.ndarray, lau
         second = HostTensor(other.view_of(t.data), t.dtype, t.shape, t.strides, t.offset)
         if tname in float_atomics:
             a, b = first.to_numpy(), second.to_numpy()
-            bad = ~atomic_bound(a, b, blocks, float_atomics[tname])
+            sums = _float_sums(t, arena, first_run, snapshot)
+            if sums is None:  # an estimate: one term per block, none above the larger result
+                sums = ((blocks + 1) * np.maximum(np.abs(a), np.abs(b)),
+                        np.full(a.shape, blocks + 1.0))
+            bad = ~atomic_bound(a, b, *sums, float_atomics[tname])
         else:
             bad = first.bits() != second.bits()
             a, b = first.to_numpy(), second.to_numpy()

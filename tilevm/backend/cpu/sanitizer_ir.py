@@ -18,8 +18,10 @@ Context (``CTX_*`` byte offsets, written by the host):
 12    i32   number of global buffers
 16    ptr   shared memory of the running block
 24    ptr   shared shadow: ``SHADOW_BYTES`` per shared byte (below)
-32    ptr   global buffers: ``[base i64, end i64, shadow ptr]`` each, the shadow one i32 per byte
-          (0, or 1 + the block that last wrote the byte non-atomically)
+32    ptr   global buffers: ``[base i64, end i64, shadow ptr, sums ptr]`` each, the shadow one
+          i32 per byte (0, or 1 + the block that last wrote the byte non-atomically); the sums
+          (null unless the host asks) two f64 per 4-byte word: the sum of the magnitudes of the
+          float atomic adds into the word and their number (the block-order check's bound)
 40    i64   shared memory bytes
 48    i32   records stored
 52    i32   record capacity
@@ -32,7 +34,9 @@ Context (``CTX_*`` byte offsets, written by the host):
 Shared shadow entry (24 bytes): ``[write epoch i32][read epoch i32][writer i16][reader i16]
 [cp.async issuer i16][flags i8][pad][writer's stmt i32][reader's stmt i32]``; flags: 1 written,
 2 a ``cp.async`` pending, 4 the last write was atomic, 8 read while never written. A reader of
-``0xFFFF`` means several threads read the byte in that epoch.
+``0xFFFF`` means several threads read the byte in that epoch. Atomics race only with plain
+writes: a plain read and an atomic of one byte in one interval are not reported (the CAS loops
+of f16/bf16 atomic adds read the word plainly, then validate it).
 
 A read of a never-written byte is not reported at once: warps run one after another, so a
 write by a later warp of the same barrier interval may follow (a read/write race, reported at
@@ -50,7 +54,8 @@ from llvmlite import ir
 from tilevm.backend.cpu.lanes import I1, I8, I16, I32, I64, PTR, WARP
 
 __all__ = ["CTX_BYTES", "KINDS", "SANITIZER_ERROR", "SHADOW_BYTES", "check_access",
-           "check_cpa_issue", "check_cpa_wait", "driver_hooks", "helpers_module"]
+           "check_cpa_issue", "check_cpa_wait", "driver_hooks", "helpers_module",
+           "record_float_add"]
 
 SANITIZER_ERROR = 9  # the err[0] code of a sanitizer report (the details are in the records)
 
@@ -60,6 +65,7 @@ CTX_NREC, CTX_CAP, CTX_RECORDS, CTX_DISABLED, CTX_UNREAD = 48, 52, 56, 64, 68
 CTX_BYTES = 72
 ERR_CTX_OFFSET = 32  # where in the error buffer the context's address is
 SHADOW_BYTES = 24
+TABLE_ENTRY_BYTES = 32
 RECORD_WORDS = 8
 WRITTEN, PENDING, ATOMIC, UNREAD = 1, 2, 4, 8
 SEVERAL = 0xFFFF
@@ -107,6 +113,15 @@ def check_access(cg: Any, space: str, ptrs: ir.Value, nbytes: int, stmt: Any) ->
     r = b.call(fn, [cg.err, addrs, L.bits(cg.active()), I32(nbytes), I32(kind),
                     I32(cg.stmt_ids[id(stmt)]), cg.warp])
     cg.check(b.icmp_unsigned("==", r, I32(0)), SANITIZER_ERROR, stmt)
+
+
+def record_float_add(cg: Any, pointer: ir.Value, value: ir.Value) -> None:
+    """Emit, inside a float ``atom``/``red`` add's per-lane loop, the call that adds ``|value|``
+    and one term to the sums of the word at ``pointer`` (global buffers with sums only)."""
+    b = cg.b
+    fn = _declare(cg.m, "tv_san_fadd", ir.VoidType(), [PTR, I64, ir.DoubleType()])
+    wide = value if value.type == ir.DoubleType() else b.fpext(value, ir.DoubleType())
+    b.call(fn, [cg.err, b.ptrtoint(pointer, I64), wide])
 
 
 def check_cpa_issue(cg: Any, lane: ir.Value, dst: ir.Value, src: ir.Value, size: int,
@@ -223,7 +238,7 @@ def _global(m: ir.Module, report: ir.Function) -> ir.Function:
     i.add_incoming(I32(0), entry)
     b.cbranch(b.icmp_unsigned("<", i, nbuf), body, missing)
     b.position_at_end(body)
-    entry_p = f.field(table, b.mul(b.zext(i, I64), I64(24)), I64)
+    entry_p = f.field(table, b.mul(b.zext(i, I64), I64(TABLE_ENTRY_BYTES)), I64)
     base = b.load(entry_p, typ=I64)
     bend = f.load(entry_p, 8, I64)
     inside = b.and_(b.icmp_unsigned(">=", addr, base), b.icmp_unsigned("<=", end, bend))
@@ -319,7 +334,9 @@ def _shared(m: ir.Module, report: ir.Function) -> ir.Function:
 
     b.position_at_end(read)
     fail_if(flag(PENDING), PENDING_READ, issuer, I32(-1), "pending")
-    fail_if(other_writer, RACE_WRITE_READ, writer, wstmt, "raw")
+    # a read after another thread's atomic is not a race: the compare-and-swap loops of the
+    # f16/bf16 atomic adds read the word plainly first (the CAS validates what they read)
+    fail_if(b.and_(other_writer, b.not_(flag(ATOMIC))), RACE_WRITE_READ, writer, wstmt, "raw")
     unwritten = b.and_(b.not_(flag(WRITTEN)), b.not_(flag(UNREAD)))
     count_it, counted = f.block("count_unread"), f.block("counted")
     b.cbranch(unwritten, count_it, counted)
@@ -353,7 +370,6 @@ def _shared(m: ir.Module, report: ir.Function) -> ir.Function:
     b.position_at_end(atomic)
     plain = b.and_(flag(WRITTEN), b.not_(flag(ATOMIC)))
     fail_if(b.and_(other_writer, plain), RACE_WRITE_WRITE, writer, wstmt, "waw_atomic")
-    fail_if(other_reader, RACE_READ_WRITE, reader, rstmt, "war_atomic")
     b.store(epoch, e)
     f.store(tid16, e, 8)
     f.store(stmt, e, 16)
@@ -415,6 +431,50 @@ def _access(m: ir.Module, glob: ir.Function, shared: ir.Function) -> None:
     b.position_at_end(done)
     b.ret(I32(0))
     _ = entry
+
+
+def _fadd(m: ir.Module) -> None:
+    """``void tv_san_fadd(err, addr, value)``: in the buffer holding ``addr``, if it has sums,
+    add ``|value|`` and 1 to those of the word ``(addr - base) / 4``."""
+    f = _F(m, "tv_san_fadd", ir.VoidType(), [PTR, I64, ir.DoubleType()])
+    err, addr, value = f.fn.args
+    b = f.b
+    ctx = f.ctx(err)
+    on, head, body, nxt, found, add, done = (f.block(n) for n in (
+        "on", "head", "body", "next", "found", "add", "done"))
+    b.cbranch(b.icmp_unsigned("!=", f.load(ctx, CTX_DISABLED, I32), I32(0)), done, on)
+    b.position_at_end(on)
+    nbuf = f.load(ctx, CTX_NBUF, I32)
+    table = f.load(ctx, CTX_BUFFERS, PTR)
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I32)
+    i.add_incoming(I32(0), on)
+    b.cbranch(b.icmp_unsigned("<", i, nbuf), body, done)
+    b.position_at_end(body)
+    entry_p = f.field(table, b.mul(b.zext(i, I64), I64(TABLE_ENTRY_BYTES)), I64)
+    base = b.load(entry_p, typ=I64)
+    inside = b.and_(b.icmp_unsigned(">=", addr, base),
+                    b.icmp_unsigned("<", addr, f.load(entry_p, 8, I64)))
+    b.cbranch(inside, found, nxt)
+    b.position_at_end(nxt)
+    i.add_incoming(b.add(i, I32(1)), nxt)
+    b.branch(head)
+    b.position_at_end(found)
+    sums = f.load(entry_p, 24, PTR)
+    b.cbranch(b.icmp_unsigned("!=", b.ptrtoint(sums, I64), I64(0)), add, done)
+    b.position_at_end(add)
+    word = b.lshr(b.sub(addr, base), I64(2))
+    p = f.field(sums, b.mul(word, I64(16)), I8)
+    fabs = m.globals.get("llvm.fabs.f64") or ir.Function(
+        m, ir.FunctionType(ir.DoubleType(), [ir.DoubleType()]), name="llvm.fabs.f64")
+    dt = ir.DoubleType()
+    b.store(b.fadd(b.load(p, typ=dt), b.call(fabs, [value])), p)
+    q = f.field(p, 8, I8)
+    b.store(b.fadd(b.load(q, typ=dt), ir.Constant(dt, 1.0)), q)
+    b.branch(done)
+    b.position_at_end(done)
+    b.ret_void()
 
 
 def _cpa_issue(m: ir.Module, glob: ir.Function, report: ir.Function, lane_bytes: int) -> None:
@@ -599,5 +659,6 @@ def helpers_module(triple: str, lane_bytes: int) -> str:
     _access(m, glob, shared)
     _cpa_issue(m, glob, report, lane_bytes)
     _cpa_wait(m, lane_bytes)
+    _fadd(m)
     _block_and_phase(m, _scan(m, report))
     return str(m)

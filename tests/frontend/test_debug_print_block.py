@@ -296,3 +296,15 @@ def test_collected_prints_come_after_the_launch_in_block_order(capsys, launches_
     assert values == [[str(x[0])], [str(x[1])], [str(x[3])]]
     run_interpreter(several, x)
     assert [p.header for p in parse_prints(capsys.readouterr().out)] == headers
+
+
+def test_a_text_form_block_of_the_wrong_rank_is_a_lowering_error():
+    from tilevm.backend.lower import lower
+    from tilevm.frontend.text import parse
+    from tilevm.ir.tile import print_kernel
+
+    text = print_kernel(accumulator.ir())
+    assert "block = [0]" in text  # the frontend writes the full index
+    wrong = parse(text.replace("block = [0]", "block = [0, 0]"))
+    with pytest.raises(CompileError, match=r"block \(0, 0\) has 2 indices for a 1-D grid"):
+        lower(wrong, "sm_90")

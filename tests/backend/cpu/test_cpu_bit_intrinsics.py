@@ -188,3 +188,37 @@ def test_shf_bfe_bfi_popc(bits_prog, rng) -> None:
     assert outs[5].tolist() == [bfe_oracle(x, q, m, True, 32) for x, _, q, m in rows]
     assert outs[6].tolist() == [bfi_oracle(x, y, q, m, 32) for x, y, q, m in rows]
     assert outs[7].tolist() == [bin(x).count("1") for x, *_ in rows]
+
+
+# Fields known when compiling (the lowering's unpacking uses only these): every position and
+# length class of the random test above, as constants, in 32 and 64 bits.
+KNOWN_FIELDS = {32: [(p, n) for p in (0, 1, 5, 16, 31, 32, 40, 255, 259)
+                     for n in (0, 1, 3, 8, 17, 31, 32, 33, 200, 260)],
+                64: [(p, n) for p in (0, 7, 33, 63, 64, 300) for n in (0, 1, 31, 40, 64, 70)]}
+
+
+@pytest.fixture(scope="module")
+def known_fields_prog():
+    def body(kb, v):
+        outs = []
+        for bits, a, b in ((32, v[0], v[1]), (64, v[2], v[3])):
+            for p, n in KNOWN_FIELDS[bits]:
+                outs += [kb.bfe(kb.mov(a, f"u{bits}"), p, n), kb.bfe(kb.mov(a, f"s{bits}"), p, n),
+                         kb.bfi(a, b, p, n, type=f"b{bits}")]
+        return outs
+    return lane_program("known_fields", ["b32", "b32", "b64", "b64"], body)
+
+
+def test_bfe_and_bfi_with_a_field_known_when_compiling(known_fields_prog, rng) -> None:
+    a, b = random_words(rng, 256), random_words(rng, 256)
+    a64, b64 = random_words(rng, 256, 64), random_words(rng, 256, 64)
+    outs = iter(known_fields_prog(a, b, a64, b64))
+    for bits, x, y in ((32, a, b), (64, a64, b64)):
+        for p, n in KNOWN_FIELDS[bits]:
+            rows = list(zip(x.tolist(), y.tolist(), strict=True))
+            mask = (1 << bits) - 1
+            for signed in (False, True):
+                want = [bfe_oracle(u, p, n, signed, bits) & mask for u, _ in rows]
+                assert next(outs).tolist() == want, (bits, p, n, signed)
+            assert next(outs).tolist() == [bfi_oracle(u, w, p, n, bits) for u, w in rows], \
+                (bits, p, n)

@@ -325,13 +325,29 @@ def _field(L: Lanes, pos32: ir.Value, len32: ir.Value, lt: ir.Type, w: int
     return pos, count, pos_c
 
 
+def _known_field(pos: Const, length: Const, w: int) -> tuple[int, int]:
+    """A bfe/bfi field given as constants: its position and the number of its bits that lie
+    below the msb (PTX reads both operands' low bytes)."""
+    p, n = pos.bits & 0xFF, length.bits & 0xFF
+    return (p, 0) if p >= w else (p, min(n, w - p))
+
+
 @_op("bfe")
 def _bfe(cg: Any, instr: Instr) -> list[ir.Value]:
     L, t = cg.L, instr.type
     b = L.b
     a = cg.read(instr.args[0], t)
-    p, ln = (cg.read(x, U32) for x in instr.args[1:])
     lt, w = elem_llvm_type(t), t.bits
+    if all(isinstance(x, Const) for x in instr.args[1:]):  # a field known when compiling
+        pos, count = _known_field(instr.args[1], instr.args[2], w)
+        if count == 0:  # an empty field, or one past the msb: zeros, or the sign everywhere
+            known_zero = (instr.args[2].bits & 0xFF) == 0 or not t.is_signed
+            return [L.cint(0, lt) if known_zero else b.ashr(a, L.cint(w - 1, lt))]
+        if t.is_signed:  # the field's top bit spread above it
+            return [b.ashr(b.shl(a, L.cint(w - pos - count, lt)), L.cint(w - count, lt))]
+        r = b.lshr(a, L.cint(pos, lt)) if pos else a
+        return [r if pos + count == w else b.and_(r, L.cint(_signed((1 << count) - 1, w), lt))]
+    p, ln = (cg.read(x, U32) for x in instr.args[1:])
     pos, count, pos_c = _field(L, p, ln, lt, w)
     out = b.icmp_unsigned(">=", pos, L.cint(w, lt))
     shifted = b.select(out, L.cint(0, lt), b.lshr(a, pos_c))
@@ -353,8 +369,15 @@ def _bfi(cg: Any, instr: Instr) -> list[ir.Value]:
     L, t = cg.L, instr.type
     b = L.b
     a, base = (cg.read(x, t) for x in instr.args[:2])
-    p, ln = (cg.read(x, U32) for x in instr.args[2:])
     lt, w = elem_llvm_type(t), t.bits
+    if all(isinstance(x, Const) for x in instr.args[2:]):  # a field known when compiling
+        pos, count = _known_field(instr.args[2], instr.args[3], w)
+        mask = ((1 << count) - 1) << pos
+        if mask == 0:
+            return [base]
+        field = b.and_(b.shl(a, L.cint(pos, lt)) if pos else a, L.cint(_signed(mask, w), lt))
+        return [b.or_(b.and_(base, L.cint(_signed(~mask, w), lt)), field)]
+    p, ln = (cg.read(x, U32) for x in instr.args[2:])
     pos, count, pos_c = _field(L, p, ln, lt, w)
     m = b.shl(_low_mask(L, count, lt, w), pos_c)
     m = b.select(b.icmp_unsigned(">=", pos, L.cint(w, lt)), L.cint(0, lt), m)
@@ -472,7 +495,7 @@ def _prmt_known(L: Lanes, a: ir.Value, x: ir.Value, sources: list[tuple[int, boo
         if replicate:  # bit 8k+7 to bit 31, then spread by an arithmetic shift
             w = a if word == 0 else x
             sign = b.ashr(b.shl(w, L.cint(24 - 8 * k, I32)), L.cint(31, I32))
-            parts.append(b.and_(sign, L.cint(_signed32(0xFF << 8 * i), I32)))
+            parts.append(b.and_(sign, L.cint(_signed(0xFF << 8 * i), I32)))
         else:
             key = (word, 8 * (i - k))
             moves[key] = moves.get(key, 0) | 0xFF << 8 * i
@@ -482,15 +505,17 @@ def _prmt_known(L: Lanes, a: ir.Value, x: ir.Value, sources: list[tuple[int, boo
             w = b.shl(w, L.cint(shift, I32))
         elif shift < 0:
             w = b.lshr(w, L.cint(-shift, I32))
-        parts.append(w if mask == 0xFFFFFFFF else b.and_(w, L.cint(_signed32(mask), I32)))
+        parts.append(w if mask == 0xFFFFFFFF else b.and_(w, L.cint(_signed(mask), I32)))
     result = parts[0]
     for p in parts[1:]:
         result = b.or_(result, p)
     return result
 
 
-def _signed32(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
+def _signed(value: int, bits: int = 32) -> int:
+    """``value`` (taken modulo 2**bits) as the signed integer of the same bits."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
 
 
 _ICMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}

@@ -71,13 +71,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         in_order = best_time(lambda: run(True), args.repeat)
     finally:
         sanitizer._order_check = order_check
+    # JIT, reported separately: the LLVM compilation of each build of the lowered kernel
+    from tilevm.backend.cpu.jit import _compile
+    from tilevm.runtime.cpu_device import _memo
+
+    lowered = next(v[1] for v in _memo.values() if v[1].thread.name == "matmul_w4a16")
+    jit = {}
+    for sanitize in (False, True):
+        t0 = time.perf_counter()
+        _compile(lowered.thread, sanitize)
+        jit[sanitize] = time.perf_counter() - t0
     out = {"plain_s": plain, "sanitized_s": checked, "checked_run_s": in_order,
-           "slowdown": checked / plain, "checked_run_slowdown": in_order / plain}
+           "slowdown": checked / plain, "checked_run_slowdown": in_order / plain,
+           "jit_plain_s": jit[False], "jit_sanitized_s": jit[True]}
     print(f"W4A16 m={args.m} n={args.n} k={args.k} group={args.group} "
           f"({-(-args.m // 32) * -(-args.n // 32)} blocks, 1 host thread for plain runs up to "
           f"the cores): plain {plain * 1e3:.1f} ms; sanitized {checked * 1e3:.1f} ms "
           f"({checked / plain:.1f}x), of which the checked in-order run {in_order * 1e3:.1f} ms "
-          f"({in_order / plain:.1f}x)")
+          f"({in_order / plain:.1f}x); JIT (excluded above): plain {jit[False]:.2f} s, "
+          f"sanitized {jit[True]:.2f} s")
     return out
 
 

@@ -33,7 +33,9 @@ Contract of a sanitized launch (:func:`run_sanitized`):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from tilevm.backend.cpu import debug_ops
 from tilevm.backend.cpu import sanitizer_ir as sir
 from tilevm.backend.cpu.launch import CpuKernel, CpuKernelError, _pack_scalar
 from tilevm.ir.thread.printer import format_stmt
@@ -324,6 +327,16 @@ def run_sanitized(executable: CpuKernel, grid: tuple[int, int, int], args: Seque
         return slots
 
     def launch(target: _Arena, run: _Run, order: Sequence[int] | None) -> int:
+        # tv.debug_print text in block order (debug_ops); the order rerun's is dropped
+        hook = getattr(debug_ops, "prints_in_block_order", None)
+        with contextlib.ExitStack() as stack:
+            if order is not None:
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            if hook is not None:
+                stack.enter_context(hook(executable.compiled, grid))
+            return launch_blocks(target, run, order)
+
+    def launch_blocks(target: _Arena, run: _Run, order: Sequence[int] | None) -> int:
         space = np.zeros(layout.total + 64, np.uint8)
         ws = space.ctypes.data + (-space.ctypes.data) % 64
         slots = slots_for(target)

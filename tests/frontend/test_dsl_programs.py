@@ -204,7 +204,8 @@ def test_devices_are_looked_up_by_name(monkeypatch):
     from tilevm.frontend import devices
 
     x = np.arange(4, dtype=np.float32)
-    with pytest.raises(ValueError, match=r"device='tpu' is not available \(available: cpu, cuda, interp"):
+    with pytest.raises(ValueError,
+                       match=r"device='tpu' is not available \(available: cpu, cuda, interp"):
         transpose_copy(x.reshape(2, 2), x.reshape(2, 2), device="tpu")
     seen = []
     monkeypatch.setattr(devices, "_RUNNERS", {})

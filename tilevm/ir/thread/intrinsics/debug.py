@@ -86,10 +86,11 @@ class Vprintf(Intrinsic):
     promote it); ``%%`` prints a ``%``. Each conversion must match its operand's width and kind,
     and at most 32 operands are passed (CUDA's limit). No result.
 
-    On the CPU each active lane, in lane order, calls the C library's ``printf`` with the format
-    and its values, then the output is flushed; warps print in the order they run. On the GPU
-    the order between threads is unspecified. Scope thread; all targets (sm_50 and later here);
-    any PTX ISA (it is a call, not an instruction).
+    On the CPU each active lane, in lane order, formats the values with the C library's
+    ``snprintf`` and writes the text to standard output (file descriptor 1), or to the launch's
+    print sink when one collects the output of each block; warps print in the order they run.
+    On the GPU the order between threads is unspecified. Scope thread; all targets (sm_50 and
+    later here); any PTX ISA (it is a call, not an instruction).
     """
 
     name = "vprintf"

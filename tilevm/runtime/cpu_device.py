@@ -92,7 +92,11 @@ def run_on_cpu(kernel: Any, bound: Any, constants: dict[str, Any], target: int |
     from tilevm.backend.interp import launch_grid
     from tilevm.backend.lower.specialization import Specialization
 
-    mode = sanitize_mode(os.environ.get("TILEVM_SANITIZE") if sanitize is None else sanitize)
+    try:
+        mode = sanitize_mode(os.environ.get("TILEVM_SANITIZE") if sanitize is None else sanitize)
+    except ValueError as e:
+        where = "$TILEVM_SANITIZE" if sanitize is None else "sanitize="
+        raise ValueError(f"{where}: {e}") from None
     spec = Specialization.of_arguments(kernel, bound.tensors, bound.dims)
     lowered, executable = compiled_for_cpu(kernel, spec, target, bool(mode))
     grid = launch_grid(kernel, bound.scalars, bound.dims)

@@ -68,6 +68,26 @@ def _snapshot(value):
     return value
 
 
+@pytest.fixture(autouse=True)
+def every_lowered_kernel_defines_its_registers_before_reading_them(monkeypatch):
+    """No lowered kernel reads a register that some path has not written (a GPU would read
+    garbage where the CPU backend reads zeros): checked on every kernel any test lowers through
+    ``tilevm.backend.lower.lower``."""
+    import tilevm.backend.lower as lowering
+    from tilevm.ir.thread.definedness import undefined_reads
+
+    lower = lowering.lower
+
+    def lower_and_check(*args, **kwargs):
+        lowered = lower(*args, **kwargs)
+        missing = undefined_reads(lowered.thread)
+        assert not missing, (f"{lowered.thread.name}: registers read before any write on some "
+                             f"path: {missing[:8]}")
+        return lowered
+
+    monkeypatch.setattr(lowering, "lower", lower_and_check)
+
+
 def _on_a_gpu(values) -> bool:
     """Whether a call has GPU tensors (it then runs on the GPU, not the interpreter)."""
     from tilevm.frontend.device_tensors import argument_device

@@ -9,8 +9,7 @@ calls them. A rule reads its operands with :meth:`LoweringContext.value`, builds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.digits import Digit, layout_digits, split_lanes
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.builder import KernelBuilder
+from tilevm.ir.thread.stmts import For
 from tilevm.ir.thread.types import PRED, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Index, Operand, Reg
 from tilevm.ir.tile.program import Const as TileConst
@@ -82,7 +82,8 @@ class LoweringContext:
     scratch_bytes: int = 0
     workspaces: list[Workspace] = field(default_factory=list)
     abi: list[AbiParam] = field(default_factory=list)
-    _scopes: list[dict[Any, Operand]] = field(default_factory=lambda: [{}])
+    # key -> (value, the Thread IR statement lists open where it was emitted, outermost first)
+    _cached: dict[Any, tuple[Operand, tuple]] = field(default_factory=dict)
     _tid: Operand | None = None
     _smem: Operand | None = None
 
@@ -141,22 +142,18 @@ class LoweringContext:
             return self.kb.cvt(v, S32, src=t)
         return v
 
-    # -- scopes: values computed under a condition are not reused outside it --------------------
-
-    @contextmanager
-    def scope(self) -> Iterator[None]:
-        self._scopes.append({})
-        try:
-            yield
-        finally:
-            self._scopes.pop()
-
     def cached(self, key: Any, make: Callable[[], Operand]) -> Operand:
-        for scope in reversed(self._scopes):
-            if key in scope:
-                return scope[key]
+        """The value ``make`` emits for ``key`` (a function of the thread's index alone), reused
+        wherever it is defined: while the block it was emitted into is still being built, or
+        after loops that certainly ran (constant bounds, at least one trip) have closed around
+        it; not after an ``if`` (a lane index computed inside one warp's branch of a rule is no
+        value for the other warps) — there it is emitted again."""
+        here = self.kb.open_blocks()
+        hit = self._cached.get(key)
+        if hit is not None and _defined_here(hit[1], here):
+            return hit[0]
         value = make()
-        self._scopes[-1][key] = value
+        self._cached[key] = (value, here)
         return value
 
     # -- threads -------------------------------------------------------------------------------
@@ -244,3 +241,23 @@ class LoweringContext:
 
 def _c_name(name: str) -> str:
     return name.replace(".", "_")
+
+
+def _defined_here(there: tuple[list, ...], here: tuple[list, ...]) -> bool:
+    """Whether a value emitted with the blocks ``there`` open is defined with ``here`` open:
+    every block closed since is the body of a loop that certainly ran."""
+    k = 0  # the deepest block open both then and now
+    while k + 1 < min(len(there), len(here)) and there[k + 1] is here[k + 1]:
+        k += 1
+    for outer, inner in zip(there[k:], there[k + 1:]):
+        loop = next(s for s in outer if _holds(s, inner))
+        if not (isinstance(loop, For) and loop.body is inner and isinstance(loop.start, int)
+                and isinstance(loop.stop, int) and loop.start < loop.stop):
+            return False
+    return True
+
+
+def _holds(stmt: object, block: list) -> bool:
+    """Whether ``block`` is one of the statement lists of ``stmt`` (an if, a loop)."""
+    return any(getattr(stmt, name, None) is block
+               for name in ("then_body", "else_body", "body", "cond_body"))

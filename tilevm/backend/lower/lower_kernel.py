@@ -149,15 +149,15 @@ class _Driver:
 
     def if_(self, s: If) -> None:
         kb = self.kb
-        with kb.if_(self.condition(s.cond), uniform=True), self.ctx.scope():
+        with kb.if_(self.condition(s.cond), uniform=True):
             self.block(s.then_body)
         if s.else_body:
-            with kb.else_(), self.ctx.scope():
+            with kb.else_():
                 self.block(s.else_body)
 
     def while_(self, s: While) -> None:
         kb = self.kb
-        with kb.while_(uniform=True) as loop, self.ctx.scope():
+        with kb.while_(uniform=True) as loop:
             self.block(s.cond_body)
             loop.cond(self.condition(s.cond))
             self.block(s.body)
@@ -172,7 +172,7 @@ class _Driver:
             bounds = [b.value if isinstance(b, Const) else b for b in (start, stop)]
             unroll = s.unroll is True and all(isinstance(b, int) for b in bounds)
             with kb.for_(bounds[0], bounds[1], step.value, uniform=True, unroll=unroll,
-                         name=_c(s.var.name)) as var, ctx.scope():
+                         name=_c(s.var.name)) as var:
                 ctx.values[s.var.name] = vals.ScalarValue(dt, var)
                 self.block(s.body)
             return
@@ -181,7 +181,7 @@ class _Driver:
             kb.emit("trap", (), guard=kb.setp("eq", step, 0, type=t))
         var = kb.reg(t, _c(s.var.name))
         kb.mov(start, t, out=var)
-        with kb.while_(uniform=True) as loop, ctx.scope():
+        with kb.while_(uniform=True) as loop:
             if isinstance(step, Const):
                 going = kb.setp("lt" if step.value > 0 else "gt", var, stop, type=t)
             else:

@@ -583,6 +583,11 @@ class KernelBuilder:
             raise ThreadIRError("while_ block ended without loop.cond(p): the loop has no "
                                 "condition")
 
+    def open_blocks(self) -> tuple[list[Stmt], ...]:
+        """The statement lists being built, outermost first: a value emitted into one of them
+        is defined at every later point of the kernel until that list's block is closed."""
+        return tuple(self._stack)
+
     def finish(self, verify_arch: int | str | None = None) -> Kernel:
         """The kernel, verified (see ``verify``), for the target ``verify_arch`` if given."""
         from tilevm.ir.thread.verify import verify

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from tilevm.backend.cpu import debug_ops
 from tilevm.backend.cpu.codegen import ERRORS
 from tilevm.backend.cpu.debug_ops import TRAP_ERROR
 from tilevm.backend.cpu.jit import JitResult, jit
@@ -142,14 +143,16 @@ class CpuKernel:
                         failures.append(w)
                     return
 
-        if workers == 1:
-            work(0)
-        else:
-            pool = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-            for t in pool:
-                t.start()
-            for t in pool:
-                t.join()
+        # tv.debug_print's text comes out after the launch, block by block in block order
+        with debug_ops.prints_in_block_order(self.compiled, dims):
+            if workers == 1:
+                work(0)
+            else:
+                pool = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+                for t in pool:
+                    t.start()
+                for t in pool:
+                    t.join()
         del keep
         if failures:
             raise CpuKernelError(self._describe(errors[failures[0]], dims))

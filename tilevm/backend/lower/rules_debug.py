@@ -19,7 +19,8 @@ ownership grid is computed in the kernel, element by element, from the digits of
 lowering gave the tile: the same static mapping every other rule of the lowering uses. Tiles of
 rank 3 or more print one grid per leading index, each headed ``[i, j, :, :]``. Since one block
 prints, its lines are not interleaved with other blocks' (on the GPU the host prints a kernel's
-``vprintf`` output after the kernel; on the CPU backend the lines appear as the block runs).
+``vprintf`` output after the kernel; the CPU backend writes each block's lines after the launch,
+in block order).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_the_signatures_are_the_parameters_users_write():
     assert params(tv.dot) == ["a", "b", "acc", "precision"]
     precision = inspect.signature(tv.dot).parameters["precision"]
     assert precision.kind is inspect.Parameter.KEYWORD_ONLY and precision.default == "ieee"
-    assert params(tv.sum) == ["x", "axis", "keepdims"]
+    assert params(tv.sum) == ["x", "axis", "keepdims", "dtype"]
     assert params(tv.atomic_add) == ["tensor", "value", "offsets", "mask"]
     assert params(tv.exp) == ["x"]
     assert params(tv.debug_print) == ["prefix", "values", "block"]

@@ -73,3 +73,50 @@ def test_reduce_dtype_must_be_a_dtype():
 
     with pytest.raises(tv.CompileError, match=r"tv\.sum: dtype"):
         bad(np.zeros(64, np.int8), np.zeros(1, np.int32), device="interp")
+
+
+# -- (b) all axes at once -------------------------------------------------------------------------
+
+
+@tv.kernel
+def whole_tile(x: tv.Global[f32, 32, 64], q: tv.Global[i8, 32, 64], out: tv.Global[f32, 3],
+               ints: tv.Global[i32, 2], rows: tv.Global[f32, 1, 1], cols: tv.Global[f32, 32, 1]):
+    tv.launch(grid=1, warps=4)
+    t = tv.load(x, (0, 0), (32, 64))
+    s = tv.load(q, (0, 0), (32, 64))
+    tv.store(out, tv.max(t), (0,))              # a scalar: every element
+    tv.store(out, tv.sum(t), (1,))
+    tv.store(out, tv.min(t, (1, 0)), (2,))      # a tuple of axes, in any order
+    tv.store(ints, tv.sum(s), (0,))             # i8 → i32 over all 2048 elements
+    tv.store(ints, tv.max(s, None, dtype=i32), (1,))
+    tv.store(rows, tv.sum(t, keepdims=True), (0, 0))   # shape (1, 1)
+    tv.store(cols, tv.max(t, (-1,), keepdims=True), (0, 0))
+
+
+def test_reduction_over_all_axes():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 64)).astype(np.float32)
+    q = rng.integers(-128, 128, (32, 64)).astype(np.int8)
+    q[0, 0] = 127
+    out = np.zeros(3, np.float32)
+    ints = np.zeros(2, np.int32)
+    rows = np.zeros((1, 1), np.float32)
+    cols = np.zeros((32, 1), np.float32)
+    whole_tile(x, q, out, ints, rows, cols)
+    exact = x.astype(np.float64).sum()
+    assert out[0] == x.max() and out[2] == x.min()
+    assert out[1] == np.float32(exact) and rows[0, 0] == np.float32(exact)
+    np.testing.assert_array_equal(ints, [q.astype(np.int64).sum(), 127])
+    np.testing.assert_array_equal(cols, x.max(1, keepdims=True))
+
+
+@pytest.mark.parametrize(("axis", "message"), [((0, 0), "distinct"), (2, "axis 2 of a tile"),
+                                               ((), "distinct")])
+def test_reduction_axes_are_checked(axis, message):
+    @tv.kernel
+    def bad(x: tv.Global[f32, 4, 4], y: tv.Global[f32, 1], *, axes: tv.Const):
+        tv.launch(grid=1)
+        tv.store(y, tv.sum(tv.load(x, (0, 0), (4, 4)), axes), (0,))
+
+    with pytest.raises(tv.CompileError, match=message):
+        bad(np.zeros((4, 4), np.float32), np.zeros(1, np.float32), device="interp", axes=axis)

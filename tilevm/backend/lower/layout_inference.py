@@ -50,7 +50,7 @@ from tilevm.backend.lower.errors import lowering_error
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.algebra import local
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS, dot_rule_of
+from tilevm.ir.tile.ops import BINARY_OPS, COMPARE_OPS, UNARY_OPS, dot_rule_of, reduce_axes
 from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Loc, Stmt, Var, While
 from tilevm.ir.tile.types import TensorType
 
@@ -236,7 +236,7 @@ class _Inference:
             if same_shape:  # the first of the highest priority
                 self.follow(r, min(same_shape, key=lambda a: self.get(a).priority), lambda x: x)
         elif s.op == "reduce" and _is_tile(r):
-            self.follow(r, s.args[0], lambda x: algebra.reduce(x, [s.attr("axis")],
+            self.follow(r, s.args[0], lambda x: algebra.reduce(x, reduce_axes(s.attr("axis")),
                                                                s.attr("keepdims")))
         elif s.op == "transpose":
             self.follow(r, s.args[0], lambda x: algebra.permute(x, self.perm(s)))
@@ -437,7 +437,8 @@ class _Rewriter:
                 args[k] = self.convert(x, layout, s.loc, f"operand {'ab'[k] if k < 2 else 'acc'} "
                                        f"of dot", out)
         elif s.op == "reduce" and want is not None:
-            natural = algebra.reduce(args[0].type.layout, [s.attr("axis")], s.attr("keepdims"))
+            natural = algebra.reduce(args[0].type.layout, reduce_axes(s.attr("axis")),
+                                     s.attr("keepdims"))
         elif s.op == "transpose":
             natural = algebra.permute(args[0].type.layout, self.inf.perm(s))
         elif s.op == "reshape":

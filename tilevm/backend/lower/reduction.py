@@ -1,4 +1,4 @@
-"""``reduce``: in a fixed order that the layout decides (DESIGN §3).
+"""``reduce`` (along one axis or several): in a fixed order that the layout decides (DESIGN §3).
 
 1. Each thread combines its own elements of each output element, in increasing local index,
    starting from the operation's identity (−0.0 for a float sum, so that a sum of −0.0 stays
@@ -27,6 +27,7 @@ from tilevm.ir.layout.digits import layout_digits, split_lanes
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.types import F16, F32, F64, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Operand
+from tilevm.ir.tile.ops import reduce_axes
 from tilevm.ir.tile.program import Instr
 
 __all__ = ["accumulator_type", "lower_reduce"]
@@ -65,12 +66,13 @@ def _widen(ctx: LoweringContext, x: Operand, dt: DType, t: ScalarType) -> Operan
     return sm.to_f32(ctx.kb, x, dt) if t == F32 else x
 
 
-def _axis_digits(layout: RegisterLayout, axis: int) -> tuple[list[int], list[tuple[int, int]]]:
+def _axis_digits(layout: RegisterLayout,
+                 axes: tuple[int, ...]) -> tuple[list[int], list[tuple[int, int]]]:
     """The lane distances (increasing) and the warp digits (stride, size; least significant
-    first) of the thread digits along ``axis``."""
+    first) of the thread digits along ``axes``."""
     distances, warps = [], []
     for g in split_lanes(layout_digits(layout)):
-        if g.kind != "thread" or g.dim != axis:
+        if g.kind != "thread" or g.dim not in axes:
             continue
         if g.in_lanes:
             distances += [g.stride << b for b in range(g.size.bit_length() - 1)]
@@ -84,22 +86,22 @@ def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None,
     form)."""
     kb = ctx.kb
     x = ctx.tile(s.args[0])
-    op, axis = s.attr("op"), s.attr("axis")
+    op, axes = s.attr("op"), reduce_axes(s.attr("axis"))
     dt = x.dtype
     layout = x.layout
-    out_layout = algebra.reduce(layout, [axis], keepdims=bool(s.attr("keepdims")))
+    out_layout = algebra.reduce(layout, axes, keepdims=bool(s.attr("keepdims")))
     t = accumulator_type(dt, op)
     count = out_layout.local_size
     acc = kb.array(t, count, name="acc")
     with vals.locals_loop(kb, count, "j") as j:
         kb.mov(_identity(dt, op, t), t, out=acc[j])
     # 1. this thread's elements, in increasing local index
-    keep_shape = tuple(1 if d == axis else n for d, n in enumerate(layout.shape))
+    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(layout.shape))
     with vals.locals_loop(kb, x.count) as i:
         j = operand_local(layout, keep_shape, i)
         value = _widen(ctx, vals.read(kb, x, i), dt, t)
         kb.mov(_combine(ctx, op, acc[j], value, t), t, out=acc[j])
-    distances, warps = _axis_digits(layout, axis)
+    distances, warps = _axis_digits(layout, axes)
     # 2. butterflies across the lanes holding one output, nearest first
     for distance in distances:
         with vals.locals_loop(kb, count, "j") as j:
@@ -134,11 +136,11 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
         coordinate = term if isinstance(coordinate, Const) else kb.add(coordinate, term,
                                                                        type=U32)
         scale *= size
-    # One writer per output and warp: the lanes whose axis lane digits and replica digits are 0.
+    # One writer per output and warp: the lanes whose axes' lane digits and replica digits are 0.
+    axes = reduce_axes(s.attr("axis"))
     writer = None
     for g in split_lanes(layout_digits(layout)):
-        if g.kind == "replica" or (g.kind == "thread" and g.dim == s.attr("axis")
-                                   and g.in_lanes):
+        if g.kind == "replica" or (g.kind == "thread" and g.dim in axes and g.in_lanes):
             zero = kb.setp("eq", ctx.thread_digit(g), 0, type=U32)
             writer = zero if writer is None else kb.and_(writer, zero, type="pred")
     ctx.barrier()

@@ -19,8 +19,10 @@ FORMS = ("sum", "max", "min")
 
 
 @builtin
-def reduce(x: Any, op: str, axis: int, keepdims: bool = False, dtype: DType | None = None) -> Any:
-    """Reduce along ``axis`` with ``"sum"``, ``"max"`` or ``"min"``, in ``dtype``."""
+def reduce(x: Any, op: str, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+           dtype: DType | None = None) -> Any:
+    """Reduce along ``axis`` (an axis, a tuple of axes, or ``None``: all) with ``"sum"``,
+    ``"max"`` or ``"min"``, in ``dtype``."""
 
 
 @translates(reduce)
@@ -43,24 +45,44 @@ def accumulation_dtype(source: DType, op: str, requested: DType | None) -> DType
 
 def _along(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, op: str) -> Value:
     """``reduce {op, axis, keepdims}`` of ``a["x"]`` converted to its accumulation dtype
-    (:func:`accumulation_dtype`), the axis checked against its rank.
+    (:func:`accumulation_dtype`), the axes checked against its rank.
 
     Diagnostics name ``tv.<op>`` (``tv.sum`` for ``tv.reduce(x, "sum", …)`` too)."""
     x = tr.value(a["x"], n["x"], f"tv.{op}")
-    axis = tr.const(a["axis"], n["axis"], f"tv.{op}: axis")
     rank = x.type.rank if x.is_tensor else 0
-    if not -rank <= axis < rank:
-        raise tr.error(n["axis"], f"tv.{op}: axis {axis} of a tile of rank {rank}")
+    axis = reduction_axes(tr, a["axis"], n.get("axis", node), rank, f"tv.{op}")
     requested = (None if a["dtype"] is None
                  else tr.dtype_arg(a["dtype"], n["dtype"], f"tv.{op}: dtype"))
     wanted = accumulation_dtype(x.dtype, op, requested)
     if wanted != x.dtype:
         x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
-    return tr.emit(node, "reduce", [(x, n["x"])], op=op, axis=axis % rank,
+    return tr.emit(node, "reduce", [(x, n["x"])], op=op, axis=axis,
                    keepdims=bool(a["keepdims"]))
 
 
-def _form(x: Any, axis: int, keepdims: bool = False, dtype: DType | None = None) -> Any:
+def reduction_axes(tr: Transpiler, axis: Any, node: ast.AST, rank: int,
+                   what: str) -> int | tuple[int, ...]:
+    """The ``axis`` attribute for the user's ``axis`` of a tile of ``rank``: one axis (negative
+    counts from the end), a tuple of distinct axes, or ``None`` for all of them; a single axis
+    stays an int, several become an increasing tuple."""
+    if rank == 0:
+        raise tr.error(node, f"{what}: needs a tile, not a scalar")
+    if axis is None:
+        axes = list(range(rank))
+    else:
+        items = list(axis) if isinstance(axis, (tuple, list)) else [axis]
+        axes = []
+        for item in items:
+            d = tr.const(item, node, f"{what}: axis")
+            if not -rank <= d < rank:
+                raise tr.error(node, f"{what}: axis {d} of a tile of rank {rank}")
+            axes.append(d % rank)
+        if not axes or len(set(axes)) != len(axes):
+            raise tr.error(node, f"{what}: axis {axis} must name distinct axes")
+    return axes[0] if len(axes) == 1 else tuple(sorted(axes))
+
+
+def _form(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, dtype: DType | None = None) -> Any:
     """The signature of each of :data:`FORMS` (defined from the table: named ``sum``, ``max`` and
     ``min`` here, they would hide Python's in this module)."""
 

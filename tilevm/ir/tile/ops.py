@@ -48,9 +48,10 @@ definition; DESIGN §3 is the contract):
   byte it shares with elements it does not store (a neighbouring block's, a masked one's, one
   outside the tile) is updated with an atomic read-modify-write, so blocks storing neighbouring
   sub-byte tiles never lose each other's bits, whatever their order or concurrency (DESIGN §3);
-- ``reduce`` ``sum`` of floats is the exact sum rounded once (the lowering's sum, in an order its
-  layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min`` ignore NaN
-  unless all are NaN, and order −0 below +0.
+- ``reduce {op, axis, keepdims}`` reduces along one axis or a tuple of increasing axes
+  (:func:`reduce_axes`); ``sum`` of floats is the exact sum rounded once (the lowering's sum, in
+  an order its layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min``
+  ignore NaN unless all are NaN, and order −0 below +0.
 """
 
 from __future__ import annotations
@@ -408,18 +409,25 @@ def _reg_tile(op: str, t: Type, i: int = 0) -> TensorType:
     return t
 
 
+def reduce_axes(axis: int | tuple[int, ...]) -> tuple[int, ...]:
+    """The axes a ``reduce``'s ``axis`` attribute names: one axis, or several (increasing)."""
+    return axis if isinstance(axis, tuple) else (axis,)
+
+
 def _reduce(args: list[Type], a: dict) -> Type:
     _arity("reduce", args, 1)
     src = _reg_tile("reduce", args[0])
     if a["op"] not in REDUCE_OPS:
         _fail("reduce", f"op must be one of {REDUCE_OPS}, got {a['op']!r}")
-    axis = a["axis"]
-    if not isinstance(axis, int) or not 0 <= axis < src.rank:
-        _fail("reduce", f"axis {axis!r} is out of range for a tile of rank {src.rank}", 0)
+    axes = reduce_axes(a["axis"])
+    if (not axes or not all(isinstance(d, int) and 0 <= d < src.rank for d in axes)
+            or list(axes) != sorted(set(axes))):
+        _fail("reduce", f"axis {a['axis']!r} is not an axis, or increasing distinct axes, of a "
+                        f"tile of rank {src.rank}", 0)
     if a["keepdims"]:
-        shape = tuple(1 if i == axis else n for i, n in enumerate(src.shape))
+        shape = tuple(1 if i in axes else n for i, n in enumerate(src.shape))
     else:
-        shape = src.shape[:axis] + src.shape[axis + 1:]
+        shape = tuple(n for i, n in enumerate(src.shape) if i not in axes)
     return TensorType(src.dtype, shape) if shape else ScalarType(src.dtype)
 
 

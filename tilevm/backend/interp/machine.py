@@ -31,6 +31,7 @@ from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.packing import pack, read_patterns, unpack, write_patterns
+from tilevm.ir.tile.ops import is_index_tile
 from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, While
 from tilevm.ir.tile.types import TensorType
 
@@ -42,6 +43,29 @@ _ATOMIC: dict[str, Callable] = {
     "exch": lambda a, b: b + 0 * a, "and": np.bitwise_and, "or": np.bitwise_or,
     "xor": np.bitwise_xor,
 }
+
+
+def _rounds(index: tuple[np.ndarray, ...], active: np.ndarray,
+            mem_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """``active`` split into masks whose elements have distinct ``index`` es: the r-th mask
+    holds, for every address, its r-th active element in row-major order."""
+    where = np.flatnonzero(active.reshape(-1))
+    if where.size == 0:
+        return []
+    keys = np.ravel_multi_index(tuple(np.asarray(i).reshape(-1)[where] for i in index),
+                                tuple(mem_shape))
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    group_start = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    starts = np.repeat(group_start, np.diff(np.r_[group_start, ranked.size]))
+    occurrence = np.empty_like(order)
+    occurrence[order] = np.arange(ranked.size) - starts
+    parts = []
+    for r in range(int(occurrence.max()) + 1):
+        part = np.zeros(active.size, dtype=bool)
+        part[where[occurrence == r]] = True
+        parts.append(part.reshape(active.shape))
+    return parts
 
 
 class InterpreterError(KernelExecutionError):
@@ -373,12 +397,21 @@ class _Machine:
 
     def _where_in(self, blk: _Block, s: Instr, mem: Any, first: int,
                   shape: tuple[int, ...]) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """The element indices of a tile at the instruction's offsets, and which are accessed."""
+        """The element indices of a tile at the instruction's offsets, and which are accessed.
+
+        An index tile as an offset gives the absolute indices along its dimension (a gather or
+        scatter); with a mask tile, such an access is also limited to the tensor's bounds."""
         mem_shape = mem.shape if isinstance(mem, HostTensor) else mem.data.shape
         rank = len(mem_shape)
-        offsets = [int(self.scalar(blk, x)) for x in s.args[first:first + rank]]
         grids = np.indices(shape, dtype=np.int64) if shape else np.zeros((0,), np.int64)
-        index = tuple(grids[d] + offsets[d] for d in range(rank))
+        index = []
+        for d, x in enumerate(s.args[first:first + rank]):
+            if is_index_tile(x.type):
+                raw = np.asarray(decode(self.get(blk, x), x.type.dtype), dtype=np.int64)
+                index.append(np.broadcast_to(raw, shape))
+            else:
+                index.append(grids[d] + int(self.scalar(blk, x)))
+        index = tuple(index)
         inside = np.ones(shape, dtype=bool)
         for d in range(rank):
             inside &= (index[d] >= 0) & (index[d] < mem_shape[d])
@@ -388,6 +421,8 @@ class _Machine:
         active = np.ones(shape, dtype=bool)
         if mode == "tile":
             active = np.broadcast_to(self.get(blk, s.args[-1]).astype(bool), shape)
+            if any(is_index_tile(x.type) for x in s.args[first:first + rank]):
+                return index, active & inside
         if np.any(active & ~inside):
             bad = tuple(int(i[active & ~inside][0]) for i in index)
             raise InterpreterError(f"{s.op} at {s.loc} in block {blk.index}: element {bad} is "
@@ -479,16 +514,19 @@ class _Machine:
             mem.shape if isinstance(mem, HostTensor) else mem.data.shape)
         value = np.broadcast_to(self.get(blk, s.args[1]), shape)
         index, active = self._where_in(blk, s, mem, 2, shape)
+        mem_shape = mem.shape if isinstance(mem, HostTensor) else mem.data.shape
         dt = vt.dtype
         old = np.zeros(shape, dtype=dt.storage_dtype)
         op = s.attr("op")
-        # The elements of a tile have distinct addresses, so the order among them is immaterial;
-        # atomics of different instructions and blocks run in program and block order.
-        prev = self._read(mem, index, active)
-        a, b = decode(prev, dt), decode(value[active], dt)
-        new = np.asarray(_ATOMIC[op](a, b), dtype=a.dtype)
-        self._write(mem, index, active, encode(new, dt))
-        old[active] = prev
+        # Atomics of different instructions and blocks run in program and block order; within
+        # a tile, elements that index tiles send to one address apply in row-major order, in
+        # rounds: round r applies each address's r-th element (distinct addresses per round).
+        for part in _rounds(index, active, mem_shape):
+            prev = self._read(mem, index, part)
+            a, b = decode(prev, dt), decode(value[part], dt)
+            new = np.asarray(_ATOMIC[op](a, b), dtype=a.dtype)
+            self._write(mem, index, part, encode(new, dt))
+            old[part] = prev
         return old if isinstance(vt, TensorType) else old.reshape(-1)[0].copy()
 
     def op_workspace(self, blk: _Block, s: Instr) -> HostTensor:

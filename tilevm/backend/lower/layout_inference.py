@@ -301,6 +301,10 @@ class _Inference:
             tile = r if s.op == "load" else s.args[1]
             shape = tuple(s.args[-1].type.shape)
             self.follow(s.args[-1], tile, lambda x: _try(project, x, shape))
+        for k in _index_tiles(s):  # index tiles, like masks, are read where the tile is
+            tile = r if s.op == "load" else s.args[1]
+            shape = tuple(s.args[k].type.shape)
+            self.follow(s.args[k], tile, lambda x, shape=shape: _try(project, x, shape))
 
     @staticmethod
     def perm(s: Instr) -> tuple[int, ...]:
@@ -328,6 +332,16 @@ class _Inference:
         return Inferred(replace(self.kernel, body=body), rewriter.conversions,
                         {name: f"{c.origin}, {PRIORITY_NAMES[c.priority]}"
                          for name, c in self.choice.items()})
+
+
+def _index_tiles(s: Instr) -> list[int]:
+    """The positions of the index tiles among the offsets of a ``load``, ``store`` or
+    ``atomic`` of a tile (a gather or scatter); empty for other instructions."""
+    if s.op not in ("load", "store", "atomic"):
+        return []
+    first = 1 if s.op == "load" else 2
+    rank = s.args[0].type.rank
+    return [k for k in range(first, first + rank) if _is_tile(s.args[k])]
 
 
 def _tensor_core_dot(s: Instr) -> bool:
@@ -463,6 +477,11 @@ class _Rewriter:
                 args[-1] = self.convert(s.args[-1], project(tile.type.layout,
                                                             tuple(s.args[-1].type.shape)),
                                         s.loc, f"mask of {s.op}", out)
+        for k in _index_tiles(s):
+            tile = result if s.op == "load" else args[1]
+            args[k] = self.convert(s.args[k], project(tile.type.layout,
+                                                      tuple(s.args[k].type.shape)),
+                                   s.loc, f"index tile of {s.op}", out)
         if natural is not None and want is not None and natural != want:
             temp = Var(self.fresh(r.name), replace(result.type, layout=natural))
             out.append(Instr(temp, s.op, tuple(args), s.attrs, s.loc))

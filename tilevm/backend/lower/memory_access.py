@@ -7,6 +7,12 @@ free inside the tensor). Elements of 1 to 7 bits are addressed by bit: a group o
 one plain access; a single element is read from the byte(s) holding it and written by an atomic
 read-modify-write of its 32-bit word (``red.and`` then ``red.or``), so that threads and blocks
 writing neighbouring elements of one byte never lose each other's bits (DESIGN §3).
+
+An offset may be an index tile (a gather or scatter, :class:`TileOffsets`): each thread reads
+the indices of its elements from the index tile's registers (layout inference gave it the data
+tile's layout, reduced over the dimensions it is broadcast along) and addresses every element by
+them. Groups stay vectorized along the last dimension when its offset is a scalar and no index
+tile varies along it (a row gather: every element of a group has the same row).
 """
 
 from __future__ import annotations
@@ -37,12 +43,64 @@ from tilevm.ir.thread.types import (
     vector,
 )
 from tilevm.ir.thread.values import Const, Index, Operand, Reg
+from tilevm.ir.tile.ops import is_index_tile
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["Addressing", "index_divisor_of", "load_element", "load_tile", "raw_const",
-           "store_element", "store_tile", "write_bits", "zero_offsets"]
+__all__ = ["Addressing", "TileOffsets", "index_divisor_of", "load_element", "load_tile",
+           "raw_const", "store_element", "store_tile", "write_bits", "zero_offsets"]
 
+
+
+@dataclass
+class TileOffsets:
+    """The offsets of a tile access, lowered: per dimension a scalar start (element ``i`` of
+    the tile is at ``start + i``) or an index tile (element ``i`` is at the index tile's value
+    there) with its Tile IR shape."""
+
+    starts: list[Operand | None]
+    indices: dict[int, tuple[vals.TileValue, tuple[int, ...]]]
+
+    @staticmethod
+    def of(ctx: LoweringContext, offsets: list[object]) -> TileOffsets:
+        """Lower the Tile IR ``offsets`` of an access (scalars and index tiles)."""
+        starts: list[Operand | None] = []
+        indices = {}
+        for d, o in enumerate(offsets):
+            if is_index_tile(o.type):
+                indices[d] = (ctx.tile(o), tuple(o.type.shape))
+                starts.append(None)
+            else:
+                starts.append(ctx.index_scalar(o))
+        return TileOffsets(starts, indices)
+
+    def index(self, ctx: LoweringContext, layout: RegisterLayout, i: Index) -> list[Operand]:
+        """The tensor index (s32 per dimension) of this thread's local element ``i`` of a tile
+        in ``layout``."""
+        from tilevm.backend.lower.rules_elementwise import operand_local
+
+        kb = ctx.kb
+        local = ctx.element_index(layout, i) if len(self.indices) < len(self.starts) else None
+        out = []
+        for d, start in enumerate(self.starts):
+            if start is None:
+                tile, shape = self.indices[d]
+                out.append(vals.read(kb, tile, operand_local(layout, shape, i)))
+            else:
+                out.append(kb.add(start, local[d], type=S32))
+        return out
+
+    def why_single(self, rank: int) -> str:
+        """Why the access must go one element at a time (``""`` if it need not): an index tile
+        on the last dimension, or one that varies along it."""
+        for d, (_, shape) in self.indices.items():
+            if d == rank - 1:
+                return "an index tile gives the last dimension's indices"
+            padded = (1,) * (rank - len(shape)) + shape
+            if padded[-1] != 1:
+                return (f"the index tile of dimension {d} varies along the last dimension, so "
+                        "consecutive elements are not neighbours in memory")
+        return ""
 
 
 def zero_offsets(rank: int) -> list[TileConst]:
@@ -142,6 +200,8 @@ def index_divisor_of(ctx: LoweringContext, x: object) -> int:
     """What a Tile IR index (a constant or a scalar variable) is known to be a multiple of."""
     if isinstance(x, TileConst):
         return _cap(abs(int(x.value))) if x.value else UNBOUNDED
+    if is_index_tile(x.type):
+        return 1  # indices from data: nothing known
     return ctx.divisors.get(x.name, 1)
 
 
@@ -203,16 +263,17 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
     the tensor (``mode`` "bounds") or not selected by ``mask`` (``mode`` "tile") read ``other``."""
     kb = ctx.kb
     layout = tile.layout
+    at = TileOffsets.of(ctx, offsets)
     plan = plan_for(ctx, acc, s, offsets, layout, "load",
-                    "a mask tile selects elements one by one" if mode == "tile" else "")
-    starts = [ctx.index_scalar(o) for o in offsets]
+                    "a mask tile selects elements one by one" if mode == "tile" else
+                    at.why_single(acc.rank))
     other_raw = raw_const(tile.dtype, other)
     v = plan.vector
     with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
-        index = _absolute(ctx, layout, i0, starts)
+        index = at.index(ctx, layout, i0)
         if mode == "tile":
-            active = kb.setp("ne", vals.read(kb, mask, i0), 0, type=U32)
+            active = mask_and_bounds(ctx, acc, at, mask, layout, i0, index)
             _load_one(ctx, acc, tile, i0, index, active, other_raw)
         elif mode == "none" and v == 1:
             _load_one(ctx, acc, tile, i0, index, None, other_raw)
@@ -229,10 +290,19 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
                     other_raw))
 
 
-def _absolute(ctx: LoweringContext, layout: RegisterLayout, i: Index,
-              starts: list[Operand]) -> list[Operand]:
-    return [ctx.kb.add(o, e, type=S32) for o, e in zip(starts, ctx.element_index(layout, i),
-                                                      strict=True)]
+def mask_and_bounds(ctx: LoweringContext, acc: Addressing, at: TileOffsets,
+                     mask: vals.TileValue, layout: RegisterLayout, i: Index,
+                     index: list[Operand]) -> Operand:
+    """Whether element ``i`` is accessed under a mask tile: the mask holds there, and with
+    index tiles the element is also inside the tensor (indices come from data)."""
+    from tilevm.backend.lower.rules_elementwise import operand_local
+
+    kb = ctx.kb
+    shape = tuple(int(n) for n in mask.layout.shape)
+    selected = kb.setp("ne", vals.read(kb, mask, operand_local(layout, shape, i)), 0, type=U32)
+    if not at.indices:
+        return selected
+    return kb.and_(selected, acc.in_bounds(ctx, index, 1), type=PRED)
 
 
 def _per_element(ctx: LoweringContext, acc: Addressing, index: list[Operand], count: int,
@@ -335,14 +405,15 @@ def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[ob
     elements are stored by their first holder only."""
     kb = ctx.kb
     layout = tile.layout
+    at = TileOffsets.of(ctx, offsets)
     plan = plan_for(ctx, acc, s, offsets, layout, "store",
-                    "a mask tile selects elements one by one" if mode == "tile" else "")
-    starts = [ctx.index_scalar(o) for o in offsets]
+                    "a mask tile selects elements one by one" if mode == "tile" else
+                    at.why_single(acc.rank))
     first = ctx.replica_zero(layout)
     v = plan.vector
     with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
-        index = _absolute(ctx, layout, i0, starts)
+        index = at.index(ctx, layout, i0)
 
         def both(p: Operand | None) -> Operand | None:
             if first is None:
@@ -350,7 +421,7 @@ def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[ob
             return first if p is None else kb.and_(p, first, type=PRED)
 
         if mode == "tile":
-            active = kb.setp("ne", vals.read(kb, mask, i0), 0, type=U32)
+            active = mask_and_bounds(ctx, acc, at, mask, layout, i0, index)
             _store_one(ctx, acc, tile, i0, index, both(active))
         elif mode == "none" and v == 1:
             _store_one(ctx, acc, tile, i0, index, both(None))

@@ -22,6 +22,7 @@ from tilevm.ir.layout.algebra import replicated
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
 from tilevm.ir.thread.values import Const, Operand
+from tilevm.ir.tile.ops import is_index_tile
 from tilevm.ir.tile.program import Instr
 
 __all__ = ["addressing"]
@@ -61,7 +62,9 @@ def lower_load(ctx: LoweringContext, s: Instr) -> None:
         return
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
     tile = ctx.new_tile(s.result)
-    plan = ldmatrix_plan(tile.layout, acc, ctx, offsets) if mode != "tile" else None
+    gather = any(is_index_tile(o.type) for o in offsets)
+    plan = ldmatrix_plan(tile.layout, acc, ctx, offsets) if mode != "tile" and not gather \
+        else None
     if plan is not None:
         load_by_ldmatrix(ctx, s, acc, offsets, tile, plan, lambda: ma.load_tile(
             ctx, s, acc, offsets, tile, mode, mask, s.attr("other")))
@@ -283,8 +286,8 @@ def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
     dt = acc.dtype
     ctx.report.access(s.loc, f"atomic {op}", acc.name, acc.space, 1, dt.nbits, "one element "
                       "per atomic instruction")
-    starts = [ctx.index_scalar(o) for o in offsets]
     if isinstance(value, vals.ScalarValue):
+        starts = [ctx.index_scalar(o) for o in offsets]
         single = vals.new_tile(kb, dt, replicated(1), "value")
         vals.write(kb, single, 0, value.reg)
         old = vals.new_tile(kb, dt, replicated(1), "old")
@@ -297,11 +300,11 @@ def lower_atomic(ctx: LoweringContext, s: Instr) -> None:
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
     old = vals.new_tile(kb, dt, value.layout, "old")
     first = ctx.replica_zero(value.layout)
+    at = ma.TileOffsets.of(ctx, offsets)
     with vals.locals_loop(kb, value.count, layout=value.layout) as i:
-        index = [kb.add(o, e, type=S32) for o, e in zip(starts, ctx.element_index(
-            value.layout, i), strict=True)]
+        index = at.index(ctx, value.layout, i)
         if mode == "tile":
-            active = kb.setp("ne", vals.read(kb, mask, i), 0, type=U32)
+            active = ma.mask_and_bounds(ctx, acc, at, mask, value.layout, i, index)
         elif mode == "bounds":
             active = acc.in_bounds(ctx, index, 1)
         else:

@@ -8,11 +8,12 @@ import ast
 import functools
 from typing import TYPE_CHECKING, Any
 
+from tilevm.frontend.builtins.memory import access_offsets, scatter_value
 from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
+from tilevm.frontend.transpiler.value import Value
 
 if TYPE_CHECKING:
     from tilevm.frontend.transpiler.core import Transpiler
-    from tilevm.frontend.transpiler.value import Value
 
 # tv.atomic_<op>(tensor, value, offsets, mask=None) is tv.atomic(tensor, value, offsets, op, mask).
 FORMS = {
@@ -40,7 +41,8 @@ def _rmw(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, op: str) -> Value:
     Diagnostics name ``tv.atomic_<op>`` (for ``tv.atomic(…, op)`` too)."""
     t = tr.memory_tensor(a["tensor"], n["tensor"], f"tv.atomic_{op}", ("global", "shared"))
     v_op = tr.operand(a["value"], n["value"], t.type.dtype)
-    offs = tr.offsets(a["offsets"], n["offsets"], t, f"tv.atomic_{op}")
+    offs = access_offsets(tr, a["offsets"], n["offsets"], t, f"tv.atomic_{op}")
+    v_op = scatter_value(tr, Value(v_op), offs, n["value"], t).operand
     mode, mask = tr.mask(a["mask"], n["mask"], f"tv.atomic_{op}")
     return tr.emit_access(node, "atomic", [(t.operand, n["tensor"]), (v_op, n["value"])], offs,
                           n["offsets"], mask, n["mask"], op=op, mask=mode)

@@ -6,12 +6,58 @@ import ast
 from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
-from tilevm.frontend.transpiler.value import Value
+from tilevm.frontend.transpiler.value import I32, Value
 from tilevm.ir.dtypes import DType
-from tilevm.ir.tile.program import Var
+from tilevm.ir.tile.ops import TileTypeError, broadcast_shapes, is_index_tile
+from tilevm.ir.tile.program import Operand, Var
+from tilevm.ir.tile.types import ScalarType
 
 if TYPE_CHECKING:
     from tilevm.frontend.transpiler.core import Transpiler
+
+
+def access_offsets(tr: Transpiler, v: Any, node: ast.AST, tensor: Value,
+                   what: str) -> list[Operand]:
+    """``v`` (one offset or a sequence) as one operand per dimension of ``tensor``: an integer
+    scalar (the tile's start along that dimension), or an i32 register tile of absolute indices
+    along it (a gather or scatter; its shape is checked against the tile's by the operation)."""
+    items = list(v) if isinstance(v, (tuple, list)) else [v]
+    if not any(isinstance(x, Value) and x.is_tensor for x in items):
+        return tr.offsets(v, node, tensor, what)
+    rank = tensor.type.rank
+    if len(items) != rank:
+        raise tr.error(node, f"{what}: {len(items)} offset{'s' if len(items) != 1 else ''} "
+                             f"for {tensor.describe()} of rank {rank}")
+    out = []
+    for d, x in enumerate(items):
+        if isinstance(x, Value) and x.is_tensor:
+            if x.type.scope != "reg" or x.dtype.name != "i32":
+                hint = "; cast it to i32" if x.type.scope == "reg" and x.dtype.is_integer else ""
+                raise tr.error(node, f"{what}: offset {d} is {x.describe()}; an index tile must "
+                                     f"be an i32 tile{hint}")
+            out.append(x.operand)
+        else:
+            op = tr.operand(x, node, I32)
+            if not isinstance(op.type, ScalarType) or not op.type.dtype.is_integer:
+                raise tr.error(node, f"{what}: offsets must be integer scalars or i32 index "
+                                     f"tiles, got {op.type}")
+            out.append(op)
+    return out
+
+
+def scatter_value(tr: Transpiler, value: Value, offsets: list[Operand], node: ast.AST,
+                  tensor: Value) -> Value:
+    """A scalar ``value`` stored or applied through index tiles: broadcast to the index tiles'
+    shape (one element per index), padded to ``tensor``'s rank; else ``value`` itself."""
+    shapes = [o.type.shape for o in offsets if is_index_tile(o.type)]
+    if value.is_tensor or not shapes:
+        return value
+    try:
+        shape = broadcast_shapes("scatter", shapes)
+    except TileTypeError as e:
+        raise tr.error(node, f"index tiles: {e.message}") from None
+    shape = (1,) * (tensor.type.rank - len(shape)) + shape
+    return tr.emit(node, "full", [(value, node)], shape=shape, dtype=value.dtype)
 
 
 @builtin
@@ -28,7 +74,7 @@ def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
 @translates(load)
 def _load(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
     t = tr.memory_tensor(a["tensor"], n["tensor"], "tv.load", ("global", "shared"))
-    offs = tr.offsets(a["offsets"], n["offsets"], t, "tv.load")
+    offs = access_offsets(tr, a["offsets"], n["offsets"], t, "tv.load")
     shape = tr.shape(a["shape"], n["shape"], "tv.load")
     if shape and len(shape) != t.type.rank:  # () loads one element as a scalar
         raise tr.error(n["shape"], f"tv.load: a tile shape of rank {len(shape)} for "
@@ -53,7 +99,8 @@ def _store(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> None:
     v = a["value"]
     if not isinstance(v, Value):  # a number: one element of the tensor's type
         v = Value(tr.operand(v, n["value"], t.dtype))
-    offs = tr.offsets(a["offsets"], n["offsets"], t, "tv.store")
+    offs = access_offsets(tr, a["offsets"], n["offsets"], t, "tv.store")
+    v = scatter_value(tr, v, offs, n["value"], t)
     if v.is_tensor and v.type.rank != t.type.rank:
         raise tr.error(n["value"], f"tv.store: a tile of rank {v.type.rank} into "
                                    f"{t.describe()} of rank {t.type.rank}")

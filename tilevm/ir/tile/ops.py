@@ -5,8 +5,17 @@ Each operation is an :class:`OpDef`: its operand names, its attributes with defa
 without a value). ``infer`` raises :class:`TileTypeError` naming the operation and the operand;
 the verifier and the DSL share it, so a program the DSL accepts is one the verifier accepts.
 
-Operand conventions for the memory operations (``offsets`` has one scalar per dimension of the
+Operand conventions for the memory operations (``offsets`` has one operand per dimension of the
 tensor, ``mask`` is present only when the ``mask`` attribute is ``"tile"``):
+
+- an offset is an integer scalar (element ``i`` of the tile along that dimension is element
+  ``offset + i`` of the tensor) or, for ``load``, ``store`` and ``atomic`` of a tile, an *index
+  tile*: an i32 register tile broadcastable to the tile's shape, of the tile's size along its own
+  dimension, whose element at a tile position is the absolute tensor index along that dimension
+  there (a gather or a scatter). The bounds check covers indices from index tiles as any other;
+  with ``mask="tile"`` and an index tile an element is accessed only where the mask holds *and*
+  it is inside the tensor. A ``store`` whose index tiles give one element twice writes one of
+  the values (which one is unspecified); ``atomic`` applies every element's operation.
 
 - ``load(src, *offsets, [mask]) {shape, mask, other}``: a register tile from global or shared
   memory (``shape = []``: one element, as a block-uniform scalar). ``mask`` is ``"bounds"``
@@ -78,6 +87,7 @@ __all__ = [
     "dot_rule",
     "dot_rule_of",
     "infer_type",
+    "is_index_tile",
 ]
 
 
@@ -475,9 +485,17 @@ _register("broadcast", _broadcast, shape=REQUIRED)
 # -- memory ----------------------------------------------------------------------------------------
 
 
+def is_index_tile(t: Type) -> bool:
+    """Whether a memory operation's offset of type ``t`` is an index tile (a gather or scatter
+    along its dimension) rather than a scalar offset."""
+    return isinstance(t, TensorType)
+
+
 def _memory_operands(op: str, args: list[Type], first: int, mem: Type, mode: str,
-                     tile_shape: tuple[int, ...]) -> None:
-    """Check offsets (one integer scalar per dimension of ``mem``) and the optional mask."""
+                     tile_shape: tuple[int, ...], gather: str | None = None) -> None:
+    """Check offsets (one per dimension of ``mem``: an integer scalar, or where ``gather`` is
+    ``""`` an i32 index tile broadcastable to ``tile_shape`` and not broadcast along its own
+    dimension; any other string says why an index tile is not allowed) and the optional mask."""
     if mode not in MASK_MODES:
         _fail(op, f"mask must be one of {MASK_MODES}, got {mode!r}")
     rest = args[first:]
@@ -486,7 +504,12 @@ def _memory_operands(op: str, args: list[Type], first: int, mem: Type, mode: str
     if len(rest) != rank + n_mask:
         _fail(op, f"{len(rest) - n_mask} offsets for a tensor of rank {rank}")
     for i, t in enumerate(rest[:rank]):
-        _scalar_int(op, t, first + i, f"offset {i}")
+        if gather is not None and is_index_tile(t):
+            if gather:
+                _fail(op, f"an index tile (offset {i}) {gather}", first + i)
+            _index_tile(op, t, first + i, i, tile_shape)
+        else:
+            _scalar_int(op, t, first + i, f"offset {i}")
     if n_mask:
         m = rest[-1]
         if not isinstance(m, TensorType) or m.dtype.name != "u1" or m.scope != "reg":
@@ -496,6 +519,33 @@ def _memory_operands(op: str, args: list[Type], first: int, mem: Type, mode: str
                   len(args) - 1)
     if len(tile_shape) != rank:
         _fail(op, f"a tile of rank {len(tile_shape)} for a tensor of rank {rank}")
+
+
+def _index_tile(op: str, t: TensorType, at: int, dim: int, tile_shape: tuple[int, ...]) -> None:
+    """An index tile for dimension ``dim``: i32, in registers, broadcastable to the tile's shape
+    and as long as the tile along ``dim`` (else one index would serve a whole row)."""
+    if t.scope != "reg" or t.dtype.name != "i32":
+        _fail(op, f"the index tile of dimension {dim} must be an i32 register tile, got {t}"
+                  + ("; cast it to i32" if t.scope == "reg" and t.dtype.is_integer else ""), at)
+    try:
+        fits = len(t.shape) <= len(tile_shape) and \
+            broadcast_shapes(op, [t.shape, tile_shape]) == tuple(tile_shape)
+    except TileTypeError:
+        fits = False
+    if not fits:
+        _fail(op, f"the index tile of dimension {dim} has shape {list(t.shape)}, which does not "
+                  f"broadcast to the tile's {list(tile_shape)}", at)
+    padded = (1,) * (len(tile_shape) - len(t.shape)) + tuple(t.shape)
+    if padded[dim] != tile_shape[dim]:
+        _fail(op, f"the index tile of dimension {dim} has shape {list(t.shape)}: of size 1 along "
+                  f"dimension {dim}, where the tile has {tile_shape[dim]} elements, every one "
+                  f"would read the same index; give it the tile's size there (e.g. "
+                  f"{list(tile_shape[:dim + 1]) + [1] * (len(tile_shape) - dim - 1)})", at)
+
+
+def _scatter_value(value: Type) -> str:
+    """Whether a store or atomic of ``value`` may take index tiles (``""``) or why not."""
+    return "" if isinstance(value, TensorType) else "needs a tile value, not a scalar"
 
 
 def _memory(op: str, t: Type, i: int, scopes: tuple[str, ...]) -> TensorType:
@@ -512,7 +562,8 @@ def _load(args: list[Type], a: dict) -> Type:
     if not shape and a["mask"] == "tile":
         _fail("load", "a scalar load is masked at the bounds or not at all, not by a tile")
     # shape [] loads one element as a block-uniform scalar (an index, a length, a table entry).
-    _memory_operands("load", args, 1, src, a["mask"], shape or (1,) * src.rank)
+    _memory_operands("load", args, 1, src, a["mask"], shape or (1,) * src.rank,
+                     gather="" if shape else "needs a tile load, not shape []")
     other = a["other"]
     if isinstance(other, bool) or not isinstance(other, (int, float)):
         _fail("load", f"other must be a number, got {other!r}")
@@ -534,7 +585,7 @@ def _store(args: list[Type], a: dict) -> None:
                        f"{value.dtype.name}; cast it first", 1)
     # A scalar stores one element, like a tile of shape (1, …, 1).
     shape = (1,) * dst.rank if isinstance(value, ScalarType) else _shape(value)
-    _memory_operands("store", args, 2, dst, a["mask"], shape)
+    _memory_operands("store", args, 2, dst, a["mask"], shape, gather=_scatter_value(value))
     return None
 
 
@@ -603,7 +654,7 @@ def _atomic(args: list[Type], a: dict) -> Type:
     shape = _shape(value)
     if isinstance(value, ScalarType):
         shape = (1,) * dst.rank
-    _memory_operands("atomic", args, 2, dst, a["mask"], shape)
+    _memory_operands("atomic", args, 2, dst, a["mask"], shape, gather=_scatter_value(value))
     return value
 
 

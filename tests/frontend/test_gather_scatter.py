@@ -1,0 +1,215 @@
+"""Gathers and scatters (issue 12, item 1): ``tv.load``, ``tv.store`` and atomics whose offsets
+are i32 index tiles of absolute indices along their dimension. Each kernel runs with the default
+device, so the test fixtures also run it on the CPU backend (bit for bit against the
+interpreter) and compile it for sm_80 and sm_90 without spills; results are checked against
+numpy. Shapes are not multiples of the tiles, and index tiles hold out-of-range indices."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import tilevm as tv
+from tilevm import f16, f32, i32
+from tilevm.ir.errors import CompileError
+
+# -- an embedding lookup: a row gather, vectorized along the contiguous embedding dimension ------
+
+
+@tv.kernel
+def embedding(table: tv.Global[f16, "vocab", "dim"], ids: tv.Global[i32, "n"],
+              out: tv.Global[f16, "n", "dim"], *, bt: tv.Const = 16, bd: tv.Const = 32):
+    tv.launch(grid=(tv.cdiv(n, bt), tv.cdiv(dim, bd)), warps=4)
+    i, j = tv.block_idx()
+    tokens = tv.load(ids, (i * bt,), (bt,))
+    # Row ids outside the table (negative or >= vocab) read 0: the bounds check covers them.
+    rows = tv.load(table, (tokens[:, None], j * bd), (bt, bd))
+    tv.store(out, rows, (i * bt, j * bd))
+
+
+def test_embedding_lookup_reads_out_of_range_ids_as_zero():
+    rng = np.random.default_rng(1)
+    vocab, dim, n = 37, 40, 45
+    table = rng.standard_normal((vocab, dim)).astype(np.float16)
+    ids = rng.integers(-4, vocab + 4, n).astype(np.int32)
+    out = np.full((n, dim), 9, np.float16)
+    embedding(table, ids, out)
+    inside = (ids >= 0) & (ids < vocab)
+    assert 0 < inside.sum() < n  # both kinds occur
+    expected = np.where(inside[:, None], table[np.clip(ids, 0, vocab - 1)], 0)
+    assert np.array_equal(out, expected)
+
+
+def test_a_row_gather_stays_vectorized_along_the_last_dimension():
+    compiled = tv.compile(embedding, "sm_90", spec="aligned")
+    lines = {a.tensor: a for a in compiled.lowered.report.accesses}
+    # As wide as the plain store of the same tile: every group of a thread is one row's run.
+    assert lines["table"].vector > 1, lines["table"].line()
+    assert lines["table"].bits == lines["out"].bits, [a.line() for a in lines.values()]
+    assert compiled.resources.spills == 0
+
+
+# -- a masked gather along the last dimension (one element per access) --------------------------
+
+
+@tv.kernel
+def pick(x: tv.Global[f32, "m", "n"], cols: tv.Global[i32, "m", "k"],
+         out: tv.Global[f32, "m", "k"], *, bm: tv.Const = 8, bk: tv.Const = 8):
+    tv.launch(grid=tv.cdiv(m, bm), warps=2)
+    r0 = tv.block_idx() * bm
+    c = tv.load(cols, (r0, 0), (bm, bk))
+    rows = r0 + tv.arange(0, bm)
+    # Each row picks its own columns; the mask drops even columns, the bounds check the rest.
+    got = tv.load(x, (rows[:, None], c), (bm, bk), mask=(c % 2) == 1, other=-1.0)
+    tv.store(out, got, (r0, 0))
+
+
+def test_a_gather_along_the_last_dimension_ands_the_mask_with_the_bounds():
+    rng = np.random.default_rng(2)
+    m, n, k = 13, 11, 6
+    x = rng.standard_normal((m, n)).astype(np.float32)
+    cols = rng.integers(-3, n + 3, (m, k)).astype(np.int32)
+    out = np.zeros((m, k), np.float32)
+    pick(x, cols, out)
+    read = (cols % 2 == 1) & (cols >= 0) & (cols < n)
+    expected = np.where(read, x[np.arange(m)[:, None], np.clip(cols, 0, n - 1)], -1.0)
+    assert np.array_equal(out, expected)
+    compiled = tv.compile(pick, "sm_90", spec="aligned")
+    assert {a.tensor: a.bits for a in compiled.lowered.report.accesses}["x"] == 32
+
+
+# -- a scatter: rows stored at a permutation, rows sent outside dropped -------------------------
+
+
+@tv.kernel
+def scatter_rows(x: tv.Global[f32, "n", "dim"], dest: tv.Global[i32, "n"],
+                 out: tv.Global[f32, "m", "dim"], *, bt: tv.Const = 8, bd: tv.Const = 16):
+    tv.launch(grid=(tv.cdiv(n, bt), tv.cdiv(dim, bd)), warps=2)
+    i, j = tv.block_idx()
+    to = tv.load(dest, (i * bt,), (bt,), other=-1)  # rows past n go nowhere
+    tv.store(out, tv.load(x, (i * bt, j * bd), (bt, bd)), (to[:, None], j * bd))
+
+
+def test_a_row_scatter_stores_each_row_at_its_index():
+    rng = np.random.default_rng(3)
+    n, m, dim = 21, 17, 19
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    dest = rng.permutation(n).astype(np.int32) - 2  # distinct: -2, -1 and 17..18 are dropped
+    out = np.full((m, dim), 5.0, np.float32)
+    scatter_rows(x, dest, out)
+    expected = np.full((m, dim), 5.0, np.float32)
+    keep = (dest >= 0) & (dest < m)
+    expected[dest[keep]] = x[keep]
+    assert np.array_equal(out, expected)
+
+
+# -- a histogram: an atomic scatter with duplicate indices ---------------------------------------
+
+
+@tv.kernel
+def histogram(x: tv.Global[i32, "n"], counts: tv.Global[i32, "bins"],
+              weights: tv.Global[i32, "n"], weighted: tv.Global[i32, "bins"],
+              *, b: tv.Const = 128):
+    tv.launch(grid=tv.cdiv(n, b), warps=4)
+    o = tv.block_idx() * b
+    v = tv.load(x, (o,), (b,), other=-1)  # past n: -1, in no bin
+    tv.atomic_add(counts, 1, (v,))  # a number: one per index; bins outside are dropped
+    w = tv.load(weights, (o,), (b,))
+    tv.atomic_add(weighted, w, (v,), mask=w > 0)  # the mask ANDed with the bounds
+
+
+def test_histogram_by_atomic_scatter_counts_duplicates():
+    rng = np.random.default_rng(4)
+    n, bins = 700, 10
+    x = rng.integers(-2, bins + 2, n).astype(np.int32)
+    weights = rng.integers(-3, 6, n).astype(np.int32)
+    counts = np.zeros(bins, np.int32)
+    weighted = np.full(bins, 100, np.int32)
+    histogram(x, counts, weights, weighted)
+    inside = (x >= 0) & (x < bins)
+    assert np.array_equal(counts, np.bincount(x[inside], minlength=bins))
+    use = inside & (weights > 0)
+    assert np.array_equal(weighted, 100 + np.bincount(x[use], weights[use], minlength=bins))
+
+
+# -- a paged-attention decode step: the block table as a tile of indices -------------------------
+
+
+@tv.kernel
+def paged_decode(q: tv.Global[f32, "seqs", "d"], cache_k: tv.Global[f32, "pages", "page", "d"],
+                 cache_v: tv.Global[f32, "pages", "page", "d"],
+                 table: tv.Global[i32, "seqs", "per_seq"], lens: tv.Global[i32, "seqs"],
+                 out: tv.Global[f32, "seqs", "d"], *, ps: tv.Const = 4, bl: tv.Const = 16,
+                 hd: tv.Const = 8):
+    tv.launch(grid=seqs, warps=1)
+    s = tv.block_idx()
+    length = tv.load(lens, (s,), ())
+    pos = tv.arange(0, bl)
+    # The page of each position, gathered from this sequence's row of the block table (past
+    # per_seq: page -1, outside the cache, so nothing is read there).
+    pages_of = tv.load(table, (s, pos[None, :] // ps), (1, bl), other=-1)
+    at = tv.reshape(pages_of, (bl, 1, 1))
+    slot = tv.reshape(pos % ps, (bl, 1, 1))
+    k = tv.reshape(tv.load(cache_k, (at, slot, 0), (bl, 1, hd)), (bl, hd))
+    v = tv.reshape(tv.load(cache_v, (at, slot, 0), (bl, 1, hd)), (bl, hd))
+    qt = tv.load(q, (s, 0), (1, hd))
+    scores = tv.where(pos < length, tv.sum(k * qt, 1), float("-inf"))
+    p = tv.exp(scores - tv.max(scores, 0))
+    o = tv.sum(p[:, None] * v, 0) / tv.sum(p, 0)
+    tv.store(out, tv.reshape(o, (1, hd)), (s, 0))
+
+
+def test_paged_attention_decode_gathers_keys_and_values_through_the_block_table():
+    rng = np.random.default_rng(5)
+    seqs, pages, page, d, per_seq = 3, 9, 4, 8, 3
+    q = rng.standard_normal((seqs, d)).astype(np.float32)
+    cache_k = rng.standard_normal((pages, page, d)).astype(np.float32)
+    cache_v = rng.standard_normal((pages, page, d)).astype(np.float32)
+    table = np.stack([rng.permutation(pages)[:per_seq] for _ in range(seqs)]).astype(np.int32)
+    lens = np.array([5, 12, 1], np.int32)
+    out = np.zeros((seqs, d), np.float32)
+    paged_decode(q, cache_k, cache_v, table, lens, out)
+    for s in range(seqs):
+        pos = np.arange(lens[s])
+        k = cache_k[table[s, pos // page], pos % page].astype(np.float64)
+        v = cache_v[table[s, pos // page], pos % page].astype(np.float64)
+        w = np.exp(k @ q[s] - np.max(k @ q[s]))
+        np.testing.assert_allclose(out[s], (w @ v) / w.sum(), rtol=1e-5, atol=1e-6)
+
+
+# -- diagnostics at the user's line ---------------------------------------------------------------
+
+
+def _compile_error(body: str, tmp_path) -> str:
+    namespace = {"tv": tv, "f32": f32, "i32": i32}
+    source = ("@tv.kernel\n"
+              "def bad(x: tv.Global[f32, 'n', 'm'], ids: tv.Global[i32, 'n'], "
+              "y: tv.Global[f32, 'n']):\n"
+              "    tv.launch(grid=1, warps=1)\n"
+              "    idx = tv.load(ids, (0,), (8,))\n"
+              f"    {body}\n")
+    path = tmp_path / "bad_kernel.py"
+    path.write_text(source)
+    exec(compile(source, str(path), "exec"), namespace)
+    with pytest.raises(CompileError) as e:
+        namespace["bad"].ir()
+    return str(e.value)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("tv.load(x, (tv.cast(idx, f32)[:, None], 0), (8, 4))",
+     r"offset 0 is a .*f32.*; an index tile must be an i32 tile"),
+    ("tv.load(x, (tv.cast(idx, tv.u8)[:, None], 0), (8, 4))", r"cast it to i32"),
+    ("tv.load(x, (idx[:, None], 0), (4, 4))", r"shape \[8, 1\], which does not broadcast to "
+                                              r"the tile's \[4, 4\]"),
+    ("tv.load(x, (idx[None, :], 0), (8, 8))", r"of size 1 along dimension 0, where the tile "
+                                              r"has 8 elements"),
+    ("tv.load(y, (idx,), ())", r"needs a tile load, not shape \[\]"),
+    ("tv.store(y, 1.0, (idx, 0))", r"2 offsets for .* of rank 1"),
+])
+def test_bad_index_tiles_are_diagnosed_at_the_users_line(body, message, tmp_path):
+    text = _compile_error(body, tmp_path)
+    assert "bad_kernel.py:5" in text, text
+    assert re.search(message, text), text

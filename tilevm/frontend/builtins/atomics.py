@@ -27,7 +27,7 @@ FORMS = {
 @builtin
 def atomic(tensor: Any, value: Any, offsets: tuple, op: str, mask: Any = None) -> Any:
     """Atomic read-modify-write (``op`` one of add, max, min, exch, and, or, xor); returns the
-    old values."""
+    old values. An offset may be an i32 tile of absolute indices (a scatter)."""
 
 
 @translates(atomic)

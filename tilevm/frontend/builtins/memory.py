@@ -68,7 +68,8 @@ def load(tensor: Any, offsets: tuple, shape: tuple[int, ...], mask: Any = None,
     ``mask=None`` masks at the tensor's bounds (outside elements read ``other``), ``False`` is
     unchecked, a u1 tile selects elements. ``layout`` fixes the tile's register layout.
     ``shape=()`` loads the one element at ``offsets`` as a block-uniform scalar (a sequence
-    length, a table entry), usable as a loop bound, an offset or an ``if`` condition."""
+    length, a table entry), usable as a loop bound, an offset or an ``if`` condition.
+    An offset may be an i32 tile of absolute indices along its dimension (a gather)."""
 
 
 @translates(load)
@@ -90,7 +91,8 @@ def _load(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
 def store(tensor: Any, value: Any, offsets: tuple, mask: Any = None) -> None:
     """Store a tile (or a scalar or a number: one element) at ``offsets`` of a global or shared
     tensor, masked like :func:`load`. Into a sub-byte tensor only the stored elements' bits
-    change: bytes shared with a neighbouring block's elements are updated atomically."""
+    change: bytes shared with a neighbouring block's elements are updated atomically.
+    An offset may be an i32 tile of absolute indices along its dimension (a scatter)."""
 
 
 @translates(store)

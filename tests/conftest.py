@@ -20,6 +20,10 @@ def pytest_configure(config) -> None:
     if "TILEVM_CACHE_DIR" not in os.environ:
         os.environ["TILEVM_CACHE_DIR"] = tempfile.mkdtemp(prefix="tilevm-test-cache-")
         config._tilevm_made_cache_dir = os.environ["TILEVM_CACHE_DIR"]
+    # Under xdist each worker already occupies a core: more CPU-backend threads only contend.
+    if getattr(config.option, "numprocesses", None) and "TILEVM_CPU_THREADS" not in os.environ:
+        os.environ["TILEVM_CPU_THREADS"] = "1"
+        config._tilevm_set_threads = True
 
 
 def pytest_unconfigure(config) -> None:
@@ -28,9 +32,8 @@ def pytest_unconfigure(config) -> None:
     if made:
         shutil.rmtree(made, ignore_errors=True)
         del os.environ["TILEVM_CACHE_DIR"]
-    # Under xdist each worker already occupies a core: more CPU-backend threads only contend.
-    if getattr(config.option, "numprocesses", None) and "TILEVM_CPU_THREADS" not in os.environ:
-        os.environ["TILEVM_CPU_THREADS"] = "1"
+    if getattr(config, "_tilevm_set_threads", False):
+        del os.environ["TILEVM_CPU_THREADS"]
 
 
 @pytest.fixture(autouse=True)

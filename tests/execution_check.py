@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+
 import numpy as np
 
 from tilevm.ir.host_tensor import HostTensor
@@ -102,7 +106,18 @@ def compare_executions(fn, call, args, named, copies, copied_named) -> None:
 
     constants = {k: v for k, v in named.items() if k not in _tensor_names(fn)}
     kernel = fn.ir(**constants)
-    call(fn, *copies, device="cpu", **copied_named)
+    # Blocks one after another in index order, as the interpreter runs them (the values atomics
+    # return depend on the order); the check's own tv.debug_print text is not the test's output.
+    threads = os.environ.get("TILEVM_CPU_THREADS")
+    os.environ["TILEVM_CPU_THREADS"] = "1"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            call(fn, *copies, device="cpu", **copied_named)
+    finally:
+        if threads is None:
+            del os.environ["TILEVM_CPU_THREADS"]
+        else:
+            os.environ["TILEVM_CPU_THREADS"] = threads
     bound = bind_arguments(kernel, _ordered(fn, copies, copied_named))
     compiles_for_the_gpu(kernel, Specialization.of_arguments(kernel, bound.tensors, bound.dims))
     bounded = _bounded(kernel)

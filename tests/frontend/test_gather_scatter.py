@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import tilevm as tv
-from tilevm import f16, f32, i32
+from tilevm import f16, f32, i32, u4
 from tilevm.ir.errors import CompileError
+from tilevm.ir.host_tensor import HostTensor
 
 # -- an embedding lookup: a row gather, vectorized along the contiguous embedding dimension ------
 
@@ -103,6 +104,91 @@ def test_a_row_scatter_stores_each_row_at_its_index():
     keep = (dest >= 0) & (dest < m)
     expected[dest[keep]] = x[keep]
     assert np.array_equal(out, expected)
+
+
+# -- sub-byte elements, shared memory, atomics' old values, broadcast masks ----------------------
+
+
+@tv.kernel
+def nibbles(x: tv.Global[u4, "m", "n"], perm: tv.Global[i32, "m"], y: tv.Global[u4, "r", "n"],
+            *, bm: tv.Const = 8, bn: tv.Const = 16):
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)), warps=1)
+    i, j = tv.block_idx()
+    to = tv.load(perm, (i * bm,), (bm,), other=-1)
+    rows = i * bm + tv.arange(0, bm)
+    # A gather of u4 rows from x and a scatter of them into y: only the stored nibbles change.
+    t = tv.load(x, (rows[:, None], j * bn), (bm, bn))
+    tv.store(y, t, (to[:, None], j * bn))
+
+
+def test_sub_byte_rows_gather_and_scatter_change_only_their_own_bits():
+    rng = np.random.default_rng(6)
+    m, n, r = 11, 13, 9
+    x = rng.integers(0, 16, (m, n)).astype(np.uint8)
+    perm = (rng.permutation(m) - 1).astype(np.int32)  # -1 and 9..10 fall outside y
+    y0 = rng.integers(0, 16, (r, n)).astype(np.uint8)
+    xs, ys = HostTensor.from_bits(x, u4), HostTensor.from_bits(y0, u4)
+    nibbles(xs, perm, ys)
+    expected = y0.copy()
+    keep = (perm >= 0) & (perm < r)
+    expected[perm[keep]] = x[keep]
+    assert np.array_equal(ys.bits(), expected)
+
+
+@tv.kernel
+def shared_lookup(table: tv.Global[f32, "rows", "cols"], ids: tv.Global[i32, "n"],
+                  out: tv.Global[f32, "n", "cols"], old: tv.Global[f32, "n", "cols"],
+                  acc: tv.Global[f32, "rows", "cols"], *, tr: tv.Const = 16, tc: tv.Const = 8,
+                  bt: tv.Const = 8):
+    tv.launch(grid=tv.cdiv(n, bt), warps=2)
+    staged = tv.shared((tr, tc), f32)
+    tv.store(staged, tv.load(table, (0, 0), (tr, tc)), (0, 0))
+    tv.sync()
+    o = tv.block_idx() * bt
+    k = tv.load(ids, (o,), (bt,), other=-1)
+    got = tv.load(staged, (k[:, None], 0), (bt, tc), other=-2.0)  # a gather from shared memory
+    tv.store(out, got, (o, 0))
+    # ids are distinct: the old values each element sees are those before the kernel.
+    tv.store(old, tv.atomic_add(acc, got, (k[:, None], 0)), (o, 0))
+
+
+def test_gather_from_shared_memory_and_atomics_return_the_old_values():
+    rng = np.random.default_rng(7)
+    rows, cols, n = 16, 8, 13
+    table = rng.standard_normal((rows, cols)).astype(np.float32)
+    ids = np.concatenate([rng.permutation(rows)[:n - 2], [-1, rows]]).astype(np.int32)
+    out, old = np.zeros((n, cols), np.float32), np.zeros((n, cols), np.float32)
+    acc = rng.standard_normal((rows, cols)).astype(np.float32)
+    acc0 = acc.copy()
+    shared_lookup(table, ids, out, old, acc)
+    inside = (ids >= 0) & (ids < rows)
+    expected = np.where(inside[:, None], table[np.clip(ids, 0, rows - 1)], -2.0)
+    assert np.array_equal(out, expected)
+    assert np.array_equal(old, np.where(inside[:, None], acc0[np.clip(ids, 0, rows - 1)], 0))
+    want = acc0.copy()
+    want[ids[inside]] += table[ids[inside]]
+    assert np.array_equal(acc, want)
+
+
+@tv.kernel
+def row_masked_copy(x: tv.Global[f32, "m", "n"], keep: tv.Global[i32, "m"],
+                    y: tv.Global[f32, "m", "n"], *, bm: tv.Const = 16, bn: tv.Const = 32):
+    tv.launch(grid=tv.cdiv(m, bm), warps=2)
+    r0 = tv.block_idx() * bm
+    rows = tv.load(keep, (r0,), (bm,))[:, None] != 0  # a mask broadcast along the columns
+    tv.store(y, tv.load(x, (r0, 0), (bm, bn), mask=rows & (r0 + tv.arange(0, bm) < m)[:, None]),
+             (r0, 0), mask=rows & (r0 + tv.arange(0, bm) < m)[:, None])
+
+
+def test_a_mask_broadcast_along_a_dimension_selects_whole_rows():
+    # Regression: the lowering read a mask of another shape than the tile at the tile's local
+    # index, so the CPU backend chose the wrong rows.
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((19, 32)).astype(np.float32)
+    keep = rng.integers(0, 2, 19).astype(np.int32)
+    y = np.full((19, 32), 3.0, np.float32)
+    row_masked_copy(x, keep, y)
+    assert np.array_equal(y, np.where(keep[:, None] != 0, x, 3.0))
 
 
 # -- a histogram: an atomic scatter with duplicate indices ---------------------------------------

@@ -120,3 +120,45 @@ def test_reduction_axes_are_checked(axis, message):
 
     with pytest.raises(tv.CompileError, match=message):
         bad(np.zeros((4, 4), np.float32), np.zeros(1, np.float32), device="interp", axes=axis)
+
+
+# -- (c) argmax / argmin ---------------------------------------------------------------------------
+
+
+@tv.kernel
+def arg_extremes(x: tv.Global[f32, 16, 64], q: tv.Global[i8, 16, 64], amax: tv.Global[i32, 16],
+                 amin: tv.Global[i32, 64], qmax: tv.Global[i32, 16, 1], flat: tv.Global[i32, 2]):
+    tv.launch(grid=1, warps=4)
+    t = tv.load(x, (0, 0), (16, 64))
+    s = tv.load(q, (0, 0), (16, 64))
+    tv.store(amax, tv.argmax(t, 1), (0,))
+    tv.store(amin, tv.argmin(t, 0), (0,))
+    tv.store(qmax, tv.argmax(s, -1, keepdims=True), (0, 0))
+    tv.store(flat, tv.argmax(t), (0,))      # the flat (row-major) index, as numpy
+    tv.store(flat, tv.argmin(s), (1,))
+
+
+def test_argmax_argmin_give_the_first_extreme_nan_counting_as_extreme():
+    rng = np.random.default_rng(4)
+    # few distinct values: many ties, whose first index must win
+    x = rng.integers(-3, 4, (16, 64)).astype(np.float32)
+    x[0, 10] = x[0, 50] = np.nan             # NaN is the maximum and the minimum (numpy)
+    x[1, :] = 0.0
+    x[1, 5] = -0.0                          # −0 ties with +0: index 0 wins both
+    x[2, :] = -np.inf
+    x[3, 7] = np.inf
+    x[4, 3] = 7.0
+    x[4, 60] = 7.0
+    q = rng.integers(-4, 4, (16, 64)).astype(np.int8)
+    q[5, :] = -128
+    q[6, 63] = 127
+    amax = np.zeros(16, np.int32)
+    amin = np.zeros(64, np.int32)
+    qmax = np.zeros((16, 1), np.int32)
+    flat = np.zeros(2, np.int32)
+    arg_extremes(x, q, amax, amin, qmax, flat)
+    np.testing.assert_array_equal(amax, np.argmax(x, 1))
+    np.testing.assert_array_equal(amin, np.argmin(x, 0))
+    np.testing.assert_array_equal(qmax, np.argmax(q, 1)[:, None])
+    np.testing.assert_array_equal(flat, [np.argmax(x), np.argmin(q)])
+    assert amax[0] == 10 and amax[1] == 0 and amax[4] == 3 and flat[0] == 10

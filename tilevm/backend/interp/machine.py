@@ -364,6 +364,8 @@ class _Machine:
         (x,) = self.values(blk, s)
         dt, axis, keep = s.args[0].type.dtype, s.attr("axis"), s.attr("keepdims")
         op = s.attr("op")
+        if op in ("argmax", "argmin"):
+            return self.result(s, _arg_reduce(x, op, axis, keep))
         if op == "sum" and dt.is_float and dt.name != "f64":
             return self.result(s, exact_sum(x, dt, axis, keep))
         fn = {"sum": np.sum, "max": np.fmax.reduce, "min": np.fmin.reduce}[op]
@@ -550,3 +552,15 @@ class _Machine:
         print("\n".join(print_lines(tuple(blk.index), s.attr("prefix"), shown)), flush=True)
 
 
+def _arg_reduce(x: np.ndarray, op: str, axis: int | tuple[int, ...], keep: bool) -> np.ndarray:
+    """numpy's ``argmax``/``argmin`` of ``x`` over ``axis`` (one axis or several; over several,
+    the row-major position among them): the first extreme element, NaN counting as the extreme;
+    −0 and +0 tie."""
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    rest = [d for d in range(x.ndim) if d not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape((*moved.shape[:len(rest)], -1))
+    r = (np.argmax if op == "argmax" else np.argmin)(flat, axis=-1)
+    if keep:
+        r = r.reshape([1 if d in axes else n for d, n in enumerate(x.shape)])
+    return r

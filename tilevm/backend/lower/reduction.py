@@ -27,10 +27,11 @@ from tilevm.ir.layout.digits import layout_digits, split_lanes
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.types import F16, F32, F64, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Operand
-from tilevm.ir.tile.ops import reduce_axes
+from tilevm.ir.tile.ops import ARG_REDUCE_OPS, reduce_axes
 from tilevm.ir.tile.program import Instr
 
-__all__ = ["accumulator_type", "lower_reduce"]
+__all__ = ["accumulator_type", "axis_digits", "flat_position", "lower_reduce", "warp_coordinate",
+           "widen", "writer_predicate"]
 
 
 def accumulator_type(dt: DType, op: str) -> ScalarType:
@@ -59,14 +60,14 @@ def _combine(ctx: LoweringContext, op: str, a: Operand, b: Operand, t: ScalarTyp
     return (kb.max if op == "max" else kb.min)(a, b, type=t)
 
 
-def _widen(ctx: LoweringContext, x: Operand, dt: DType, t: ScalarType) -> Operand:
+def widen(ctx: LoweringContext, x: Operand, dt: DType, t: ScalarType) -> Operand:
     """An element's compute value in the accumulator type (exact)."""
     if x.type == t or dt.is_integer:
         return x
     return sm.to_f32(ctx.kb, x, dt) if t == F32 else x
 
 
-def _axis_digits(layout: RegisterLayout,
+def axis_digits(layout: RegisterLayout,
                  axes: tuple[int, ...]) -> tuple[list[int], list[tuple[int, int]]]:
     """The lane distances (increasing) and the warp digits (stride, size; least significant
     first) of the thread digits along ``axes``."""
@@ -84,6 +85,11 @@ def _axis_digits(layout: RegisterLayout,
 def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None, Operand | None]:
     """Lower ``reduce``; returns the result tile, or for a rank-1 operand the scalar (storage
     form)."""
+    if s.attr("op") in ARG_REDUCE_OPS:
+        # imported here: arg_reduction builds on this module's helpers
+        from tilevm.backend.lower.arg_reduction import lower_arg_reduce
+
+        return lower_arg_reduce(ctx, s)
     kb = ctx.kb
     x = ctx.tile(s.args[0])
     op, axes = s.attr("op"), reduce_axes(s.attr("axis"))
@@ -99,9 +105,9 @@ def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None,
     keep_shape = tuple(1 if d in axes else n for d, n in enumerate(layout.shape))
     with vals.locals_loop(kb, x.count) as i:
         j = operand_local(layout, keep_shape, i)
-        value = _widen(ctx, vals.read(kb, x, i), dt, t)
+        value = widen(ctx, vals.read(kb, x, i), dt, t)
         kb.mov(_combine(ctx, op, acc[j], value, t), t, out=acc[j])
-    distances, warps = _axis_digits(layout, axes)
+    distances, warps = axis_digits(layout, axes)
     # 2. butterflies across the lanes holding one output, nearest first
     for distance in distances:
         with vals.locals_loop(kb, count, "j") as j:
@@ -126,7 +132,30 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
     for n in out_layout.shape:
         total *= n
     base = kb.add(ctx.smem, ctx.scratch(total * nwarps * nbytes), type=U32)
-    # This warp's coordinate along the axis's warp digits, least significant first.
+    coordinate = warp_coordinate(ctx, layout, warps)
+    writer = writer_predicate(ctx, layout, reduce_axes(s.attr("axis")))
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
+        flat = flat_position(ctx, out_layout, j)
+        slot = kb.mul(kb.add(kb.mul(flat, nwarps, type=U32), coordinate, type=U32), nbytes,
+                      type=U32)
+        kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
+        first = kb.mul(kb.mul(flat_position(ctx, out_layout, j), nwarps, type=U32), nbytes,
+                       type=U32)
+        kb.mov(_identity(dt, op, t), t, out=acc[j])
+        with kb.for_(0, nwarps, unroll=True, name="w") as w:
+            slot = kb.add(first, kb.mul(w, nbytes, type=S32), type=U32)
+            part = kb.ld("shared", kb.add(base, slot, type=U32), t)
+            kb.mov(_combine(ctx, op, acc[j], part, t), t, out=acc[j])
+
+
+def warp_coordinate(ctx: LoweringContext, layout: RegisterLayout,
+                    warps: list[tuple[int, int]]) -> Operand:
+    """This warp's coordinate (u32) along the reduced axes' warp digits ``warps`` (as
+    :func:`axis_digits` gives them), least significant first."""
+    kb = ctx.kb
     coordinate: Operand = Const.of(0, U32)
     scale = 1
     for stride, size in warps:
@@ -136,29 +165,23 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
         coordinate = term if isinstance(coordinate, Const) else kb.add(coordinate, term,
                                                                        type=U32)
         scale *= size
-    # One writer per output and warp: the lanes whose axes' lane digits and replica digits are 0.
-    axes = reduce_axes(s.attr("axis"))
+    return coordinate
+
+
+def writer_predicate(ctx: LoweringContext, layout: RegisterLayout,
+                     axes: tuple[int, ...]) -> Operand | None:
+    """Whether this lane writes its warp's partial results: one writer per output and warp, the
+    lane whose lane digits along ``axes`` and replica digits are 0 (``None``: every lane)."""
+    kb = ctx.kb
     writer = None
     for g in split_lanes(layout_digits(layout)):
         if g.kind == "replica" or (g.kind == "thread" and g.dim in axes and g.in_lanes):
             zero = kb.setp("eq", ctx.thread_digit(g), 0, type=U32)
             writer = zero if writer is None else kb.and_(writer, zero, type="pred")
-    ctx.barrier()
-    with vals.locals_loop(kb, count, "j", out_layout) as j:
-        slot = kb.mul(kb.add(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), coordinate,
-                             type=U32), nbytes, type=U32)
-        kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
-    ctx.barrier()
-    with vals.locals_loop(kb, count, "j", out_layout) as j:
-        first = kb.mul(kb.mul(_flat(ctx, out_layout, j), nwarps, type=U32), nbytes, type=U32)
-        kb.mov(_identity(dt, op, t), t, out=acc[j])
-        with kb.for_(0, nwarps, unroll=True, name="w") as w:
-            slot = kb.add(first, kb.mul(w, nbytes, type=S32), type=U32)
-            part = kb.ld("shared", kb.add(base, slot, type=U32), t)
-            kb.mov(_combine(ctx, op, acc[j], part, t), t, out=acc[j])
+    return writer
 
 
-def _flat(ctx: LoweringContext, layout: RegisterLayout, j: object) -> Operand:
+def flat_position(ctx: LoweringContext, layout: RegisterLayout, j: object) -> Operand:
     """The row-major position of this thread's output element ``j``."""
     kb = ctx.kb
     index = ctx.element_index(layout, j)

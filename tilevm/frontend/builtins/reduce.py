@@ -1,5 +1,5 @@
 """Reductions along an axis: ``tv.reduce`` and its forms with the operation fixed, ``tv.sum``,
-``tv.max``, ``tv.min`` (:data:`FORMS`)."""
+``tv.max``, ``tv.min`` (:data:`FORMS`); ``tv.argmax`` and ``tv.argmin``."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def reduction_axes(tr: Transpiler, axis: Any, node: ast.AST, rank: int,
     return axes[0] if len(axes) == 1 else tuple(sorted(axes))
 
 
-def _form(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, dtype: DType | None = None) -> Any:
+def _form(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
+          dtype: DType | None = None) -> Any:
     """The signature of each of :data:`FORMS` (defined from the table: named ``sum``, ``max`` and
     ``min`` here, they would hide Python's in this module)."""
 
@@ -91,3 +92,23 @@ for _op in FORMS:
     translates(builtin(_form, name=_op, doc=f'``reduce(x, "{_op}", axis)``.'))(
         functools.partial(_along, op=_op))
 del _op
+
+
+def _arg_form(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
+    """The signature of ``tv.argmax`` and ``tv.argmin``."""
+
+
+def _arg(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, op: str) -> Value:
+    """``reduce {op: argmax|argmin}``: the i32 index of the first extreme element."""
+    x = tr.value(a["x"], n["x"], f"tv.{op}")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = reduction_axes(tr, a["axis"], n.get("axis", node), rank, f"tv.{op}")
+    return tr.emit(node, "reduce", [(x, n["x"])], op=op, axis=axis,
+                   keepdims=bool(a["keepdims"]))
+
+
+for _op, _extreme in (("argmax", "largest"), ("argmin", "smallest")):
+    translates(builtin(_arg_form, name=_op, doc=(
+        f"The i32 index along ``axis`` (``None``: the flat index) of the first {_extreme} "
+        "element; NaN counts as the extreme, as in numpy.")))(functools.partial(_arg, op=_op))
+del _op, _extreme

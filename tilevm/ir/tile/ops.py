@@ -60,7 +60,9 @@ definition; DESIGN §3 is the contract):
 - ``reduce {op, axis, keepdims}`` reduces along one axis or a tuple of increasing axes
   (:func:`reduce_axes`); ``sum`` of floats is the exact sum rounded once (the lowering's sum, in
   an order its layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min``
-  ignore NaN unless all are NaN, and order −0 below +0.
+  ignore NaN unless all are NaN, and order −0 below +0; ``argmax``/``argmin`` give the i32
+  row-major position, among the reduced axes, of the first largest/smallest element (NaN counts
+  as the extreme, as numpy's; −0 and +0 tie).
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ BINARY_OPS = ("add", "sub", "mul", "div", "floordiv", "mod", "min", "max", "and"
 INT_ONLY_BINARY = ("floordiv", "mod", "and", "or", "xor", "shl", "shr")
 COMPARE_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 REDUCE_OPS = ("sum", "max", "min")
+# reductions to the (i32) index of the extreme element along the reduced axes
+ARG_REDUCE_OPS = ("argmax", "argmin")
 ATOMIC_OPS = ("add", "max", "min", "exch", "and", "or", "xor")
 # What PTX's atom/red offer (PTX ISA §9.7.13.5): add on f32, f16 (and f16x2), bf16, f64 and the
 # 32/64-bit integers; min/max on integers; bitwise ops and exch on 32/64-bit bit types.
@@ -427,8 +431,8 @@ def reduce_axes(axis: int | tuple[int, ...]) -> tuple[int, ...]:
 def _reduce(args: list[Type], a: dict) -> Type:
     _arity("reduce", args, 1)
     src = _reg_tile("reduce", args[0])
-    if a["op"] not in REDUCE_OPS:
-        _fail("reduce", f"op must be one of {REDUCE_OPS}, got {a['op']!r}")
+    if a["op"] not in REDUCE_OPS + ARG_REDUCE_OPS:
+        _fail("reduce", f"op must be one of {REDUCE_OPS + ARG_REDUCE_OPS}, got {a['op']!r}")
     axes = reduce_axes(a["axis"])
     if (not axes or not all(isinstance(d, int) and 0 <= d < src.rank for d in axes)
             or list(axes) != sorted(set(axes))):
@@ -438,7 +442,9 @@ def _reduce(args: list[Type], a: dict) -> Type:
         shape = tuple(1 if i in axes else n for i, n in enumerate(src.shape))
     else:
         shape = tuple(n for i, n in enumerate(src.shape) if i not in axes)
-    return TensorType(src.dtype, shape) if shape else ScalarType(src.dtype)
+    # argmax/argmin give an index: i32
+    dt = dtype("i32") if a["op"] in ARG_REDUCE_OPS else src.dtype
+    return TensorType(dt, shape) if shape else ScalarType(dt)
 
 
 def _transpose(args: list[Type], a: dict) -> Type:

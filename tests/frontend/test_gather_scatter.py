@@ -191,6 +191,37 @@ def test_a_mask_broadcast_along_a_dimension_selects_whole_rows():
     assert np.array_equal(y, np.where(keep[:, None] != 0, x, 3.0))
 
 
+def _copy_rows(dt, full_mask: bool):
+    @tv.kernel
+    def copy_rows(x: tv.Global[dt, "m", "n"], keep: tv.Global[i32, "m"],
+                  y: tv.Global[dt, "m", "n"], *, bm: tv.Const = 16, bn: tv.Const = 32):
+        tv.launch(grid=tv.cdiv(m, bm), warps=2)
+        r0 = tv.block_idx() * bm
+        rows = (tv.load(keep, (r0,), (bm,)) != 0) & (r0 + tv.arange(0, bm) < m)
+        mask = tv.broadcast(rows[:, None], (bm, bn)) if full_mask else rows[:, None]
+        staged = tv.shared((bm, bn), dt)
+        tv.copy_async(staged, x, (r0, 0), mask=mask)  # rows not selected become 0
+        tv.commit()
+        tv.wait()
+        tv.sync()
+        tv.store(y, tv.load(staged, (0, 0), (bm, bn)), (r0, 0))
+
+    return copy_rows
+
+
+@pytest.mark.parametrize("dt, full_mask", [(f32, True), (f32, False), (f16, False)])
+def test_copy_async_with_a_mask_tile_copies_the_selected_rows_only(dt, full_mask):
+    # Regression: the CPU backend's cp.async path ignored the mask tile (and a broadcast mask
+    # had the wrong shape to lay the copy out by).
+    rng = np.random.default_rng(9)
+    np_dt = np.float32 if dt == f32 else np.float16
+    x = rng.standard_normal((21, 32)).astype(np_dt)
+    keep = rng.integers(0, 2, 21).astype(np.int32)
+    y = np.full((21, 32), 3.0, np_dt)
+    _copy_rows(dt, full_mask)(x, keep, y)
+    assert np.array_equal(y, np.where(keep[:, None] != 0, x, 0))
+
+
 # -- a histogram: an atomic scatter with duplicate indices ---------------------------------------
 
 

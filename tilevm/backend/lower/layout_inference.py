@@ -477,6 +477,13 @@ class _Rewriter:
                 args[-1] = self.convert(s.args[-1], project(tile.type.layout,
                                                             tuple(s.args[-1].type.shape)),
                                         s.loc, f"mask of {s.op}", out)
+        if s.op == "copy_async" and s.attr("mask") == "tile":
+            dst, shape = s.args[0].type, tuple(s.args[-1].type.shape)
+            if shape != tuple(dst.shape):  # the copy's own layout, reduced for the mask
+                full = blocked_layout(tuple(dst.shape), dst.dtype.nbits, self.inf.warps,
+                                      spread=False)
+                args[-1] = self.convert(s.args[-1], project(full, shape), s.loc,
+                                        "mask of copy_async", out)
         for k in _index_tiles(s):
             tile = result if s.op == "load" else args[1]
             args[k] = self.convert(s.args[k], project(tile.type.layout,

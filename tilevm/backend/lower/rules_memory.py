@@ -152,8 +152,11 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
     zeros = ma.zero_offsets(len(dst.shape))
     mode = s.attr("mask")
     mask = ctx.tile(s.args[-1]) if mode == "tile" else None
-    layout = mask.layout if mask is not None else blocked_layout(
-        tuple(dst.shape), dt.nbits, ctx.kernel.warps, spread=False)
+    # A mask of the destination's shape gives the copy its layout; a broadcast one was converted
+    # (layout inference) to the default copy layout reduced over its broadcast dimensions.
+    layout = mask.layout if mask is not None and tuple(mask.layout.shape) == tuple(
+        dst.shape) else blocked_layout(tuple(dst.shape), dt.nbits, ctx.kernel.warps,
+                                       spread=False)
     why = "a mask tile selects elements one by one" if mode == "tile" else ""
     plan_g = plan_access(layout, dt.nbits, gacc.contiguous,
                          lambda v: gacc.alignment(ctx, offsets, layout, v), why)
@@ -186,6 +189,14 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
         if mode == "none":
             frm, _ = gacc.address(ctx, index)
             kb.cp_async(to, frm, size, cache=cache)
+        elif mode == "tile":  # one element per copy: selected ones are copied, the rest zeroed
+            selected = ma.mask_and_bounds(ctx, gacc, ma.TileOffsets(starts, {}), mask, layout,
+                                          i0, index)
+            with kb.if_(selected):
+                frm, _ = gacc.address(ctx, index)
+                kb.cp_async(to, frm, size, cache=cache)
+            with kb.else_():
+                kb.cp_async(to, src.base, size, cache=cache, src_size=0)
         else:
             with kb.if_(gacc.in_bounds(ctx, index, vector)):
                 frm, _ = gacc.address(ctx, index)

@@ -251,6 +251,34 @@ def test_histogram_by_atomic_scatter_counts_duplicates():
     assert np.array_equal(weighted, 100 + np.bincount(x[use], weights[use], minlength=bins))
 
 
+@tv.kernel
+def cross(a: tv.Global[i32, "p"], b: tv.Global[i32, "q"], x: tv.Global[f32, "m", "n"],
+          hits: tv.Global[i32, "m", "n"], y: tv.Global[f32, "p", "q"], *, bp: tv.Const = 8,
+          bq: tv.Const = 4):
+    tv.launch(grid=1, warps=1)
+    ia = tv.load(a, (0,), (bp,), other=-1)
+    ib = tv.load(b, (0,), (bq,), other=-1)
+    # Index tiles on both dimensions (ib is 1-D: it broadcasts as [1, bq]).
+    tv.store(y, tv.load(x, (ia[:, None], ib), (bp, bq)), (0, 0))
+    tv.atomic_add(hits, 1, (ia[:, None], ib[None, :]))  # a 2-D scatter, with duplicates
+
+
+def test_index_tiles_on_every_dimension_gather_and_scatter_a_cross_product():
+    rng = np.random.default_rng(10)
+    m, n = 5, 6
+    a = rng.integers(-1, m + 1, 7).astype(np.int32)
+    b = rng.integers(0, n + 1, 3).astype(np.int32)
+    x = rng.standard_normal((m, n)).astype(np.float32)
+    hits, y = np.zeros((m, n), np.int32), np.zeros((7, 3), np.float32)
+    cross(a, b, x, hits, y)
+    ok = ((a >= 0) & (a < m))[:, None] & ((b >= 0) & (b < n))[None, :]
+    ia, ib = np.broadcast_arrays(np.clip(a, 0, m - 1)[:, None], np.clip(b, 0, n - 1)[None, :])
+    assert np.array_equal(y, np.where(ok, x[ia, ib], 0))
+    expected = np.zeros((m, n), np.int32)
+    np.add.at(expected, (ia[ok], ib[ok]), 1)
+    assert np.array_equal(hits, expected)
+
+
 # -- a paged-attention decode step: the block table as a tile of indices -------------------------
 
 

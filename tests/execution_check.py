@@ -22,6 +22,9 @@ def _bounded(kernel) -> bool:
                 return True
             if s.op == "reduce" and s.attr("op") == "sum" and s.args[0].type.dtype.is_float:
                 return True
+            if (s.op == "scan" and s.attr("op") in ("sum", "prod")
+                    and s.args[0].type.dtype.is_float):
+                return True
             if s.op == "atomic" and s.args[0].type.dtype.is_float:
                 return True
     return False

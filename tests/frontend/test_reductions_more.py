@@ -162,3 +162,103 @@ def test_argmax_argmin_give_the_first_extreme_nan_counting_as_extreme():
     np.testing.assert_array_equal(qmax, np.argmax(q, 1)[:, None])
     np.testing.assert_array_equal(flat, [np.argmax(x), np.argmin(q)])
     assert amax[0] == 10 and amax[1] == 0 and amax[4] == 3 and flat[0] == 10
+
+
+# -- (d) scans: cumsum, cumprod, cummax, cummin, inclusive and exclusive ---------------------------
+
+
+def _exclusive(inclusive: np.ndarray, axis: int, start) -> np.ndarray:
+    """numpy's inclusive scan shifted by one along ``axis``, ``start`` first."""
+    first = np.full_like(np.take(inclusive, [0], axis=axis), start)
+    rest = np.take(inclusive, np.arange(inclusive.shape[axis] - 1), axis=axis)
+    return np.concatenate([first, rest], axis=axis)
+
+
+@tv.kernel
+def prefix_sum(x: tv.Global[i32, 32, 64], inclusive: tv.Global[i32, 32, 64],
+               exclusive: tv.Global[i32, 32, 64]):
+    """The prefix-sum kernel: each row's running total, with and without its own element."""
+    tv.launch(grid=1, warps=4)
+    t = tv.load(x, (0, 0), (32, 64))
+    tv.store(inclusive, tv.cumsum(t, 1), (0, 0))
+    tv.store(exclusive, tv.cumsum(t, 1, exclusive=True), (0, 0))
+
+
+def test_prefix_sum_matches_numpy():
+    x = np.random.default_rng(5).integers(-1000, 1000, (32, 64)).astype(np.int32)
+    x[3, :] = 2**30  # wraps in i32, as numpy's int32 cumsum
+    inclusive = np.zeros_like(x)
+    exclusive = np.zeros_like(x)
+    prefix_sum(x, inclusive, exclusive)
+    want = np.cumsum(x, 1, dtype=np.int32)
+    np.testing.assert_array_equal(inclusive, want)
+    np.testing.assert_array_equal(exclusive, _exclusive(want, 1, 0))
+
+
+@tv.kernel
+def scans(q: tv.Global[i8, 64, 16], f: tv.Global[f32, 64, 16], h: tv.Global[f16, 16, 64],
+          qsum: tv.Global[i32, 64, 16], qprod: tv.Global[i8, 64, 16],
+          qmax: tv.Global[i8, 64, 16], fmin: tv.Global[f32, 64, 16],
+          fmax_ex: tv.Global[f32, 64, 16], fsum: tv.Global[f32, 64, 16],
+          hsum: tv.Global[f16, 16, 64], fprod: tv.Global[f32, 64, 16]):
+    tv.launch(grid=1, warps=2)
+    a = tv.load(q, (0, 0), (64, 16))
+    b = tv.load(f, (0, 0), (64, 16))
+    tv.store(qsum, tv.cumsum(a, 0), (0, 0))                     # i8 → i32, down the columns
+    tv.store(qprod, tv.cumprod(a, 0, exclusive=True), (0, 0))   # wraps in i8
+    tv.store(qmax, tv.cummax(a, -2), (0, 0))
+    tv.store(fmin, tv.cummin(b, 0), (0, 0))
+    tv.store(fmax_ex, tv.cummax(b, 0, exclusive=True), (0, 0))
+    tv.store(fsum, tv.cumsum(b, 0), (0, 0))
+    tv.store(hsum, tv.cumsum(tv.load(h, (0, 0), (16, 64)), 1), (0, 0))
+    tv.store(fprod, tv.cumprod(b, 0), (0, 0))
+
+
+def test_scans_against_numpy():
+    rng = np.random.default_rng(6)
+    q = rng.integers(-128, 128, (64, 16)).astype(np.int8)
+    f = rng.standard_normal((64, 16)).astype(np.float32)
+    f[5, 2] = np.nan                       # max/min ignore NaN
+    f[:, 3] = -0.0
+    f[7, 3] = 0.0                          # −0 below +0
+    f[:, 4] = 1 + rng.standard_normal(64).astype(np.float32) * 2**-10   # a product that stays
+    h = (rng.standard_normal((16, 64)) * 8).astype(np.float16)
+    outs = [np.zeros((64, 16), t) for t in (np.int32, np.int8, np.int8, np.float32, np.float32,
+                                             np.float32)]
+    hsum = np.zeros((16, 64), np.float16)
+    fprod = np.zeros((64, 16), np.float32)
+    lowered = [np.zeros_like(o) for o in outs] + [np.zeros_like(hsum), np.zeros_like(fprod)]
+    scans(q, f, h, *outs, hsum, fprod)
+    scans(q, f, h, *lowered, device="cpu")
+    qsum, qprod, qmax, fmin, fmax_ex, fsum = outs
+    wide = q.astype(np.int64)
+    np.testing.assert_array_equal(qsum, np.cumsum(wide, 0))
+    np.testing.assert_array_equal(qprod, _exclusive(np.cumprod(wide, 0), 0, 1).astype(np.int8))
+    np.testing.assert_array_equal(qmax, np.maximum.accumulate(q, 0))
+    np.testing.assert_array_equal(fmin, np.fmin.accumulate(f, 0))
+    np.testing.assert_array_equal(fmax_ex, _exclusive(np.fmax.accumulate(f, 0), 0, -np.inf))
+    assert np.signbit(fmin[:7, 3]).all() and np.signbit(fmax_ex[1:8, 3]).all()
+    assert not np.signbit(fmax_ex[8:, 3]).any() and np.signbit(fmin[8:, 3]).all()
+    # float sums: each prefix's exact sum rounded once (the interpreter's definition)
+    exact = np.cumsum(f.astype(np.float64), 0)
+    finite = np.isfinite(exact)
+    np.testing.assert_array_equal(fsum[finite], exact[finite].astype(np.float32))
+    hexact = np.cumsum(h.astype(np.float64), 1)
+    np.testing.assert_array_equal(hsum, hexact.astype(np.float16))
+    # products: the float64 running product rounded once
+    np.testing.assert_array_equal(fprod[:, 4], np.cumprod(f[:, 4].astype(np.float64)).astype(
+        np.float32))
+    # the lowering's float scans are within the bound of docs/numeric-contract.md: prefix k of
+    # (k − 1)·2⁻²⁴·Σ|x| + 2u·|interpreter| + 2·tiny for sums, relative for products
+    k = np.arange(1, 65, dtype=np.float64)
+    for got, want, x, axis, u, tiny in ((lowered[5], fsum, f, 0, 2.0**-24, 2.0**-149),
+                                        (lowered[6], hsum, h, 1, 2.0**-11, 2.0**-24)):
+        ks = k[:, None] if axis == 0 else k[None, :]
+        magnitude = np.cumsum(np.abs(x.astype(np.float64)), axis)
+        bound = (ks - 1) * 2.0**-24 * magnitude + 2 * u * np.abs(want) + 2 * tiny
+        ok = np.isfinite(want)
+        assert np.all(np.abs(got[ok].astype(np.float64) - want[ok]) <= bound[ok])
+    product = np.abs(np.cumprod(f[:, 4].astype(np.float64)))
+    bound = ((k - 1) * 2.0**-24 + k * 2.0**-53) * 1.01 * product + 2 * 2.0**-24 * product
+    assert np.all(np.abs(lowered[7][:, 4] - fprod[:, 4].astype(np.float64)) <= bound)
+    assert np.any(lowered[5] != fsum)  # the bound is not vacuous: the orders do differ

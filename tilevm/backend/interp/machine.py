@@ -27,6 +27,7 @@ from tilevm.backend.interp.dot import dot as exact_dot
 from tilevm.backend.interp.dot import exact_sum
 from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_sum
 from tilevm.backend.interp.print_text import print_lines
+from tilevm.backend.interp.scan import scan
 from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.host_tensor import HostTensor
@@ -380,6 +381,11 @@ class _Machine:
             else:
                 r = np.where(r == 0, np.where(minus, -0.0, 0.0), r)
         return self.result(s, r)
+
+    def op_scan(self, blk: _Block, s: Instr) -> np.ndarray:
+        (x,) = self.values(blk, s)
+        return self.result(s, scan(x, s.attr("op"), s.args[0].type.dtype, s.attr("axis"),
+                                   s.attr("exclusive")))
 
     def op_transpose(self, blk: _Block, s: Instr) -> np.ndarray:
         return np.transpose(self.get(blk, s.args[0]), s.attr("perm")).copy()

@@ -20,6 +20,7 @@ from tilevm.backend.lower import (  # noqa: F401
     rules_elementwise,
     rules_memory,
     rules_misc,
+    rules_scan,
     rules_shape,
 )
 from tilevm.backend.lower import values as vals

@@ -1,5 +1,6 @@
 """Reductions along an axis: ``tv.reduce`` and its forms with the operation fixed, ``tv.sum``,
-``tv.max``, ``tv.min`` (:data:`FORMS`); ``tv.argmax`` and ``tv.argmin``."""
+``tv.max``, ``tv.min`` (:data:`FORMS`); ``tv.argmax`` and ``tv.argmin``; the scans
+``tv.cumsum``, ``tv.cumprod``, ``tv.cummax``, ``tv.cummin`` (:data:`SCANS`)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,37 @@ for _op, _extreme in (("argmax", "largest"), ("argmin", "smallest")):
         f"The i32 index along ``axis`` (``None``: the flat index) of the first {_extreme} "
         "element; NaN counts as the extreme, as in numpy.")))(functools.partial(_arg, op=_op))
 del _op, _extreme
+
+
+# tv.<name>(x, axis, exclusive=False, dtype=None) is scan {op, axis, exclusive}.
+SCANS = {"cumsum": "sum", "cumprod": "prod", "cummax": "max", "cummin": "min"}
+
+
+def _scan_form(x: Any, axis: int, exclusive: bool = False, dtype: DType | None = None) -> Any:
+    """The signature of each of :data:`SCANS`."""
+
+
+def _scan(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, name: str) -> Value:
+    """``scan {op, axis, exclusive}`` of ``a["x"]`` in its accumulation dtype (a ``cumsum`` of
+    narrow integers in i32/u32, as ``tv.sum``; ``dtype=`` chooses)."""
+    x = tr.value(a["x"], n["x"], f"tv.{name}")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = tr.const(a["axis"], n["axis"], f"tv.{name}: axis")
+    if rank == 0 or not -rank <= axis < rank:
+        raise tr.error(n["axis"], f"tv.{name}: axis {axis} of a tile of rank {rank}")
+    exclusive = tr.const(a["exclusive"], n.get("exclusive", node), f"tv.{name}: exclusive",
+                         (bool,))
+    requested = (None if a["dtype"] is None
+                 else tr.dtype_arg(a["dtype"], n["dtype"], f"tv.{name}: dtype"))
+    wanted = accumulation_dtype(x.dtype, SCANS[name], requested)
+    if wanted != x.dtype:
+        x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
+    return tr.emit(node, "scan", [(x, n["x"])], op=SCANS[name], axis=axis % rank,
+                   exclusive=exclusive)
+
+
+for _name, _op in SCANS.items():
+    translates(builtin(_scan_form, name=_name, doc=(
+        f"Inclusive (or ``exclusive``) prefix {_op} along ``axis``, in ``dtype``.")))(
+        functools.partial(_scan, name=_name))
+del _name, _op

@@ -62,7 +62,13 @@ definition; DESIGN §3 is the contract):
   an order its layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min``
   ignore NaN unless all are NaN, and order −0 below +0; ``argmax``/``argmin`` give the i32
   row-major position, among the reduced axes, of the first largest/smallest element (NaN counts
-  as the extreme, as numpy's; −0 and +0 tie).
+  as the extreme, as numpy's; −0 and +0 tie);
+- ``scan {op, axis, exclusive}`` (``op`` ``sum``, ``prod``, ``max``, ``min``): element ``i``
+  along ``axis`` combines elements ``0…i`` (``0…i−1`` when ``exclusive``; element 0 is then the
+  identity: 0, 1, or for ``max``/``min`` the type's lowest/highest value, −inf/+inf where it has
+  them). Integer scans wrap, ``max``/``min`` as ``reduce``'s are exact; a float ``sum`` prefix
+  is its exact sum rounded once and a float ``prod`` prefix the float64 running product rounded
+  once (the lowering's, accumulated in f32 left to right, is within the bound of DESIGN §3).
 """
 
 from __future__ import annotations
@@ -127,6 +133,7 @@ COMPARE_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 REDUCE_OPS = ("sum", "max", "min")
 # reductions to the (i32) index of the extreme element along the reduced axes
 ARG_REDUCE_OPS = ("argmax", "argmin")
+SCAN_OPS = ("sum", "prod", "max", "min")
 ATOMIC_OPS = ("add", "max", "min", "exch", "and", "or", "xor")
 # What PTX's atom/red offer (PTX ISA §9.7.13.5): add on f32, f16 (and f16x2), bf16, f64 and the
 # 32/64-bit integers; min/max on integers; bitwise ops and exch on 32/64-bit bit types.
@@ -447,6 +454,19 @@ def _reduce(args: list[Type], a: dict) -> Type:
     return TensorType(dt, shape) if shape else ScalarType(dt)
 
 
+def _scan(args: list[Type], a: dict) -> Type:
+    _arity("scan", args, 1)
+    src = _reg_tile("scan", args[0])
+    if a["op"] not in SCAN_OPS:
+        _fail("scan", f"op must be one of {SCAN_OPS}, got {a['op']!r}")
+    axis = a["axis"]
+    if not isinstance(axis, int) or not 0 <= axis < src.rank:
+        _fail("scan", f"axis {axis!r} is out of range for a tile of rank {src.rank}", 0)
+    if not isinstance(a["exclusive"], bool):
+        _fail("scan", f"exclusive must be a bool, got {a['exclusive']!r}")
+    return TensorType(src.dtype, src.shape)
+
+
 def _transpose(args: list[Type], a: dict) -> Type:
     _arity("transpose", args, 1)
     src = _reg_tile("transpose", args[0])
@@ -483,6 +503,7 @@ def _broadcast(args: list[Type], a: dict) -> Type:
 
 
 _register("reduce", _reduce, op=REQUIRED, axis=REQUIRED, keepdims=False)
+_register("scan", _scan, op=REQUIRED, axis=REQUIRED, exclusive=False)
 _register("transpose", _transpose, perm=None)
 _register("reshape", _reshape, shape=REQUIRED)
 _register("broadcast", _broadcast, shape=REQUIRED)

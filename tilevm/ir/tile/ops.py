@@ -534,6 +534,9 @@ def _memory_operands(op: str, args: list[Type], first: int, mem: Type, mode: str
         if gather is not None and is_index_tile(t):
             if gather:
                 _fail(op, f"an index tile (offset {i}) {gather}", first + i)
+            if mem.shape[i] == 1:
+                _fail(op, f"an index tile (offset {i}) on dimension {i} of size 1, where the "
+                          "only index is 0: use the offset 0", first + i)
             _index_tile(op, t, first + i, i, tile_shape)
         else:
             _scalar_int(op, t, first + i, f"offset {i}")

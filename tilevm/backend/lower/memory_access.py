@@ -25,6 +25,7 @@ from tilevm.backend.lower.access_plan import AccessPlan, index_divisor, plan_acc
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.divisibility import UNBOUNDED
 from tilevm.backend.lower.dtype_map import I32, is_packed, raw_bits_type
+from tilevm.backend.lower.rules_elementwise import operand_local
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
@@ -77,8 +78,6 @@ class TileOffsets:
     def index(self, ctx: LoweringContext, layout: RegisterLayout, i: Index) -> list[Operand]:
         """The tensor index (s32 per dimension) of this thread's local element ``i`` of a tile
         in ``layout``."""
-        from tilevm.backend.lower.rules_elementwise import operand_local
-
         kb = ctx.kb
         local = ctx.element_index(layout, i) if len(self.indices) < len(self.starts) else None
         out = []
@@ -295,8 +294,6 @@ def mask_and_bounds(ctx: LoweringContext, acc: Addressing, at: TileOffsets,
                      index: list[Operand]) -> Operand:
     """Whether element ``i`` is accessed under a mask tile: the mask holds there, and with
     index tiles the element is also inside the tensor (indices come from data)."""
-    from tilevm.backend.lower.rules_elementwise import operand_local
-
     kb = ctx.kb
     shape = tuple(int(n) for n in mask.layout.shape)
     selected = kb.setp("ne", vals.read(kb, mask, operand_local(layout, shape, i)), 0, type=U32)

@@ -1,5 +1,5 @@
 """Fuller reductions (issue 12 item 2): ``dtype=`` and the i32 default of narrow integer sums,
-all axes at once, ``argmax``/``argmin``.
+all axes at once, ``argmax``/``argmin``, the scans ``cumsum``/``cumprod``/``cummax``/``cummin``.
 
 Every kernel runs on the interpreter and, through the conftest fixture, on the CPU backend and
 through NVRTC for sm_80/sm_90; results are checked against numpy (float64 or wide integers)."""
@@ -11,8 +11,10 @@ import pytest
 
 import tilevm as tv
 from tilevm.ir.dtypes import dtype
+from tilevm.ir.host_tensor import HostTensor
 
-i8, u8, i32, u32, f16, f32 = (dtype(n) for n in ("i8", "u8", "i32", "u32", "f16", "f32"))
+i8, u8, i32, u32, f16, f32, u4, bf16 = (dtype(n) for n in ("i8", "u8", "i32", "u32", "f16", "f32",
+                                                           "u4", "bf16"))
 
 
 # -- (a) dtype= and the i32 default for narrow integer sums ----------------------------------------
@@ -262,3 +264,58 @@ def test_scans_against_numpy():
     bound = ((k - 1) * 2.0**-24 + k * 2.0**-53) * 1.01 * product + 2 * 2.0**-24 * product
     assert np.all(np.abs(lowered[7][:, 4] - fprod[:, 4].astype(np.float64)) <= bound)
     assert np.any(lowered[5] != fsum)  # the bound is not vacuous: the orders do differ
+
+
+@tv.kernel
+def narrow_types(n: tv.Global[u4, 8, 32], b: tv.Global[bf16, 8, 32], nmax: tv.Global[u4, 8, 32],
+                 nsum: tv.Global[u32, 8, 32], bmax: tv.Global[i32, 8],
+                 bmin: tv.Global[bf16, 8, 32]):
+    tv.launch(grid=1, warps=1)
+    t = tv.load(n, (0, 0), (8, 32))
+    s = tv.load(b, (0, 0), (8, 32))
+    tv.store(nmax, tv.cummax(t, 1), (0, 0))                 # a packed 4-bit scan
+    tv.store(nsum, tv.cumsum(t, 1), (0, 0))                 # u4 → u32
+    tv.store(bmax, tv.argmax(s, 1), (0,))
+    tv.store(bmin, tv.cummin(s, 1, exclusive=True), (0, 0))
+
+
+def test_sub_byte_and_bf16_scans_and_argmax():
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 16, (8, 32))
+    values = rng.integers(-4, 4, (8, 32)).astype(np.float64)
+    values[2, 9] = np.nan
+    n, b = HostTensor.from_bits(bits, u4), HostTensor.from_numpy(values, bf16)
+    nmax, nsum = HostTensor.empty((8, 32), u4), np.zeros((8, 32), np.uint32)
+    bmax, bmin = np.zeros(8, np.int32), HostTensor.empty((8, 32), bf16)
+    narrow_types(n, b, nmax, nsum, bmax, bmin)
+    np.testing.assert_array_equal(nmax.to_numpy(), np.maximum.accumulate(bits, 1))
+    np.testing.assert_array_equal(nsum, np.cumsum(bits, 1))
+    np.testing.assert_array_equal(bmax, np.argmax(values, 1))
+    np.testing.assert_array_equal(bmin.to_numpy(),
+                                  _exclusive(np.fmin.accumulate(values, 1), 1, np.inf))
+
+
+@tv.kernel
+def misused(x: tv.Global[f32, 4, 4], y: tv.Global[f32, 4, 4], *, case: tv.Const):
+    tv.launch(grid=1)
+    t = tv.load(x, (0, 0), (4, 4))
+    if case == 0:
+        tv.store(y, tv.cumsum(t, 2), (0, 0))
+    elif case == 1:
+        tv.store(y, tv.cummax(t, 0, exclusive=1), (0, 0))
+    elif case == 2:
+        tv.store(y, tv.argmax(t, (1, 1)), (0, 0))
+    else:
+        tv.store(y, tv.cumprod(t, 0, dtype="q7"), (0, 0))
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    (0, r"tv\.cumsum: axis 2 of a tile of rank 2"),
+    (1, r"tv\.cummax: exclusive must be bool"),
+    (2, r"tv\.argmax: axis \(1, 1\) must name distinct axes"),
+    (3, r"tv\.cumprod: dtype"),
+])
+def test_scan_and_arg_diagnostics_name_the_builtin(case, message):
+    with pytest.raises(tv.CompileError, match=message):
+        misused(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32), device="interp",
+                case=case)

@@ -255,3 +255,21 @@ def test_assignment_copies_values_and_never_aliases_variables():
     x, t, y = a + 2, a, a * 3
     z = y + 2
     assert np.array_equal(b, x + t + y + z + y)
+
+
+def test_a_read_only_output_is_refused_before_the_run_naming_the_argument():
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    x.flags.writeable = False  # read-only inputs are fine
+    out = np.zeros((2, 2), np.float32)
+    transpose_copy(x, out)
+    assert np.array_equal(out, x.T)
+    frozen = np.zeros((4, 4), np.float32)[::2, ::2]  # a strided view: the kernel gets a copy
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="argument 'y': the kernel writes it, but the array is "
+                                         "read-only"):
+        transpose_copy(x, frozen)
+    assert not frozen.any()
+    packed = tv.HostTensor.from_numpy(np.zeros((2, 2), np.float32), tv.f32)
+    packed.data.flags.writeable = False
+    with pytest.raises(ValueError, match="argument 'y': the kernel writes it"):
+        transpose_copy(x, packed)

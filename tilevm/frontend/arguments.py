@@ -69,6 +69,7 @@ def bind_arguments(kernel: Kernel, args: tuple[Any, ...], device: str = "host"
                         f"got {len(args)}")
     out = BoundArguments({}, {}, {})
     first_seen: dict[str, str] = {}
+    written = _written_params(kernel)
     for param, arg in zip(kernel.params, args):
         ty = param.type
         if isinstance(ty, ScalarType):
@@ -77,6 +78,9 @@ def bind_arguments(kernel: Kernel, args: tuple[Any, ...], device: str = "host"
         assert isinstance(ty, TensorType)
         tensor = (_device_tensor(param.name, ty, arg, out) if device == "cuda"
                   else _tensor(param.name, ty, arg, out))
+        if param.name in written and not _writeable(arg, tensor):
+            raise ValueError(f"argument '{param.name}': the kernel writes it, but the array is "
+                             "read-only (pass a writeable copy, e.g. np.array(a))")
         if len(tensor.shape) != len(ty.shape):
             raise ValueError(f"argument '{param.name}': expected {len(ty.shape)} dimensions "
                              f"({', '.join(map(str, ty.shape))}), got shape {tensor.shape}")
@@ -97,6 +101,23 @@ def bind_arguments(kernel: Kernel, args: tuple[Any, ...], device: str = "host"
             first_seen.setdefault(name, param.name)
         out.tensors[param.name] = tensor
     return out
+
+
+def _written_params(kernel: Kernel) -> set[str]:
+    """The global tensor parameters the kernel stores to or updates atomically."""
+    from tilevm.ir.tile.program import Instr, Var, walk
+
+    body = getattr(kernel, "body", ())
+    return {s.args[0].name for s in walk(body) if isinstance(s, Instr)
+            and s.op in ("store", "atomic") and s.args and isinstance(s.args[0], Var)}
+
+
+def _writeable(arg: Any, tensor: Any) -> bool:
+    """Whether the caller's memory behind ``arg`` may be written (GPU memory always is)."""
+    if isinstance(arg, np.ndarray):  # the caller's array, not a contiguous copy of it
+        return bool(arg.flags.writeable)
+    data = getattr(tensor, "data", None)  # a HostTensor's bytes
+    return not isinstance(data, np.ndarray) or bool(data.flags.writeable)
 
 
 def _scalar(name: str, ty: ScalarType, arg: Any) -> int | float:

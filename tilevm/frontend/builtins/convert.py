@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 @builtin
 def cast(x: Any, dtype: DType) -> Any:
-    """Convert values to ``dtype`` (round to nearest even; saturating into narrow types)."""
+    """Convert values to ``dtype``. Into a float type: round to nearest even (saturating into
+    narrow types as the type's own encoding says). Float into an integer type: **truncate**
+    toward zero, as C and PTX ``cvt.rzi`` do, saturating at the type's range, NaN to 0 (use
+    ``tv.rint``/``tv.floor`` first for another rounding). Integer into integer: wrap modulo
+    2**bits."""
 
 
 @translates(cast)

@@ -434,3 +434,74 @@ def test_a_pinned_layout_must_cover_every_thread_of_the_block():
                                               r"threads") as info:
         narrow.ir()
     assert info.value.source_line.strip().startswith("t = tv.load(")
+
+
+# -- issue 12 item 6: messages that name the fix --------------------------------------------------
+
+
+def _compile_error(fn) -> str:
+    x = np.ones(64, np.float32)
+    with pytest.raises(tv.CompileError) as info:
+        fn(x, np.zeros(64, np.float32))
+    return str(info.value)
+
+
+def test_a_tile_as_the_axis_of_tv_max_suggests_tv_maximum():
+    @tv.kernel
+    def pairwise(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        a = tv.load(x, (0,), (64,))
+        tv.store(y, tv.min(a, a), (0,))
+
+    assert "use tv.minimum(a, b)" in _compile_error(pairwise)
+
+
+def test_math_functions_and_fractional_powers_on_tiles_suggest_the_builtin():
+    import math
+
+    @tv.kernel
+    def with_math(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, math.sqrt(tv.load(x, (0,), (64,))), (0,))
+
+    @tv.kernel
+    def with_power(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0,), (64,)) ** 0.5, (0,))
+
+    assert "math.sqrt computes on Python numbers" in _compile_error(with_math)
+    assert "on run-time values use tv.sqrt" in _compile_error(with_math)
+    assert "for a square root use tv.sqrt(x)" in _compile_error(with_power)
+
+
+def test_calling_a_kernel_from_a_kernel_says_helpers_are_plain_functions():
+    @tv.kernel
+    def inner(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0,), (64,)), (0,))
+
+    @tv.kernel
+    def outer(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        inner(x, y)
+
+    message = _compile_error(outer)
+    assert "inner is a @tv.kernel: a kernel cannot launch another" in message
+    assert "plain Python function" in message
+
+
+def test_a_compile_error_shows_the_users_frames_not_tilevms():
+    import traceback
+
+    @tv.kernel
+    def broken(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0,), (64,)) ** 0.5, (0,))
+
+    with pytest.raises(tv.CompileError) as info:
+        broken(np.ones(64, np.float32), np.zeros(64, np.float32))
+    package = str(Path(tv.__file__).resolve().parent)
+    frames = traceback.extract_tb(info.value.__traceback__)
+    inside = [f for f in frames if str(Path(f.filename).resolve()).startswith(package)]
+    assert len(inside) <= 1, [f"{f.filename}:{f.lineno}" for f in inside]
+    assert info.value.__suppress_context__

@@ -55,8 +55,11 @@ class KernelFunction:
             kernel = transpiler.build()
             verify(kernel)
             return kernel
-        except (CompileError, TypeError) as e:
-            if isinstance(e, CompileError) or transpiler is None or "unknown constant" in str(e):
+        except CompileError as e:
+            # the message names the user's line: the transpiler's frames would only bury it
+            raise e.with_traceback(None) from None
+        except TypeError as e:
+            if transpiler is None or "unknown constant" in str(e):
                 raise
             raise self._internal(e, transpiler, constants) from e
         except Exception as e:
@@ -89,7 +92,10 @@ class KernelFunction:
         from tilevm.frontend.devices import runner_for
 
         args, constants = self._by_name(args, constants)
-        kernel = self.ir(**constants)
+        try:
+            kernel = self.ir(**constants)
+        except CompileError as e:  # shown from the user's call, not from inside tilevm
+            raise e.with_traceback(None) from None
         device = device or call_device(kernel, args, DEFAULT_DEVICE)
         runner = runner_for(device)
         if sanitize and device != "cpu":

@@ -73,6 +73,13 @@ def reduction_axes(tr: Transpiler, axis: Any, node: ast.AST, rank: int,
     else:
         items = list(axis) if isinstance(axis, (tuple, list)) else [axis]
         axes = []
+        from tilevm.frontend.transpiler.value import Value
+
+        if what in ("tv.max", "tv.min") and any(isinstance(i, Value) for i in items):
+            pairwise = "tv.maximum" if what == "tv.max" else "tv.minimum"
+            raise tr.error(node, f"{what} reduces one tile along an axis, and its second "
+                                 f"argument is the axis, not a tile; for the elementwise "
+                                 f"{what[3:]}imum of two tiles use {pairwise}(a, b)")
         for item in items:
             d = tr.const(item, node, f"{what}: axis")
             if not -rank <= d < rank:

@@ -58,11 +58,23 @@ class Calls(TranspilerBase):
         if fn is builtins.range and runtime:
             raise self.error(node, "range() with run-time bounds; write tv.range(start, stop, "
                                    "step)")
+        if _is_kernel(fn):
+            raise self.error(node, f"{fn.__name__} is a @tv.kernel: a kernel cannot launch "
+                                   "another; write the shared code as a plain Python function "
+                                   "(it is inlined where it is called)")
         if inspect.isfunction(fn) and runtime:
             return self.inline(node, fn, args, kwargs)
         if runtime:
-            raise self.error(node, f"cannot call {getattr(fn, '__name__', fn)!s} with run-time "
-                                   "values")
+            name = getattr(fn, "__name__", fn)
+            module = getattr(fn, "__module__", None) or getattr(inspect.getmodule(fn), "__name__",
+                                                                 None)
+            from tilevm.frontend.dsl import BUILTINS
+
+            if module in ("math", "cmath", "numpy") and name in BUILTINS:
+                raise self.error(node, f"{module}.{name} computes on Python numbers when the "
+                                       f"kernel is compiled; on run-time values use "
+                                       f"tv.{name}")
+            raise self.error(node, f"cannot call {name!s} with run-time values")
         try:
             return fn(*args, **kwargs)  # compile-time Python
         except CompileError:
@@ -163,3 +175,8 @@ def _contains_value(items: Any) -> bool:
             return True
     return False
 
+
+def _is_kernel(fn: object) -> bool:
+    from tilevm.frontend.kernel import KernelFunction
+
+    return isinstance(fn, KernelFunction)

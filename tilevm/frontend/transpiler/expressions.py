@@ -101,7 +101,10 @@ class Expressions(TranspilerBase):
                 for _ in range(y - 1):
                     result = self.emit(node, "mul", [(result, xn), (x, xn)])
                 return result
-            raise self.error(node, "'**' needs a compile-time integer exponent from 1 to 8")
+            hint = {0.5: "; for a square root use tv.sqrt(x)", -0.5: "; use tv.rsqrt(x)"}.get(
+                y if isinstance(y, float) else None,
+                "; for another power use tv.exp2(y * tv.log2(x))")
+            raise self.error(node, f"'**' needs a compile-time integer exponent from 1 to 8{hint}")
         if isinstance(op, ast.MatMult):  # x @ y is tv.dot(x, y): summed from zero in f32
             if isinstance(node, ast.AugAssign):
                 raise self.error(node, "'@=' on tiles; write acc = tv.dot(x, y, acc)")

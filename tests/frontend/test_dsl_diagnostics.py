@@ -505,3 +505,43 @@ def test_a_compile_error_shows_the_users_frames_not_tilevms():
     inside = [f for f in frames if str(Path(f.filename).resolve()).startswith(package)]
     assert len(inside) <= 1, [f"{f.filename}:{f.lineno}" for f in inside]
     assert info.value.__suppress_context__
+
+
+# -- issue 12 item 5: fewer explicit casts where no precision is at stake ------------------------
+
+
+def test_a_number_beyond_the_tiles_float_range_is_a_diagnostic_not_inf():
+    @tv.kernel
+    def shifted(x: tv.Global[tv.f16, "n"], y: tv.Global[tv.f16, "n"], *, c: tv.Const = 1.0):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0,), (64,)) + c, (0,))
+
+    x, y = np.ones(64, np.float16), np.zeros(64, np.float16)
+    with pytest.raises(tv.CompileError, match=r"constant 70000 does not fit in f16 \(largest "
+                                              r"finite value 65504\)"):
+        shifted(x, y, c=70000.0)
+    with pytest.raises(tv.CompileError, match="does not fit in f16"):
+        shifted(x, y, c=65520.0)  # half an ulp above the largest: rounds to inf
+    shifted(x, y, c=65519.0)  # rounds to 65504: fine
+    assert np.array_equal(y, np.full(64, np.float16(65504.0) + np.float16(1)))
+
+
+def test_an_integer_size_in_float_arithmetic_converts_but_integer_tiles_do_not():
+    @tv.kernel
+    def mean(x: tv.Global[tv.f32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        t = tv.load(x, (0,), (64,))
+        tv.store(y, tv.zeros((64,), tv.f32) + tv.sum(t, 0) / n, (0,))
+
+    x = np.arange(64, dtype=np.float32)
+    y = np.zeros(64, np.float32)
+    mean(x, y)
+    assert np.array_equal(y, np.full(64, np.float32(x.sum()) / np.float32(64)))
+
+    @tv.kernel
+    def mixed(x: tv.Global[tv.f32, "n"], k: tv.Global[tv.i32, "n"], y: tv.Global[tv.f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        tv.store(y, tv.load(x, (0,), (64,)) + tv.load(k, (0,), (64,)), (0,))
+
+    with pytest.raises(tv.CompileError, match="dtype mismatch: lhs is f32 but rhs is i32"):
+        mixed(x, np.zeros(64, np.int32), y)

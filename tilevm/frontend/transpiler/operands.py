@@ -6,6 +6,7 @@ arguments (a shape, a dtype, offsets, a mask…) that name the argument in the u
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 from tilevm.frontend.transpiler.base import TranspilerBase
@@ -31,7 +32,7 @@ class Operands(TranspilerBase):
         if isinstance(v, int):
             dt = like or I32
             if dt.is_float:
-                return Const(_round_to(float(v), dt), dt)
+                return Const(self._float_constant(float(v), dt, node), dt)
             if not dt.min <= v <= dt.max:
                 raise self.error(node, f"constant {v} does not fit in {dt.name}")
             return Const(v, dt)
@@ -40,15 +41,39 @@ class Operands(TranspilerBase):
             if not dt.is_float:
                 raise self.error(node, f"float constant {v} used with a {dt.name} value; cast "
                                        "one of them")
-            return Const(_round_to(v, dt), dt)
+            return Const(self._float_constant(v, dt, node), dt)
         if hasattr(v, "item") and callable(v.item) and getattr(v, "shape", None) == ():
             return self.operand(v.item(), node, like)  # numpy scalars (not arrays)
         raise self.error(node, f"expected a tile, a scalar or a number, got {describe(v)}")
+
+    def _sizes_as_floats(self, node: ast.AST, args: list[tuple[Any, ast.AST]]
+                         ) -> list[tuple[Any, ast.AST]]:
+        """In float arithmetic, an integer scalar (a size, a block-uniform count) converts to
+        the float operand's type; integer tiles do not (mixed tile types stay an error)."""
+        floats = [v.dtype for v, _ in args if isinstance(v, Value) and v.dtype.is_float]
+        if not floats:
+            return args
+        return [(self.emit(n, "cast", [(v, n)], dtype=floats[0]), n)
+                if isinstance(v, Value) and not v.is_tensor and v.dtype.is_integer else (v, n)
+                for v, n in args]
+
+    def _float_constant(self, v: float, dt: DType, node: ast.AST | None) -> float:
+        """``v`` rounded into the float type ``dt`` of the value it meets; a finite number
+        beyond ``dt``'s range (it would become inf, or saturate) is a diagnostic."""
+        # below dt.max plus half its ulp a number rounds to dt.max; from there on to inf
+        half_ulp = 2.0 ** (math.floor(math.log2(dt.max)) - dt.mantissa_bits - 1)
+        if math.isfinite(v) and abs(v) >= dt.max + half_ulp:
+            raise self.error(node, f"constant {v:g} does not fit in {dt.name} (largest finite "
+                                   f"value {dt.max:g}): cast the value to a wider type first, "
+                                   f"e.g. tv.cast(x, f32)")
+        return _round_to(v, dt)
 
     def emit(self, node: ast.AST, op: str, args: list[tuple[Any, ast.AST]], /,
              **attrs: Any) -> Value:
         """Emit ``op`` on (value, node) pairs; Python numbers take the dtype of the run-time
         operands. A typing error becomes a diagnostic at the offending operand."""
+        if op in _FLOAT_ARITHMETIC:
+            args = self._sizes_as_floats(node, args)
         like = next((v.dtype for v, _ in args if isinstance(v, Value) and not
                      (op == "where" and v is args[0][0])), None)
         operands = []
@@ -193,6 +218,10 @@ class Operands(TranspilerBase):
         layout = self.register_layout(layout, node, what)
         value.operand = self.builder.set_layout(value.operand, layout)
         return value
+
+
+# The operations in which an integer scalar meeting a float value converts to its type.
+_FLOAT_ARITHMETIC = frozenset({"add", "sub", "mul", "div", "min", "max"})
 
 
 def _round_to(v: float, dt: DType) -> float:

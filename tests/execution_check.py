@@ -109,7 +109,7 @@ def compare_executions(fn, call, args, named, copies, copied_named) -> None:
     from tilevm.frontend.arguments import bind_arguments
 
     constants = {k: v for k, v in named.items() if k not in _tensor_names(fn)}
-    kernel = fn.ir(**constants)
+    kernel = fn.ir(**fn._bind_dtype_variables(_ordered(fn, copies, copied_named), constants))
     # Blocks one after another in index order, as the interpreter runs them (the values atomics
     # return depend on the order); the check's own tv.debug_print text is not the test's output.
     threads = os.environ.get("TILEVM_CPU_THREADS")

@@ -10,7 +10,7 @@ import tilevm.runtime.interp_device  # registers device="interp"  # noqa: F401
 from tilevm.frontend import dsl as _dsl
 from tilevm.frontend.device_tensors import packed
 from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
-from tilevm.frontend.dsl import Const, Global, Scalar
+from tilevm.frontend.dsl import Const, Dtype, Global, Scalar
 from tilevm.frontend.kernel import kernel
 from tilevm.ir import dtypes as _dtypes
 from tilevm.ir.dtypes import DType, all_dtypes, dtype
@@ -44,8 +44,8 @@ globals().update(_TYPES)
 globals().update(_dsl.BUILTINS)
 
 __all__ = [
-    "CompileError", "CompiledKernel", "Const", "DType", "DeviceArray", "Global", "GlobalLayout",
-    "HostTensor", "InternalCompilerError", "KernelArtifact", "KernelExecutionError",
+    "CompileError", "CompiledKernel", "Const", "DType", "DeviceArray", "Dtype", "Global",
+    "GlobalLayout", "HostTensor", "InternalCompilerError", "KernelArtifact", "KernelExecutionError",
     "NoCudaDevice", "RegisterLayout", "Scalar", "SharedLayout", "Swizzle", "__version__",
     "all_dtypes", "column_local", "column_spatial", "dtype", "gpu_available", "kernel",
     "ldmatrix_fragment", "local", "mma_fragment", "packed", "replicated", "spatial",

@@ -20,7 +20,8 @@ import numpy as np
 
 from tilevm.ir.dtypes import DType, dtype, from_numpy_dtype
 
-__all__ = ["DeviceTensor", "PackedTensor", "argument_device", "device_tensor", "packed",
+__all__ = ["DeviceTensor", "PackedTensor", "argument_device", "argument_dtype", "device_tensor",
+           "packed",
            "pointer_device", "row_major_strides", "set_pointer_device"]
 
 
@@ -135,6 +136,26 @@ def _cai_device(arg: Any) -> int:
         return pointer_device(address) if address else 0
     except Exception:  # no driver: reported when the call binds the argument
         return 0
+
+
+def argument_dtype(arg: Any) -> DType | None:
+    """The tilevm dtype of a tensor argument of any kind, read without the driver; ``None`` for
+    a Python number or an object whose dtype has no tilevm counterpart."""
+    if isinstance(arg, (DeviceTensor, PackedTensor)) or type(arg).__name__ in (
+            "HostTensor", "DeviceArray"):
+        return arg.dtype
+    try:
+        if isinstance(arg, np.ndarray):
+            return from_numpy_dtype(arg.dtype)
+        if type(arg).__module__.startswith("torch") and hasattr(arg, "dtype"):
+            from tilevm.ir.host_tensor import _dtype_of_torch
+
+            return _dtype_of_torch(arg.dtype)
+        if hasattr(arg, "__cuda_array_interface__"):
+            return from_numpy_dtype(np.dtype(arg.__cuda_array_interface__["typestr"]))
+    except (TypeError, KeyError):
+        return None
+    return None
 
 
 def device_tensor(name: str, arg: Any) -> DeviceTensor:

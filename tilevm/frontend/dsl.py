@@ -18,12 +18,33 @@ from tilevm.ir.dtypes import DType, dtype
 __all__ = [
     "BUILTINS",
     "Const",
+    "Dtype",
     "Global",
     "GlobalSpec",
     "OutsideKernelError",
     "Scalar",
     "ScalarSpec",
 ]
+
+
+@dataclass(frozen=True)
+class Dtype:
+    """A dtype variable, ``tv.Dtype("T")``, in place of a dtype in ``tv.Global``/``tv.Scalar``:
+    bound at each call to the dtype of the argument (``x: tv.Global[tv.Dtype("T"), "n"]`` called
+    with an f16 array binds ``T = f16``) or given as a constant (``T=tv.bf16``), and in scope in
+    the kernel body as that dtype. Each dtype a variable takes is one specialization of the
+    kernel, as each value of a ``tv.Const`` is."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise TypeError(f"tv.Dtype: the variable's name must be an identifier, got "
+                            f"{self.name!r}")
+
+
+def _dtype_or_variable(key: Any) -> DType | Dtype:
+    return key if isinstance(key, Dtype) else dtype(key)
 
 
 @dataclass(frozen=True)
@@ -34,7 +55,7 @@ class GlobalSpec:
     size fixed when the kernel is written, checked when it is called: ``tv.Global[f16, "co", 3,
     3, "ci"]``)."""
 
-    dtype: DType
+    dtype: DType | Dtype
     dims: tuple[str | int, ...]
 
 
@@ -42,7 +63,7 @@ class GlobalSpec:
 class ScalarSpec:
     """The annotation ``tv.Scalar[dtype]``: a run-time scalar argument."""
 
-    dtype: DType
+    dtype: DType | Dtype
 
 
 class _GlobalFactory:
@@ -57,12 +78,12 @@ class _GlobalFactory:
             if not static and not (isinstance(d, str) and d.isidentifier()):
                 raise TypeError(f"tv.Global: each dimension is a name (a string such as 'm') or "
                                 f"a positive int (a fixed size), got {d!r} in {dims!r}")
-        return GlobalSpec(dtype(key[0]), dims)
+        return GlobalSpec(_dtype_or_variable(key[0]), dims)
 
 
 class _ScalarFactory:
     def __getitem__(self, key: Any) -> ScalarSpec:
-        return ScalarSpec(dtype(key))
+        return ScalarSpec(_dtype_or_variable(key))
 
 
 Global = _GlobalFactory()

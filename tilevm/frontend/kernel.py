@@ -92,6 +92,7 @@ class KernelFunction:
         from tilevm.frontend.devices import runner_for
 
         args, constants = self._by_name(args, constants)
+        constants = self._bind_dtype_variables(args, constants)
         try:
             kernel = self.ir(**constants)
         except CompileError as e:  # shown from the user's call, not from inside tilevm
@@ -116,6 +117,54 @@ class KernelFunction:
                 "kernel": self.fn.__qualname__, "constants": constants, "device": device,
                 "dims": bound.dims, "scalars": bound.scalars}) from e
         bound.finish()
+
+    def _bind_dtype_variables(self, args: tuple, constants: dict[str, Any]) -> dict[str, Any]:
+        """``constants`` with each dtype variable (``tv.Dtype``) of the parameters bound to the
+        dtype of its argument, unless given; two arguments that disagree are a ``TypeError``
+        naming both."""
+        variables = self._dtype_variables
+        if not variables:
+            return constants
+        import inspect
+
+        from tilevm.frontend.device_tensors import argument_dtype
+
+        names = [p.name for p in inspect.signature(self.fn).parameters.values()]
+        bound = dict(constants)
+        source: dict[str, str] = {}
+        for param, variable in variables.items():
+            index = names.index(param)
+            if index >= len(args) or variable in constants:
+                continue
+            found = argument_dtype(args[index])
+            if found is None:
+                continue
+            if variable in source and bound[variable] != found:
+                raise TypeError(f"kernel {self.fn.__name__}: dtype variable '{variable}' is "
+                                f"{bound[variable].name} from argument '{source[variable]}' but "
+                                f"{found.name} from argument '{param}'")
+            bound.setdefault(variable, found)
+            source.setdefault(variable, param)
+        return bound
+
+    @functools.cached_property
+    def _dtype_variables(self) -> dict[str, str]:
+        """Parameter name -> the dtype variable (``tv.Dtype``) its annotation names."""
+        from tilevm.frontend import dsl
+
+        out = {}
+        for name, annotation in getattr(self.fn, "__annotations__", {}).items():
+            if isinstance(annotation, str):  # `from __future__ import annotations`
+                try:
+                    annotation = eval(annotation, self.fn.__globals__,
+                                      self.definition_locals)
+                except Exception:  # left to the transpiler's diagnostic
+                    continue
+            spec_dtype = getattr(annotation, "dtype", None)
+            if isinstance(annotation, (dsl.GlobalSpec, dsl.ScalarSpec)) and isinstance(
+                    spec_dtype, dsl.Dtype):
+                out[name] = spec_dtype.name
+        return out
 
     def _by_name(self, args: tuple, named: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         """Move tensor and scalar arguments given by name (``k(x=a, y=b)``) into ``args``; what

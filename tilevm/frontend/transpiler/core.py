@@ -45,8 +45,15 @@ class Transpiler(Statements, Expressions, Calls, Operands, Scopes):
         self.frames = [frame]
         params: list[Var] = []
         dims: dict[str, ast.AST] = {}
+        variables: dict[str, DType] = {}  # dtype variables (tv.Dtype) and their bindings
         for arg in a.args:
             spec = self.annotation(arg)
+            if isinstance(spec, (dsl.GlobalSpec, dsl.ScalarSpec)) and isinstance(spec.dtype,
+                                                                                   dsl.Dtype):
+                bound = self.dtype_variable(arg, spec.dtype.name)
+                variables[spec.dtype.name] = bound
+                spec = (dsl.GlobalSpec(bound, spec.dims) if isinstance(spec, dsl.GlobalSpec)
+                        else dsl.ScalarSpec(bound))
             if isinstance(spec, dsl.GlobalSpec):
                 ty: Type = TensorType(spec.dtype, spec.dims, "global")
                 for d in spec.dims:
@@ -74,6 +81,10 @@ class Transpiler(Statements, Expressions, Calls, Operands, Scopes):
             self.readonly.add(d)
         given = dict(self.constants)
         used_consts = []
+        for name, bound in variables.items():
+            given.pop(name)
+            frame.names[name] = bound
+            used_consts.append((name, bound))
         for arg, default in zip(a.kwonlyargs, a.kw_defaults):
             if arg.annotation is None:
                 raise self.error(arg, f"parameter '{arg.arg}' has no annotation; write "
@@ -107,6 +118,18 @@ class Transpiler(Statements, Expressions, Calls, Operands, Scopes):
         return Kernel(fdef.name, tuple(params), tuple(_attr_const(v) for v in used_consts),
                       tuple(launch_body), grid, warps, tuple(self.builder.blocks[0]),
                       self.loc(fdef))
+
+    def dtype_variable(self, arg: ast.arg, name: str) -> DType:
+        """The dtype the call bound to the variable ``name`` of ``arg``'s annotation."""
+        value = self.constants.get(name)
+        if value is None:
+            raise self.error(arg.annotation, f"dtype variable '{name}' of '{arg.arg}' is not "
+                                             f"bound: call the kernel with a tensor for it, or "
+                                             f"give {name}=tv.f16 (a dtype)")
+        if not isinstance(value, DType):
+            raise self.error(arg.annotation, f"dtype variable '{name}' of '{arg.arg}' is bound "
+                                             f"to {value!r}, not a dtype")
+        return value
 
     def annotation(self, arg: ast.arg) -> Any:
         """The value of parameter ``arg``'s annotation (a spec such as ``tv.Global[…]``), evaluated

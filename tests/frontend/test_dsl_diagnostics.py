@@ -439,10 +439,17 @@ def test_a_pinned_layout_must_cover_every_thread_of_the_block():
 # -- issue 12 item 6: messages that name the fix --------------------------------------------------
 
 
-def _compile_error(fn) -> str:
+def _compile_error(fn, at: str | None = None, column_of: str | None = None) -> str:
+    """The message of the CompileError ``fn``'s call raises; with ``at``, also checks that it
+    points at the line of this file holding ``at``, at the column where ``column_of`` starts."""
     x = np.ones(64, np.float32)
     with pytest.raises(tv.CompileError) as info:
         fn(x, np.zeros(64, np.float32))
+    if at is not None:
+        lines = Path(__file__).read_text().splitlines()
+        line = next(k for k, text in enumerate(lines, 1) if at in text)
+        assert (info.value.line, info.value.col) == (
+            line, lines[line - 1].index(at) + at.index(column_of or at) + 1)
     return str(info.value)
 
 
@@ -453,7 +460,7 @@ def test_a_tile_as_the_axis_of_tv_max_suggests_tv_maximum():
         a = tv.load(x, (0,), (64,))
         tv.store(y, tv.min(a, a), (0,))
 
-    assert "use tv.minimum(a, b)" in _compile_error(pairwise)
+    assert "use tv.minimum(a, b)" in _compile_error(pairwise, "tv.min(a, a)", "a)")
 
 
 def test_math_functions_and_fractional_powers_on_tiles_suggest_the_builtin():
@@ -469,9 +476,11 @@ def test_math_functions_and_fractional_powers_on_tiles_suggest_the_builtin():
         tv.launch(grid=1, warps=1)
         tv.store(y, tv.load(x, (0,), (64,)) ** 0.5, (0,))
 
-    assert "math.sqrt computes on Python numbers" in _compile_error(with_math)
-    assert "on run-time values use tv.sqrt" in _compile_error(with_math)
-    assert "for a square root use tv.sqrt(x)" in _compile_error(with_power)
+    message = _compile_error(with_math, "math.sqrt(tv.load(x, (0,), (64,)))")
+    assert "math.sqrt computes on Python numbers" in message
+    assert "on run-time values use tv.sqrt" in message
+    assert "for a square root use tv.sqrt(x)" in _compile_error(
+        with_power, "tv.load(x, (0,), (64,)) ** 0.5")
 
 
 def test_calling_a_kernel_from_a_kernel_says_helpers_are_plain_functions():
@@ -485,7 +494,7 @@ def test_calling_a_kernel_from_a_kernel_says_helpers_are_plain_functions():
         tv.launch(grid=1, warps=1)
         inner(x, y)
 
-    message = _compile_error(outer)
+    message = _compile_error(outer, "        inner(x, y)", "inner")
     assert "inner is a @tv.kernel: a kernel cannot launch another" in message
     assert "plain Python function" in message
 

@@ -5,13 +5,13 @@ signature NVRTC compiled) and launches recorded by a fake driver device."""
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from example_loader import load_example
 
 import tilevm as tv
 from tilevm import f16, f32, i32
@@ -24,16 +24,6 @@ from tilevm.runtime.artifact import ArtifactError, KernelArtifact, artifact_of, 
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_gpu import FakeCudaArray, FakeDevice, fake_pointer_device
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(EXAMPLES))
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 @tv.kernel
@@ -226,7 +216,7 @@ def art_signature(art):
 @pytest.mark.parametrize("name, dims", [("matmul", {"m": 130, "n": 65, "k": 40}),
                                         ("attention", None), ("softmax", None)])
 def test_the_artifact_grid_equals_the_interpreters(name, dims):
-    ir = _example(name).ir()
+    ir = getattr(load_example(name), name).ir()
     program = artifact_module._grid_program(ir)
     art = KernelArtifact(b"", {"name": ir.name, "grid": program})
     scalars = {p.name: 1.0 for p in ir.params if not hasattr(p.type, "scope")}

@@ -3,23 +3,9 @@ report; each still checks its own result against its float64/numpy reference."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(f"sanitized_example_{name}",
-                                                  EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load_example
 
 
 @pytest.mark.parametrize(("name", "argv"), [
@@ -32,5 +18,6 @@ def _load(name: str):
 ])
 def test_example_has_no_sanitizer_report(name, argv, monkeypatch):
     monkeypatch.setenv("TILEVM_SANITIZE", "1")
-    error = _load(name).main([*argv, "--device", "cpu"])  # a report would raise
+    error = load_example(name, "sanitized_example_").main(
+        [*argv, "--device", "cpu"])  # a report would raise
     assert np.isfinite(error)

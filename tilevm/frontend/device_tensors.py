@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from tilevm.ir.dtypes import DType, dtype, from_numpy_dtype
+from tilevm.ir.host_tensor import contiguous_strides
 
 __all__ = ["DeviceTensor", "PackedTensor", "argument_device", "argument_dtype", "device_tensor",
            "packed",
-           "pointer_device", "row_major_strides", "set_pointer_device"]
+           "pointer_device", "set_pointer_device"]
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _cai(name: str, arg: Any) -> DeviceTensor:
     shape = tuple(int(s) for s in cai["shape"])
     item = np_dtype.itemsize
     if cai.get("strides") is None:
-        strides = row_major_strides(shape)
+        strides = contiguous_strides(shape)
     else:
         byte_strides = tuple(int(s) for s in cai["strides"])
         if any(s % item for s in byte_strides):
@@ -261,7 +262,7 @@ def _dlpack(name: str, arg: Any) -> DeviceTensor:
                         f"bits, {t.dtype.lanes} lanes has no tilevm counterpart")
     dt = dtype(_DLPACK_TYPES[key])
     shape = tuple(int(t.shape[i]) for i in range(t.ndim))
-    strides = (row_major_strides(shape) if not t.strides
+    strides = (contiguous_strides(shape) if not t.strides
                else tuple(int(t.strides[i]) for i in range(t.ndim)))
     data = int(t.data or 0) + int(t.byte_offset)
     return DeviceTensor(data, dt, shape, strides, int(t.device.device_id), 0, (arg, capsule))
@@ -272,7 +273,7 @@ def _packed(name: str, p: PackedTensor) -> DeviceTensor:
     if base.dtype.name not in ("u8", "i8") or len(base.shape) != 1 or base.strides[0] != 1:
         raise TypeError(f"argument '{name}': tv.packed needs 1-D contiguous uint8 bytes, got "
                         f"{base.dtype.name} of shape {base.shape}")
-    strides = row_major_strides(p.shape) if p.strides is None else p.strides
+    strides = contiguous_strides(p.shape) if p.strides is None else p.strides
     if len(strides) != len(p.shape):
         raise ValueError(f"argument '{name}': {len(strides)} strides for shape {p.shape}")
     if all(n > 0 for n in p.shape):
@@ -283,12 +284,3 @@ def _packed(name: str, p: PackedTensor) -> DeviceTensor:
                              f"offset {p.offset} reach outside {base.shape[0]} bytes")
     return DeviceTensor(base.data_ptr, p.dtype, p.shape, tuple(strides), base.device, p.offset,
                         base.owner)
-
-
-def row_major_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Element strides of a dense row-major tensor of ``shape``."""
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))

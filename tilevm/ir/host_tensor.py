@@ -16,7 +16,7 @@ import numpy as np
 from tilevm.ir.dtypes import DType, dtype, from_numpy_dtype
 from tilevm.ir.packing import read_patterns, write_patterns
 
-__all__ = ["HostTensor"]
+__all__ = ["HostTensor", "contiguous_strides"]
 
 
 class HostTensor:
@@ -40,7 +40,7 @@ class HostTensor:
         self.shape = tuple(int(s) for s in shape)
         if any(s < 0 for s in self.shape):
             raise ValueError(f"HostTensor: negative size in shape {self.shape}")
-        self.strides = _contiguous_strides(self.shape) if strides is None else tuple(
+        self.strides = contiguous_strides(self.shape) if strides is None else tuple(
             int(s) for s in strides)
         if len(self.strides) != len(self.shape):
             raise ValueError(f"HostTensor: {len(self.strides)} strides for shape {self.shape}")
@@ -213,7 +213,8 @@ class HostTensor:
                 f"offset={self.offset})")
 
 
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Element strides of a dense row-major (C order) tensor of ``shape``."""
     strides, step = [], 1
     for n in reversed(shape):
         strides.append(step)

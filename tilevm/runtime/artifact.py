@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import json
 import threading
@@ -109,7 +110,7 @@ class KernelArtifact:
     def bind(self, args: tuple[Any, ...]) -> BoundArguments:
         """Check ``args`` (GPU tensors and scalars, in the kernel's parameter order) against the
         parameters; errors name the argument."""
-        return bind_arguments(_Signature.of(self.description), args, "cuda")
+        return bind_arguments(self._signature, args, "cuda")
 
     def launch(self, *args: Any, stream: int | None = None) -> None:
         """Run the kernel on ``args`` (CUDA torch tensors, ``__cuda_array_interface__`` or
@@ -118,12 +119,15 @@ class KernelArtifact:
         the legacy default stream). No host synchronization."""
         self.launch_bound(self.bind(args), stream)
 
-    def launch_bound(self, bound: BoundArguments, stream: int | None = None) -> None:
-        """:meth:`launch` on arguments bound already (by :meth:`bind` or the frontend)."""
+    def launch_bound(self, bound: BoundArguments, stream: int | None = None,
+                     spec: Any = None) -> None:
+        """:meth:`launch` on arguments bound already (by :meth:`bind` or the frontend); ``spec``
+        is the call's :class:`~tilevm.backend.lower.Specialization` when the caller computed it
+        (it is then not computed again)."""
         from tilevm.runtime import cuda_driver
         from tilevm.runtime.gpu_workspaces import stream_of, workspaces_for
 
-        self._check_specialization(bound)
+        self._check_specialization(bound, spec)
         index = next((t.device for t in bound.tensors.values()), 0)
         device = cuda_driver.cuda_device(index)
         if device.arch != self.description["target"].removesuffix("a"):
@@ -147,8 +151,7 @@ class KernelArtifact:
 
         params = {p["name"]: p for p in self.description["params"]}
         out: list[Any] = []
-        for a in self.description["abi"]:
-            t = scalar_type(a["type"])
+        for a, t in zip(self.description["abi"], self._abi_types, strict=True):
             kind, source = a["kind"], a["source"]
             if kind == "pointer":
                 value: int = bound.tensors[source].data_ptr
@@ -177,12 +180,20 @@ class KernelArtifact:
                 self._modules[device.index] = function
         return function
 
-    def _check_specialization(self, bound: BoundArguments) -> None:
+    @functools.cached_property
+    def _signature(self) -> _Signature:
+        return _Signature.of(self.description)
+
+    @functools.cached_property
+    def _abi_types(self) -> list[Any]:
+        return [scalar_type(a["type"]) for a in self.description["abi"]]
+
+    def _check_specialization(self, bound: BoundArguments, got: Any = None) -> None:
         from tilevm.backend.lower.specialization import Specialization
 
         want = self.description["specialization"]
-        signature = _Signature.of(self.description)
-        got = Specialization.of_arguments(signature, bound.tensors, bound.dims)
+        if got is None:
+            got = Specialization.of_arguments(self._signature, bound.tensors, bound.dims)
         for name, facts in want["tensors"].items():
             have = got.tensor(name)
             if facts["aligned"] and not have.aligned:

@@ -46,7 +46,7 @@ def run_on_cuda(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
     index = next((t.device for t in bound.tensors.values()), 0)
     device = cuda_driver.cuda_device(index)
     spec = Specialization.of_arguments(kernel, bound.tensors, bound.dims)
-    compiled_for_cuda(kernel, spec, device.arch).launch_bound(bound)
+    compiled_for_cuda(kernel, spec, device.arch).launch_bound(bound, spec=spec)
 
 
 register_device("cuda", run_on_cuda)

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from tilevm.frontend.device_tensors import DeviceTensor, row_major_strides
+from tilevm.frontend.device_tensors import DeviceTensor
 from tilevm.ir.dtypes import DType, dtype, from_numpy_dtype
-from tilevm.ir.host_tensor import HostTensor
+from tilevm.ir.host_tensor import HostTensor, contiguous_strides
 from tilevm.runtime import cuda_driver
 from tilevm.runtime.cuda_driver import CudaDevice
 
@@ -56,7 +56,7 @@ class DeviceArray:
     @staticmethod
     def from_host_tensor(tensor: HostTensor, device: int = 0) -> DeviceArray:
         """The packed bytes of a dense row-major :class:`HostTensor` on GPU ``device``."""
-        if tensor.offset or tensor.strides != row_major_strides(tensor.shape):
+        if tensor.offset or tensor.strides != contiguous_strides(tensor.shape):
             tensor = HostTensor.from_numpy(tensor.to_numpy(), tensor.dtype)
         out = DeviceArray(cuda_driver.cuda_device(device), tensor.shape, tensor.dtype,
                           tensor.data.nbytes)
@@ -82,7 +82,7 @@ class DeviceArray:
 
     def as_device_tensor(self) -> DeviceTensor:
         """What a kernel call binds: this array as a dense tensor of its dtype."""
-        return DeviceTensor(self.address, self.dtype, self.shape, row_major_strides(self.shape),
+        return DeviceTensor(self.address, self.dtype, self.shape, contiguous_strides(self.shape),
                             self.device.index, 0, self)
 
     @property

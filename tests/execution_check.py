@@ -94,8 +94,10 @@ def compiles_for_the_gpu(kernel, spec) -> None:
         lowered = lower(kernel, arch, spec)
         binary = compile_cuda(emit_cuda(lowered.thread, arch), arch)
         r = binary.resources[lowered.thread.name]
-        # vprintf takes its arguments in a local buffer: a printing kernel has a stack frame.
-        prints = any(isinstance(s, Instr) and s.op == "print" for s in walk(kernel.body))
+        # vprintf takes its arguments in a local buffer: a kernel that prints (or may print a
+        # failed device_assert) has a stack frame.
+        prints = any(isinstance(s, Instr) and s.op in ("print", "device_assert")
+                     for s in walk(kernel.body))
         stack = 0 if prints else r.stack_frame_bytes
         assert (r.spill_store_bytes, r.spill_load_bytes, stack) == (0, 0, 0), (
             f"{kernel.name} for {arch} spills or uses a stack frame: {r}")

@@ -127,17 +127,21 @@ def _vprintf(cg: Any, s: Instr) -> None:
 
 
 @contextmanager
-def prints_in_block_order(compiled: Any, grid: tuple[int, int, int]) -> Iterator[None]:
+def prints_in_block_order(compiled: Any, grid: tuple[int, int, int]
+                          ) -> Iterator[dict[int, bytes]]:
     """While the body runs the blocks of ``compiled`` (a ``jit.JitResult``) on a grid of
     ``grid`` = (x, y, z) extents, collect each block's ``vprintf`` text; afterwards (also when the
     run fails) write it to ``sys.stdout`` block by block, in row-major order of the block index
     (x slowest, as the interpreter runs blocks), each block's text in the order it printed it.
 
     A kernel without ``vprintf`` is left alone. Launches of kernels that print take turns (the sink
-    is a global of the loaded code, shared by every launch of it)."""
+    is a global of the loaded code, shared by every launch of it). The context's value is a dict
+    that holds, once the body is over, each block's text by linear block number (the launch
+    quotes a trapping block's last line in its error)."""
+    printed: dict[int, bytes] = {}
     address = compiled.engine[0].get_global_value_address(SINK_SYMBOL)
     if not address:
-        yield
+        yield printed
         return
     nx, ny, _ = grid
     pieces: dict[int, list[bytes]] = {}
@@ -153,9 +157,10 @@ def prints_in_block_order(compiled: Any, grid: tuple[int, int, int]) -> Iterator
     with _SINK_LOCK:
         slot.value = ctypes.cast(callback, ctypes.c_void_p).value
         try:
-            yield
+            yield printed
         finally:
             slot.value = None
+            printed.update((b, b"".join(p)) for b, p in pieces.items())
 
             def index(b: int) -> tuple[int, int, int]:
                 return (b % nx, b // nx % ny, b // (nx * ny))

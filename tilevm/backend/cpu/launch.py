@@ -144,7 +144,7 @@ class CpuKernel:
                     return
 
         # tv.debug_print's text comes out after the launch, block by block in block order
-        with debug_ops.prints_in_block_order(self.compiled, dims):
+        with debug_ops.prints_in_block_order(self.compiled, dims) as printed:
             if workers == 1:
                 work(0)
             else:
@@ -155,9 +155,10 @@ class CpuKernel:
                     t.join()
         del keep
         if failures:
-            raise CpuKernelError(self._describe(errors[failures[0]], dims))
+            raise CpuKernelError(self._describe(errors[failures[0]], dims, printed))
 
-    def _describe(self, err: np.ndarray, dims: tuple[int, int, int] = (0, 1, 1)) -> str:
+    def _describe(self, err: np.ndarray, dims: tuple[int, int, int] = (0, 1, 1),
+                  printed: dict[int, bytes] | None = None) -> str:
         code, sid, block, warp, mask, detail = (int(x) for x in err[:6])
         what = ERRORS.get(code, f"error {code}")
         if sid >= 0:
@@ -182,8 +183,13 @@ class CpuKernel:
         block_text = f"block {block}"
         if dims[1:] != (1, 1) and block >= 0:
             block_text += f" (x={block % nx}, y={block // nx % ny}, z={block // (nx * ny)})"
-        return (f"kernel {self.kernel.name}: {where} — {block_text}, warp {warp}, active mask "
+        text = (f"kernel {self.kernel.name}: {where} — {block_text}, warp {warp}, active mask "
                 f"0x{mask & 0xFFFFFFFF:08x}{extra}")
+        lines = (printed or {}).get(block, b"").decode("utf-8", errors="replace").splitlines()
+        if code == TRAP_ERROR and lines:
+            # what the block printed last says why (tv.device_assert prints, then traps)
+            text = f"{lines[-1]}\n{text}"
+        return text
 
 
 def compile_kernel(kernel: Kernel, sanitize: bool = False) -> CpuKernel:

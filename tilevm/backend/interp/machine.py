@@ -557,6 +557,16 @@ class _Machine:
                  for a in s.args]
         print("\n".join(print_lines(tuple(blk.index), s.attr("prefix"), shown)), flush=True)
 
+    def op_device_assert(self, blk: _Block, s: Instr) -> None:
+        cond = np.asarray(self.get(blk, s.args[0])).astype(bool)
+        if cond.all():
+            return
+        where = f"block {tuple(int(b) for b in blk.index)}"
+        if cond.ndim:
+            first = np.unravel_index(int(np.argmin(cond.ravel())), cond.shape)
+            where += f", element {tuple(int(i) for i in first)}"
+        raise InterpreterError(f"{s.loc}: device_assert failed: {s.attr('msg')} ({where})")
+
 
 def _arg_reduce(x: np.ndarray, op: str, axis: int | tuple[int, ...], keep: bool) -> np.ndarray:
     """numpy's ``argmax``/``argmin`` of ``x`` over ``axis`` (one axis or several; over several,

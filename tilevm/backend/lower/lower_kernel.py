@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 # The rules register themselves on import.
 from tilevm.backend.lower import (  # noqa: F401
+    rules_assert,
     rules_debug,
     rules_dot,
     rules_elementwise,

@@ -1,4 +1,4 @@
-"""Printing from a kernel: ``tv.debug_print``."""
+"""Printing from a kernel and checking in it: ``tv.debug_print``, ``tv.device_assert``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ast
 from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
+from tilevm.frontend.transpiler.value import U1, Value
 
 if TYPE_CHECKING:
     from tilevm.frontend.transpiler.core import Transpiler
@@ -54,3 +55,32 @@ def _chosen_block(tr: Transpiler, block: Any, node: ast.AST) -> tuple[int, ...]:
         raise tr.error(node, f"tv.debug_print: block {tuple(items)} has {len(items)} "
                              f"ind{'ex' if len(items) == 1 else 'ices'} for a {rank}-D grid")
     return tuple(items)
+
+
+@builtin
+def device_assert(cond: Any, msg: str = "device_assert failed") -> None:
+    """Stop the run unless ``cond`` holds: ``cond`` is a ``u1`` tile (every element must be
+    true) or a block-uniform ``u1`` scalar (a comparison gives one); ``msg`` a compile-time
+    string.
+
+    Where an element is false, the interpreter and the CPU backend stop the launch with
+    :class:`tilevm.KernelExecutionError`, whose message holds ``msg``, the user's file and line,
+    the block and the index of a false element (the first in row-major order on the
+    interpreter). On the GPU each thread holding a false element prints that line (the first
+    holder of a replicated element) and executes ``trap``, which aborts the kernel; the host
+    sees a launch failure. The check costs a comparison per element; remove it from hot loops
+    once a kernel is trusted. A compile-time condition is checked while the kernel is built."""
+
+
+@translates(device_assert)
+def _device_assert(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> None:
+    msg = tr.const(a["msg"], n["msg"], "tv.device_assert: msg", (str,))
+    cond = a["cond"]
+    if not isinstance(cond, Value):
+        if not cond:
+            raise tr.error(node, f"tv.device_assert: the compile-time condition is false: {msg}")
+        return
+    if cond.dtype != U1:
+        raise tr.error(n["cond"], f"tv.device_assert: the condition must be u1 (a comparison), "
+                                  f"got {cond.describe()}; compare it, e.g. x != 0")
+    tr.emit(node, "device_assert", [(cond, n["cond"])], msg=msg)

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import builtin, translates
 from tilevm.frontend.transpiler.value import I32, Value
-from tilevm.ir.tile.program import For
+from tilevm.ir.tile.program import Assign, Const, For, Operand, While
 from tilevm.ir.tile.types import ScalarType
 
 if TYPE_CHECKING:
     from tilevm.frontend.transpiler.core import Transpiler
+    from tilevm.frontend.transpiler.exits import LoopExits
 
 
 @builtin
@@ -50,6 +51,13 @@ def for_loop(tr: Transpiler, s: ast.For, call: ast.Call) -> None:
     if not isinstance(s.target, ast.Name):
         raise tr.error(s.target, "a tv.range loop variable must be a plain name")
     tr.materialize(s.body)
+    exits = tr.loop_flags(s.body, s)
+    if exits.stop is not None:
+        if unroll is not None:
+            raise tr.error(n["unroll"], "tv.range: unroll cannot be combined with 'break' or "
+                                        "'return' in the loop's body")
+        _counted_while(tr, s, bounds, exits)
+        return
     frame = tr.push("for", s.lineno)
     var = tr.builder.var(s.target.id, ScalarType(bounds[0].type.dtype))
     frame.names[s.target.id] = Value(var, s.target.id)
@@ -57,9 +65,47 @@ def for_loop(tr: Transpiler, s: ast.For, call: ast.Call) -> None:
     tr.readonly.add(s.target.id)
     try:
         with tr.builder.block() as stmts:
-            tr.body(s.body)
+            tr.loop_body(exits, s, lambda: tr.body(s.body))
     finally:
         if not was_readonly:
             tr.readonly.discard(s.target.id)
         tr.pop()
     tr.builder.append(For(var, *bounds, tuple(stmts), unroll, tr.loc(s)))
+
+
+def _counted_while(tr: Transpiler, s: ast.For, bounds: list[Operand], exits: LoopExits) -> None:
+    """``s`` with a ``break`` or ``return``: a ``while`` loop over a counter, ended by the
+    ``stop`` flag too. The bounds were evaluated once, before; the user's name is the counter,
+    read-only in the body; a run-time step of zero stops the kernel, as ``for`` does."""
+    start, stop, step = bounds
+    constant_step = isinstance(step, Const)
+    assert isinstance(s.target, ast.Name)
+    loc = tr.loc(s)
+    zero = Const(0, step.type.dtype)
+    if not constant_step:
+        tr.builder.emit("device_assert", [tr.builder.emit("ne", [step, zero], loc)], loc,
+                        msg="tv.range: step must not be zero")
+    counter = tr.builder.emit("copy", [start], loc, s.target.id)
+    with tr.builder.block() as cond_body:
+        if constant_step:
+            going = tr.builder.emit("lt" if step.value > 0 else "gt", [counter, stop], loc)
+        else:
+            up = tr.builder.emit("and", [tr.builder.emit("gt", [step, zero], loc),
+                                         tr.builder.emit("lt", [counter, stop], loc)], loc)
+            down = tr.builder.emit("and", [tr.builder.emit("lt", [step, zero], loc),
+                                           tr.builder.emit("gt", [counter, stop], loc)], loc)
+            going = tr.builder.emit("or", [up, down], loc)
+        cond = tr.loop_condition(exits, going, s)
+    frame = tr.push("for", s.lineno)
+    frame.names[s.target.id] = Value(counter, s.target.id)
+    was_readonly = s.target.id in tr.readonly
+    tr.readonly.add(s.target.id)
+    try:
+        with tr.builder.block() as body:
+            tr.loop_body(exits, s, lambda: tr.body(s.body))
+            tr.builder.append(Assign(counter, tr.builder.emit("add", [counter, step], loc), loc))
+    finally:
+        if not was_readonly:
+            tr.readonly.discard(s.target.id)
+        tr.pop()
+    tr.builder.append(While(tuple(cond_body), cond, tuple(body), loc))

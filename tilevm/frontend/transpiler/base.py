@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 from tilevm.frontend.builder import Builder
 from tilevm.frontend.diagnostics import CompileError
 from tilevm.frontend.transpiler.source import source_of
-from tilevm.ir.tile.program import Loc
+from tilevm.ir.tile.program import Loc, Var
 
 if TYPE_CHECKING:
+    from tilevm.frontend.transpiler.exits import LoopExits
     from tilevm.frontend.transpiler.scopes import Frame
     from tilevm.frontend.transpiler.value import Value
 
@@ -41,6 +42,11 @@ class TranspilerBase:
         self.depth = 0
         self.dim_names: set[str] = set()
         self.dim_values: dict[str, Value] = {}
+        # early exits (tilevm.frontend.transpiler.exits): the enclosing loops of the function
+        # being translated, the kernel's `returned` flag, how often each flag was set so far
+        self.loops: list[LoopExits] = []
+        self.returned: Var | None = None
+        self.flag_sets: dict[str, int] = {}
 
     def loc(self, node: ast.AST) -> Loc:
         """The file position of ``node`` (a node of the function being translated)."""

@@ -139,8 +139,8 @@ class Calls(TranspilerBase):
         except TypeError as e:
             raise self.error(node, f"{fn.__name__}(): {e}") from None
         bound.apply_defaults()
-        saved = (self.src, self.frames, self.gone)
-        self.src, self.gone = src, {}
+        saved = (self.src, self.frames, self.gone, self.loops)
+        self.src, self.gone, self.loops = src, {}, []
         self.frames = [Frame("function", src.tree.lineno, dict(bound.arguments))]
         self.depth += 1
         try:
@@ -150,7 +150,7 @@ class Calls(TranspilerBase):
             return r.value
         finally:
             self.depth -= 1
-            self.src, self.frames, self.gone = saved
+            self.src, self.frames, self.gone, self.loops = saved
 
     def python_minmax(self, node: ast.Call, fn: Any, args: list) -> Any:
         """Python's ``min``, ``max`` (of two or more) and ``abs`` on run-time values."""

@@ -14,12 +14,14 @@ of its body is put together from the package's other modules, one concern each.
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 from typing import Any
 
 from tilevm.frontend import dsl
 from tilevm.frontend.diagnostics import CompileError
 from tilevm.frontend.transpiler.calls import Calls
+from tilevm.frontend.transpiler.exits import KernelReturn
 from tilevm.frontend.transpiler.expressions import Expressions
 from tilevm.frontend.transpiler.operands import Operands
 from tilevm.frontend.transpiler.scopes import Frame, Scopes
@@ -110,7 +112,8 @@ class Transpiler(Statements, Expressions, Calls, Operands, Scopes):
         if given:
             raise TypeError(f"kernel {fdef.name}: unknown constant(s) {sorted(given)}; its "
                             f"constants are {[c.arg for c in a.kwonlyargs]}")
-        self.body(fdef.body, top=True)
+        with contextlib.suppress(KernelReturn):  # a return without a run-time condition
+            self.body(fdef.body, top=True)
         if self.launch is None:
             raise self.error(fdef, f"kernel '{fdef.name}' never calls "
                                    "tv.launch(grid=..., warps=...)")

@@ -1,18 +1,21 @@
-"""Statements: assignments, ``if``, ``for``, ``while``, ``return``, ``assert``.
+"""Statements: assignments, ``if``, ``for``, ``while``, ``break``, ``continue``, ``return``,
+``assert``.
 
 A statement on compile-time values runs as Python (an ``if`` on a constant keeps one branch, a
 ``for`` over a tuple unrolls); on run-time values it becomes Tile IR's structured control flow.
-``for … in tv.range(...)`` is translated with ``tv.range`` (:mod:`tilevm.frontend.builtins.loops`).
+``for … in tv.range(...)`` is translated with ``tv.range`` (:mod:`tilevm.frontend.builtins.loops`),
+early exits with flags and guards (:mod:`tilevm.frontend.transpiler.exits`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 from typing import Any
 
 from tilevm.frontend.builtins.loops import for_loop
 from tilevm.frontend.builtins.registry import BUILTINS
-from tilevm.frontend.transpiler.base import TranspilerBase
+from tilevm.frontend.transpiler.exits import Exits, LoopExits, UnrolledBreak, UnrolledContinue
 from tilevm.frontend.transpiler.scopes import Frame
 from tilevm.frontend.transpiler.value import U1, Value, describe, same_type
 from tilevm.ir.tile.program import Assign, Const, If, Operand, Var, While
@@ -25,7 +28,6 @@ _UNSUPPORTED_STMTS = {ast.With: "'with' statements", ast.Try: "'try' statements"
                       ast.Global: "'global'", ast.Nonlocal: "'nonlocal'",
                       ast.FunctionDef: "nested function definitions",
                       ast.ClassDef: "class definitions", ast.Delete: "'del'",
-                      ast.Break: "'break'", ast.Continue: "'continue'",
                       ast.AsyncFor: "'async for'", ast.AsyncWith: "'async with'",
                       ast.AnnAssign: "annotated assignments"}
 
@@ -37,19 +39,29 @@ class Return(Exception):
         self.value = value
 
 
-class Statements(TranspilerBase):
+class Statements(Exits):
     """The translation of statements and of blocks of them."""
 
     def body(self, stmts: list[ast.stmt], top: bool = False) -> None:
-        """Translate a block; ``top``: the function's own body (a docstring is skipped, a final
-        ``return`` allowed)."""
+        """Translate a block; ``top``: the function's own body (a docstring is skipped). After a
+        ``break``, ``continue`` or ``return`` the block's rest is unreachable; after a statement
+        that may have left early under a run-time condition, it is guarded."""
         for i, s in enumerate(stmts):
             if top and i == 0 and _is_docstring(s):
                 continue
-            self.stmt(s, last=top and i == len(stmts) - 1)
+            flag = self.guard_flag()
+            before = self.times_set(flag)
+            self.stmt(s)
+            if isinstance(s, (ast.Break, ast.Continue, ast.Return)):
+                return
+            flag = self.guard_flag()  # the kernel's first run-time return defines `returned`
+            rest = stmts[i + 1:]
+            if rest and flag is not None and self.times_set(flag) > before:
+                self.guarded(rest[0], flag, lambda rest=rest: self.body(rest))
+                return
 
-    def stmt(self, s: ast.stmt, last: bool = False) -> None:
-        """Translate one statement (``last``: the last of the kernel's body)."""
+    def stmt(self, s: ast.stmt) -> None:
+        """Translate one statement."""
         for kind, what in _UNSUPPORTED_STMTS.items():
             if isinstance(s, kind):
                 raise self.error(s, f"{what} are not supported in a tilevm kernel" if
@@ -78,7 +90,9 @@ class Statements(TranspilerBase):
         elif isinstance(s, ast.Pass):
             pass
         elif isinstance(s, ast.Return):
-            self.return_stmt(s, last)
+            self.return_stmt(s)
+        elif isinstance(s, (ast.Break, ast.Continue)):
+            self.break_or_continue(s)
         elif isinstance(s, ast.Assert):
             test = self.expr(s.test)
             if isinstance(test, Value):
@@ -107,15 +121,14 @@ class Statements(TranspilerBase):
             raise self.error(target, "only names can be assigned; write tiles to memory with "
                                      "tv.store")
 
-    def return_stmt(self, s: ast.Return, last: bool) -> None:
+    def return_stmt(self, s: ast.Return) -> None:
         if self.depth == 0:
-            if s.value is not None:
-                raise self.error(s, "a kernel returns nothing; write results with tv.store")
-            if not last:
-                raise self.error(s, "'return' is only allowed as the kernel's last statement")
+            self.kernel_return(s)
             return
         if any(f.kind != "function" for f in self.frames):
-            raise self.error(s, "'return' inside a run-time loop or branch is not supported")
+            raise self.error(s, "'return' of a helper function inside a run-time loop or branch "
+                                "is not supported; assign the result to a name in both branches "
+                                "(or use tv.where) and return it at the end")
         raise Return(None if s.value is None else self.expr(s.value))
 
     def for_stmt(self, s: ast.For) -> None:
@@ -137,11 +150,32 @@ class Statements(TranspilerBase):
             items = list(iterable)
         except TypeError:
             raise self.error(it, f"cannot iterate over {describe(iterable)}") from None
-        for item in items:
-            self.assign(s.target, item, it)
-            self.body(s.body)
+        self.unrolled_loop(s, items)
 
+    def unrolled_loop(self, s: ast.For, items: list) -> None:
+        """A compile-time loop: the body once per item. ``break`` and ``continue`` act now; after
+        an iteration that may have returned under a run-time condition, the next ones are
+        guarded."""
+        flag = self.guard_flag()
+        before = self.times_set(flag)
 
+        def iteration(item: Any) -> None:
+            self.assign(s.target, item, s.iter)
+            with contextlib.suppress(UnrolledContinue):
+                self.body(s.body)
+
+        self.loops.append(LoopExits(False, len(self.frames)))
+        try:
+            for item in items:
+                flag = self.guard_flag()
+                if flag is not None and self.times_set(flag) > before:
+                    self.guarded(s, flag, lambda item=item: iteration(item))
+                else:
+                    iteration(item)
+        except UnrolledBreak:
+            pass
+        finally:
+            self.loops.pop()
 
     def condition(self, node: ast.expr, value: Any, what: str) -> Operand:
         """The run-time scalar ``value`` as a u1 condition (``!= 0``); a tile is a diagnostic."""
@@ -203,16 +237,17 @@ class Statements(TranspilerBase):
         if s.orelse:
             raise self.error(s.orelse[0], "'while ... else' is not supported in a tilevm kernel")
         self.materialize(s.body)
+        exits = self.loop_flags(s.body, s)
         with self.builder.block() as cond_body:
             test = self.expr(s.test)
             if not isinstance(test, Value):
                 raise self.error(s.test, "a while condition must be a run-time scalar; loop over "
                                          "compile-time values with a Python 'for'")
-            cond = self.condition(s.test, test, "while")
+            cond = self.loop_condition(exits, self.condition(s.test, test, "while"), s.test)
         self.push("while", s.lineno)
         try:
             with self.builder.block() as body:
-                self.body(s.body)
+                self.loop_body(exits, s, lambda: self.body(s.body))
         finally:
             self.pop()
         self.builder.append(While(tuple(cond_body), cond, tuple(body), self.loc(s)))

@@ -715,6 +715,15 @@ def _print(args: list[Type], a: dict) -> None:
     return None
 
 
+def _device_assert(args: list[Type], a: dict) -> None:
+    _arity("device_assert", args, 1)
+    if not _is_reg(args[0]) or _dt(args[0]).name != "u1":
+        _fail("device_assert", f"the condition must be a u1 tile or scalar, got {args[0]}", 0)
+    if not isinstance(a["msg"], str):
+        _fail("device_assert", f"msg must be a string, got {a['msg']!r}")
+    return None
+
+
 _register("load", _load, shape=REQUIRED, mask="bounds", other=0)
 _register("store", _store, effects=True, mask="bounds")
 _register("shared", _shared, effects=True, shape=REQUIRED, dtype=REQUIRED, layout=None)
@@ -727,6 +736,9 @@ _register("fence", _fence, effects=True, scope="gpu")
 _register("atomic", _atomic, effects=True, op=REQUIRED, mask="bounds")
 _register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True)
 _register("print", _print, effects=True, prefix="", block=())
+# Stops the run where an element of the condition is false (the interpreter and the CPU backend
+# report msg, the block and the element; the GPU prints that and traps).
+_register("device_assert", _device_assert, effects=True, msg=REQUIRED)
 
 
 # -- dot -------------------------------------------------------------------------------------------

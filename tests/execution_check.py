@@ -6,74 +6,16 @@ import contextlib
 import io
 import os
 
-import numpy as np
-
-from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.tile.program import Instr, walk
-
-# Operations whose lowering is compared under a bound (DESIGN §3), not bit for bit.
-BOUNDED = {"exp", "exp2", "log", "log2", "sin", "cos", "tanh", "rsqrt"}
-
-
-def _bounded(kernel) -> bool:
-    for s in walk(kernel.body):
-        if isinstance(s, Instr):
-            if s.op in BOUNDED:
-                return True
-            if s.op == "reduce" and s.attr("op") == "sum" and s.args[0].type.dtype.is_float:
-                return True
-            if (s.op == "scan" and s.attr("op") in ("sum", "prod")
-                    and s.args[0].type.dtype.is_float):
-                return True
-            if s.op == "atomic" and s.args[0].type.dtype.is_float:
-                return True
-    return False
-
-
-def _values(x) -> np.ndarray | None:
-    if isinstance(x, HostTensor):
-        return x.to_numpy()
-    if isinstance(x, np.ndarray):
-        return x
-    if type(x).__module__.startswith("torch"):
-        return x.detach().cpu().float().numpy()
-    return None
+from tilevm.runtime.result_check import bounded_operations, difference
 
 
 def same_results(a, b, bounded: bool, name: str) -> None:
     """Raise AssertionError unless ``a`` (interpreter) and ``b`` (CPU backend) agree: bitwise
-    with NaNs equal, or for bounded programs within a relative tolerance of the largest value."""
-    xa, xb = _values(a), _values(b)
-    if xa is None:
-        return
-    xa = np.asarray(xa)
-    xb = np.asarray(xb)
-    if xa.dtype.kind == "V" or str(xa.dtype) in ("bfloat16",) or "float8" in str(xa.dtype):
-        xa, xb = xa.astype(np.float64), xb.astype(np.float64)
-    if xa.dtype.kind != "f":
-        bad = np.nonzero(xa != xb)
-        assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the "
-                                  f"interpreter at {tuple(int(i[0]) for i in bad)}: "
-                                  f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
-        return
-    both_nan = np.isnan(xa) & np.isnan(xb)
-    if not bounded:
-        same = both_nan | ((xa == xb) & (np.signbit(xa) == np.signbit(xb)))
-        bad = np.nonzero(~same)
-        assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the "
-                                  f"interpreter at {tuple(int(i[0]) for i in bad)}: "
-                                  f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
-        return
-    x64a, x64b = xa.astype(np.float64), xb.astype(np.float64)
-    finite = np.isfinite(x64a)
-    scale = np.max(np.abs(x64a[finite])) if finite.any() else 0.0
-    tolerance = 2.0**-9 * scale + 2.0**-9 * np.abs(x64a)
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
-        close = both_nan | (x64a == x64b) | (np.abs(x64a - x64b) <= tolerance)
-    bad = np.nonzero(~close)
-    assert bad[0].size == 0, (f"argument {name}: the CPU backend differs from the interpreter "
-                              f"beyond the tolerance at {tuple(int(i[0]) for i in bad)}: "
-                              f"{xb[bad][0]!r} instead of {xa[bad][0]!r}")
+    with NaNs equal, or for bounded programs within a relative tolerance of the largest value
+    (:func:`tilevm.runtime.result_check.difference`)."""
+    problem = difference(a, b, bounded)
+    assert problem is None, f"argument {name}: the CPU backend {problem}"
 
 
 _COMPILED: dict[tuple, object] = {}
@@ -126,7 +68,7 @@ def compare_executions(fn, call, args, named, copies, copied_named) -> None:
             os.environ["TILEVM_CPU_THREADS"] = threads
     bound = bind_arguments(kernel, _ordered(fn, copies, copied_named))
     compiles_for_the_gpu(kernel, Specialization.of_arguments(kernel, bound.tensors, bound.dims))
-    bounded = _bounded(kernel)
+    bounded = bool(bounded_operations(kernel))
     params = [p.name for p in kernel.params]
     for i, (a, b) in enumerate(zip(args, copies)):
         same_results(a, b, bounded, params[i] if i < len(params) else str(i))

@@ -1,4 +1,5 @@
-"""`tilevm info`: the environment and the dtype table, as the README's main job prints them."""
+"""The `tilevm` command: `info` (the environment and the dtype table, as the README's main job
+prints them), `compile`, `run` and `bench`; help for every command, user errors on one line."""
 
 from __future__ import annotations
 
@@ -69,9 +70,18 @@ def test_compile_reports_bad_input_without_a_traceback(capsys):
     assert "sm_70" in err and "sm_80" in err and "Traceback" not in err
     for argv, message in ((["compile", f"{EXAMPLES / 'vector_add.py'}:nope"], "no kernel 'nope'"),
                           (["compile", "missing.py:k"], "no such file"),
-                          (["compile", kernel, "--const", "=3"], "NAME=VALUE")):
-        with pytest.raises(SystemExit, match=message):
-            main(argv)
+                          (["compile", kernel, "--const", "=3"], "NAME=VALUE"),
+                          (["compile", kernel, "--const", "bogus=3"],
+                           "has no constant bogus (its constants: block)"),
+                          (["run", kernel], "needs the sizes n; missing n"),
+                          (["run", kernel, "--shape", "n=8", "--scalar", "q=1"],
+                           "no scalar parameter q"),
+                          (["run", kernel, "--shape", "n=-1"], "not a non-negative integer"),
+                          (["run", kernel, "--shape", "n=8", "--device", "cuda", "--sanitize"],
+                           "--sanitize needs --device cpu")):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_compile_prints_a_lowering_error_at_the_users_line(capsys, tmp_path):
@@ -82,3 +92,54 @@ def test_compile_prints_a_lowering_error_at_the_users_line(capsys, tmp_path):
     assert main(["compile", f"{source}:k"]) == 1
     err = capsys.readouterr().err
     assert "bad.py:8" in err and "f64" in err and "cast the operand to f32" in err
+
+
+def test_compile_emits_sass(capsys):
+    assert main(["compile", f"{EXAMPLES / 'matmul.py'}:matmul", "--arch", "sm_90", "--emit",
+                 "sass"]) == 0
+    out = capsys.readouterr().out
+    assert "Function : matmul" in out and "HMMA" in out and "sm_90" in out
+
+
+def test_run_checks_random_inputs_against_the_interpreter(capsys):
+    argv = ["run", f"{EXAMPLES / 'softmax.py'}:softmax", "--shape", "m=5,n=70", "--seed", "3"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "softmax on cpu" in out and "bounded (exp" in out
+    rows = [line.split() for line in out.splitlines()[2:] if line.strip()][:2]
+    assert [r[:3] for r in rows] == [["x", "f16", "5x70"], ["y", "f16", "5x70"]]
+    assert all(" ".join(r[3:]) == "within the bound" for r in rows)
+
+
+def test_run_on_the_interpreter_and_under_the_sanitizer(capsys):
+    kernel = f"{EXAMPLES / 'vector_add.py'}:vector_add"
+    assert main(["run", kernel, "--shape", "n=1000", "--device", "interp"]) == 0
+    assert main(["run", kernel, "--shape", "n=1000", "--sanitize"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("same bits") == 6 and "check exact: bit for bit" in out
+
+
+def test_bench_times_every_stage(capsys):
+    assert main(["bench", f"{EXAMPLES / 'vector_add.py'}:vector_add", "--shape", "n=4096",
+                 "--repeat", "2", "--arch", "sm_80"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("lower for sm_80", "CUDA C++", "NVRTC", "lower for the CPU backend",
+                  "CPU-backend JIT", "CPU-backend run (median of 2)", "GPU run"):
+        assert stage in out, stage
+    assert "0 B spilled" in out
+
+
+@pytest.mark.parametrize("command", ["info", "compile", "run", "bench", "demo"])
+def test_every_command_and_option_has_help(command, capsys):
+    from tilevm.cli import parser
+
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    sub = next(a for a in parser()._subparsers._group_actions[0].choices.items()
+               if a[0] == command)[1]
+    for action in sub._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+        for option in action.option_strings:
+            assert option in out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
@@ -20,15 +21,37 @@ FORMS = ("sum", "max", "min")
 
 
 @builtin
-def reduce(x: Any, op: str, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
-           dtype: DType | None = None) -> Any:
+def reduce(x: Any, op: str | Callable[[Any, Any], Any], axis: int | tuple[int, ...] | None = None,
+           keepdims: bool = False, dtype: DType | None = None) -> Any:
     """Reduce along ``axis`` (an axis, a tuple of axes, or ``None``: all) with ``"sum"``,
-    ``"max"`` or ``"min"``, in ``dtype``."""
+    ``"max"`` or ``"min"``, or with a combine function ``op(acc, element)`` written in the DSL
+    (a plain ``def`` of two scalars returning one, with scalar arithmetic, comparisons, casts
+    and ``tv.where`` only), in ``dtype`` (default: ``x``'s). The interpreter applies a combine
+    function left to right in increasing index; the lowering in an order its layout fixes: the
+    same result when ``op`` is associative and commutative (integer and bit operations,
+    ``min``/``max``), otherwise within the bound of docs/numeric-contract.md."""
 
 
 @translates(reduce)
 def _reduce(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    if callable(a["op"]) and not isinstance(a["op"], str):
+        return _custom(tr, node, a, n)
     return _along(tr, node, a, n, tr.const(a["op"], n["op"], "tv.reduce: op", (str,)))
+
+
+def _custom(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    """``reduce {op = "custom", combine}`` of ``a["x"]`` (in ``dtype=``, else its own dtype)
+    with the combine function ``a["op"]`` traced on two scalars of that dtype."""
+    x = tr.value(a["x"], n["x"], "tv.reduce")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = reduction_axes(tr, a["axis"], n.get("axis", node), rank, "tv.reduce")
+    if a["dtype"] is not None:
+        wanted = tr.dtype_arg(a["dtype"], n["dtype"], "tv.reduce: dtype")
+        if wanted != x.dtype:
+            x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
+    combine = tr.trace_combine(a["op"], n["op"], x.dtype, "tv.reduce")
+    return tr.emit(node, "reduce", [(x, n["x"])], op="custom", axis=axis,
+                   keepdims=bool(a["keepdims"]), combine=combine)
 
 
 def accumulation_dtype(source: DType, op: str, requested: DType | None) -> DType:

@@ -33,8 +33,9 @@ _UNSUPPORTED_STMTS = {ast.With: "'with' statements", ast.Try: "'try' statements"
 class Return(Exception):
     """A helper function's ``return``: unwinds its statements to the call (with the value)."""
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, node: ast.Return | None = None) -> None:
         self.value = value
+        self.node = node
 
 
 class Statements(TranspilerBase):
@@ -116,7 +117,7 @@ class Statements(TranspilerBase):
             return
         if any(f.kind != "function" for f in self.frames):
             raise self.error(s, "'return' inside a run-time loop or branch is not supported")
-        raise Return(None if s.value is None else self.expr(s.value))
+        raise Return(None if s.value is None else self.expr(s.value), s)
 
     def for_stmt(self, s: ast.For) -> None:
         if s.orelse:

@@ -20,8 +20,9 @@ def _bounded(kernel) -> bool:
         if isinstance(s, Instr):
             if s.op in BOUNDED:
                 return True
-            if s.op == "reduce" and s.attr("op") == "sum" and s.args[0].type.dtype.is_float:
-                return True
+            if (s.op == "reduce" and s.attr("op") in ("sum", "custom")
+                    and s.args[0].type.dtype.is_float):
+                return True  # float sums and float combine functions: order-dependent
             if (s.op == "scan" and s.attr("op") in ("sum", "prod")
                     and s.args[0].type.dtype.is_float):
                 return True

@@ -34,7 +34,7 @@ def reduce(x: Any, op: str | Callable[[Any, Any], Any], axis: int | tuple[int, .
 
 @translates(reduce)
 def _reduce(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
-    if callable(a["op"]) and not isinstance(a["op"], str):
+    if not isinstance(a["op"], str):  # a combine function (or a mistake it names)
         return _custom(tr, node, a, n)
     return _along(tr, node, a, n, tr.const(a["op"], n["op"], "tv.reduce: op", (str,)))
 

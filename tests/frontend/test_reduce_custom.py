@@ -136,6 +136,57 @@ def test_float_combine_is_left_to_right_on_the_interpreter_and_bounded_on_the_cp
                   gamma * (sq.astype(np.float64)).sum(1))
 
 
+# -- scans with a combine function: left to right everywhere, so exact ----------------------------
+
+
+def decay(a, b):
+    """A running average that forgets: not associative, so its value depends on the order."""
+    return 0.5 * a + b
+
+
+@tv.kernel
+def custom_scans(x: tv.Global[f32, 16, 64], n: tv.Global[i32, 32, 16], q: tv.Global[i8, 8, 64],
+                 xs: tv.Global[f32, 16, 64], ns: tv.Global[i32, 32, 16],
+                 qs: tv.Global[i8, 8, 64], hs: tv.Global[f16, 16, 64]):
+    tv.launch(grid=1, warps=4)
+    t = tv.load(x, (0, 0), (16, 64))
+    tv.store(xs, tv.scan(t, decay, 1), (0, 0))
+    tv.store(ns, tv.scan(tv.load(n, (0, 0), (32, 16)), bitwise_xor, 0), (0, 0))
+    tv.store(qs, tv.scan(tv.load(q, (0, 0), (8, 64)), smaller, -1), (0, 0))
+    tv.store(hs, tv.scan(t, decay, 1, dtype=f16), (0, 0))   # the combine runs in f16
+
+
+def test_scans_with_a_combine_function_match_a_left_to_right_loop():
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((16, 64)) * 2.0 ** rng.integers(-8, 8, (16, 64))).astype(np.float32)
+    n = rng.integers(-2**31, 2**31, (32, 16), dtype=np.int64).astype(np.int32)
+    q = rng.integers(-128, 128, (8, 64)).astype(np.int8)
+    xs = np.zeros_like(x)
+    ns = np.zeros_like(n)
+    qs = np.zeros_like(q)
+    hs = np.zeros((16, 64), np.float16)
+    custom_scans(x, n, q, xs, ns, qs, hs)  # the fixture holds the CPU backend to it bit for bit
+    for values, out, ty in ((x, xs, np.float32), (x.astype(np.float16), hs, np.float16)):
+        want = values.copy()
+        for k in range(1, 64):
+            want[:, k] = (ty(0.5) * want[:, k - 1] + values[:, k]).astype(ty)
+        np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(ns, np.bitwise_xor.accumulate(n, 0))
+    np.testing.assert_array_equal(qs, np.minimum.accumulate(q, 1))
+
+
+def test_scan_takes_a_combine_function():
+    @tv.kernel
+    def uses(x: tv.Global[f32, 4, 32], y: tv.Global[f32, 4, 32], *, combine: tv.Const):
+        tv.launch(grid=1)
+        tv.store(y, tv.scan(tv.load(x, (0, 0), (4, 32)), combine, 1), (0, 0))
+
+    for fn, message in (("sum", "use tv.cumsum"), (3, "op must be a combine function"),
+                        (changes_dtype, "returns a f16")):
+        with pytest.raises(tv.CompileError, match=message):
+            uses.ir(combine=fn)
+
+
 # -- the text form ---------------------------------------------------------------------------------
 
 

@@ -406,7 +406,23 @@ class _Machine:
             acc = np.expand_dims(acc, axes)
         return np.array(acc, dtype=x.dtype)
 
+    def _custom_scan(self, blk: _Block, s: Instr) -> np.ndarray:
+        """``scan {op = "custom"}``: at each position the combine function applied left to
+        right over the elements up to it (one step of numpy per position along the axis)."""
+        x = np.moveaxis(self.get(blk, s.args[0]), s.attr("axis"), -1)  # bit patterns
+        combine = s.attr("combine")
+        first, second = (p.name for p in combine.params)
+        step = _Block(blk.index, blk.grid)
+        out = x.copy()
+        for k in range(1, x.shape[-1]):
+            step.env = {first: out[..., k - 1], second: x[..., k]}
+            self.block_stmts(step, combine.body)
+            out[..., k] = self.get(step, combine.result)
+        return np.ascontiguousarray(np.moveaxis(out, -1, s.attr("axis")))
+
     def op_scan(self, blk: _Block, s: Instr) -> np.ndarray:
+        if s.attr("op") == "custom":
+            return self._custom_scan(blk, s)
         (x,) = self.values(blk, s)
         return self.result(s, scan(x, s.attr("op"), s.args[0].type.dtype, s.attr("axis"),
                                    s.attr("exclusive")))

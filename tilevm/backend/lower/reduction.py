@@ -40,7 +40,8 @@ from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.ops import ARG_REDUCE_OPS, CUSTOM_REDUCE, reduce_axes
 from tilevm.ir.tile.program import Combine, Instr
 
-__all__ = ["accumulator_type", "apply_combine", "axis_digits", "flat_position",
+__all__ = ["accumulator_type", "apply_combine", "axis_digits", "combine_from_first",
+           "element_value", "flat_position",
            "lower_custom_reduce", "lower_reduce", "warp_coordinate", "widen", "writer_predicate"]
 
 
@@ -179,23 +180,10 @@ def lower_custom_reduce(ctx: LoweringContext, s: Instr
         kb.mov(Const.of(0, t), t, out=acc[j])  # overwritten by the first element: never read
     # 1. this thread's elements, in increasing local index, starting from the first of each
     keep_shape = tuple(1 if d in axes else n for d, n in enumerate(layout.shape))
-    reduced = [g for g in layout_digits(layout) if g.kind == "local" and g.dim in axes
-               and layout.shape[g.dim] != 1]
     with vals.locals_loop(kb, x.count) as i:
         j = operand_local(layout, keep_shape, i)
-        value = _element(kb, x, i)
-        combined = apply_combine(ctx, combine, acc[j], value)
-        if reduced:
-            # the element is the thread's first of its output when its local digits along the
-            # reduced axes are all 0 (a constant once the loop is unrolled)
-            along: vals.Index = 0
-            for g in reduced:
-                along = vals.plus(vals.scale(along, g.size), vals.digit(i, g.stride, g.size))
-            first = kb.setp("eq", vals.index_reg(kb, along), 0, type=S32)
-            combined = kb.selp(value, combined, first, type=t)
-        else:
-            combined = value
-        kb.mov(combined, t, out=acc[j])
+        value = element_value(kb, x, i)
+        kb.mov(combine_from_first(ctx, combine, layout, axes, i, acc[j], value), t, out=acc[j])
     distances, warps = axis_digits(layout, axes)
     # 2. butterflies across the lanes holding one output, nearest first, the lower lane's value
     # as the function's first argument on both lanes (bit `distance` of tid.x is the lane's)
@@ -217,12 +205,31 @@ def lower_custom_reduce(ctx: LoweringContext, s: Instr
     return tile, None
 
 
-def _element(kb: object, x: vals.TileValue, i: vals.Index) -> Operand:
+def element_value(kb: object, x: vals.TileValue, i: vals.Index) -> Operand:
     """Element ``i`` of ``x`` in the form a scalar of its dtype takes
     (:func:`~tilevm.backend.lower.dtype_map.scalar_register_type`)."""
     if is_packed(x.dtype):
         return vals.from_raw(kb, vals.read_raw(kb, x, i), x.dtype)
     return vals.read_storage(kb, x, i)
+
+
+def combine_from_first(ctx: LoweringContext, combine: Combine, layout: RegisterLayout,
+                       axes: tuple[int, ...], i: vals.Index, acc: Operand,
+                       value: Operand) -> Operand:
+    """``combine(acc, value)`` for this thread's element ``i``, or ``value`` itself where ``i``
+    is the thread's first element along ``axes`` of its line (its local digits along ``axes``
+    all 0: a constant once the loop over the elements is unrolled), so that no identity is
+    needed (``acc`` must hold some value, which is then not used)."""
+    kb = ctx.kb
+    along: vals.Index = 0
+    for g in layout_digits(layout):
+        if g.kind == "local" and g.dim in axes and layout.shape[g.dim] != 1:
+            along = vals.plus(vals.scale(along, g.size), vals.digit(i, g.stride, g.size))
+    if isinstance(along, int) and along == 0:
+        return value  # one element per thread along the axes: always the first
+    combined = apply_combine(ctx, combine, acc, value)
+    first = kb.setp("eq", vals.index_reg(kb, along), 0, type=S32)
+    return kb.selp(value, combined, first, type=value.type)
 
 
 def apply_combine(ctx: LoweringContext, combine: Combine, a: Operand, b: Operand) -> Operand:

@@ -1,6 +1,7 @@
 """Reductions along an axis: ``tv.reduce`` and its forms with the operation fixed, ``tv.sum``,
 ``tv.max``, ``tv.min`` (:data:`FORMS`); ``tv.argmax`` and ``tv.argmin``; the scans
-``tv.cumsum``, ``tv.cumprod``, ``tv.cummax``, ``tv.cummin`` (:data:`SCANS`)."""
+``tv.cumsum``, ``tv.cumprod``, ``tv.cummax``, ``tv.cummin`` (:data:`SCANS`) and ``tv.scan`` with
+a combine function."""
 
 from __future__ import annotations
 
@@ -170,6 +171,32 @@ def _scan(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, name: str) -> Value
         x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
     return tr.emit(node, "scan", [(x, n["x"])], op=SCANS[name], axis=axis % rank,
                    exclusive=exclusive)
+
+
+@builtin
+def scan(x: Any, op: Callable[[Any, Any], Any], axis: int, dtype: DType | None = None) -> Any:
+    """Inclusive prefix along ``axis`` with a combine function ``op(acc, element)`` written in
+    the DSL (as ``tv.reduce``'s), in ``dtype`` (default: ``x``'s): element ``i`` is ``op``
+    applied left to right over elements ``0…i``; every execution applies it in that order, so
+    the result is exact whatever ``op`` is."""
+
+
+@translates(scan)
+def _custom_scan(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    x = tr.value(a["x"], n["x"], "tv.scan")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = tr.const(a["axis"], n["axis"], "tv.scan: axis")
+    if rank == 0 or not -rank <= axis < rank:
+        raise tr.error(n["axis"], f"tv.scan: axis {axis} of a tile of rank {rank}")
+    if isinstance(a["op"], str):
+        raise tr.error(n["op"], f"tv.scan takes a combine function; for op {a['op']!r} use "
+                                "tv.cumsum, tv.cumprod, tv.cummax or tv.cummin")
+    if a["dtype"] is not None:
+        wanted = tr.dtype_arg(a["dtype"], n["dtype"], "tv.scan: dtype")
+        if wanted != x.dtype:
+            x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
+    combine = tr.trace_combine(a["op"], n["op"], x.dtype, "tv.scan")
+    return tr.emit(node, "scan", [(x, n["x"])], op="custom", axis=axis % rank, combine=combine)
 
 
 for _name, _op in SCANS.items():

@@ -165,8 +165,9 @@ class Calls(TranspilerBase):
         scalar; otherwise a diagnostic at the line in ``fn`` (``what`` names the builtin)."""
         name = getattr(fn, "__name__", None)
         if not inspect.isfunction(fn) or _is_kernel(fn):
-            raise self.error(fn_node, f"{what}: op must be \"sum\", \"max\", \"min\" or a "
-                                      f"combine function (def fn(a, b): ...), got {describe(fn)}")
+            names = '"sum", "max", "min" or ' if what == "tv.reduce" else ""
+            raise self.error(fn_node, f"{what}: op must be {names}a combine function "
+                                      f"(def fn(a, b): ...), got {describe(fn)}")
         if name == "<lambda>":
             raise self.error(fn_node, f"{what}: a combine function is a def, not a lambda "
                                       "(tilevm reads its source)")

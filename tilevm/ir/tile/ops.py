@@ -75,7 +75,9 @@ definition; DESIGN §3 is the contract):
   identity: 0, 1, or for ``max``/``min`` the type's lowest/highest value, −inf/+inf where it has
   them). Integer scans wrap, ``max``/``min`` as ``reduce``'s are exact; a float ``sum`` prefix
   is its exact sum rounded once and a float ``prod`` prefix the float64 running product rounded
-  once (the lowering's, accumulated in f32 left to right, is within the bound of DESIGN §3).
+  once (the lowering's, accumulated in f32 left to right, is within the bound of DESIGN §3);
+  ``custom`` (inclusive only) gives at ``i`` the ``combine`` function applied left to right over
+  elements ``0…i``, as ``reduce``'s; the lowering applies it in the same order, so exactly.
 """
 
 from __future__ import annotations
@@ -515,8 +517,15 @@ def _reduce(args: list[Type], a: dict) -> Type:
 def _scan(args: list[Type], a: dict) -> Type:
     _arity("scan", args, 1)
     src = _reg_tile("scan", args[0])
-    if a["op"] not in SCAN_OPS:
-        _fail("scan", f"op must be one of {SCAN_OPS}, got {a['op']!r}")
+    if a["op"] == CUSTOM_REDUCE:
+        check_combine(a["combine"], src.dtype, "scan")
+        if a["exclusive"]:
+            _fail("scan", 'an exclusive scan has no op "custom" (its first element would be '
+                          "the combine function's identity)")
+    elif a["op"] not in SCAN_OPS:
+        _fail("scan", f"op must be one of {SCAN_OPS} or \"custom\", got {a['op']!r}")
+    elif a["combine"] is not None:
+        _fail("scan", f'a combine function belongs to op "custom", not {a["op"]!r}')
     axis = a["axis"]
     if not isinstance(axis, int) or not 0 <= axis < src.rank:
         _fail("scan", f"axis {axis!r} is out of range for a tile of rank {src.rank}", 0)
@@ -561,7 +570,7 @@ def _broadcast(args: list[Type], a: dict) -> Type:
 
 
 _register("reduce", _reduce, op=REQUIRED, axis=REQUIRED, keepdims=False, combine=None)
-_register("scan", _scan, op=REQUIRED, axis=REQUIRED, exclusive=False)
+_register("scan", _scan, op=REQUIRED, axis=REQUIRED, exclusive=False, combine=None)
 _register("transpose", _transpose, perm=None)
 _register("reshape", _reshape, shape=REQUIRED)
 _register("broadcast", _broadcast, shape=REQUIRED)

@@ -27,7 +27,7 @@ def test_the_builtins_are_the_dsl_of_design_5():
         "minimum", "fma", "transpose", "reshape", "broadcast", "atomic", "atomic_add",
         "atomic_max", "atomic_min", "atomic_exch", "workspace", "debug_print", "exp", "exp2",
         "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "abs", "floor", "ceil", "rint",
-        "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin", "device_assert",
+        "argmax", "argmin", "cumsum", "cumprod", "cummax", "cummin", "device_assert", "scan",
     }  # fmt: skip
     assert set(BUILTINS) == expected
     assert set(DEFINITIONS) == expected

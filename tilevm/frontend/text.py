@@ -14,7 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from tilevm.ir.dtypes import dtype
-from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Loc, Operand, Var, While
+from tilevm.ir.tile.program import (
+    Assign,
+    Combine,
+    Const,
+    For,
+    If,
+    Instr,
+    Kernel,
+    Loc,
+    Operand,
+    Var,
+    While,
+)
 from tilevm.ir.tile.types import ScalarType, TensorType, Type
 
 __all__ = ["TextFormError", "parse"]
@@ -230,7 +242,18 @@ class _Reader:
             return _parse_layout(node.children[0])
         if kind == "shared_layout_value":
             return _parse_layout(node.children[0], shared=True)
+        if kind == "combine_value":
+            return self.combine(node)
         raise TextFormError(f"unknown attribute value {node!r}")
+
+    def combine(self, node: Any) -> Combine:
+        """A combine function: its parameters and results are defined as the kernel's variables
+        are (their names are unique in a kernel the DSL builds)."""
+        first, second, *body, result = node.children
+        params = tuple(self.define(p.children[0], self.type(p.children[1]))
+                       for p in (first, second))
+        instrs = tuple(self.instr(c) for c in body)
+        return Combine(params, instrs, self.operand(result))
 
     def loc(self, node: Any) -> Loc:
         file, line, col = node.children

@@ -32,7 +32,7 @@ from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.errors import KernelExecutionError
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.packing import pack, read_patterns, unpack, write_patterns
-from tilevm.ir.tile.ops import is_index_tile
+from tilevm.ir.tile.ops import is_index_tile, reduce_axes
 from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, While
 from tilevm.ir.tile.types import TensorType
 
@@ -362,6 +362,8 @@ class _Machine:
     def op_reduce(self, blk: _Block, s: Instr) -> np.ndarray:
         # A float sum is exact and rounded once (no order to agree on: the lowering may combine
         # threads in any order); integer sums wrap; max and min ignore NaN, like PTX max/min.
+        if s.attr("op") == "custom":
+            return self._custom_reduce(blk, s)
         (x,) = self.values(blk, s)
         dt, axis, keep = s.args[0].type.dtype, s.attr("axis"), s.attr("keepdims")
         op = s.attr("op")
@@ -382,7 +384,45 @@ class _Machine:
                 r = np.where(r == 0, np.where(minus, -0.0, 0.0), r)
         return self.result(s, r)
 
+    def _custom_reduce(self, blk: _Block, s: Instr) -> np.ndarray:
+        """``reduce {op = "custom"}``: the combine function applied left to right over the
+        reduced elements in increasing row-major index, all outputs at once (one step of numpy
+        per reduced element)."""
+        x = self.get(blk, s.args[0])  # bit patterns
+        combine = s.attr("combine")
+        axes = reduce_axes(s.attr("axis"))
+        kept = [d for d in range(x.ndim) if d not in axes]
+        # the kept axes first, then the reduced ones flattened in row-major order
+        rows = np.transpose(x, kept + list(axes)).reshape(
+            *(x.shape[d] for d in kept), -1)
+        first, second = (p.name for p in combine.params)
+        step = _Block(blk.index, blk.grid)
+        acc = rows[..., 0]
+        for k in range(1, rows.shape[-1]):
+            step.env = {first: acc, second: rows[..., k]}
+            self.block_stmts(step, combine.body)
+            acc = np.broadcast_to(self.get(step, combine.result), acc.shape)
+        if s.attr("keepdims"):
+            acc = np.expand_dims(acc, axes)
+        return np.array(acc, dtype=x.dtype)
+
+    def _custom_scan(self, blk: _Block, s: Instr) -> np.ndarray:
+        """``scan {op = "custom"}``: at each position the combine function applied left to
+        right over the elements up to it (one step of numpy per position along the axis)."""
+        x = np.moveaxis(self.get(blk, s.args[0]), s.attr("axis"), -1)  # bit patterns
+        combine = s.attr("combine")
+        first, second = (p.name for p in combine.params)
+        step = _Block(blk.index, blk.grid)
+        out = x.copy()
+        for k in range(1, x.shape[-1]):
+            step.env = {first: out[..., k - 1], second: x[..., k]}
+            self.block_stmts(step, combine.body)
+            out[..., k] = self.get(step, combine.result)
+        return np.ascontiguousarray(np.moveaxis(out, -1, s.attr("axis")))
+
     def op_scan(self, blk: _Block, s: Instr) -> np.ndarray:
+        if s.attr("op") == "custom":
+            return self._custom_scan(blk, s)
         (x,) = self.values(blk, s)
         return self.result(s, scan(x, s.attr("op"), s.args[0].type.dtype, s.attr("axis"),
                                    s.attr("exclusive")))

@@ -11,27 +11,38 @@
 Integer sums, ``max`` and ``min`` are exact in any order. Float sums are the bounded class: they
 accumulate in f32 (f64 for f64) and round once to the type at the end, so their error is within
 ``(n − 1)·u·Σ|x|`` of the exact sum the interpreter gives.
+
+A combine function (``op = "custom"``, :func:`lower_custom_reduce`) has no identity: each thread
+starts from its first element of each output; a butterfly applies the function with the lower
+lane's value first, on both lanes, so that they keep holding the same value; the warps' values
+are combined starting from warp 0's. Values stay in the reduction's dtype (its scalar register
+form) and every application is the function's own instructions, lowered as the scalar
+elementwise operations they are, so each step rounds as the interpreter's does; only the order
+differs (DESIGN §3).
 """
 
 from __future__ import annotations
 
+import math
+
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
-from tilevm.backend.lower.context import LoweringContext
-from tilevm.backend.lower.dtype_map import compute_type
+from tilevm.backend.lower.context import RULES, LoweringContext
+from tilevm.backend.lower.dtype_map import compute_type, is_packed, scalar_register_type
 from tilevm.backend.lower.rules_elementwise import operand_local
 from tilevm.backend.lower.warp_shuffle import shuffle
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.digits import layout_digits, split_lanes
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import F16, F32, F64, S32, U32, ScalarType
+from tilevm.ir.thread.types import B32, F16, F32, F64, S32, U32, ScalarType
 from tilevm.ir.thread.values import Const, Operand
-from tilevm.ir.tile.ops import ARG_REDUCE_OPS, reduce_axes
-from tilevm.ir.tile.program import Instr
+from tilevm.ir.tile.ops import ARG_REDUCE_OPS, CUSTOM_REDUCE, reduce_axes
+from tilevm.ir.tile.program import Combine, Instr
 
-__all__ = ["accumulator_type", "axis_digits", "flat_position", "lower_reduce", "warp_coordinate",
-           "widen", "writer_predicate"]
+__all__ = ["accumulator_type", "apply_combine", "axis_digits", "combine_from_first",
+           "element_value", "flat_position",
+           "lower_custom_reduce", "lower_reduce", "warp_coordinate", "widen", "writer_predicate"]
 
 
 def accumulator_type(dt: DType, op: str) -> ScalarType:
@@ -90,6 +101,8 @@ def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None,
         from tilevm.backend.lower.arg_reduction import lower_arg_reduce
 
         return lower_arg_reduce(ctx, s)
+    if s.attr("op") == CUSTOM_REDUCE:
+        return lower_custom_reduce(ctx, s)
     kb = ctx.kb
     x = ctx.tile(s.args[0])
     op, axes = s.attr("op"), reduce_axes(s.attr("axis"))
@@ -149,6 +162,117 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
             slot = kb.add(first, kb.mul(w, nbytes, type=S32), type=U32)
             part = kb.ld("shared", kb.add(base, slot, type=U32), t)
             kb.mov(_combine(ctx, op, acc[j], part, t), t, out=acc[j])
+
+
+def lower_custom_reduce(ctx: LoweringContext, s: Instr
+                        ) -> tuple[vals.TileValue | None, Operand | None]:
+    """Lower ``reduce {op = "custom"}`` in the order of the module docstring, applying the
+    ``combine`` function (:func:`apply_combine`) in place of an operation."""
+    kb = ctx.kb
+    x = ctx.tile(s.args[0])
+    combine, axes = s.attr("combine"), reduce_axes(s.attr("axis"))
+    dt, layout = x.dtype, x.layout
+    out_layout = algebra.reduce(layout, axes, keepdims=bool(s.attr("keepdims")))
+    t = scalar_register_type(dt)
+    count = out_layout.local_size
+    acc = kb.array(t, count, name="acc")
+    with vals.locals_loop(kb, count, "j") as j:
+        kb.mov(Const.of(0, t), t, out=acc[j])  # overwritten by the first element: never read
+    # 1. this thread's elements, in increasing local index, starting from the first of each
+    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(layout.shape))
+    with vals.locals_loop(kb, x.count) as i:
+        j = operand_local(layout, keep_shape, i)
+        value = element_value(kb, x, i)
+        kb.mov(combine_from_first(ctx, combine, layout, axes, i, acc[j], value), t, out=acc[j])
+    distances, warps = axis_digits(layout, axes)
+    # 2. butterflies across the lanes holding one output, nearest first, the lower lane's value
+    # as the function's first argument on both lanes (bit `distance` of tid.x is the lane's)
+    for distance in distances:
+        lower = kb.setp("eq", kb.and_(ctx.tid, distance, type=B32), 0, type=U32)
+        with vals.locals_loop(kb, count, "j") as j:
+            other = shuffle(ctx.kb, acc[j], "bfly", distance)
+            low = kb.selp(acc[j], other, lower, type=t)
+            high = kb.selp(other, acc[j], lower, type=t)
+            kb.mov(apply_combine(ctx, combine, low, high), t, out=acc[j])
+    # 3. across warps, through shared memory, from warp 0's value in increasing warp order
+    if warps:
+        _custom_across_warps(ctx, s, layout, out_layout, acc, warps, t)
+    if out_layout.rank == 0:
+        return None, kb.mov(acc[0], t)
+    tile = ctx.new_tile(s.result)
+    with vals.locals_loop(kb, tile.count, "j") as j:
+        vals.write(kb, tile, j, acc[j])
+    return tile, None
+
+
+def element_value(kb: object, x: vals.TileValue, i: vals.Index) -> Operand:
+    """Element ``i`` of ``x`` in the form a scalar of its dtype takes
+    (:func:`~tilevm.backend.lower.dtype_map.scalar_register_type`)."""
+    if is_packed(x.dtype):
+        return vals.from_raw(kb, vals.read_raw(kb, x, i), x.dtype)
+    return vals.read_storage(kb, x, i)
+
+
+def combine_from_first(ctx: LoweringContext, combine: Combine, layout: RegisterLayout,
+                       axes: tuple[int, ...], i: vals.Index, acc: Operand,
+                       value: Operand) -> Operand:
+    """``combine(acc, value)`` for this thread's element ``i``, or ``value`` itself where ``i``
+    is the thread's first element along ``axes`` of its line (its local digits along ``axes``
+    all 0: a constant once the loop over the elements is unrolled), so that no identity is
+    needed (``acc`` must hold some value, which is then not used)."""
+    kb = ctx.kb
+    along: vals.Index = 0
+    for g in layout_digits(layout):
+        if g.kind == "local" and g.dim in axes and layout.shape[g.dim] != 1:
+            along = vals.plus(vals.scale(along, g.size), vals.digit(i, g.stride, g.size))
+    if isinstance(along, int) and along == 0:
+        return value  # one element per thread along the axes: always the first
+    combined = apply_combine(ctx, combine, acc, value)
+    first = kb.setp("eq", vals.index_reg(kb, along), 0, type=S32)
+    return kb.selp(value, combined, first, type=value.type)
+
+
+def apply_combine(ctx: LoweringContext, combine: Combine, a: Operand, b: Operand) -> Operand:
+    """``combine(a, b)`` on registers in the scalar form of its dtype: its instructions lowered
+    by the scalar elementwise rules, as they would be in the kernel's body; the result in the
+    same form."""
+    dt = combine.params[0].type.dtype
+    for param, value in zip(combine.params, (a, b), strict=True):
+        ctx.bind(param, vals.ScalarValue(dt, value))
+    for st in combine.body:
+        RULES[st.op](ctx, st)
+    result = ctx.value(combine.result)
+    assert isinstance(result, vals.ScalarValue), combine.result
+    return result.reg
+
+
+def _custom_across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
+                         out_layout: RegisterLayout, acc: object,
+                         warps: list[tuple[int, int]], t: ScalarType) -> None:
+    """Step 3 for a combine function: each warp's value to shared memory, then every holder
+    combines them from warp 0's in increasing warp order."""
+    kb = ctx.kb
+    nwarps = math.prod(size for _, size in warps)
+    count = out_layout.local_size
+    nbytes = t.bits // 8
+    base = kb.add(ctx.smem, ctx.scratch(math.prod(out_layout.shape) * nwarps * nbytes), type=U32)
+    coordinate = warp_coordinate(ctx, layout, warps)
+    writer = writer_predicate(ctx, layout, reduce_axes(s.attr("axis")))
+    combine = s.attr("combine")
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
+        flat = flat_position(ctx, out_layout, j)
+        slot = kb.mul(kb.add(kb.mul(flat, nwarps, type=U32), coordinate, type=U32), nbytes,
+                      type=U32)
+        kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
+    ctx.barrier()
+    with vals.locals_loop(kb, count, "j", out_layout) as j:
+        first = kb.add(base, kb.mul(kb.mul(flat_position(ctx, out_layout, j), nwarps, type=U32),
+                                    nbytes, type=U32), type=U32)
+        kb.mov(kb.ld("shared", first, t), t, out=acc[j])
+        with kb.for_(1, nwarps, unroll=True, name="w") as w:
+            part = kb.ld("shared", kb.add(first, kb.mul(w, nbytes, type=S32), type=U32), t)
+            kb.mov(apply_combine(ctx, combine, acc[j], part), t, out=acc[j])
 
 
 def warp_coordinate(ctx: LoweringContext, layout: RegisterLayout,

@@ -1,11 +1,13 @@
 """Reductions along an axis: ``tv.reduce`` and its forms with the operation fixed, ``tv.sum``,
 ``tv.max``, ``tv.min`` (:data:`FORMS`); ``tv.argmax`` and ``tv.argmin``; the scans
-``tv.cumsum``, ``tv.cumprod``, ``tv.cummax``, ``tv.cummin`` (:data:`SCANS`)."""
+``tv.cumsum``, ``tv.cumprod``, ``tv.cummax``, ``tv.cummin`` (:data:`SCANS`) and ``tv.scan`` with
+a combine function."""
 
 from __future__ import annotations
 
 import ast
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import Args, Nodes, builtin, translates
@@ -20,15 +22,37 @@ FORMS = ("sum", "max", "min")
 
 
 @builtin
-def reduce(x: Any, op: str, axis: int | tuple[int, ...] | None = None, keepdims: bool = False,
-           dtype: DType | None = None) -> Any:
+def reduce(x: Any, op: str | Callable[[Any, Any], Any], axis: int | tuple[int, ...] | None = None,
+           keepdims: bool = False, dtype: DType | None = None) -> Any:
     """Reduce along ``axis`` (an axis, a tuple of axes, or ``None``: all) with ``"sum"``,
-    ``"max"`` or ``"min"``, in ``dtype``."""
+    ``"max"`` or ``"min"``, or with a combine function ``op(acc, element)`` written in the DSL
+    (a plain ``def`` of two scalars returning one, with scalar arithmetic, comparisons, casts
+    and ``tv.where`` only), in ``dtype`` (default: ``x``'s). The interpreter applies a combine
+    function left to right in increasing index; the lowering in an order its layout fixes: the
+    same result when ``op`` is associative and commutative (integer and bit operations,
+    ``min``/``max``), otherwise within the bound of docs/numeric-contract.md."""
 
 
 @translates(reduce)
 def _reduce(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    if not isinstance(a["op"], str):  # a combine function (or a mistake it names)
+        return _custom(tr, node, a, n)
     return _along(tr, node, a, n, tr.const(a["op"], n["op"], "tv.reduce: op", (str,)))
+
+
+def _custom(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    """``reduce {op = "custom", combine}`` of ``a["x"]`` (in ``dtype=``, else its own dtype)
+    with the combine function ``a["op"]`` traced on two scalars of that dtype."""
+    x = tr.value(a["x"], n["x"], "tv.reduce")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = reduction_axes(tr, a["axis"], n.get("axis", node), rank, "tv.reduce")
+    if a["dtype"] is not None:
+        wanted = tr.dtype_arg(a["dtype"], n["dtype"], "tv.reduce: dtype")
+        if wanted != x.dtype:
+            x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
+    combine = tr.trace_combine(a["op"], n["op"], x.dtype, "tv.reduce")
+    return tr.emit(node, "reduce", [(x, n["x"])], op="custom", axis=axis,
+                   keepdims=bool(a["keepdims"]), combine=combine)
 
 
 def accumulation_dtype(source: DType, op: str, requested: DType | None) -> DType:
@@ -147,6 +171,32 @@ def _scan(tr: Transpiler, node: ast.Call, a: Args, n: Nodes, name: str) -> Value
         x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
     return tr.emit(node, "scan", [(x, n["x"])], op=SCANS[name], axis=axis % rank,
                    exclusive=exclusive)
+
+
+@builtin
+def scan(x: Any, op: Callable[[Any, Any], Any], axis: int, dtype: DType | None = None) -> Any:
+    """Inclusive prefix along ``axis`` with a combine function ``op(acc, element)`` written in
+    the DSL (as ``tv.reduce``'s), in ``dtype`` (default: ``x``'s): element ``i`` is ``op``
+    applied left to right over elements ``0…i``; every execution applies it in that order, so
+    the result is exact whatever ``op`` is."""
+
+
+@translates(scan)
+def _custom_scan(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
+    x = tr.value(a["x"], n["x"], "tv.scan")
+    rank = x.type.rank if x.is_tensor else 0
+    axis = tr.const(a["axis"], n["axis"], "tv.scan: axis")
+    if rank == 0 or not -rank <= axis < rank:
+        raise tr.error(n["axis"], f"tv.scan: axis {axis} of a tile of rank {rank}")
+    if isinstance(a["op"], str):
+        raise tr.error(n["op"], f"tv.scan takes a combine function; for op {a['op']!r} use "
+                                "tv.cumsum, tv.cumprod, tv.cummax or tv.cummin")
+    if a["dtype"] is not None:
+        wanted = tr.dtype_arg(a["dtype"], n["dtype"], "tv.scan: dtype")
+        if wanted != x.dtype:
+            x = tr.emit(node, "cast", [(x, n["x"])], dtype=wanted)
+    combine = tr.trace_combine(a["op"], n["op"], x.dtype, "tv.scan")
+    return tr.emit(node, "scan", [(x, n["x"])], op="custom", axis=axis % rank, combine=combine)
 
 
 for _name, _op in SCANS.items():

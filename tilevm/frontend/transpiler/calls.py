@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import linecache
 from typing import Any
 
 from tilevm.frontend.builtins.registry import (
@@ -21,7 +22,11 @@ from tilevm.frontend.transpiler.base import TranspilerBase
 from tilevm.frontend.transpiler.scopes import Frame
 from tilevm.frontend.transpiler.source import source_of
 from tilevm.frontend.transpiler.statements import Return
-from tilevm.frontend.transpiler.value import Value
+from tilevm.frontend.transpiler.value import Value, describe
+from tilevm.ir.dtypes import DType
+from tilevm.ir.tile.ops import COMBINE_OPS
+from tilevm.ir.tile.program import Combine, Instr, Loc, Operand
+from tilevm.ir.tile.types import ScalarType
 
 __all__ = ["Calls"]
 
@@ -151,6 +156,99 @@ class Calls(TranspilerBase):
         finally:
             self.depth -= 1
             self.src, self.frames, self.gone, self.loops = saved
+
+    def trace_combine(self, fn: Any, fn_node: ast.AST, dt: DType, what: str) -> Combine:
+        """The combine function ``fn`` (a plain Python function of two scalars written in the
+        DSL, passed at ``fn_node``) traced on two ``dt`` scalars into a
+        :class:`~tilevm.ir.tile.program.Combine`: its body must be scalar elementwise
+        operations (:data:`~tilevm.ir.tile.ops.COMBINE_OPS`) and it must return one ``dt``
+        scalar; otherwise a diagnostic at the line in ``fn`` (``what`` names the builtin)."""
+        name = getattr(fn, "__name__", None)
+        if not inspect.isfunction(fn) or _is_kernel(fn):
+            names = '"sum", "max", "min" or ' if what == "tv.reduce" else ""
+            raise self.error(fn_node, f"{what}: op must be {names}a combine function "
+                                      f"(def fn(a, b): ...), got {describe(fn)}")
+        if name == "<lambda>":
+            raise self.error(fn_node, f"{what}: a combine function is a def, not a lambda "
+                                      "(tilevm reads its source)")
+        signature = inspect.signature(fn)
+        try:
+            bound = signature.bind(0, 0)
+        except TypeError:
+            raise self.error(fn_node, f"{what}: the combine function {name}{signature} must "
+                                      "take two arguments: the running value and the next "
+                                      "element") from None
+        bound.apply_defaults()
+        try:
+            src = source_of(fn)
+        except TypeError as e:
+            raise self.error(fn_node, str(e)) from None
+        first, second = list(bound.arguments)[:2]
+        # named after the function, so that they take no name the kernel's own values may want
+        params = tuple(self.builder.var(f"{name}.{p}", ScalarType(dt)) for p in (first, second))
+        arguments = dict(bound.arguments)
+        arguments[first], arguments[second] = (Value(p, p.name) for p in params)
+        saved = (self.src, self.frames, self.gone)
+        self.src, self.gone = src, {}
+        self.frames = [Frame("function", src.tree.lineno, arguments)]
+        self.depth += 1
+        returned: Any = None
+        return_node: ast.AST = src.tree
+        try:
+            with self.builder.block() as body:
+                try:
+                    self.body(src.tree.body)
+                except Return as r:
+                    returned, return_node = r.value, r.node or src.tree
+            # checked here, where the diagnostics point into fn's source
+            result = self._combine_result(returned, return_node, name, dt)
+            for stmt in body:
+                self._check_combine_stmt(stmt, name)
+        finally:
+            self.depth -= 1
+            self.src, self.frames, self.gone = saved
+        return Combine(params, tuple(body), result)
+
+    def _combine_result(self, value: Any, node: ast.AST, name: str, dt: DType) -> Operand:
+        """What a combine function returned, as the operand it yields."""
+        if isinstance(value, tuple):
+            raise self.error(node, f"combine function {name} returns {len(value)} values; it "
+                                   "returns one scalar (a combine of several values, as argmax "
+                                   "needs, is not supported)")
+        if value is None:
+            raise self.error(node, f"combine function {name} returns nothing; it returns the "
+                                   f"combined {dt.name} scalar")
+        if isinstance(value, Value):
+            if value.is_tensor:
+                raise self.error(node, f"combine function {name} returns {value.describe()}; "
+                                       f"it combines scalars and returns one {dt.name} scalar")
+            if value.dtype != dt:
+                raise self.error(node, f"combine function {name} returns {value.describe()}, "
+                                       f"not {dt.name}: it returns a value of the reduction's "
+                                       f"dtype (tv.cast it, or choose the reduction's dtype=)")
+            return value.operand
+        return self.operand(value, node, dt)
+
+    def _check_combine_stmt(self, stmt: Any, name: str) -> None:
+        """A statement of a combine function's body must be a scalar elementwise instruction."""
+        if not isinstance(stmt, Instr):
+            kind = type(stmt).__name__.lower()
+            raise self._error_at(stmt.loc, f"combine function {name}: run-time control flow "
+                                           f"({kind}) is not allowed in a combine function; "
+                                           "choose with tv.where, min or max")
+        if stmt.op not in COMBINE_OPS or not isinstance(stmt.result.type, ScalarType):
+            made = "" if stmt.result is None else f" (making {stmt.result.type})"
+            raise self._error_at(stmt.loc, f"combine function {name}: {stmt.op}{made} is not "
+                                           "allowed in a combine function, which computes with "
+                                           "scalar arithmetic, comparisons, casts and tv.where "
+                                           "only (no memory, no tiles, no barriers)")
+
+    def _error_at(self, loc: Loc | None, message: str) -> CompileError:
+        """A diagnostic at ``loc`` (the location of an instruction emitted from any source)."""
+        if loc is None:
+            return CompileError(message)
+        line = linecache.getline(loc.file, loc.line).rstrip("\n")
+        return CompileError(message, loc.file, loc.line, loc.col, line)
 
     def python_minmax(self, node: ast.Call, fn: Any, args: list) -> Any:
         """Python's ``min``, ``max`` (of two or more) and ``abs`` on run-time values."""

@@ -35,8 +35,9 @@ _UNSUPPORTED_STMTS = {ast.With: "'with' statements", ast.Try: "'try' statements"
 class Return(Exception):
     """A helper function's ``return``: unwinds its statements to the call (with the value)."""
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Any, node: ast.Return | None = None) -> None:
         self.value = value
+        self.node = node
 
 
 class Statements(Exits):
@@ -129,7 +130,7 @@ class Statements(Exits):
             raise self.error(s, "'return' of a helper function inside a run-time loop or branch "
                                 "is not supported; assign the result to a name in both branches "
                                 "(or use tv.where) and return it at the end")
-        raise Return(None if s.value is None else self.expr(s.value))
+        raise Return(None if s.value is None else self.expr(s.value), s)
 
     def for_stmt(self, s: ast.For) -> None:
         if s.orelse:

@@ -62,13 +62,22 @@ definition; DESIGN §3 is the contract):
   an order its layout fixes, is within the bound of DESIGN §3), of integers wraps; ``max``/``min``
   ignore NaN unless all are NaN, and order −0 below +0; ``argmax``/``argmin`` give the i32
   row-major position, among the reduced axes, of the first largest/smallest element (NaN counts
-  as the extreme, as numpy's; −0 and +0 tie);
+  as the extreme, as numpy's; −0 and +0 tie); ``custom`` applies the ``combine`` function
+  (:class:`~tilevm.ir.tile.program.Combine`) left to right: ``fn(…fn(fn(x0, x1), x2)…, xn)``
+  over the reduced elements in increasing (row-major) index, each step rounded as its
+  instructions are. The lowering combines in the order its layout fixes (each thread its own
+  elements in increasing local index, then lane butterflies, the lower lane's value first, then
+  warps in increasing order), so it equals this exactly when ``fn`` is associative and
+  commutative on the values (integer and bit operations, ``min``/``max``) and is in the bounded
+  class of DESIGN §3 otherwise (float combines: docs/numeric-contract.md);
 - ``scan {op, axis, exclusive}`` (``op`` ``sum``, ``prod``, ``max``, ``min``): element ``i``
   along ``axis`` combines elements ``0…i`` (``0…i−1`` when ``exclusive``; element 0 is then the
   identity: 0, 1, or for ``max``/``min`` the type's lowest/highest value, −inf/+inf where it has
   them). Integer scans wrap, ``max``/``min`` as ``reduce``'s are exact; a float ``sum`` prefix
   is its exact sum rounded once and a float ``prod`` prefix the float64 running product rounded
-  once (the lowering's, accumulated in f32 left to right, is within the bound of DESIGN §3).
+  once (the lowering's, accumulated in f32 left to right, is within the bound of DESIGN §3);
+  ``custom`` (inclusive only) gives at ``i`` the ``combine`` function applied left to right over
+  elements ``0…i``, as ``reduce``'s; the lowering applies it in the same order, so exactly.
 """
 
 from __future__ import annotations
@@ -83,7 +92,9 @@ from tilevm.ir.tile.types import ScalarType, TensorType, Type
 __all__ = [
     "ATOMIC_DTYPES",
     "BINARY_OPS",
+    "COMBINE_OPS",
     "COMPARE_OPS",
+    "CUSTOM_REDUCE",
     "DOT_PRECISIONS",
     "DOT_RULES",
     "OPS",
@@ -92,6 +103,7 @@ __all__ = [
     "OpDef",
     "TileTypeError",
     "broadcast_shapes",
+    "check_combine",
     "dot_rule",
     "dot_rule_of",
     "infer_type",
@@ -131,6 +143,10 @@ BINARY_OPS = ("add", "sub", "mul", "div", "floordiv", "mod", "min", "max", "and"
 INT_ONLY_BINARY = ("floordiv", "mod", "and", "or", "xor", "shl", "shr")
 COMPARE_OPS = ("lt", "le", "gt", "ge", "eq", "ne")
 REDUCE_OPS = ("sum", "max", "min")
+# reduce {op = "custom", combine = <Combine>}: a combine function written in the DSL
+CUSTOM_REDUCE = "custom"
+# what a combine function's body may do: scalar elementwise operations
+COMBINE_OPS = (*UNARY_OPS, *BINARY_OPS, *COMPARE_OPS, "where", "fma", "cast", "copy")
 # reductions to the (i32) index of the extreme element along the reduced axes
 ARG_REDUCE_OPS = ("argmax", "argmin")
 SCAN_OPS = ("sum", "prod", "max", "min")
@@ -435,11 +451,55 @@ def reduce_axes(axis: int | tuple[int, ...]) -> tuple[int, ...]:
     return axis if isinstance(axis, tuple) else (axis,)
 
 
+def check_combine(combine: Any, dt: DType, op: str = "reduce") -> None:
+    """Raise :class:`TileTypeError` unless ``combine`` is a well-typed
+    :class:`~tilevm.ir.tile.program.Combine` of ``dt``: two ``dt`` scalar parameters, a body of
+    :data:`COMBINE_OPS` on scalars, each operand a parameter, an earlier result or a constant,
+    and a ``dt`` scalar result."""
+    from tilevm.ir.tile.program import Combine, Var
+
+    if not isinstance(combine, Combine):
+        _fail(op, f'op "custom" needs a combine function, got {combine!r}')
+    want = ScalarType(dt)
+    if len(combine.params) != 2 or any(p.type != want for p in combine.params):
+        _fail(op, f"a combine function takes two {dt.name} scalars, got "
+                  f"({', '.join(f'%{p.name}: {p.type}' for p in combine.params)})")
+    scope: dict[str, Type] = {p.name: p.type for p in combine.params}
+
+    def operand_type(x: Any) -> Type:
+        if isinstance(x, Var):
+            if scope.get(x.name) != x.type:
+                _fail(op, f"the combine function reads %{x.name}, which is not its parameter "
+                          "or an earlier result of the same type")
+            return x.type
+        return x.type
+
+    for s in combine.body:
+        if s.op not in COMBINE_OPS or s.result is None:
+            _fail(op, f"a combine function computes with scalar elementwise operations only, "
+                      f"not {s.op}")
+        inferred = infer_type(s.op, [operand_type(x) for x in s.args], s.attr_dict)
+        if not isinstance(inferred, ScalarType) or s.result.type != inferred:
+            _fail(op, f"the combine function's {s.op} gives {inferred}, declared "
+                      f"{s.result.type}; its values are scalars")
+        if s.result.name in scope:
+            _fail(op, f"the combine function defines %{s.result.name} twice")
+        scope[s.result.name] = s.result.type
+    if operand_type(combine.result) != want:
+        _fail(op, f"a combine function of {dt.name} returns a {dt.name} scalar, not "
+                  f"{combine.result.type}")
+
+
 def _reduce(args: list[Type], a: dict) -> Type:
     _arity("reduce", args, 1)
     src = _reg_tile("reduce", args[0])
-    if a["op"] not in REDUCE_OPS + ARG_REDUCE_OPS:
-        _fail("reduce", f"op must be one of {REDUCE_OPS + ARG_REDUCE_OPS}, got {a['op']!r}")
+    if a["op"] == CUSTOM_REDUCE:
+        check_combine(a["combine"], src.dtype)
+    elif a["op"] not in REDUCE_OPS + ARG_REDUCE_OPS:
+        _fail("reduce", f"op must be one of {REDUCE_OPS + ARG_REDUCE_OPS} or \"custom\", got "
+                        f"{a['op']!r}")
+    elif a["combine"] is not None:
+        _fail("reduce", f'a combine function belongs to op "custom", not {a["op"]!r}')
     axes = reduce_axes(a["axis"])
     if (not axes or not all(isinstance(d, int) and 0 <= d < src.rank for d in axes)
             or list(axes) != sorted(set(axes))):
@@ -457,8 +517,15 @@ def _reduce(args: list[Type], a: dict) -> Type:
 def _scan(args: list[Type], a: dict) -> Type:
     _arity("scan", args, 1)
     src = _reg_tile("scan", args[0])
-    if a["op"] not in SCAN_OPS:
-        _fail("scan", f"op must be one of {SCAN_OPS}, got {a['op']!r}")
+    if a["op"] == CUSTOM_REDUCE:
+        check_combine(a["combine"], src.dtype, "scan")
+        if a["exclusive"]:
+            _fail("scan", 'an exclusive scan has no op "custom" (its first element would be '
+                          "the combine function's identity)")
+    elif a["op"] not in SCAN_OPS:
+        _fail("scan", f"op must be one of {SCAN_OPS} or \"custom\", got {a['op']!r}")
+    elif a["combine"] is not None:
+        _fail("scan", f'a combine function belongs to op "custom", not {a["op"]!r}')
     axis = a["axis"]
     if not isinstance(axis, int) or not 0 <= axis < src.rank:
         _fail("scan", f"axis {axis!r} is out of range for a tile of rank {src.rank}", 0)
@@ -502,8 +569,8 @@ def _broadcast(args: list[Type], a: dict) -> Type:
     return TensorType(src.dtype, shape)
 
 
-_register("reduce", _reduce, op=REQUIRED, axis=REQUIRED, keepdims=False)
-_register("scan", _scan, op=REQUIRED, axis=REQUIRED, exclusive=False)
+_register("reduce", _reduce, op=REQUIRED, axis=REQUIRED, keepdims=False, combine=None)
+_register("scan", _scan, op=REQUIRED, axis=REQUIRED, exclusive=False, combine=None)
 _register("transpose", _transpose, perm=None)
 _register("reshape", _reshape, shape=REQUIRED)
 _register("broadcast", _broadcast, shape=REQUIRED)

@@ -15,10 +15,14 @@
       if %c { ... } else { ... }
       while { ... } cond %c do { ... }
       assign %acc = %t5
+      %m: f32 = reduce(%a) {axis = 0, combine = fn(%p: f32, %q: f32) {
+        %r: f32 = max(%p, %q); yield %r }, op = "custom"}  (on one line)
     }
 
 Operands are ``%name`` or ``value:dtype``; results carry their type; attributes are sorted by
-name; a layout prints as ``layout("<repr>")`` and a location as a trailing ``loc("file":line:col)``.
+name; a layout prints as ``layout("<repr>")`` and a location as a trailing ``loc("file":line:col)``;
+a combine function (:class:`~tilevm.ir.tile.program.Combine`) prints on one line as
+``fn(%p: T, %q: T) { <instruction>; … yield <operand> }``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,19 @@ import json
 from typing import Any
 
 from tilevm.ir.dtypes import DType
-from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Loc, Operand, Stmt, While
+from tilevm.ir.tile.program import (
+    Assign,
+    Combine,
+    Const,
+    For,
+    If,
+    Instr,
+    Kernel,
+    Loc,
+    Operand,
+    Stmt,
+    While,
+)
 
 __all__ = ["format_attr", "print_kernel", "print_stmt"]
 
@@ -57,7 +73,7 @@ def print_stmt(s: Stmt, depth: int = 0, locations: bool = True) -> str:
     if isinstance(s, Instr):
         head = "" if s.result is None else f"%{s.result.name}: {s.result.type} = "
         args = ", ".join(_operand(a) for a in s.args)
-        attrs = f" {_attrs(s.attrs)}" if s.attrs else ""
+        attrs = f" {_attrs(s.attrs, locations)}" if s.attrs else ""
         return f"{pad}{head}{s.op}({args}){attrs}{loc}"
     if isinstance(s, Assign):
         return f"{pad}assign %{s.target.name} = {_operand(s.value)}{loc}"
@@ -97,12 +113,13 @@ def _loc(loc: Loc | None, locations: bool) -> str:
     return f" loc({json.dumps(loc.file)}:{loc.line}:{loc.col})"
 
 
-def _attrs(attrs: tuple[tuple[str, Any], ...]) -> str:
-    return "{" + ", ".join(f"{k} = {format_attr(v)}" for k, v in attrs) + "}"
+def _attrs(attrs: tuple[tuple[str, Any], ...], locations: bool = True) -> str:
+    return "{" + ", ".join(f"{k} = {format_attr(v, locations)}" for k, v in attrs) + "}"
 
 
-def format_attr(v: Any) -> str:
-    """An attribute value as the text form writes it."""
+def format_attr(v: Any, locations: bool = True) -> str:
+    """An attribute value as the text form writes it (``locations``: of a combine function's
+    instructions too)."""
     if v is None:
         return "none"
     if isinstance(v, bool):
@@ -116,7 +133,11 @@ def format_attr(v: Any) -> str:
     if isinstance(v, DType):
         return v.name
     if isinstance(v, tuple):
-        return "[" + ", ".join(format_attr(x) for x in v) + "]"
+        return "[" + ", ".join(format_attr(x, locations) for x in v) + "]"
+    if isinstance(v, Combine):
+        params = ", ".join(f"%{p.name}: {p.type}" for p in v.params)
+        body = "".join(f"{print_stmt(s, 0, locations)}; " for s in v.body)
+        return f"fn({params}) {{ {body}yield {_operand(v.result)} }}"
     kind = "shared_layout" if type(v).__name__ == "SharedLayout" else "layout"
     return f"{kind}({json.dumps(repr(v))})"
 

@@ -23,6 +23,7 @@ from tilevm.ir.tile.types import ScalarType, Type
 
 __all__ = [
     "Assign",
+    "Combine",
     "Const",
     "For",
     "If",
@@ -181,6 +182,28 @@ class While:
 
 
 Stmt = Union[Instr, Assign, For, If, While]  # noqa: UP007 - as Operand
+
+
+@dataclass(frozen=True)
+class Combine:
+    """A combine function written in the DSL (``tv.reduce(x, fn, axis)``): the value of the
+    ``combine`` attribute of ``reduce {op = "custom"}``.
+
+    ``fn(params[0], params[1])`` is ``result`` after ``body``, a straight-line sequence of scalar
+    elementwise instructions (:data:`~tilevm.ir.tile.ops.COMBINE_OPS`) on the two parameters, the
+    instructions' own results and constants; ``params[0]`` is the running value and
+    ``params[1]`` the next element, both of the reduction's dtype, as is the result. It reads
+    nothing else: no memory, no other variable of the kernel, no control flow, so it can be
+    applied anywhere (the interpreter vectorizes it, the lowering repeats it on registers). Its
+    variables' names are unique in the kernel but visible only inside it."""
+
+    params: tuple[Var, Var]
+    body: tuple[Instr, ...]
+    result: Operand
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "body", tuple(self.body))
 
 
 @dataclass(frozen=True)

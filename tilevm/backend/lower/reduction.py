@@ -24,6 +24,7 @@ differs (DESIGN §3).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
@@ -128,23 +129,23 @@ def lower_reduce(ctx: LoweringContext, s: Instr) -> tuple[vals.TileValue | None,
             kb.mov(_combine(ctx, op, acc[j], other, t), t, out=acc[j])
     # 3. across warps, through shared memory, in increasing warp order
     if warps:
-        _across_warps(ctx, s, layout, out_layout, acc, warps, dt, op, t)
+        _across_warps(ctx, s, layout, out_layout, acc, warps, t,
+                      lambda a, b: _combine(ctx, op, a, b, t), _identity(dt, op, t))
     return _finish(ctx, s, acc, out_layout, dt, op, t)
 
 
 def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
                   out_layout: RegisterLayout, acc: object, warps: list[tuple[int, int]],
-                  dt: DType, op: str, t: ScalarType) -> None:
+                  t: ScalarType, combine: Callable[[Operand, Operand], Operand],
+                  identity: Operand | None) -> None:
+    """Step 3: each warp's value to shared memory, then every holder combines them in
+    increasing warp order with ``combine``, from ``identity`` or, without one, from warp 0's
+    value."""
     kb = ctx.kb
-    nwarps = 1
-    for _, size in warps:
-        nwarps *= size
+    nwarps = math.prod(size for _, size in warps)
     count = out_layout.local_size
     nbytes = t.bits // 8
-    total = 1
-    for n in out_layout.shape:
-        total *= n
-    base = kb.add(ctx.smem, ctx.scratch(total * nwarps * nbytes), type=U32)
+    base = kb.add(ctx.smem, ctx.scratch(math.prod(out_layout.shape) * nwarps * nbytes), type=U32)
     coordinate = warp_coordinate(ctx, layout, warps)
     writer = writer_predicate(ctx, layout, reduce_axes(s.attr("axis")))
     ctx.barrier()
@@ -155,13 +156,12 @@ def _across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
         kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
     ctx.barrier()
     with vals.locals_loop(kb, count, "j", out_layout) as j:
-        first = kb.mul(kb.mul(flat_position(ctx, out_layout, j), nwarps, type=U32), nbytes,
-                       type=U32)
-        kb.mov(_identity(dt, op, t), t, out=acc[j])
-        with kb.for_(0, nwarps, unroll=True, name="w") as w:
-            slot = kb.add(first, kb.mul(w, nbytes, type=S32), type=U32)
-            part = kb.ld("shared", kb.add(base, slot, type=U32), t)
-            kb.mov(_combine(ctx, op, acc[j], part, t), t, out=acc[j])
+        first = kb.add(base, kb.mul(kb.mul(flat_position(ctx, out_layout, j), nwarps, type=U32),
+                                    nbytes, type=U32), type=U32)
+        kb.mov(kb.ld("shared", first, t) if identity is None else identity, t, out=acc[j])
+        with kb.for_(0 if identity is not None else 1, nwarps, unroll=True, name="w") as w:
+            part = kb.ld("shared", kb.add(first, kb.mul(w, nbytes, type=S32), type=U32), t)
+            kb.mov(combine(acc[j], part), t, out=acc[j])
 
 
 def lower_custom_reduce(ctx: LoweringContext, s: Instr
@@ -196,7 +196,8 @@ def lower_custom_reduce(ctx: LoweringContext, s: Instr
             kb.mov(apply_combine(ctx, combine, low, high), t, out=acc[j])
     # 3. across warps, through shared memory, from warp 0's value in increasing warp order
     if warps:
-        _custom_across_warps(ctx, s, layout, out_layout, acc, warps, t)
+        _across_warps(ctx, s, layout, out_layout, acc, warps, t,
+                      lambda a, b: apply_combine(ctx, combine, a, b), None)
     if out_layout.rank == 0:
         return None, kb.mov(acc[0], t)
     tile = ctx.new_tile(s.result)
@@ -244,35 +245,6 @@ def apply_combine(ctx: LoweringContext, combine: Combine, a: Operand, b: Operand
     result = ctx.value(combine.result)
     assert isinstance(result, vals.ScalarValue), combine.result
     return result.reg
-
-
-def _custom_across_warps(ctx: LoweringContext, s: Instr, layout: RegisterLayout,
-                         out_layout: RegisterLayout, acc: object,
-                         warps: list[tuple[int, int]], t: ScalarType) -> None:
-    """Step 3 for a combine function: each warp's value to shared memory, then every holder
-    combines them from warp 0's in increasing warp order."""
-    kb = ctx.kb
-    nwarps = math.prod(size for _, size in warps)
-    count = out_layout.local_size
-    nbytes = t.bits // 8
-    base = kb.add(ctx.smem, ctx.scratch(math.prod(out_layout.shape) * nwarps * nbytes), type=U32)
-    coordinate = warp_coordinate(ctx, layout, warps)
-    writer = writer_predicate(ctx, layout, reduce_axes(s.attr("axis")))
-    combine = s.attr("combine")
-    ctx.barrier()
-    with vals.locals_loop(kb, count, "j", out_layout) as j:
-        flat = flat_position(ctx, out_layout, j)
-        slot = kb.mul(kb.add(kb.mul(flat, nwarps, type=U32), coordinate, type=U32), nbytes,
-                      type=U32)
-        kb.st("shared", kb.add(base, slot, type=U32), acc[j], guard=writer)
-    ctx.barrier()
-    with vals.locals_loop(kb, count, "j", out_layout) as j:
-        first = kb.add(base, kb.mul(kb.mul(flat_position(ctx, out_layout, j), nwarps, type=U32),
-                                    nbytes, type=U32), type=U32)
-        kb.mov(kb.ld("shared", first, t), t, out=acc[j])
-        with kb.for_(1, nwarps, unroll=True, name="w") as w:
-            part = kb.ld("shared", kb.add(first, kb.mul(w, nbytes, type=S32), type=U32), t)
-            kb.mov(apply_combine(ctx, combine, acc[j], part), t, out=acc[j])
 
 
 def warp_coordinate(ctx: LoweringContext, layout: RegisterLayout,

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tilevm.frontend.builtins.registry import builtin, translates
 from tilevm.frontend.transpiler.value import I32, Value
-from tilevm.ir.tile.program import Assign, Const, For, Operand, While
+from tilevm.ir.tile.program import Assign, Const, For, Operand, Var, While
 from tilevm.ir.tile.types import ScalarType
 
 if TYPE_CHECKING:
@@ -58,19 +60,27 @@ def for_loop(tr: Transpiler, s: ast.For, call: ast.Call) -> None:
                                         "'return' in the loop's body")
         _counted_while(tr, s, bounds, exits)
         return
-    frame = tr.push("for", s.lineno)
     var = tr.builder.var(s.target.id, ScalarType(bounds[0].type.dtype))
-    frame.names[s.target.id] = Value(var, s.target.id)
-    was_readonly = s.target.id in tr.readonly
-    tr.readonly.add(s.target.id)
+    with _loop_variable(tr, s, var), tr.builder.block() as stmts:
+        tr.loop_body(exits, s, lambda: tr.body(s.body))
+    tr.builder.append(For(var, *bounds, tuple(stmts), unroll, tr.loc(s)))
+
+
+@contextmanager
+def _loop_variable(tr: Transpiler, s: ast.For, var: Var) -> Iterator[None]:
+    """The frame of the loop ``s``'s body, where its target names ``var``, read-only."""
+    assert isinstance(s.target, ast.Name)
+    name = s.target.id
+    frame = tr.push("for", s.lineno)
+    frame.names[name] = Value(var, name)
+    was_readonly = name in tr.readonly
+    tr.readonly.add(name)
     try:
-        with tr.builder.block() as stmts:
-            tr.loop_body(exits, s, lambda: tr.body(s.body))
+        yield
     finally:
         if not was_readonly:
-            tr.readonly.discard(s.target.id)
+            tr.readonly.discard(name)
         tr.pop()
-    tr.builder.append(For(var, *bounds, tuple(stmts), unroll, tr.loc(s)))
 
 
 def _counted_while(tr: Transpiler, s: ast.For, bounds: list[Operand], exits: LoopExits) -> None:
@@ -96,16 +106,7 @@ def _counted_while(tr: Transpiler, s: ast.For, bounds: list[Operand], exits: Loo
                                            tr.builder.emit("gt", [counter, stop], loc)], loc)
             going = tr.builder.emit("or", [up, down], loc)
         cond = tr.loop_condition(exits, going, s)
-    frame = tr.push("for", s.lineno)
-    frame.names[s.target.id] = Value(counter, s.target.id)
-    was_readonly = s.target.id in tr.readonly
-    tr.readonly.add(s.target.id)
-    try:
-        with tr.builder.block() as body:
-            tr.loop_body(exits, s, lambda: tr.body(s.body))
-            tr.builder.append(Assign(counter, tr.builder.emit("add", [counter, step], loc), loc))
-    finally:
-        if not was_readonly:
-            tr.readonly.discard(s.target.id)
-        tr.pop()
+    with _loop_variable(tr, s, counter), tr.builder.block() as body:
+        tr.loop_body(exits, s, lambda: tr.body(s.body))
+        tr.builder.append(Assign(counter, tr.builder.emit("add", [counter, step], loc), loc))
     tr.builder.append(While(tuple(cond_body), cond, tuple(body), loc))

@@ -10,7 +10,7 @@ from typing import Any
 
 from tilevm.ir.tile.printer import print_kernel
 
-__all__ = ["CompiledKernel", "Resources", "compile_kernel", "specialization_of"]
+__all__ = ["CompiledKernel", "Resources", "compile_kernel", "compile_uncached", "specialization_of"]
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,30 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
     ``target`` (``"sm_80"``, ``"sm_90"``…) under the specialization ``spec`` (see
     :func:`specialization_of`; the general kernel by default).
 
+    The binary comes from the kernel cache when it holds it (:mod:`tilevm.runtime.kernel_cache`):
+    NVRTC then does not run, the kernel is lowered again (the layouts, Thread IR, report and CUDA
+    source show its current source lines) and the PTX, cubin, log and resources are the cached
+    ones.
+
     Raises :class:`~tilevm.CompileError` for a mistake in the kernel or a kernel that cannot
     fit the target, :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
     """
+    from tilevm.backend.cuda import cuda_target
+    from tilevm.runtime.kernel_cache import compile_cached
+
+    tgt = cuda_target(target)
+    tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
+    return compile_cached(tile, specialization_of(tile, spec), tgt.name)
+
+
+def compile_uncached(tile: Any, target: Any, spec: Any) -> CompiledKernel:
+    """Lower ``tile`` (Tile IR) under ``spec`` (as :func:`specialization_of` takes it) and compile
+    it with NVRTC for ``target`` (a name or :class:`~tilevm.backend.cuda.CudaTarget`), without
+    the cache."""
     from tilevm.backend.cuda import compile_cuda, cuda_target, emit_cuda
     from tilevm.backend.lower import lower
 
     tgt = cuda_target(target)
-    tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
     lowered = lower(tile, tgt.sm, specialization_of(tile, spec))
     binary = compile_cuda(emit_cuda(lowered.thread, tgt), tgt)
     return CompiledKernel(tile.name, tgt.name, lowered, binary, tile)

@@ -14,7 +14,7 @@ from typing import Any
 from tilevm.frontend.device_tensors import set_pointer_device
 from tilevm.frontend.devices import register_device
 from tilevm.runtime import cuda_driver
-from tilevm.runtime.artifact import KernelArtifact, artifact_of
+from tilevm.runtime.artifact import KernelArtifact
 
 __all__ = ["compiled_for_cuda", "run_on_cuda"]
 
@@ -23,16 +23,17 @@ _lock = threading.Lock()
 
 
 def compiled_for_cuda(kernel: Any, spec: Any, arch: str) -> KernelArtifact:
-    """The artifact of ``kernel`` (Tile IR) under ``spec`` for ``arch``, memoized for the life of
-    the process."""
+    """The artifact of ``kernel`` (Tile IR) under ``spec`` for ``arch``: from the binary cache
+    (:mod:`tilevm.runtime.kernel_cache`) or compiled on the first call, then memoized for the
+    life of the process."""
     key = (id(kernel), spec, arch)
     with _lock:
         hit = _memo.get(key)
     if hit is not None and hit[0] is kernel:
         return hit[1]
-    from tilevm.runtime.compile import compile_kernel
+    from tilevm.runtime.kernel_cache import artifact_cached
 
-    artifact = artifact_of(compile_kernel(kernel, arch, spec))
+    artifact = artifact_cached(kernel, spec, arch)
     with _lock:
         _memo[key] = (kernel, artifact)  # the kernel is kept: its id stays unique
     return artifact

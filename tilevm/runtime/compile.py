@@ -88,7 +88,7 @@ def specialization_of(kernel: Any, spec: Any) -> Any:
     ``"contiguous"`` (last strides 1, nothing else known), or example arguments (a tuple or
     list, as the kernel would be called with)."""
     from tilevm.backend.lower import Specialization
-    from tilevm.frontend.arguments import bind_arguments
+    from tilevm.frontend.arguments import bind_arguments, call_device
 
     if spec is None:
         return Specialization.generic()
@@ -97,7 +97,9 @@ def specialization_of(kernel: Any, spec: Any) -> Any:
     if spec in ("aligned", "contiguous"):
         return Specialization.contiguous(kernel, aligned=spec == "aligned")
     if isinstance(spec, (tuple, list)):
-        bound = bind_arguments(kernel, tuple(spec))
+        args = tuple(spec)  # GPU tensors are bound as a GPU call binds them
+        device = "cuda" if call_device(kernel, args, "host") == "cuda" else "host"
+        bound = bind_arguments(kernel, args, device)
         return Specialization.of_arguments(kernel, bound.tensors, bound.dims)
     raise TypeError(f"spec must be None, a Specialization, 'aligned', 'contiguous' or example "
                     f"arguments (a tuple), got {type(spec).__name__}")

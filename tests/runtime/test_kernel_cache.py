@@ -512,3 +512,67 @@ def test_the_docs_list_the_keys_parts():
                  "options", "`tilevm/ir`", "`tilevm/frontend`", "`tilevm/backend`",
                  "TILEVM_CACHE_DIR"):
         assert part in section, part
+
+
+# -- the fast path of a repeated call ----------------------------------------------------------
+
+
+def _launch_bytes(launch) -> tuple:
+    return (launch.grid, launch.block, [bytes(a) for a in launch.args], launch.shared_bytes,
+            launch.stream)
+
+
+def test_the_fast_path_launches_exactly_what_the_full_path_launches(cache, kernel_module,
+                                                                    fake_gpu, monkeypatch):
+    from tilevm.frontend import arguments
+
+    k = kernel_module.scale_add
+    base = 0x7F0000000000
+    calls = [
+        (FakeCudaArray((1024,), np.float32, base), FakeCudaArray((1024,), np.float32, base + 4096),
+         2.0),
+        (FakeCudaArray((1000,), np.float32, base + 4), FakeCudaArray((1000,), np.float32, base),
+         3),
+        (FakeCudaArray((300,), np.float32, base + 8, strides=(8,)),  # every other element
+         FakeCudaArray((300,), np.float32, base), -1.5),
+    ]
+    for args in calls:  # the full path: no launcher remembered
+        k._launchers.clear()
+        k(*args)
+    full = [_launch_bytes(x) for x in fake_gpu.launches]
+    for args in calls:  # remembered: binding must not run again
+        k(*args)
+    monkeypatch.setattr(arguments, "bind_arguments", _no_binding)
+    for args in calls:
+        k(*args)
+    # (the fake device lists launches by module, not in time order: compared as multisets)
+    every = sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
+    assert len(full) == len(calls) and every == sorted(repr(x) for x in full * 3)
+    assert len(fake_gpu.modules) == 3  # three specializations, each loaded once
+
+
+def _no_binding(*args, **kwargs):
+    raise AssertionError("a repeated call took the full path")
+
+
+def test_a_repeated_call_with_bad_arguments_gets_the_full_paths_errors(cache, kernel_module,
+                                                                       fake_gpu):
+    k = kernel_module.scale_add
+    x = FakeCudaArray((256,), np.float32, 0x7F0000000000)
+    out = FakeCudaArray((256,), np.float32, 0x7F0000001000)
+    k(x, out, 1.0)
+    k(x, out, 1.0)
+    cases = [
+        ((x, FakeCudaArray((256,), np.float16), 1.0), TypeError,
+         "argument 'out': expected f32 data, got f16"),
+        ((x, FakeCudaArray((255,), np.float32), 1.0), ValueError,
+         "dimension 'n' is 255 here but 256 from argument 'x'"),
+        ((x, FakeCudaArray((256,), np.float32, 0x7F0000000002), 1.0), ValueError,
+         "argument 'out': address 0x7f0000000002 is not aligned"),
+        ((x, out, "two"), TypeError, "argument 'alpha': expected a f32 number"),
+        ((x, out), TypeError, "takes 3 arguments"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            k(*args)
+    assert len(fake_gpu.launches) == 2

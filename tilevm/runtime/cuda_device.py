@@ -12,9 +12,10 @@ import threading
 from typing import Any
 
 from tilevm.frontend.device_tensors import set_pointer_device
-from tilevm.frontend.devices import register_device
+from tilevm.frontend.devices import register_device, register_fast_path
 from tilevm.runtime import cuda_driver
 from tilevm.runtime.artifact import KernelArtifact
+from tilevm.runtime.fast_launch import make_launcher
 
 __all__ = ["compiled_for_cuda", "run_on_cuda"]
 
@@ -51,4 +52,5 @@ def run_on_cuda(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
 
 
 register_device("cuda", run_on_cuda)
+register_fast_path("cuda", make_launcher)
 set_pointer_device(cuda_driver.pointer_device)

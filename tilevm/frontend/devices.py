@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Runner", "register_device", "runner_for"]
+__all__ = ["Runner", "fast_path_for", "register_device", "register_fast_path", "runner_for"]
 
 # A runner gets the kernel's Tile IR, its bound arguments and the constants it was built with.
 Runner = Callable[[Any, Any, dict[str, Any]], None]
@@ -30,3 +30,21 @@ def runner_for(device: str) -> Runner:
         known = ", ".join(sorted(_RUNNERS))
         raise ValueError(f"device={device!r} is not available (available: {known})")
     return _RUNNERS[device]
+
+
+# A fast-path factory gets the kernel's Tile IR, the positional arguments and bound arguments of a
+# call that just ran on the device, and the launcher it made before for these constants (or
+# None); it returns a launcher, ``launcher(args) -> bool``, that launches a later call with
+# arguments of the same kinds and returns True, or returns False having done nothing (the call
+# then takes the full path, which checks and reports).
+_FAST_PATHS: dict[str, Callable[[Any, tuple, Any, Any], Any]] = {}
+
+
+def register_fast_path(name: str, factory: Callable[[Any, tuple, Any, Any], Any]) -> None:
+    """Give device ``name`` a fast path for repeated calls (see ``_FAST_PATHS`` above)."""
+    _FAST_PATHS[name] = factory
+
+
+def fast_path_for(device: str) -> Callable[[Any, tuple, Any, Any], Any] | None:
+    """The fast-path factory of ``device``, or None."""
+    return _FAST_PATHS.get(device)

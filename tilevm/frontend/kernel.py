@@ -32,6 +32,9 @@ class KernelFunction:
         # the factory's local variables as they were when the kernel was decorated.
         self.definition_locals = dict(definition_locals or {})
         self._cache: dict[tuple, Kernel] = {}
+        # The fast path of repeated GPU calls: a launcher per constants, as the call gave them
+        # (tilevm.runtime.fast_launch).
+        self._launchers: dict[tuple, Any] = {}
         functools.update_wrapper(self, fn)
 
     def ir(self, **constants: Any) -> Kernel:
@@ -88,9 +91,18 @@ class KernelFunction:
         block order; the first problem raises ``SanitizerError`` naming the line
         (``sanitize="continue"``: all of them, at the end). docs/debugging.md shows it at work.
         """
+        if device is None and not sanitize and self._launchers:
+            try:
+                launcher = self._launchers.get(tuple(constants.items()))
+            except TypeError:  # an unhashable constant
+                launcher = None
+            if launcher is not None and launcher(args):
+                return
         from tilevm.frontend.arguments import bind_arguments, call_device
-        from tilevm.frontend.devices import runner_for
+        from tilevm.frontend.devices import fast_path_for, runner_for
 
+        given = len(args)
+        launcher_key = tuple(constants.items())
         args, constants = self._by_name(args, constants)
         constants = self._bind_dtype_variables(args, constants)
         try:
@@ -117,6 +129,16 @@ class KernelFunction:
                 "kernel": self.fn.__qualname__, "constants": constants, "device": device,
                 "dims": bound.dims, "scalars": bound.scalars}) from e
         bound.finish()
+        if device == "cuda" and not sanitize and len(args) == given:
+            factory = fast_path_for("cuda")
+            if factory is not None:
+                try:
+                    existing = self._launchers.get(launcher_key)
+                except TypeError:  # an unhashable constant: no fast path
+                    return
+                launcher = factory(kernel, args, bound, existing)
+                if launcher is not None:
+                    self._launchers[launcher_key] = launcher
 
     def _bind_dtype_variables(self, args: tuple, constants: dict[str, Any]) -> dict[str, Any]:
         """``constants`` with each dtype variable (``tv.Dtype``) of the parameters bound to the
@@ -125,11 +147,9 @@ class KernelFunction:
         variables = self._dtype_variables
         if not variables:
             return constants
-        import inspect
-
         from tilevm.frontend.device_tensors import argument_dtype
 
-        names = [p.name for p in inspect.signature(self.fn).parameters.values()]
+        names = self._parameter_names
         bound = dict(constants)
         source: dict[str, str] = {}
         for param, variable in variables.items():
@@ -166,13 +186,26 @@ class KernelFunction:
                 out[name] = spec_dtype.name
         return out
 
+    @functools.cached_property
+    def _parameter_names(self) -> list[str]:
+        import inspect
+
+        return [p.name for p in inspect.signature(self.fn).parameters.values()]
+
+    @functools.cached_property
+    def _positional_names(self) -> list[str]:
+        """The parameters a call may give by position or by name (tensors and scalars)."""
+        import inspect
+
+        return [p.name for p in inspect.signature(self.fn).parameters.values()
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+
     def _by_name(self, args: tuple, named: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         """Move tensor and scalar arguments given by name (``k(x=a, y=b)``) into ``args``; what
         is left are the constants."""
-        import inspect
-
-        params = [p.name for p in inspect.signature(self.fn).parameters.values()
-                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        if not named:
+            return args, named
+        params = self._positional_names
         if not any(name in named for name in params):
             return args, named
         named = dict(named)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tilevm.frontend.arguments import BoundArguments, bind_arguments
-from tilevm.ir.dtypes import DType, dtype
+from tilevm.ir.dtypes import dtype
 from tilevm.ir.thread.types import scalar_type
 from tilevm.ir.thread.values import Const
 from tilevm.ir.tile.program import Const as TileConst
@@ -98,14 +98,34 @@ class KernelArtifact:
 
     def grid(self, dims: dict[str, int], scalars: dict[str, int | float]) -> tuple[int, ...]:
         """The grid of a launch with these sizes and scalars (the kernel's ``tv.launch``)."""
-        values: dict[str, int] = {**{k: int(v) for k, v in scalars.items()}, **dims}
-        program = self.description["grid"]
-        for step in program["steps"]:
-            args = [_grid_value(a, values) for a in step["args"]]
-            if step["op"] == "cdiv" and args[1] == 0:
+        values: dict[str, int] = {**{k: int(v) for k, v in scalars.items()}, **dims} \
+            if scalars else dict(dims)
+        steps, axes = self._grid_steps
+        for result, op, fn, args, nbits, signed in steps:
+            operands = [values[a] if type(a) is str else a for a in args]
+            if op == "cdiv" and operands[1] == 0:
                 raise ArtifactError(f"kernel {self.name}: the grid divides by zero")
-            values[step["result"]] = _wrap(_GRID_OPS[step["op"]](*args), dtype(step["dtype"]))
-        return tuple(_grid_value(a, values) for a in program["axes"])
+            value = fn(*operands) & ((1 << nbits) - 1)  # wrapped to the step's dtype
+            if signed and value >> (nbits - 1):
+                value -= 1 << nbits
+            values[result] = value
+        return tuple(values[a] if type(a) is str else a for a in axes)
+
+    @functools.cached_property
+    def _grid_steps(self) -> tuple[list[tuple], list[Any]]:
+        """The grid program with its operations and dtypes looked up once: steps of (result,
+        op, function, operands, bits, signed), operands names or integers; and the axes."""
+        program = self.description["grid"]
+
+        def operand(a: dict[str, Any]) -> Any:
+            return int(a["const"]) if "const" in a else a["var"]
+
+        steps = []
+        for step in program["steps"]:
+            dt = dtype(step["dtype"])
+            steps.append((step["result"], step["op"], _GRID_OPS[step["op"]],
+                          [operand(a) for a in step["args"]], dt.nbits, dt.is_signed))
+        return steps, [operand(a) for a in program["axes"]]
 
     def bind(self, args: tuple[Any, ...]) -> BoundArguments:
         """Check ``args`` (GPU tensors and scalars, in the kernel's parameter order) against the
@@ -212,18 +232,6 @@ class KernelArtifact:
 
 
 _CTYPES = {8: ctypes.c_uint8, 16: ctypes.c_uint16, 32: ctypes.c_uint32, 64: ctypes.c_uint64}
-
-
-def _grid_value(a: dict[str, Any], values: dict[str, int]) -> int:
-    return int(a["const"]) if "const" in a else values[a["var"]]
-
-
-def _wrap(value: int, dt: DType) -> int:
-    """``value`` wrapped to the integer type ``dt``."""
-    value &= (1 << dt.nbits) - 1
-    if dt.is_signed and value >> (dt.nbits - 1):
-        value -= 1 << dt.nbits
-    return value
 
 
 @dataclass(frozen=True)

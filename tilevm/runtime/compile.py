@@ -10,7 +10,7 @@ from typing import Any
 
 from tilevm.ir.tile.printer import print_kernel
 
-__all__ = ["CompiledKernel", "Resources", "compile_kernel", "specialization_of"]
+__all__ = ["CompiledKernel", "Resources", "compile_kernel", "compile_uncached", "specialization_of"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def specialization_of(kernel: Any, spec: Any) -> Any:
     ``"contiguous"`` (last strides 1, nothing else known), or example arguments (a tuple or
     list, as the kernel would be called with)."""
     from tilevm.backend.lower import Specialization
-    from tilevm.frontend.arguments import bind_arguments
+    from tilevm.frontend.arguments import bind_arguments, call_device
 
     if spec is None:
         return Specialization.generic()
@@ -97,7 +97,9 @@ def specialization_of(kernel: Any, spec: Any) -> Any:
     if spec in ("aligned", "contiguous"):
         return Specialization.contiguous(kernel, aligned=spec == "aligned")
     if isinstance(spec, (tuple, list)):
-        bound = bind_arguments(kernel, tuple(spec))
+        args = tuple(spec)  # GPU tensors are bound as a GPU call binds them
+        device = "cuda" if call_device(kernel, args, "host") == "cuda" else "host"
+        bound = bind_arguments(kernel, args, device)
         return Specialization.of_arguments(kernel, bound.tensors, bound.dims)
     raise TypeError(f"spec must be None, a Specialization, 'aligned', 'contiguous' or example "
                     f"arguments (a tuple), got {type(spec).__name__}")
@@ -109,14 +111,30 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
     ``target`` (``"sm_80"``, ``"sm_90"``…) under the specialization ``spec`` (see
     :func:`specialization_of`; the general kernel by default).
 
+    The binary comes from the kernel cache when it holds it (:mod:`tilevm.runtime.kernel_cache`):
+    NVRTC then does not run, the kernel is lowered again (the layouts, Thread IR, report and CUDA
+    source show its current source lines) and the PTX, cubin, log and resources are the cached
+    ones.
+
     Raises :class:`~tilevm.CompileError` for a mistake in the kernel or a kernel that cannot
     fit the target, :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
     """
+    from tilevm.backend.cuda import cuda_target
+    from tilevm.runtime.kernel_cache import compile_cached
+
+    tgt = cuda_target(target)
+    tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
+    return compile_cached(tile, specialization_of(tile, spec), tgt.name)
+
+
+def compile_uncached(tile: Any, target: Any, spec: Any) -> CompiledKernel:
+    """Lower ``tile`` (Tile IR) under ``spec`` (as :func:`specialization_of` takes it) and compile
+    it with NVRTC for ``target`` (a name or :class:`~tilevm.backend.cuda.CudaTarget`), without
+    the cache."""
     from tilevm.backend.cuda import compile_cuda, cuda_target, emit_cuda
     from tilevm.backend.lower import lower
 
     tgt = cuda_target(target)
-    tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
     lowered = lower(tile, tgt.sm, specialization_of(tile, spec))
     binary = compile_cuda(emit_cuda(lowered.thread, tgt), tgt)
     return CompiledKernel(tile.name, tgt.name, lowered, binary, tile)

@@ -12,9 +12,10 @@ import threading
 from typing import Any
 
 from tilevm.frontend.device_tensors import set_pointer_device
-from tilevm.frontend.devices import register_device
+from tilevm.frontend.devices import register_device, register_fast_path
 from tilevm.runtime import cuda_driver
-from tilevm.runtime.artifact import KernelArtifact, artifact_of
+from tilevm.runtime.artifact import KernelArtifact
+from tilevm.runtime.fast_launch import make_launcher
 
 __all__ = ["compiled_for_cuda", "run_on_cuda"]
 
@@ -23,16 +24,17 @@ _lock = threading.Lock()
 
 
 def compiled_for_cuda(kernel: Any, spec: Any, arch: str) -> KernelArtifact:
-    """The artifact of ``kernel`` (Tile IR) under ``spec`` for ``arch``, memoized for the life of
-    the process."""
+    """The artifact of ``kernel`` (Tile IR) under ``spec`` for ``arch``: from the binary cache
+    (:mod:`tilevm.runtime.kernel_cache`) or compiled on the first call, then memoized for the
+    life of the process."""
     key = (id(kernel), spec, arch)
     with _lock:
         hit = _memo.get(key)
     if hit is not None and hit[0] is kernel:
         return hit[1]
-    from tilevm.runtime.compile import compile_kernel
+    from tilevm.runtime.kernel_cache import artifact_cached
 
-    artifact = artifact_of(compile_kernel(kernel, arch, spec))
+    artifact = artifact_cached(kernel, spec, arch)
     with _lock:
         _memo[key] = (kernel, artifact)  # the kernel is kept: its id stays unique
     return artifact
@@ -50,4 +52,5 @@ def run_on_cuda(kernel: Any, bound: Any, constants: dict[str, Any]) -> None:
 
 
 register_device("cuda", run_on_cuda)
+register_fast_path("cuda", make_launcher)
 set_pointer_device(cuda_driver.pointer_device)

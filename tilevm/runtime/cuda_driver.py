@@ -230,10 +230,9 @@ class CudaFunction:
         """Queue the kernel on ``stream`` (a ``CUstream`` address; 0 the legacy default stream):
         ``grid`` and ``block`` of 1 to 3 extents, ``args`` the parameters as ctypes values in the
         kernel's order. Returns without waiting."""
-        grid3 = (*(int(g) for g in grid), 1, 1)[:3]
-        block3 = (*(int(b) for b in block), 1, 1)[:3]
-        pointers = (ctypes.c_void_p * max(len(args), 1))(
-            *(ctypes.addressof(a) for a in args))
+        grid3 = (*map(int, grid), 1, 1)[:3]
+        block3 = (*map(int, block), 1, 1)[:3]
+        pointers = (ctypes.c_void_p * max(len(args), 1))(*map(ctypes.addressof, args))
         driver = _driver()
         self.module.device.activate()
         _check(driver.cuLaunchKernel(self.handle, *grid3, *block3, int(shared_bytes),

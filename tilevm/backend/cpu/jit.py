@@ -24,7 +24,8 @@ from tilevm.backend.cpu.codegen import Layout, generate
 from tilevm.ir.thread.printer import dump
 from tilevm.ir.thread.stmts import Kernel
 
-__all__ = ["OPT_LEVEL", "PASSES", "JitResult", "cache_directory", "jit"]
+__all__ = ["OPT_LEVEL", "PASSES", "JitResult", "cache_directory", "cache_key",
+           "environment_parts", "jit"]
 
 # The optimisation is moderate on purpose: JIT time dominates test time. Warp-vector code needs
 # its registers promoted from allocas to SSA (sroa) and its branches on constant masks folded
@@ -73,19 +74,37 @@ def _new_target_machine() -> Any:
                                         opt=OPT_LEVEL, codemodel="jitdefault")
 
 
-@functools.cache
-def _environment_key() -> str:
+def environment_parts() -> dict[str, str]:
+    """What besides the Thread IR text decides the object code, by name: the llvmlite and LLVM
+    versions, the process triple, the host CPU and its features, the optimisation level and
+    passes, and the CPU backend's own sources."""
     import llvmlite
 
     llvm = _llvm()
     h = hashlib.sha256()
-    for part in (llvmlite.__version__, str(llvm.llvm_version_info), llvm.get_process_triple(),
-                 llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
-                 str(OPT_LEVEL), ",".join(PASSES)):
-        h.update(part.encode() + b"\0")
     for src in sorted(Path(__file__).parent.glob("*.py")):
         h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return {"llvmlite": llvmlite.__version__, "llvm": str(llvm.llvm_version_info),
+            "triple": llvm.get_process_triple(), "cpu": llvm.get_host_cpu_name(),
+            "features": llvm.get_host_cpu_features().flatten(), "opt": str(OPT_LEVEL),
+            "passes": ",".join(PASSES), "cpu_backend_sources": h.hexdigest()}
+
+
+@functools.cache
+def _environment_key() -> str:
+    h = hashlib.sha256()
+    for name, value in sorted(environment_parts().items()):
+        h.update(f"{name}={value}".encode() + b"\0")
     return h.hexdigest()
+
+
+def cache_key(thread_ir_text: str, sanitize: bool = False) -> str:
+    """The key of the object compiled from ``thread_ir_text`` (the Thread IR as
+    :func:`tilevm.ir.thread.printer.dump` prints it: no source locations, which the object does
+    not hold) on this host: a hex SHA-256 over the text, ``sanitize`` and
+    :func:`environment_parts` (computed once per process)."""
+    text = thread_ir_text + ("\n; sanitized" if sanitize else "")
+    return hashlib.sha256((_environment_key() + "\0" + text).encode()).hexdigest()
 
 
 def _compile(kernel: Kernel, sanitize: bool = False) -> tuple[bytes, Layout]:
@@ -130,8 +149,7 @@ def jit(kernel: Kernel, sanitize: bool = False) -> JitResult:
     """Compile ``kernel`` for this host (or load it from the disk cache) and load the code;
     ``sanitize`` compiles the sanitizer's checked variant (its own cache entry)."""
     t0 = time.perf_counter()
-    text = dump(kernel) + ("\n; sanitized" if sanitize else "")
-    key = hashlib.sha256((_environment_key() + "\0" + text).encode()).hexdigest()
+    key = cache_key(dump(kernel), sanitize)
     directory = cache_directory()
     obj_path, meta_path = directory / f"{key}.o", directory / f"{key}.json"
     found = _load_cached(obj_path, meta_path) if meta_path.exists() else None

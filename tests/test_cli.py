@@ -129,7 +129,36 @@ def test_bench_times_every_stage(capsys):
     assert "0 B spilled" in out
 
 
-@pytest.mark.parametrize("command", ["info", "compile", "run", "bench", "demo"])
+def test_cache_lists_inspects_verifies_and_clears(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    kernel = f"{EXAMPLES / 'vector_add.py'}:vector_add"
+    assert main(["cache", "list"]) == 0
+    assert "no compiled kernels" in capsys.readouterr().out
+    assert main(["compile", kernel, "--arch", "sm_80"]) == 0
+    assert main(["compile", kernel, "--arch", "sm_80", "--aligned"]) == 0
+    capsys.readouterr()
+    assert main(["cache", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "2 entries" in out and out.count("vector_add  sm_80") == 2
+    assert "nothing known (the general kernel)" in out and "16-byte aligned" in out
+    keys = sorted(p.stem for p in (tmp_path / "kernels").glob("*.json"))
+    assert main(["cache", "info", keys[0][:10]]) == 0
+    out = capsys.readouterr().out
+    assert f"key           {keys[0]}" in out and "valid         yes" in out
+    assert "kernel @vector_add" in out  # its Tile IR
+    cubin = tmp_path / "kernels" / f"{keys[1]}.cubin"
+    cubin.write_bytes(cubin.read_bytes()[:100])  # truncated
+    assert main(["cache", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert keys[1][:12] in captured.out and "1 of 2 entries valid" in captured.out
+    assert "1 corrupt entry" in captured.err
+    assert main(["cache", "info", "nope"]) == 1
+    assert "no kernel cache entry 'nope'" in capsys.readouterr().err
+    assert main(["cache", "clear"]) == 0 and main(["cache", "list"]) == 0
+    assert "no compiled kernels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["info", "compile", "run", "bench", "cache", "demo"])
 def test_every_command_and_option_has_help(command, capsys):
     from tilevm.cli import parser
 

@@ -48,7 +48,7 @@ __all__ = ["COMPILER_PACKAGES", "FORMAT", "CacheEntry", "CacheEntryError", "arti
 FORMAT = 1
 
 # The parts of the package whose sources decide what a compile produces (DESIGN §2): a change
-# to any file under them misses the cache. ops/, runtime/, kernels/ and cli.py launch or call
+# to any file under them misses the cache. ops/, runtime/, kernels/ and cli/ launch or call
 # kernels but do not change a binary.
 COMPILER_PACKAGES = ("ir", "frontend", "backend")
 

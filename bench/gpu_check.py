@@ -420,9 +420,37 @@ def dry_run(args: argparse.Namespace) -> int:
           f"{size / 2**20:.2f} MiB in {bundle}")
     if args.write_goldens:
         write_cpu_goldens(manifest, Path(args.write_goldens))
+    if not args.no_timing:
+        print(f"launch overhead, kernel cache for the GPU run: {launch_overhead(bundle, False)}")
     print(f"dry run done in {time.perf_counter() - start:.1f} s; on a GPU machine: python3 "
           f"bench/gpu_check.py --bundle {bundle} --write-goldens DIR")
     return 0
+
+
+LAUNCH_OVERHEAD_CACHE = "kernel-cache"
+
+
+def launch_overhead(bundle: Path, real: bool, calls: int = 10_000) -> str:
+    """Run ``bench/launch_overhead.py`` (issue 13: the host-side cost of a cached kernel's GPU
+    call) with the bundle's kernel cache: the dry run (the driver faked) compiles the kernel
+    into it, so that the GPU run (``real``: CUDA tensors, the real driver, tilevm imported from
+    the repository) finds the cubin there without NVRTC. Returns the script's result line, or
+    what went wrong."""
+    import os
+
+    env = dict(os.environ, TILEVM_CACHE_DIR=str(bundle.resolve() / LAUNCH_OVERHEAD_CACHE),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, str(BENCH / "launch_overhead.py"), "--calls", str(calls)]
+    try:
+        done = subprocess.run(command + (["--real"] if real else []), capture_output=True,
+                              text=True, timeout=180, env=env, cwd=ROOT)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"failed: {type(error).__name__}: {error}"
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {done.returncode}): {tail}"
+    return lines[-1]
 
 
 def write_cpu_goldens(manifest: dict[str, Any], directory: Path) -> Path:
@@ -619,6 +647,10 @@ def gpu_run(args: argparse.Namespace) -> int:
         except Exception as error:  # the conformance results stand without the timings
             report["timing_error"] = f"{type(error).__name__}: {error}"
             print(f"  timing failed: {report['timing_error']}", flush=True)
+    if not args.no_timing:
+        report["launch_overhead"] = launch_overhead(bundle, True)
+        print(f"  {report['launch_overhead']}", flush=True)
+        save()
     bad = [r["name"] for r in report["launches"] if not r["ok"]]
     bad += [t["name"] for t in report["timings"] if not t["ok"]]
     report["failed"] = bad

@@ -437,3 +437,15 @@ def test_partial_goldens_are_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         gpu_check.main(["--dry-run", "--only", "conformance_shfl", "--write-goldens", "x"])
     assert "cannot be combined with --only" in capsys.readouterr().err
+
+
+def test_launch_overhead_fills_the_bundles_kernel_cache_and_fails_politely_without_a_gpu(
+        tmp_path) -> None:
+    """The dry run measures the launch path with the driver faked and leaves the compiled kernel
+    in the bundle's cache for the GPU run (issue 13: the GPU check repeats the measurement with
+    the real driver); without a GPU the real run reports why instead of raising."""
+    line = gpu_check.launch_overhead(tmp_path, real=False, calls=200)
+    assert line.startswith("launch overhead (torch arguments, cuLaunchKernel a no-op): median")
+    entries = list((tmp_path / gpu_check.LAUNCH_OVERHEAD_CACHE / "kernels").glob("*.cubin"))
+    assert len(entries) == 1
+    assert gpu_check.launch_overhead(tmp_path, real=True, calls=10).startswith("failed (exit ")

@@ -160,9 +160,9 @@ class AutotunedKernel:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def constants_text(self, constants: Mapping[str, Any]) -> dict[str, str]:
-        """The call's constants that are not tuned, as text (part of the database key)."""
-        return {k: getattr(v, "name", None) or repr(v) for k, v in sorted(constants.items())
-                if k not in self.tuned_names}
+        """The constants a call gives, as text (part of the database key): those the space does
+        not tune (dtype variables…) and tuned ones it fixes (which narrow the space)."""
+        return {k: getattr(v, "name", None) or repr(v) for k, v in sorted(constants.items())}
 
     # -- the space, the key, the check ----------------------------------------------------------
 
@@ -245,7 +245,8 @@ class AutotunedKernel:
             return Choice(dict(options[0]), "given", key, device)
         identity = (self.qualname, self.source_hash, self.space_hash,
                     json.dumps(key, sort_keys=True, separators=(",", ":")),
-                    json.dumps(self.constants_text(fixed), sort_keys=True, separators=(",", ":")))
+                    json.dumps(self.constants_text(constants), sort_keys=True,
+                               separators=(",", ":")))
         if device == "cuda":
             from tilevm.runtime import cuda_driver
             from tilevm.runtime.tuning_device import fingerprint_of
@@ -262,14 +263,14 @@ class AutotunedKernel:
             hit = self._table.get((identity, fingerprint))
             if hit is None:
                 hit = self._lookup_or_tune(identity, fingerprint, arch, key, dims, bound,
-                                           fixed, gpu_index)
+                                           constants, gpu_index)
                 self._table[(identity, fingerprint)] = hit
                 log.info("%s: %s", self.qualname, hit)
         return hit
 
     def _lookup_or_tune(self, identity: tuple, fingerprint: Fingerprint | str, arch: str,
                         key: dict[str, int], dims: dict[str, int], bound: Any,
-                        fixed: dict[str, Any], gpu_index: int) -> Choice:
+                        constants: dict[str, Any], gpu_index: int) -> Choice:
         from tilevm.runtime.tuner import ProgressBar, tune
 
         where = str(fingerprint)
@@ -286,11 +287,11 @@ class AutotunedKernel:
                 from tilevm.runtime.tuning_device import CudaTuningDevice
 
                 progress = ProgressBar(f"tuning {self.qualname} ") if sys.stderr.isatty() else None
-                result = tune(self, dims, scalars=dict(bound.scalars), constants=fixed,
+                result = tune(self, dims, scalars=dict(bound.scalars), constants=constants,
                               device=CudaTuningDevice(gpu_index), progress=progress)
                 return Choice(result.config, "tuned", key, where,
                               f"best of {len(result.candidates)} in {result.best.time_ms:.4f} ms")
-        result = tune(self, dims, scalars=dict(bound.scalars), constants=fixed, arch=arch,
+        result = tune(self, dims, scalars=dict(bound.scalars), constants=constants, arch=arch,
                       device=None)
         return Choice(result.config, "heuristic", key, where,
                       f"{len(result.candidates)} candidates compiled for {arch}")
@@ -303,7 +304,8 @@ class AutotunedKernel:
         which); the keywords are those of a ``@tilevm.kernel`` call."""
         choice = self.choose(*args, device=device, **constants)
         self.last_choice = choice
-        self.kernel(*args, device=device, sanitize=sanitize, **{**constants, **choice.config})
+        options = {"sanitize": sanitize} if sanitize else {}
+        self.kernel(*args, device=device, **options, **{**constants, **choice.config})
 
     def tune(self, dims: Mapping[str, int], **options: Any) -> Any:
         """:func:`tilevm.runtime.tuner.tune` for this kernel; the choice is remembered for calls

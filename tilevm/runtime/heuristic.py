@@ -4,9 +4,9 @@
 From the candidates whose static resources fit (the pruning rules of the tuner; spilling ones only
 when nothing else is left), in this order of preference:
 
-1. those whose estimated occupancy reaches :data:`TARGET_OCCUPANCY`;
-2. the most work per block: the fewest blocks in the grid at the call's sizes;
-3. the occupancy closest to the target;
+1. those whose estimated occupancy reaches :data:`MIN_OCCUPANCY` (enough warps to hide latency);
+2. the most work per block: the fewest blocks in the grid at the key's sizes;
+3. the occupancy closest to :data:`TARGET_OCCUPANCY`;
 4. the fewest registers per thread;
 5. the first in the space's order.
 
@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SM_LIMITS", "TARGET_OCCUPANCY", "SmLimits", "heuristic_rank", "occupancy"]
+__all__ = ["MIN_OCCUPANCY", "SM_LIMITS", "TARGET_OCCUPANCY", "SmLimits", "heuristic_rank",
+           "occupancy"]
 
-TARGET_OCCUPANCY = 0.125  # 8 of 64 warps: what a register-heavy tile kernel typically reaches
+MIN_OCCUPANCY = 0.125  # 8 of 64 warps: what a register-heavy tile kernel typically reaches
+TARGET_OCCUPANCY = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,13 @@ def occupancy(registers: int, shared_bytes: int, warps: int, sm: int) -> float:
     return blocks * warps / limits.warps
 
 
-def heuristic_rank(candidates: Sequence[Any], sm: int,
+def heuristic_rank(candidates: Sequence[Any], sm: int, minimum: float = MIN_OCCUPANCY,
                    target: float = TARGET_OCCUPANCY) -> list[Any]:
     """``candidates`` (each with ``resources`` — registers, shared, warps — ``blocks`` at the
     call's sizes and ``index``) best first by the rule of this module."""
     def score(c: Any) -> tuple:
         r = c.resources
         occ = occupancy(r.registers, r.shared, r.warps, sm)
-        return (occ < target, c.blocks, abs(occ - target), r.registers, c.index)
+        return (occ < minimum, c.blocks, abs(occ - target), r.registers, c.index)
 
     return sorted(candidates, key=score)

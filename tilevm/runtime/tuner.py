@@ -152,12 +152,12 @@ class TuningResult:
     def table(self) -> str:
         """The candidates as a text table (the best marked ``*``), one line each."""
         names = list(dict.fromkeys(n for c in self.candidates for n in c.config))
-        head = [*names, "regs", "spill", "shared", "warps", "blocks", "status", "ms", "why"]
+        head = [*names, "regs", "spill", "shared", "threads", "blocks", "status", "ms", "why"]
         rows = []
         for c in self.candidates:
             r = c.resources
             res = (["-"] * 4 if r is None else
-                   [str(r.registers), str(r.spills), str(r.shared), str(r.warps)])
+                   [str(r.registers), str(r.spills), str(r.shared), str(32 * r.warps)])
             rows.append([*(_text(c.config.get(n, "")) for n in names), *res,
                          "-" if c.blocks is None else str(c.blocks),
                          c.status + (" *" if c.chosen else ""),
@@ -371,7 +371,7 @@ def tune(kernel: Any, dims: dict[str, int], *, scalars: dict[str, Any] | None = 
             c.status, c.reason = "pruned", "rejected by prune="
             continue
         try:
-            c.ir = kernel.kernel.ir(**constants, **c.config)
+            c.ir = kernel.kernel.ir(**{**constants, **c.config})
         except CompileError as e:
             c.status, c.reason = "error", str(e).strip().splitlines()[0]
     building = [c for c in candidates if c.status == "pending"]

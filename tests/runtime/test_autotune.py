@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -393,3 +394,19 @@ def test_without_a_gpu_the_static_heuristic_chooses_and_says_so():
             occupancy[c.config["warps"]] = blocks * r.warps / 64
     closest = min(occupancy, key=lambda w: abs(occupancy[w] - 0.5))
     assert choice.config["warps"] == closest
+
+
+def test_the_python_blocks_of_docs_tuning_md_run_on_the_cpu(capsys):
+    page = REPO / "docs" / "tuning.md"
+    text = page.read_text()
+    blocks = list(re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M))
+    assert len(blocks) >= 4, "docs/tuning.md lost its examples"
+    namespace: dict = {}  # one namespace for the page: later blocks use earlier names
+    for block in blocks:
+        # padded to the page's line numbers: tilevm reads a kernel's source from its file
+        above = text[:block.start(1)].count("\n")
+        exec(compile("\n" * above + block.group(1), str(page), "exec"), namespace)
+    printed = capsys.readouterr().out
+    # the choice the page shows in a comment is the one printed
+    shown = re.search(r"print\(scale.last_choice\)\n# (.*?)\n# (.*?)\n", text)
+    assert f"{shown.group(1)} {shown.group(2)}" in printed.replace("\n", " ")

@@ -131,8 +131,15 @@ def test_the_static_resource_limits(resources, arch, pruned):
     assert (prune_reason(resources, arch) is not None) == pruned
 
 
-def test_real_compiles_are_pruned_by_spills_and_shared_memory_and_the_predicate():
-    result = tune(scaled, {"n": 1000}, device=None, arch="sm_80", workers=0)
+@pytest.fixture(scope="module")
+def scaled_on_sm80():
+    """The candidates of `scaled` compiled for sm_80 (in two processes) at n = 1000, without a
+    GPU."""
+    return tune(scaled, {"n": 1000}, device=None, arch="sm_80", workers=2)
+
+
+def test_real_compiles_are_pruned_by_spills_and_shared_memory_and_the_predicate(scaled_on_sm80):
+    result = scaled_on_sm80
     by_config = {(c.config["block"], c.config["warps"]): c for c in result.candidates}
     assert by_config[(8192, 4)].status == "pruned"
     assert by_config[(8192, 4)].reason == "rejected by prune="
@@ -264,6 +271,15 @@ def test_a_corrupt_database_file_is_ignored_with_a_warning_and_rewritten():
     assert db.lookup(result.entry.identity, device.fingerprint) is not None
 
 
+def test_a_database_that_cannot_be_written_costs_a_warning_not_the_result(tmp_path):
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "tuning").write_text("a file where the folder should be")
+    with pytest.warns(RuntimeWarning, match="was not saved"):
+        result = tune(doubled, {"n": 300}, device=FakeTuningDevice(doubled_times), workers=0,
+                      settings=FAST)
+    assert result.db_path is None and result.config == {"block": 128, "wrong": 0}
+
+
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """GPU 0 as a FakeDevice (launches recorded); a tuning run measures on a FakeTuningDevice
@@ -305,6 +321,15 @@ def test_a_gpu_call_tunes_once_per_bucket_then_reads_the_database(fake_gpu):
     doubled(x, out, block=64)  # some given: the rest is tuned within what they leave
     assert doubled.last_choice.source == "tuned" and len(fake_gpu.tunings) == 2
     assert doubled.last_choice.config == {"block": 64, "wrong": 0}
+
+
+def test_a_tuning_run_ahead_of_the_calls_serves_them(fake_gpu):
+    device = FakeTuningDevice(doubled_times)
+    result = doubled.tune({"n": 300}, device=device, workers=0, settings=FAST, write=False)
+    assert result.db_path is None and not TuningDatabase().entries(doubled.qualname)
+    choice = doubled.choose(*gpu_arrays(260))
+    assert choice.source == "tuned" and choice.config == result.config
+    assert fake_gpu.tunings == []  # served by the run above, not by a new one
 
 
 def test_an_exported_file_gives_a_fresh_process_the_same_choice_without_tuning(tmp_path):
@@ -370,7 +395,7 @@ def test_export_merges_and_load_refuses_a_broken_file(tmp_path):
 # -- without a GPU: the static heuristic -------------------------------------------------------
 
 
-def test_without_a_gpu_the_static_heuristic_chooses_and_says_so():
+def test_without_a_gpu_the_static_heuristic_chooses_and_says_so(scaled_on_sm80):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1000).astype(np.float32)
     out = np.zeros_like(x)
@@ -383,8 +408,10 @@ def test_without_a_gpu_the_static_heuristic_chooses_and_says_so():
     # pruned 8192 are out; of the rest, the fewest blocks at n = 1024 is cdiv(1024, 4096) = 1
     # (block 4096, with 1 or 4 warps); the tie goes to the occupancy closest to 1/2.
     assert choice.config["block"] == 4096
-    result = tune(scaled, {"n": 1000}, device=None, arch="sm_80", workers=0)
+    result = scaled_on_sm80
     assert result.config == choice.config and result.source == "heuristic"
+    with pytest.raises(ValueError, match="nothing to export: no GPU measured"):
+        result.export(HERE / "never-written.json")
     occupancy = {}
     for c in result.candidates:
         if c.config["block"] == 4096:

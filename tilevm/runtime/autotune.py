@@ -29,6 +29,7 @@ from tilevm.frontend.kernel import KernelFunction
 from tilevm.runtime.tuning_db import (
     Fingerprint,
     TuningDatabase,
+    canonical,
     decode_config,
     encode_config,
     kernel_source_hash,
@@ -164,6 +165,12 @@ class AutotunedKernel:
         not tune (dtype variables…) and tuned ones it fixes (which narrow the space)."""
         return {k: getattr(v, "name", None) or repr(v) for k, v in sorted(constants.items())}
 
+    def identity(self, key: Mapping[str, int], constants: Mapping[str, Any]) -> tuple[str, ...]:
+        """What a tuning result must match, besides the GPU's fingerprint, to serve a call with
+        this key and these constants (:attr:`TuningEntry.identity`)."""
+        return (self.qualname, self.source_hash, self.space_hash, canonical(dict(key)),
+                canonical(self.constants_text(constants)))
+
     # -- the space, the key, the check ----------------------------------------------------------
 
     def candidates(self, constants: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -243,10 +250,7 @@ class AutotunedKernel:
         key = self.key_of(dims)
         if len(options) == 1:
             return Choice(dict(options[0]), "given", key, device)
-        identity = (self.qualname, self.source_hash, self.space_hash,
-                    json.dumps(key, sort_keys=True, separators=(",", ":")),
-                    json.dumps(self.constants_text(constants), sort_keys=True,
-                               separators=(",", ":")))
+        identity = self.identity(key, constants)
         if device == "cuda":
             from tilevm.runtime import cuda_driver
             from tilevm.runtime.tuning_device import fingerprint_of
@@ -308,11 +312,17 @@ class AutotunedKernel:
         self.kernel(*args, device=device, **options, **{**constants, **choice.config})
 
     def tune(self, dims: Mapping[str, int], **options: Any) -> Any:
-        """:func:`tilevm.runtime.tuner.tune` for this kernel; the choice is remembered for calls
-        in this process when measured."""
+        """:func:`tilevm.runtime.tuner.tune` for this kernel; a measured choice serves the calls
+        of its key in this process from then on."""
         from tilevm.runtime.tuner import tune
 
-        return tune(self, dict(dims), **options)
+        result = tune(self, dict(dims), **options)
+        if result.entry is not None:
+            choice = Choice(result.config, "tuned", result.key, str(result.fingerprint),
+                            f"best of {len(result.candidates)} in {result.best.time_ms:.4f} ms")
+            with self._lock:
+                self._table[(result.entry.identity, result.fingerprint)] = choice
+        return result
 
     def ir(self, **constants: Any) -> Any:
         """The Tile IR for ``constants``; tuned constants not given take

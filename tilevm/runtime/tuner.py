@@ -170,6 +170,17 @@ class TuningResult:
         how = "measured" if self.source == "tuned" else "static heuristic"
         return f"{self.kernel} [{key}] on {where} ({how})\n" + "\n".join(lines)
 
+    def export(self, path: str | Path) -> int:
+        """Add this run's result to the tuning file ``path`` (:func:`~tilevm.export_tuning`);
+        returns the number of entries the file holds. A ``ValueError`` when nothing was
+        measured (the heuristic's choice is not a tuning result)."""
+        from tilevm.runtime.tuning_db import export_tuning
+
+        if self.entry is None:
+            raise ValueError(f"{self.kernel}: nothing to export: no GPU measured the candidates "
+                             f"(the static heuristic chose for {self.arch})")
+        return export_tuning(path, [self.entry])
+
     def to_json(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "key": self.key, "dims": self.dims, "arch": self.arch,
                 "source": self.source, "config": encode_config(self.config),
@@ -438,7 +449,12 @@ def tune(kernel: Any, dims: dict[str, int], *, scalars: dict[str, Any] | None = 
     result = TuningResult(kernel.qualname, key, dict(dims), arch, "tuned", candidates,
                           fingerprint, entry)
     if write:
-        result.db_path = (database or TuningDatabase()).store(entry)
+        database = database or TuningDatabase()
+        try:
+            result.db_path = database.store(entry)
+        except OSError as e:  # a read-only or broken cache dir costs the memory, not the call
+            warnings.warn(f"tilevm: the tuning result of {kernel.qualname} was not saved to "
+                          f"{database.directory} ({e})", RuntimeWarning, stacklevel=2)
     return result
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from tilevm.backend.cache_dir import cache_dir, write_atomic
 
 __all__ = ["FORMAT", "Fingerprint", "TuningDatabase", "TuningEntry", "TuningFileError",
-           "clear_loaded", "decode_config", "encode_config", "export_tuning",
+           "canonical", "clear_loaded", "decode_config", "encode_config", "export_tuning",
            "kernel_source_hash", "load_tuning", "loaded_entries"]
 
 FORMAT = 1
@@ -89,8 +89,8 @@ class TuningEntry:
     @property
     def identity(self) -> tuple[str, ...]:
         """Everything but the fingerprint that must match for the entry to apply."""
-        return (self.kernel, self.source_hash, self.space_hash, _canonical(self.key),
-                _canonical(self.constants))
+        return (self.kernel, self.source_hash, self.space_hash, canonical(self.key),
+                canonical(self.constants))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,7 +109,8 @@ class TuningEntry:
         return TuningEntry(**fields)
 
 
-def _canonical(value: Any) -> str:
+def canonical(value: Any) -> str:
+    """``value`` as compact JSON with sorted keys: how an identity holds a key or constants."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 

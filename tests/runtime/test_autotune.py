@@ -437,3 +437,21 @@ def test_the_python_blocks_of_docs_tuning_md_run_on_the_cpu(capsys):
     # the choice the page shows in a comment is the one printed
     shown = re.search(r"print\(scale.last_choice\)\n# (.*?)\n# (.*?)\n", text)
     assert f"{shown.group(1)} {shown.group(2)}" in printed.replace("\n", " ")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_driver.gpu_available(), reason="needs a CUDA GPU")
+def test_on_a_real_gpu_candidates_are_checked_timed_stored_and_used():
+    # the CUDA side of the tuner (tuning_device.CudaTuningDevice): real memory, copies, events
+    result = tune(doubled, {"n": 5000}, workers=2, settings=FAST)
+    assert result.source == "tuned" and result.config["wrong"] == 0
+    assert {c.status for c in result.candidates if c.config["wrong"]} == {"wrong"}
+    assert all(c.time_ms > 0 for c in result.candidates if c.status == "timed")
+    sums = tune(column_sums, {"s": 300, "n": 1000}, workers=2, settings=FAST)
+    assert [c.status for c in sums.candidates] == ["timed"] * 4  # reset between runs
+    x = np.random.default_rng(0).integers(-1000, 1000, (300, 1000)).astype(np.int32)
+    dx, dout = tv.DeviceArray.from_numpy(x), tv.DeviceArray.from_numpy(np.zeros(1000, np.int32))
+    column_sums(dx, dout)
+    assert column_sums.last_choice.source == "database"
+    assert column_sums.last_choice.config == sums.config
+    assert np.array_equal(dout.to_numpy(), column_sums_numpy(x))

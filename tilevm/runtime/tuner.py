@@ -45,7 +45,8 @@ MAX_REGISTERS = 255
 REGISTERS_PER_SM = 65536
 MAX_STATIC_SHARED = 48 * 1024
 
-# progress(stage, done, total): stage is "compile", "check" or "time".
+# progress(stage, done, total): stage is "compile" (per candidate compiled) or "measure" (per
+# candidate checked and timed on the GPU).
 Progress = Callable[[str, int, int], None]
 
 
@@ -360,11 +361,12 @@ def tune(kernel: Any, dims: dict[str, int], *, scalars: dict[str, Any] | None = 
     ``device``: a :class:`~tilevm.runtime.tuning_device.TuningDevice`, ``"auto"`` (GPU 0 when
     there is one) or None (no measurements: the static heuristic chooses). ``arch``: the target
     to compile for (default: the device's, else the one the CPU backend stands in for);
-    ``progress(stage, done, total)`` is called as candidates are compiled, checked and timed
-    (:class:`ProgressBar` draws a bar); ``workers``: compile processes (see
-    :func:`compile_candidates`); with ``write``, a measured result is stored in ``database``
-    (default: the one under the cache dir). Raises :class:`TuningError` (with the table) when no
-    candidate survives, ``ValueError`` for sizes or constants that do not fit the kernel."""
+    ``progress(stage, done, total)`` is called as candidates are compiled (stage ``"compile"``)
+    and measured (``"measure"``: checked and timed; :class:`ProgressBar` draws a bar);
+    ``workers``: compile processes (see :func:`compile_candidates`); with ``write``, a measured
+    result is stored in ``database`` (default: the one under the cache dir). Raises
+    :class:`TuningError` (with the table) when no candidate survives, ``ValueError`` for sizes
+    or constants that do not fit the kernel."""
     from tilevm.backend.lower.specialization import Specialization
     from tilevm.frontend.arguments import bind_arguments
     from tilevm.frontend.diagnostics import CompileError
@@ -522,10 +524,10 @@ def _measure(kernel: Any, device: Any, survivors: list[Candidate], dims: dict[st
             device.launch(kernel.kernel, config, c.artifact, args)
             got = {n: device.to_host(check_out[n]) for n in outputs}
             wrong = _compare(got, expected, kernel.tolerance)
-            if progress:
-                progress("check", done, len(survivors))
             if wrong:
                 c.status, c.reason = "wrong", wrong
+                if progress:
+                    progress("measure", done, len(survivors))
                 continue
             events = []
             for r in range(settings.repeats):
@@ -543,7 +545,7 @@ def _measure(kernel: Any, device: Any, survivors: list[Candidate], dims: dict[st
         except Exception as e:  # a launch that fails rules out this candidate only
             c.status, c.reason = "error", f"{type(e).__name__}: {e}".splitlines()[0]
         if progress:
-            progress("time", done, len(survivors))
+            progress("measure", done, len(survivors))
 
 
 def _reference_outputs(kernel: Any, ir: Any, host: dict[str, Any], outputs: list[str],

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import tilevm as tv
+from tilevm import f32
 from tilevm.frontend import device_tensors
 from tilevm.runtime import cuda_driver, tuning_db, tuning_device
 from tilevm.runtime.autotune import default_key, next_power_of_two
@@ -85,6 +86,22 @@ def test_the_key_rule_is_overridable():
         make({"t": "exact"}).key_of({"s": 40, "n": 100})
     with pytest.raises(ValueError, match="key rule for 'n'"):
         make({"n": "log"}).key_of({"s": 40, "n": 100})
+
+
+def test_autotune_also_makes_a_plain_function_a_kernel():
+    scale = 2
+
+    @tv.autotune(space={"block": [32, 64]})
+    def local(x: tv.Global[f32, "n"], *, block: tv.Const = 32):
+        tv.launch(grid=tv.cdiv(n, block), warps=1)
+        start = tv.block_idx() * block
+        tv.store(x, tv.load(x, (start,), (block,)) * scale, (start,))
+
+    assert local.configs == [{"block": 32}, {"block": 64}] and local.dim_names == ("n",)
+    assert dict(local.ir(block=64).constants)["block"] == 64
+    x = np.arange(40, dtype=np.float32)
+    local.kernel(x, device="interp")
+    assert np.array_equal(x, 2 * np.arange(40))
 
 
 def test_a_space_naming_something_that_is_not_a_constant_is_refused():
@@ -395,12 +412,14 @@ def test_export_merges_and_load_refuses_a_broken_file(tmp_path):
 # -- without a GPU: the static heuristic -------------------------------------------------------
 
 
-def test_without_a_gpu_the_static_heuristic_chooses_and_says_so(scaled_on_sm80):
+def test_without_a_gpu_the_static_heuristic_chooses_and_says_so(scaled_on_sm80, caplog):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(1000).astype(np.float32)
     out = np.zeros_like(x)
-    scaled(x, out)
+    with caplog.at_level("INFO", logger="tilevm.autotune"):
+        scaled(x, out)
     choice = scaled.last_choice
+    assert f"scaled: {choice}" in caplog.text  # the first choice of a key is logged
     assert choice.source == "heuristic" and "static heuristic" in scaled.explain(x, out)
     assert choice.where == "no GPU (sm_80)" and choice.key == {"n": 1024}
     assert np.array_equal(out, x * np.float32(3))

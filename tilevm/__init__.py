@@ -30,10 +30,12 @@ from tilevm.ir.layout import (
     spatial,
 )
 from tilevm.runtime.artifact import KernelArtifact
+from tilevm.runtime.autotune import autotune
 from tilevm.runtime.compile import CompiledKernel
 from tilevm.runtime.compile import compile_kernel as compile  # noqa: F401 - tilevm.compile
 from tilevm.runtime.cuda_driver import NoCudaDevice, gpu_available
 from tilevm.runtime.device_array import DeviceArray
+from tilevm.runtime.tuning_db import export_tuning, load_tuning
 
 __version__ = "0.1.0"
 
@@ -47,7 +49,8 @@ __all__ = [
     "CompileError", "CompiledKernel", "Const", "DType", "DeviceArray", "Dtype", "Global",
     "GlobalLayout", "HostTensor", "InternalCompilerError", "KernelArtifact", "KernelExecutionError",
     "NoCudaDevice", "RegisterLayout", "Scalar", "SharedLayout", "Swizzle", "__version__",
-    "all_dtypes", "column_local", "column_spatial", "dtype", "gpu_available", "kernel",
+    "all_dtypes", "autotune", "column_local", "column_spatial", "dtype", "export_tuning",
+    "gpu_available", "kernel", "load_tuning",
     "ldmatrix_fragment", "local", "mma_fragment", "packed", "replicated", "spatial",
     *sorted(_TYPES),
     # Names that would shadow Python builtins under `from tilevm import *` stay out (compile too).

@@ -30,9 +30,9 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], list[An
     ir = kernel.ir(**constants)
     try:
         arguments = random_arguments(ir, sizes, scalars, args.seed)
-    except (KeyError, ValueError) as e:
-        raise UserError(str(e.args[0]) + " (give them with --shape NAME=SIZE)"
-                        if isinstance(e, KeyError) else str(e)) from None
+    except ValueError as e:
+        hint = " (give them with --shape NAME=SIZE)" if "needs the sizes" in str(e) else ""
+        raise UserError(f"{e}{hint}") from None
     return kernel, ir, constants, arguments
 
 

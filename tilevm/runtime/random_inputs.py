@@ -48,8 +48,8 @@ def random_arguments(kernel: Kernel, sizes: dict[str, int], scalars: dict[str, A
     named dimensions take ``sizes`` (every name must be given), scalars from ``scalars`` or
     random (integers in [1, 8], floats in [0.5, 2)).
 
-    Raises ``KeyError`` naming the sizes missing, ``ValueError`` for a size that is not a
-    non-negative integer or a scalar name the kernel does not have."""
+    Raises ``ValueError`` naming the sizes missing, a size that is not a non-negative integer
+    or a scalar name the kernel does not have."""
     names = {p.name for p in kernel.params if isinstance(p.type, ScalarType)}
     unknown = sorted(set(scalars) - names)
     if unknown:
@@ -59,8 +59,8 @@ def random_arguments(kernel: Kernel, sizes: dict[str, int], scalars: dict[str, A
                      for d in p.type.shape if isinstance(d, str)})
     missing = [d for d in needed if d not in sizes]
     if missing:
-        raise KeyError(f"kernel {kernel.name} needs the sizes {', '.join(needed)}; missing "
-                       f"{', '.join(missing)}")
+        raise ValueError(f"kernel {kernel.name} needs the sizes {', '.join(needed)}; missing "
+                         f"{', '.join(missing)}")
     for name, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"size {name}={value!r} is not a non-negative integer")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tilevm.ir.host_tensor import HostTensor
+from tilevm.ir.tile.types import TensorType
 from tilevm.runtime.tuning_db import Fingerprint, TuningDatabase, TuningEntry, encode_config
 
 __all__ = ["Candidate", "CandidateResources", "ProgressBar", "TimingSettings", "TuningError",
@@ -231,32 +232,29 @@ class ProgressBar:
 
 def random_arguments(kernel: Any, dims: dict[str, int], scalars: dict[str, Any] | None = None,
                      seed: int = 0) -> dict[str, Any]:
-    """Arguments for ``kernel`` (Tile IR) at sizes ``dims``: tensors it writes are zeros, the
-    others random (floats uniform in [-1, 1], integers any bit pattern); scalars from
-    ``scalars``, else 1. A ``ValueError`` names a dimension without a size."""
+    """Arguments for ``kernel`` (Tile IR) at sizes ``dims``, by parameter name, every tensor a
+    :class:`HostTensor`: tensors it writes are zeros (what a run that resets its outputs starts
+    from), the others random as ``tilevm run`` makes them
+    (:func:`tilevm.runtime.random_inputs.random_arguments`); scalars from ``scalars``, else 1.
+    A ``ValueError`` names the dimensions without a size."""
     from tilevm.frontend.arguments import _written_params
+    from tilevm.runtime.random_inputs import random_arguments as random_values
 
-    rng = np.random.default_rng(seed)
+    given = dict(scalars or {})
+    for p in kernel.params:
+        if not isinstance(p.type, TensorType):
+            given.setdefault(p.name, 1.0 if p.type.dtype.is_float else 1)
+    values = random_values(kernel, dims, given, seed)
     written = _written_params(kernel)
     out: dict[str, Any] = {}
-    for p in kernel.params:
-        shape = getattr(p.type, "shape", None)
-        dt = p.type.dtype
-        if shape is None:
-            out[p.name] = (scalars or {}).get(p.name, 1.0 if dt.is_float else 1)
-            continue
-        missing = [n for n in shape if isinstance(n, str) and n not in dims]
-        if missing:
-            raise ValueError(f"kernel {kernel.name}: dimension '{missing[0]}' needs a size "
-                             f"(given: {', '.join(f'{k}={v}' for k, v in dims.items())})")
-        sizes = tuple(dims[n] if isinstance(n, str) else int(n) for n in shape)
-        if p.name in written:
-            out[p.name] = HostTensor.empty(sizes, dt)
-        elif dt.is_float:
-            out[p.name] = HostTensor.from_numpy(rng.uniform(-1.0, 1.0, sizes), dt)
+    for p, value in zip(kernel.params, values, strict=True):
+        if not isinstance(p.type, TensorType):
+            out[p.name] = value
+        elif p.name in written:
+            out[p.name] = HostTensor.empty(value.shape, p.type.dtype)
         else:
-            codes = rng.integers(0, 1 << min(dt.nbits, 62), sizes, dtype=np.int64)
-            out[p.name] = HostTensor.from_bits(codes, dt)
+            out[p.name] = (value if isinstance(value, HostTensor)
+                           else HostTensor.from_numpy(value, p.type.dtype))
     return out
 
 

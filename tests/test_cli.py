@@ -158,7 +158,30 @@ def test_cache_lists_inspects_verifies_and_clears(capsys, monkeypatch, tmp_path)
     assert "no compiled kernels" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["info", "compile", "run", "bench", "cache", "demo"])
+def test_tune_without_a_gpu_shows_the_heuristics_choice(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TILEVM_CACHE_DIR", str(tmp_path))
+    tuned = f"{Path(__file__).parent / 'runtime' / 'tuning_kernels.py'}:doubled"
+    assert main(["tune", tuned, "--shape", "n=1000", "--workers", "0", "--arch", "sm_80"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "doubled [n=1024] on sm_80, no GPU (static heuristic)"
+    assert sum(line.split()[-1] == "*" or " * " in line for line in lines[2:6]) == 1
+    assert "nothing was written to the tuning database" in captured.out
+    assert "compile  [" in captured.err and "4/4" in captured.err  # the progress bar
+    plain = f"{EXAMPLES / 'vector_add.py'}:vector_add"
+    for argv, message in (([tuned, "--shape", "n=64", "--export", str(tmp_path / "t.json"),
+                            "--workers", "0"], "nothing to export: no GPU measured"),
+                          ([plain, "--shape", "n=64"], "not an @tilevm.autotune kernel"),
+                          ([plain, "--shape", "n=64", "--space", "warps=1,2"],
+                           "'warps' is not a constant of the kernel"),
+                          ([tuned, "--shape", "n=64", "--space", "block=1"],
+                           "declares its space")):
+        assert main(["tune", *argv]) == 1, argv
+        assert message in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("command", ["info", "compile", "run", "bench", "tune", "cache", "demo"])
 def test_every_command_and_option_has_help(command, capsys):
     from tilevm.cli import parser
 

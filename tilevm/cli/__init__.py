@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 import tilevm
-from tilevm.cli import bench, cache, compile, info, run
+from tilevm.cli import bench, cache, compile, info, run, tune
 from tilevm.cli.common import UserError
 
 __all__ = ["main"]
@@ -42,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tilevm", description=tilevm.__doc__.splitlines()[0])
     top.add_argument("--version", action="version", version=f"tilevm {tilevm.__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (info, compile, run, bench, cache):
+    for module in (info, compile, run, bench, tune, cache):
         module.add_parser(commands)
     _add_demo(commands)
     return top

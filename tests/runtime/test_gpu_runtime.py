@@ -317,3 +317,29 @@ def test_device_arrays_copy_both_ways_and_bind_as_their_dtype(fake_gpu):
     t = device_tensors.device_tensor("w", w)
     assert (t.dtype, t.shape, t.strides, t.data_ptr) == (tv.u3, (5, 9), (9, 1), w.address)
     assert device_tensors.argument_device(w) == "cuda:0"
+
+
+def test_events_time_in_stream_order_and_wait_for_the_end_event(monkeypatch):
+    """CudaEvent through a stand-in driver: recorded on the stream asked for, the elapsed time
+    read only after the end event was synchronized, destroyed with the object."""
+    from types import SimpleNamespace
+
+    from tilevm.runtime import cuda_driver
+
+    calls: list[tuple] = []
+    driver = SimpleNamespace(
+        CUresult=SimpleNamespace(CUDA_SUCCESS=0), CUstream=lambda s: ("stream", s),
+        cuEventCreate=lambda flags: (0, f"event{len(calls)}"),
+        cuEventRecord=lambda h, s: (calls.append(("record", h, s)), (0,))[1],
+        cuEventSynchronize=lambda h: (calls.append(("sync", h)), (0,))[1],
+        cuEventElapsedTime=lambda a, b: (calls.append(("elapsed", a, b)), (0, 1.5))[1],
+        cuEventDestroy=lambda h: (calls.append(("destroy", h)), (0,))[1])
+    monkeypatch.setattr(cuda_driver, "_driver", lambda: driver)
+    start, end = cuda_driver.CudaEvent("a"), cuda_driver.CudaEvent("b")
+    start.record(7)
+    end.record(7)
+    assert start.elapsed_ms(end) == 1.5
+    assert calls == [("record", "a", ("stream", 7)), ("record", "b", ("stream", 7)),
+                     ("sync", "b"), ("elapsed", "a", "b")]
+    del start, end
+    assert {c for c in calls if c[0] == "destroy"} == {("destroy", "a"), ("destroy", "b")}

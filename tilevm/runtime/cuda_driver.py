@@ -10,6 +10,7 @@ what is missing; :func:`gpu_available` answers without raising. Driver errors ra
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import threading
@@ -186,6 +187,48 @@ class CudaDevice:
         """Wait for everything queued on this device."""
         self.activate()
         _check(_driver().cuCtxSynchronize(), "cuCtxSynchronize")
+
+    def copy_on_device_async(self, dst: int, src: int, nbytes: int, stream: int = 0) -> None:
+        """Copy ``nbytes`` from ``src`` to ``dst`` on this device, in stream order."""
+        driver = _driver()
+        self.activate()
+        _check(driver.cuMemcpyDtoDAsync(dst, src, nbytes, driver.CUstream(stream)),
+               "cuMemcpyDtoDAsync")
+
+    @property
+    def l2_bytes(self) -> int:
+        """The size of the device's L2 cache in bytes."""
+        driver = _driver()
+        attr = driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE
+        return int(_check(driver.cuDeviceGetAttribute(attr, self.handle),
+                          "cuDeviceGetAttribute(L2_CACHE_SIZE)"))
+
+    def event(self) -> CudaEvent:
+        """A new event on this device (for timing, :meth:`CudaEvent.elapsed_ms`)."""
+        self.activate()
+        return CudaEvent(_check(_driver().cuEventCreate(0), "cuEventCreate"))
+
+
+class CudaEvent:
+    """A CUDA event: recorded in stream order, timed against another."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def record(self, stream: int = 0) -> None:
+        driver = _driver()
+        _check(driver.cuEventRecord(self.handle, driver.CUstream(stream)), "cuEventRecord")
+
+    def elapsed_ms(self, end: CudaEvent) -> float:
+        """Milliseconds from this event to ``end``, once ``end`` has happened (waits for it)."""
+        driver = _driver()
+        _check(driver.cuEventSynchronize(end.handle), "cuEventSynchronize")
+        return float(_check(driver.cuEventElapsedTime(self.handle, end.handle),
+                            "cuEventElapsedTime"))
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone
+            _driver().cuEventDestroy(self.handle)
 
 
 @dataclass

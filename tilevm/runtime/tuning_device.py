@@ -103,26 +103,6 @@ def fingerprint_of(device: Any) -> Fingerprint:
     return Fingerprint(device.name, f"{cc[0]}.{cc[1]}", driver, tilevm.__version__)
 
 
-class _CudaEvent(TuningEvent):
-    def __init__(self, driver: Any, check: Any) -> None:
-        self._driver, self._check = driver, check
-        self.handle = check(driver.cuEventCreate(0), "cuEventCreate")
-
-    def record(self) -> None:
-        self._check(self._driver.cuEventRecord(self.handle, self._driver.CUstream(0)),
-                    "cuEventRecord")
-
-    def elapsed_ms(self, end: TuningEvent) -> float:
-        assert isinstance(end, _CudaEvent)
-        self._check(self._driver.cuEventSynchronize(end.handle), "cuEventSynchronize")
-        return float(self._check(self._driver.cuEventElapsedTime(self.handle, end.handle),
-                                 "cuEventElapsedTime"))
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone
-            self._driver.cuEventDestroy(self.handle)
-
-
 class CudaTuningDevice(TuningDevice):
     """GPU ``index`` through the CUDA driver: :class:`~tilevm.DeviceArray` buffers, launches of
     the candidate's artifact and events on the legacy default stream; the L2 is flushed by
@@ -135,11 +115,7 @@ class CudaTuningDevice(TuningDevice):
         self.name = self.device.name
         self.compute_capability = self.device.compute_capability
         self.driver = driver_version()
-        driver = cuda_driver._driver()
-        attr = driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE
-        l2 = int(cuda_driver._check(driver.cuDeviceGetAttribute(attr, self.device.handle),
-                                    "cuDeviceGetAttribute(L2_CACHE_SIZE)"))
-        self._flush_bytes = 2 * max(l2, 1 << 20)
+        self._flush_bytes = 2 * max(self.device.l2_bytes, 1 << 20)
         self._flush = self.device.allocate(self._flush_bytes)
 
     def to_device(self, host: HostTensor) -> Any:
@@ -148,12 +124,7 @@ class CudaTuningDevice(TuningDevice):
         return DeviceArray.from_host_tensor(host, self.device.index)
 
     def copy(self, dst: Any, src: Any) -> None:
-        from tilevm.runtime import cuda_driver
-
-        driver = cuda_driver._driver()
-        self.device.activate()
-        cuda_driver._check(driver.cuMemcpyDtoDAsync(dst.address, src.address, src.nbytes,
-                                                    driver.CUstream(0)), "cuMemcpyDtoDAsync")
+        self.device.copy_on_device_async(dst.address, src.address, src.nbytes)
 
     def to_host(self, buffer: Any) -> HostTensor:
         return buffer.to_host_tensor()
@@ -166,10 +137,7 @@ class CudaTuningDevice(TuningDevice):
         self.device.memset_async(self._flush, self._flush_bytes, 0)
 
     def event(self) -> TuningEvent:
-        from tilevm.runtime import cuda_driver
-
-        self.device.activate()
-        return _CudaEvent(cuda_driver._driver(), cuda_driver._check)
+        return self.device.event()  # a cuda_driver.CudaEvent: record() and elapsed_ms(end)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter exit the driver may be gone

@@ -305,3 +305,10 @@ def test_break_with_unroll_is_a_diagnostic():
     with pytest.raises(tv.CompileError, match=r"unroll cannot be combined with 'break'") as e:
         bad(np.zeros(4, np.int32))
     assert e.value.line == bad.fn.__code__.co_firstlineno + 3
+
+
+def test_a_loop_left_by_break_keeps_its_vector_accesses():
+    """The counter of a tv.range loop turned into a while still steps by a multiple of the tile,
+    so an aligned kernel's loads stay 128-bit (the divisibility analysis follows assignments)."""
+    report = tv.compile(search, "sm_90", spec="aligned", width=128).report
+    assert "load global 'x': 128-bit (4 elements)" in report, report

@@ -195,3 +195,17 @@ def test_every_command_and_option_has_help(command, capsys):
         assert action.help, f"{command} {action.option_strings or action.dest} has no help"
         for option in action.option_strings:
             assert option in out
+
+
+def test_a_dtype_variable_is_given_on_the_command_line(capsys, tmp_path):
+    source = tmp_path / "generic.py"
+    source.write_text("import tilevm as tv\n\n\n@tv.kernel\n"
+                      "def double(x: tv.Global[tv.Dtype('T'), 'n'], "
+                      "y: tv.Global[tv.Dtype('T'), 'n']):\n"
+                      "    tv.launch(grid=1, warps=1)\n"
+                      "    t = tv.load(x, (0,), (64,))\n    tv.store(y, t + t, (0,))\n")
+    assert main(["run", f"{source}:double", "--shape", "n=50"]) == 1
+    assert "dtype variable T: give it with --const T=f16" in capsys.readouterr().err
+    assert main(["run", f"{source}:double", "--shape", "n=50", "--const", "T=bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "x       bf16   50     same bits" in out

@@ -75,7 +75,8 @@ def parse_assignments(items: list[str], option: str, split: bool = True) -> dict
 
 def parse_constants(kernel: Any, items: list[str]) -> dict[str, Any]:
     """The ``--const NAME=VALUE`` items of a command, each the name of one of ``kernel``'s
-    constants (keyword-only parameters) or dtype variables."""
+    constants (keyword-only parameters) or dtype variables; every dtype variable must be
+    given (nothing on a command line binds it)."""
     constants = parse_assignments(items, "--const", split=False)
     allowed = {p.name for p in inspect.signature(kernel.fn).parameters.values()
                if p.kind is p.KEYWORD_ONLY} | set(kernel._dtype_variables.values())
@@ -83,4 +84,10 @@ def parse_constants(kernel: Any, items: list[str]) -> dict[str, Any]:
     if unknown:
         raise UserError(f"kernel {kernel.fn.__name__} has no constant {', '.join(unknown)} (its "
                         f"constants: {', '.join(sorted(allowed)) or 'none'})")
+    unbound = sorted(set(kernel._dtype_variables.values()) - set(constants))
+    if unbound:  # a call binds them from its tensors; a command line must name them
+        raise UserError(f"kernel {kernel.fn.__name__} has the dtype variable"
+                        f"{'s' if len(unbound) > 1 else ''} {', '.join(unbound)}: give "
+                        f"{'each' if len(unbound) > 1 else 'it'} with --const "
+                        f"{unbound[0]}=f16 (or another dtype)")
     return constants

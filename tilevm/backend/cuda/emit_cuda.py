@@ -34,7 +34,7 @@ from tilevm.ir.thread.types import ScalarType, Type, VectorType
 from tilevm.ir.thread.values import Const, Elem, Index, IndexOp, Reg, RegArray
 from tilevm.ir.thread.verify import eval_index, verify
 
-__all__ = ["emit_cuda"]
+__all__ = ["emit_cuda", "usable_kernel_name"]
 
 SHARED_SYMBOL = "tilevm_smem"
 LOCAL_SYMBOL = "tilevm_local"
@@ -105,6 +105,13 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
     return "\n\n".join(parts) + "\n"
 
 
+def usable_kernel_name(name: str) -> bool:
+    """Whether ``name`` can be a kernel's ``extern "C"`` symbol: a C identifier that is no C++
+    keyword or CUDA built-in and does not start with ``tilevm_`` (the emitted helpers' prefix)."""
+    return bool(_IDENTIFIER.match(name)) and name not in _RESERVED and not name.startswith(
+        "tilevm_")
+
+
 class _KernelPrinter:
     """Prints one kernel; also the :class:`OperandPrinter` the intrinsic printers use."""
 
@@ -124,7 +131,7 @@ class _KernelPrinter:
 
     def _check(self) -> None:
         k, t = self.kernel, self.target
-        if not _IDENTIFIER.match(k.name) or k.name in _RESERVED or k.name.startswith("tilevm_"):
+        if not usable_kernel_name(k.name):
             raise ThreadIRError(f"kernel name {k.name!r} is not usable as a C++ identifier")
         verify(k, arch=t.sm, ptx_isa=t.ptx_isa)
         if k.shared_bytes > t.max_shared_bytes:

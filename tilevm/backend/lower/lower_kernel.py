@@ -267,6 +267,7 @@ def lower(kernel: Kernel, target: int | str = 80, spec: Specialization | None = 
     Raises :class:`~tilevm.backend.lower.errors.LoweringError` at the user's line for a kernel
     that cannot be compiled as written (a tile that does not fit, a layout that does not cover
     the block, an operation not lowered yet)."""
+    from tilevm.backend.cuda.emit_cuda import usable_kernel_name
     from tilevm.backend.cuda.targets import cuda_target
 
     sm = parse_arch(target)
@@ -277,7 +278,9 @@ def lower(kernel: Kernel, target: int | str = 80, spec: Specialization | None = 
     plan = plan_shared(typed)
     users = _users(typed)
     report = CompileReport(kernel.name, f"sm_{sm}", spec.describe())
-    kb = KernelBuilder(name or kernel.name, block_threads=32 * kernel.warps)
+    # A kernel named like a C++ keyword (`double`) gets a symbol of its own.
+    symbol = kernel.name if usable_kernel_name(kernel.name) else f"tv_{kernel.name}"
+    kb = KernelBuilder(name or symbol, block_threads=32 * kernel.warps)
     ctx = LoweringContext(typed, kb, sm, spec, plan, divisors(typed, spec), report,
                           _assigned(typed), frozenset(users), _instr_ids(typed))
     ctx.conversion_reasons = {c.result: c.why for c in inferred.conversions}

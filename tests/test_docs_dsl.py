@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from markdown_code import run_python_blocks
+
 import tilevm
 from tilevm.frontend.builtins import definition_of
 
@@ -181,12 +183,4 @@ def test_every_builtin_entry_quotes_its_contract_and_shows_a_call():
 
 
 def test_python_blocks_of_dsl_md_run():
-    text = DSL.read_text()
-    blocks = list(re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M))
-    assert len(blocks) >= 10, "docs/dsl.md lost its examples"
-    namespace: dict = {}  # one namespace for the page: later blocks use earlier imports
-    for block in blocks:
-        # Pad with the lines above the block, so that line numbers (and so the kernels' source,
-        # which tilevm reads from the file) are the page's own.
-        above = text[:block.start(1)].count("\n")
-        exec(compile("\n" * above + block.group(1), str(DSL), "exec"), namespace)
+    run_python_blocks(DSL, at_least=10)

@@ -5,19 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from markdown_code import run_python_blocks
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_python_examples_run_and_print_what_they_claim():
-    text = README.read_text()
-    blocks = list(re.finditer(r"```python\n(.*?)```", text, flags=re.S))
-    assert blocks, "the README has no python example"
-    namespace: dict = {}
-    for block in blocks:
-        # Pad with the lines above the block, so that line numbers (and so the kernels' source,
-        # which tilevm reads from the file) are the README's own.
-        above = text[:block.start(1)].count("\n")
-        exec(compile("\n" * above + block.group(1), str(README), "exec"), namespace)
+    namespace = run_python_blocks(README)
     # The comments of the dtype example state these results.
     assert namespace["bits"].tolist() == [1, 6, 15]
     assert namespace["tv"].f4e2m1.decode(namespace["bits"]).tolist() == [0.5, 4.0, -6.0]

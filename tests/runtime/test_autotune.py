@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from markdown_code import run_python_blocks
 
 import tilevm as tv
 from tilevm import f32
@@ -445,13 +446,7 @@ def test_without_a_gpu_the_static_heuristic_chooses_and_says_so(scaled_on_sm80, 
 def test_the_python_blocks_of_docs_tuning_md_run_on_the_cpu(capsys):
     page = REPO / "docs" / "tuning.md"
     text = page.read_text()
-    blocks = list(re.finditer(r"^```python\n(.*?)^```", text, flags=re.S | re.M))
-    assert len(blocks) >= 4, "docs/tuning.md lost its examples"
-    namespace: dict = {}  # one namespace for the page: later blocks use earlier names
-    for block in blocks:
-        # padded to the page's line numbers: tilevm reads a kernel's source from its file
-        above = text[:block.start(1)].count("\n")
-        exec(compile("\n" * above + block.group(1), str(page), "exec"), namespace)
+    run_python_blocks(page, at_least=4)
     printed = capsys.readouterr().out
     # the choice the page shows in a comment is the one printed
     shown = re.search(r"print\(scale.last_choice\)\n# (.*?)\n# (.*?)\n", text)

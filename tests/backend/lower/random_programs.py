@@ -3,7 +3,8 @@
 Each *kind* builds one small kernel around one feature — elementwise chains with casts between
 all types, loads and stores at odd offsets with masks and strides, reductions, shared-memory round
 trips, ``bitcast``, ``view``, layout conversions, atomics, loops with run-time bounds, the
-transcendental functions, ``copy_async``, shape operations — with random dtypes, shapes (tiles
+transcendental functions, ``copy_async``, shape operations, gathers and scatters through index
+tiles, scans, ``argmax``/``argmin`` — with random dtypes, shapes (tiles
 up to 64×64), layouts, offsets and 1 to 4 warps, and the random inputs it runs on. A program says
 which outputs are compared bit for bit and which under a bound (DESIGN §3).
 """
@@ -556,8 +557,77 @@ def kind_shape(rng: random.Random) -> Program:
     return Program(b.kernel("shapes", (1,)), b.tensors, b.scalars, kind="shape")
 
 
+def kind_gather(rng: random.Random) -> Program:
+    """Loads and stores whose offsets along one dimension are an index tile (issue 12: gathers
+    and scatters): random indices, some outside the tensor (masked by the bounds check), the
+    scatter through a permutation (distinct destinations: no two threads race)."""
+    b = _Builder(rng, rng.choice([1, 2, 4]))
+    dt = rng.choice(ALL)
+    tile = _shape(rng, 2)
+    dim = rng.randrange(2)
+    shape = _tensor_shape(rng, tile)
+    x = b.global_input("x", dt, shape, strided=rng.random() < 0.5)
+    n = shape[dim]
+    picks = np.array([rng.randrange(-2, n + 2) for _ in range(tile[dim])], np.int64)
+    ids = b.global_input("ids", I32, (tile[dim],), values=(picks & 0xFFFFFFFF).astype(np.uint32))
+    index = b.emit("load", [ids, Const(0, I32)], shape=(tile[dim],))
+    index = b.emit("reshape", [index], shape=(tile[0], 1) if dim == 0 else (1, tile[1]))
+    other = _constant(rng, dt).value
+    offs: list = [index, Const(rng.randrange(-1, 2), I32)]
+    if dim == 1:
+        offs.reverse()
+    v = b.emit("load", [x, *offs], shape=tile, other=other if dt.is_float else int(other))
+    out_shape = list(tile)
+    out_shape[dim] = tile[dim] + rng.randrange(0, 3)
+    out = b.global_input("out", dt, tuple(out_shape))
+    order = list(range(out_shape[dim]))
+    rng.shuffle(order)
+    dest = b.global_input("dest", I32, (tile[dim],),
+                          values=np.array(order[:tile[dim]], np.int64).astype(np.uint32))
+    where = b.emit("load", [dest, Const(0, I32)], shape=(tile[dim],))
+    where = b.emit("reshape", [where], shape=(tile[0], 1) if dim == 0 else (1, tile[1]))
+    b.emit("store", [out, v, *([where, Const(0, I32)] if dim == 0 else [Const(0, I32), where])])
+    return Program(b.kernel("gather", (1,)), b.tensors, b.scalars, kind="gather")
+
+
+def kind_scan(rng: random.Random) -> Program:
+    """``scan`` of every op along either axis, inclusive or exclusive, of the exact cases:
+    integers (wrapping) for every op, floats for max and min."""
+    b = _Builder(rng, rng.choice([1, 2, 4]))
+    op = rng.choice(["sum", "prod", "max", "min"])
+    types = [d for d in INTS if d.nbits <= 32] + (
+        [d for d in FLOATS if d.nbits <= 32] if op in ("max", "min") else [])
+    dt = rng.choice(types)
+    tile = (rng.choice([1, 2, 4, 8]), rng.choice([4, 8, 16, 32]))
+    x = b.global_input("x", dt, tile)
+    t = b.emit("load", [x, Const(0, I32), Const(0, I32)], shape=tile)
+    r = b.emit("scan", [t], op=op, axis=rng.randrange(2), exclusive=rng.random() < 0.5)
+    out = b.global_input("out", dt, tile)
+    b.emit("store", [out, r, Const(0, I32), Const(0, I32)])
+    return Program(b.kernel("scan", (1,)), b.tensors, b.scalars, kind="scan")
+
+
+def kind_arg_reduce(rng: random.Random) -> Program:
+    """``argmax``/``argmin`` along an axis, over both axes, kept or not, of every type (NaN, -0
+    and ties included in the random codes): exact."""
+    b = _Builder(rng, rng.choice([1, 2, 4]))
+    dt = rng.choice([d for d in ALL if d.nbits <= 32])
+    tile = _shape(rng, 2)
+    x = b.global_input("x", dt, tile)
+    t = b.emit("load", [x, Const(0, I32), Const(0, I32)], shape=tile)
+    op = rng.choice(["argmax", "argmin"])
+    axis = rng.choice([0, 1, (0, 1)])
+    keep = rng.random() < 0.5
+    r = b.emit("reduce", [t], op=op, axis=axis, keepdims=keep)
+    out_shape = r.type.shape if isinstance(r.type, TensorType) else (1,)
+    out = b.global_input("out", I32, tuple(out_shape))
+    b.emit("store", [out, r, *[Const(0, I32)] * len(out_shape)])
+    return Program(b.kernel("arg_reduce", (1,)), b.tensors, b.scalars, kind="arg_reduce")
+
+
 KINDS = [kind_elementwise, kind_memory, kind_reduce, kind_shared, kind_bitcast, kind_view,
-         kind_convert, kind_atomic, kind_loops, kind_approx, kind_copy_async, kind_shape]
+         kind_convert, kind_atomic, kind_loops, kind_approx, kind_copy_async, kind_shape,
+         kind_gather, kind_scan, kind_arg_reduce]
 
 
 def generate(seed: int) -> Program:

@@ -22,7 +22,7 @@ from tilevm.ir.thread.intrinsics.arith import APPROX_ERROR_BOUNDS
 from tilevm.ir.tile import Instr, print_kernel, verify
 from tilevm.runtime.cpu_device import CPU_TARGET, run_on_cpu
 
-PROGRAMS = 240  # 20 of each of the 12 kinds
+PROGRAMS = 240  # 16 of each of the 15 kinds
 MAX_STATEMENTS = 600  # Thread IR statements per program (JIT time is what CI pays)
 FAILURES = Path(__file__).resolve().parents[2] / "failures"
 
@@ -217,12 +217,12 @@ def test_a_wrong_result_is_caught():
     _ = Instr
 
 
-@pytest.mark.parametrize("seed", range(0, PROGRAMS, 20))
+@pytest.mark.parametrize("seed", range(0, PROGRAMS, len(KINDS) + 1))
 def test_random_programs_compile_for_the_gpu(seed):
     # Generated programs compile through NVRTC (they may spill: their layouts are random); the
-    # sample alternates between the two targets.
+    # sample holds one program of each kind and alternates between the two targets.
     from tilevm.backend.cuda import compile_cuda, emit_cuda
 
-    arch = ("sm_80", "sm_90")[seed // 20 % 2]
+    arch = ("sm_80", "sm_90")[seed // (len(KINDS) + 1) % 2]
     thread = lower(generate(seed).kernel, arch).thread
     assert thread.name in compile_cuda(emit_cuda(thread, arch), arch).resources

@@ -1,0 +1,97 @@
+"""The quantized linear kernel and the quantization kernel, called directly on numpy arrays.
+
+Called with the default device, each kernel also runs on the interpreter and must agree with
+the CPU backend bit for bit (tests/conftest.py); the results are checked against references
+computed here from the formats' definitions (quant_reference.py): the quantization's codes,
+scales and zero points exactly, the product under the accuracy rule.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from quant_reference import (
+    accuracy_bound,
+    dequantize_reference,
+    linear_references,
+    quantize_reference,
+    unpack,
+)
+
+import tilevm as tv
+from tilevm.kernels.quant_linear import WEIGHT_TYPES, launch_quant_linear, weight_dtype
+from tilevm.kernels.quantize import padded_k, quantize_weights
+
+NUMPY_ACT = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}
+
+
+def weights(n: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, k)).astype(np.float32) * rng.uniform(0.01, 3, (n, 1)).astype(
+        np.float32)
+    w[1, :] = 0  # an all-zero row: its scales are 0 and its codes the zero point's
+    w[2, 5] = 40.0  # an outlier
+    return w
+
+
+def unpacked(quantized, wtype: tv.DType):
+    n, kp = quantized.codes.shape
+    codes = unpack(quantized.codes.data, wtype.nbits, (n, kp))
+    zeros = (unpack(quantized.zeros.data, wtype.nbits, quantized.scales.shape)
+             if quantized.zeros is not None else None)
+    return codes, zeros
+
+
+@pytest.mark.parametrize("wtype, group, zero_point, act, k", [
+    ("u3", 64, True, "f16", 200),  # k not a multiple of the group: padded to 256
+    ("f6e3m2fn", 0, False, "bf16", 96),  # per channel
+    ("i4", 32, False, "f16", 72),
+])
+def test_quantize_then_multiply_on_the_interpreter_and_the_cpu_backend(wtype, group,
+                                                                         zero_point, act, k):
+    n, m = 40, 19
+    wt = weight_dtype(wtype)
+    w = weights(n, k, seed=k)
+    quantized = quantize_weights(w, wtype, group, zero_point=zero_point, act_dtype=act)
+    assert quantized.codes.shape == (n, padded_k(k, group))
+    codes, zeros = unpacked(quantized, wt)
+    want_codes, want_scales, want_zeros = quantize_reference(w, wtype, group, zero_point, act)
+    np.testing.assert_array_equal(quantized.scales.astype(np.float32),
+                                  want_scales.astype(np.float32))
+    w_deq = dequantize_reference(codes, quantized.scales, zeros, wtype, group, k)
+    np.testing.assert_array_equal(
+        w_deq, dequantize_reference(want_codes, want_scales, want_zeros, wtype, group, k))
+    if zero_point:
+        np.testing.assert_array_equal(zeros, want_zeros)
+    assert np.all(w_deq[1] == 0)
+
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal((m, k)).astype(NUMPY_ACT[act])
+    bias = rng.standard_normal(n).astype(NUMPY_ACT[act])
+    y = np.zeros((m, n), NUMPY_ACT[act])
+    launch_quant_linear(x, quantized.codes, quantized.scales, y, group_size=group,
+                        zeros=quantized.zeros, bias=bias)
+    ref, base = linear_references(x, w_deq, bias, act)
+    assert np.max(np.abs(y.astype(np.float64) - ref)) <= accuracy_bound(ref, base, act)
+
+
+def test_every_weight_type_of_the_layer_is_accepted_and_others_are_refused():
+    assert {weight_dtype(name).name for name in WEIGHT_TYPES} == set(WEIGHT_TYPES)
+    for name, message in [("u16", "1 to 8 bits"), ("e8m0", "f8e8m0fnu"), ("f16", "1 to 8")]:
+        with pytest.raises(ValueError, match=message):
+            weight_dtype(name)
+
+
+def test_launch_errors_name_the_argument():
+    x = np.zeros((2, 64), np.float16)
+    w = tv.HostTensor.empty((8, 64), "f4e2m1")
+    scales = np.zeros((8, 2), np.float16)
+    y = np.zeros((2, 8), np.float16)
+    with pytest.raises(ValueError, match="zeros"):
+        launch_quant_linear(x, w, scales, y, group_size=32,
+                            zeros=tv.HostTensor.empty((8, 2), "f4e2m1"))
+    with pytest.raises(ValueError, match="bk=32"):
+        launch_quant_linear(x, w, scales, y, group_size=48)
+    with pytest.raises(ValueError, match="group_size=48"):
+        padded_k(64, 48)

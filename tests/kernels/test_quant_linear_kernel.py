@@ -8,6 +8,10 @@ scales and zero points exactly, the product under the accuracy rule.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -20,7 +24,13 @@ from quant_reference import (
 )
 
 import tilevm as tv
-from tilevm.kernels.quant_linear import WEIGHT_TYPES, launch_quant_linear, weight_dtype
+from tilevm.kernels.quant_linear import (
+    TUNING_SPACE,
+    WEIGHT_TYPES,
+    launch_quant_linear,
+    quant_linear_tuned,
+    weight_dtype,
+)
 from tilevm.kernels.quantize import padded_k, quantize_weights
 
 NUMPY_ACT = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -95,3 +105,40 @@ def test_launch_errors_name_the_argument():
         launch_quant_linear(x, w, scales, y, group_size=48)
     with pytest.raises(ValueError, match="group_size=48"):
         padded_k(64, 48)
+
+
+@pytest.fixture(scope="module")
+def u4_problem():
+    w = weights(72, 160, seed=3)
+    quantized = quantize_weights(w, "u4", 32, zero_point=True, device="cpu")
+    codes, zeros = unpacked(quantized, tv.u4)
+    w_deq = dequantize_reference(codes, quantized.scales, zeros, "u4", 32, 160)
+    x = np.random.default_rng(0).standard_normal((37, 160)).astype(np.float16)
+    ref, base = linear_references(x, w_deq, None, "f16")
+    return quantized, x, ref, base
+
+
+@pytest.mark.parametrize("tiles", [{"bm": 64, "bn": 32, "bk": 16, "warps": 8},
+                                   {"bm": 32, "bn": 128, "bk": 32, "warps": 4}])
+def test_other_tiles_of_the_tuning_space(u4_problem, tiles):
+    quantized, x, ref, base = u4_problem
+    y = np.zeros(ref.shape, np.float16)
+    launch_quant_linear(x, quantized.codes, quantized.scales, y, group_size=32,
+                        zeros=quantized.zeros, device="cpu", **tiles)
+    assert np.max(np.abs(y.astype(np.float64) - ref)) <= accuracy_bound(ref, base, "f16")
+
+
+def test_the_autotuned_kernel_runs_with_the_heuristics_choice(u4_problem):
+    quantized, x, ref, base = u4_problem
+    y = np.zeros(ref.shape, np.float16)
+    launch_quant_linear(x, quantized.codes, quantized.scales, y, group_size=32,
+                        zeros=quantized.zeros, device="cpu", tuned=True)
+    assert quant_linear_tuned.last_choice.source == "heuristic"
+    assert set(quant_linear_tuned.last_choice.config) == set(TUNING_SPACE)
+    assert np.max(np.abs(y.astype(np.float64) - ref)) <= accuracy_bound(ref, base, "f16")
+
+
+def test_the_kernels_import_without_torch():
+    code = ("import sys, tilevm.kernels.quant_linear, tilevm.kernels.quantize, "
+            "tilevm.kernels.quantized_checkpoints; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -122,9 +122,16 @@ def _fits(config: dict[str, Any]) -> bool:
     return config["bm"] * config["bn"] >= 16 * 8 * config["warps"]
 
 
-# The autotuned kernel a GPU call goes through: the tuning key is m rounded up to a power of two
-# (decode and prefill shapes get their own tiles), n and k exact.
-quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits)(quant_linear_kernel)
+def _tuning_key(sizes: dict[str, int]) -> dict[str, int]:
+    # m rounded up to a power of two (decode and prefill shapes get their own tiles), n and k
+    # exact. Given as a function: the default key reads the dimensions' names from the Tile IR,
+    # which a kernel with dtype variables has only once a call binds them.
+    return {"m": 1 << max(sizes["m"] - 1, 0).bit_length(), "n": sizes["n"], "k": sizes["k"]}
+
+
+# The autotuned kernel a GPU call goes through.
+quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits, key=_tuning_key)(
+    quant_linear_kernel)
 
 
 def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:

@@ -76,10 +76,29 @@ def nearest_float_codes(values: np.ndarray, name: str) -> np.ndarray:
     return finite[np.argmax(pick, axis=-1)]
 
 
+def block_scales(amax: np.ndarray, name: str, scale_type: str) -> np.ndarray:
+    """The block-scaled formats' scales of groups whose largest magnitude is ``amax`` (float32):
+    OCP MX (``"e8m0"``): ``2^(⌊log2 amax⌋ − emax)``, emax the exponent of the element type's
+    largest value, the e8m0 code clamped to [0, 254] (an all-zero group: the smallest scale);
+    NVFP4 (``"e4m3"``): ``amax / 6`` rounded to e4m3, saturating. Returns float32 values."""
+    if scale_type == "e8m0":
+        emax = int(np.floor(np.log2(np.nanmax(code_values(name)))))
+        _, exponent = np.frexp(amax.astype(np.float64))  # amax = f · 2^exponent, f in [0.5, 1)
+        code = np.where(amax > 0, exponent - 1 + 127 - emax, 0)
+        code = np.clip(code, 0, 254)
+        return (2.0 ** (code - 127)).astype(np.float32)
+    largest = np.float32(np.nanmax(code_values(name)))
+    e4m3_max = np.float32(448)
+    return np.minimum(amax / largest, e4m3_max).astype(ml_dtypes.float8_e4m3fn).astype(
+        np.float32)
+
+
 def quantize_reference(weight: np.ndarray, name: str, group: int, zero_point: bool,
-                       act: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                       act: str, scale_type: str | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The scheme of tilevm/kernels/quantize.py in numpy float32: returns codes (n × kp), scales
-    (n × groups, act dtype) and zero codes (n × groups) or None. ``group=0``: per row."""
+    (n × groups, act dtype; float32 values of a block scale type) and zero codes (n × groups)
+    or None. ``group=0``: per row."""
     bits = bits_of(name)
     n, k = weight.shape
     unit = max(group, 32)
@@ -98,7 +117,10 @@ def quantize_reference(weight: np.ndarray, name: str, group: int, zero_point: bo
     else:
         levels = np.float32(max(2 ** (bits - 1) - 1, 1))
     span = (hi - lo) if zero_point else np.maximum(hi, -lo)
-    scales = act_round(span / levels, act)
+    if scale_type is not None:
+        scales = block_scales(span, name, scale_type)
+    else:
+        scales = act_round(span / levels, act)
     divisor = scales.astype(np.float32)
     divisor = np.where(divisor == 0, np.float32(1), divisor)[:, :, None]
     quotient = (blocks / divisor).astype(np.float32)

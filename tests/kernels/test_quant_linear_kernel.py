@@ -101,10 +101,12 @@ def test_launch_errors_name_the_argument():
     with pytest.raises(ValueError, match="zeros"):
         launch_quant_linear(x, w, scales, y, group_size=32,
                             zeros=tv.HostTensor.empty((8, 2), "f4e2m1"))
-    with pytest.raises(ValueError, match="bk=32"):
-        launch_quant_linear(x, w, scales, y, group_size=48)
+    with pytest.raises(ValueError, match="not a multiple of the tile step"):
+        launch_quant_linear(x, w, scales, y, group_size=24)
     with pytest.raises(ValueError, match="group_size=48"):
         padded_k(64, 48)
+    with pytest.raises(ValueError, match="groups of 32"):
+        launch_quant_linear(x, w, np.zeros((8, 4), tv.f8e8m0fnu.ml_dtype), y, group_size=16)
 
 
 @pytest.fixture(scope="module")

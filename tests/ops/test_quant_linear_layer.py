@@ -139,14 +139,15 @@ def to_numpy(t: torch.Tensor, act: str) -> np.ndarray:
 def check_case(row: dict, n: int = N, k: int = K) -> None:
     wtype, group, zp, act, m = (row["wtype"], row["group"], row["zero_point"], row["act"],
                                 row["m"])
+    scale_type = row.get("scale_type")
     linear = float_linear(n, k, row["bias"],
                           seed=zlib.crc32(repr((wtype, group, zp, act)).encode()))
     layer = QuantLinear.from_linear(linear, wtype, group or None, zero_point=zp,
-                                    dtype=TORCH_ACT[act])
+                                    dtype=TORCH_ACT[act], scale_dtype=scale_type)
     # The quantization, recomputed from the scheme's definition.
     codes, scales, zeros = layer_weights(layer)
     want_codes, want_scales, want_zeros = quantize_reference(
-        linear.weight.detach().numpy(), wtype, group, zp, act)
+        linear.weight.detach().numpy(), wtype, group, zp, act, scale_type)
     np.testing.assert_array_equal(scales, want_scales.astype(np.float32))
     w = dequantize_reference(codes, scales, zeros, wtype, group, k)
     want_w = dequantize_reference(want_codes, want_scales, want_zeros, wtype, group, k)
@@ -183,6 +184,14 @@ def full_product() -> list[dict]:
         rows += [{"wtype": wtype, "group": group, "zero_point": zp, "act": act, "m": m,
                   "bias": bias} for m in FACTORS["m"]]
     return rows
+
+
+@pytest.mark.parametrize("wtype, scale_type, group", [
+    ("f4e2m1fn", "e8m0", 32), ("f6e2m3fn", "e8m0", 32), ("f6e3m2fn", "e8m0", 32),
+    ("f8e4m3fn", "e8m0", 32), ("f4e2m1fn", "e4m3", 16)])
+def test_block_scaled_formats_mx_and_nvfp4(wtype, scale_type, group):
+    check_case({"wtype": wtype, "group": group, "zero_point": False, "act": "bf16", "m": 7,
+                "bias": True, "scale_type": scale_type})
 
 
 @pytest.mark.slow  # 24 kernel specializations (a weight type each): about 1 min of JIT

@@ -10,7 +10,10 @@ variants come later). Its operands:
   ``f4e2m1``…``f8e5m2``). ``kp ≥ k`` is k padded by weight preparation to whole groups; the
   kernel reads columns ``[0, k)`` only.
 - ``scales`` (n × groups) in ``A``: one per ``group`` consecutive columns of a row, or one per
-  row (``group=0``, per channel).
+  row (``group=0``, per channel). Or the block-scaled formats: the OCP MX formats (``f4e2m1``,
+  ``f6e2m3``, ``f6e3m2`` or ``f8e4m3`` weights, an ``f8e8m0fnu`` power-of-two scale per 32) and
+  NVFP4 (``f4e2m1`` weights, an ``f8e4m3fn`` scale per 16; NVFP4's per-tensor f32 scale is not
+  part of this layer: fold it into the activations or the output).
 - optionally ``zeros`` (n × groups) in ``W`` (integer types only): the weight is
   ``(q − z) · s``. Without zeros, unsigned codes are centred on the implicit zero point
   ``2^(bits−1)`` (:func:`implicit_zero`) and signed integers and floats on 0.
@@ -34,8 +37,9 @@ import tilevm as tv
 from tilevm import f32
 
 __all__ = [
-    "ACTIVATION_TYPES", "TUNING_SPACE", "WEIGHT_TYPES", "activation_dtype", "implicit_zero",
-    "launch_quant_linear", "quant_linear_kernel", "quant_linear_tuned", "weight_dtype",
+    "ACTIVATION_TYPES", "BLOCK_SCALES", "TUNING_SPACE", "WEIGHT_TYPES", "activation_dtype",
+    "check_block_format", "implicit_zero", "launch_quant_linear", "quant_linear_kernel",
+    "quant_linear_tuned", "weight_dtype",
 ]
 
 # Every weight type the layer is tested with (DESIGN §3 names; aliases resolve).
@@ -56,6 +60,14 @@ DEFAULT_TILES: dict[str, int] = {"bm": 16, "bn": 64, "bk": 32, "warps": 4}
 
 A = tv.Dtype("A")  # the activation type: f16 or bf16
 W = tv.Dtype("W")  # the weight codes' type
+S = tv.Dtype("S")  # the scales' type: A, or a block scale type (f8e8m0fnu, f8e4m3fn)
+
+# The block-scaled formats: scale type → (group size, element types) of the OCP MX formats
+# (an e8m0 power of two per 32) and NVFP4 (an e4m3 scale per 16).
+BLOCK_SCALES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "f8e8m0fnu": (32, ("f4e2m1fn", "f6e2m3fn", "f6e3m2fn", "f8e4m3fn")),
+    "f8e4m3fn": (16, ("f4e2m1fn",)),
+}
 
 
 def weight_dtype(name: str | tv.DType) -> tv.DType:
@@ -81,6 +93,17 @@ def activation_dtype(name: str | tv.DType) -> tv.DType:
     return dt
 
 
+def check_block_format(wtype: tv.DType, scale_type: tv.DType, group_size: int) -> None:
+    """Raise ValueError unless (weights, scales, group) is a block-scaled format of
+    :data:`BLOCK_SCALES`: MX (an ``f8e8m0fnu`` scale per 32 of ``f4e2m1fn``, ``f6e2m3fn``,
+    ``f6e3m2fn`` or ``f8e4m3fn``) or NVFP4 (an ``f8e4m3fn`` scale per 16 of ``f4e2m1fn``)."""
+    group, elements = BLOCK_SCALES[scale_type.name]
+    if wtype.name not in elements or group_size != group:
+        raise ValueError(f"{scale_type.name} scales: the block-scaled formats take "
+                         f"{', '.join(elements)} weights in groups of {group}, got "
+                         f"{wtype.name} weights in groups of {group_size}")
+
+
 def implicit_zero(wtype: tv.DType) -> float:
     """The zero point of weights stored without zeros: ``2^(bits−1)`` for unsigned integers
     (their codes centred on zero), 0 for signed integers and floats."""
@@ -89,15 +112,18 @@ def implicit_zero(wtype: tv.DType) -> float:
 
 @tv.kernel
 def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
-                        scales: tv.Global[A, "n", "groups"],
+                        scales: tv.Global[S, "n", "groups"],
                         zeros: tv.Global[W, "zero_rows", "zero_groups"],
                         bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
                         *, group: tv.Const, zero: tv.Const = 0.0, has_zeros: tv.Const = False,
-                        has_bias: tv.Const = False, bm: tv.Const = 16, bn: tv.Const = 64,
-                        bk: tv.Const = 32, warps: tv.Const = 4):
+                        has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                        bm: tv.Const = 16, bn: tv.Const = 64, bk: tv.Const = 32,
+                        warps: tv.Const = 4):
     """``y = x · ((w − z) · scales)ᵀ (+ bias)``; ``group=0`` is one scale per row. ``zeros``
     and ``bias`` are read only when ``has_zeros``/``has_bias`` (else any tensor of their
-    types); without zeros ``z`` is ``zero``. ``bk`` must divide ``group``."""
+    types); without zeros ``z`` is ``zero``. ``block_scaled``: scales of a block scale type,
+    the product ``value · scale`` formed in f32 (exact) and rounded once to A. ``bk`` must
+    divide ``group``."""
     tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)), warps=warps)
     i, j = tv.block_idx()
     acc = tv.zeros((bm, bn), f32)
@@ -106,12 +132,18 @@ def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         a = tv.load(x, (i * bm, k0), (bm, bk))
         q = tv.load(w, (j * bn, k0), (bn, bk))  # codes, unpacked from the packed bytes
         s = tv.load(scales, (j * bn, g), (bn, 1))  # broadcasts along the step
-        values = tv.cast(q, A)  # exact: every code of W is an f16 and a bf16 value
-        if has_zeros:
-            values = values - tv.cast(tv.load(zeros, (j * bn, g), (bn, 1)), A)  # exact
-        elif zero != 0.0:
-            values = values - zero  # exact
-        acc = tv.dot(a, tv.transpose(values * s), acc)  # the multiply rounds once
+        if block_scaled:
+            # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant
+            # bits: exact in f32, then rounded once.
+            weights = tv.cast(tv.cast(q, f32) * tv.cast(s, f32), A)
+        else:
+            values = tv.cast(q, A)  # exact: every code of W is an f16 and a bf16 value
+            if has_zeros:
+                values = values - tv.cast(tv.load(zeros, (j * bn, g), (bn, 1)), A)  # exact
+            elif zero != 0.0:
+                values = values - zero  # exact
+            weights = values * s  # the multiply rounds once
+        acc = tv.dot(a, tv.transpose(weights), acc)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
     tv.store(y, tv.cast(acc, A), (i * bm, j * bn))
@@ -163,14 +195,23 @@ def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
         raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
     if zeros is not None and wtype.kind not in ("uint", "int"):
         raise ValueError(f"zeros: {wtype.name} weights have no zero points (integers only)")
+    scale_type = _dtype_of(scales)
+    block_scaled = scale_type.name in BLOCK_SCALES
+    if block_scaled:
+        check_block_format(wtype, scale_type, group_size)
+        if zeros is not None:
+            raise ValueError(f"zeros: block-scaled ({scale_type.name}) weights have no zero "
+                             "points")
     flags = {"group": group_size, "zero": implicit_zero(wtype), "has_zeros": zeros is not None,
-             "has_bias": bias is not None}
+             "has_bias": bias is not None, "block_scaled": block_scaled}
+    if group_size % 32 and "bk" not in tiles:
+        tiles = {**tiles, "bk": 16}  # a group of 16: the step must not cross it
     if zeros is None:
         zeros = _dummy_like(y, wtype, 2)
     if bias is None:
         bias = _dummy_like(y, _dtype_of(y), 1)
-    if tuned and not tiles:
-        quant_linear_tuned(x, w, scales, zeros, bias, y, device=device, **flags)
+    if tuned:
+        quant_linear_tuned(x, w, scales, zeros, bias, y, device=device, **flags, **tiles)
         return
     chosen = {**DEFAULT_TILES, **tiles}
     if group_size and group_size % chosen["bk"]:
@@ -186,4 +227,8 @@ def _dtype_of(t: Any) -> tv.DType:
     if isinstance(dt, tv.DType):
         return dt
     name = str(dt).removeprefix("torch.")
-    return tv.dtype({"float16": "f16", "bfloat16": "bf16", "float32": "f32"}.get(name, name))
+    for candidate in tv.all_dtypes():
+        if name in (candidate.torch_name, candidate.ml_dtypes_name, candidate.name) or (
+                candidate.ml_dtype is not None and name == str(candidate.ml_dtype)):
+            return candidate
+    raise TypeError(f"no tilevm type for an argument of dtype {dt}")

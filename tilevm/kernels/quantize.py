@@ -27,14 +27,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import tilevm as tv
-from tilevm import f32
+import numpy as np
 
-from .quant_linear import activation_dtype, implicit_zero, weight_dtype
+import tilevm as tv
+from tilevm import f32, i32, u8
+
+from .quant_linear import (
+    BLOCK_SCALES,
+    activation_dtype,
+    check_block_format,
+    implicit_zero,
+    weight_dtype,
+)
 
 __all__ = ["QuantizedWeights", "padded_k", "quantize_kernel", "quantize_weights"]
 
-A = tv.Dtype("A")
+A = tv.Dtype("A")  # the scales' type: the activation type, or a block scale type
 W = tv.Dtype("W")
 
 
@@ -44,10 +52,13 @@ def quantize_kernel(w: tv.Global[f32, "n", "k"], q: tv.Global[W, "n", "kp"],
                     zeros: tv.Global[W, "zero_rows", "zero_groups"],
                     *, group: tv.Const, is_float: tv.Const, has_zeros: tv.Const,
                     levels: tv.Const, zero: tv.Const, code_min: tv.Const,
-                    bn: tv.Const = 16, bk: tv.Const = 32, warps: tv.Const = 4):
+                    mx_emax: tv.Const = None, bn: tv.Const = 16, bk: tv.Const = 32,
+                    warps: tv.Const = 4):
     """Quantize ``w`` into ``q``, ``scales`` (and ``zeros`` when ``has_zeros``). ``levels``
     divides the range (max(W) for floats); ``zero`` is the implicit zero point, ``code_min``
-    the smallest code of an integer type. ``bk`` divides ``group`` and ``kp``."""
+    the smallest code of an integer type. ``mx_emax`` (MX formats: the exponent of W's
+    largest power of two) makes each scale the power of two ``2^(⌊log2 max|w|⌋ − mx_emax)``,
+    an ``f8e8m0fnu``. ``bk`` divides ``group`` and ``kp``."""
     tv.launch(grid=tv.cdiv(n, bn), warps=warps)
     j = tv.block_idx()
     length = group if group else kp  # the columns of one group
@@ -59,7 +70,13 @@ def quantize_kernel(w: tv.Global[f32, "n", "k"], q: tv.Global[W, "n", "kp"],
             t = tv.load(w, (j * bn, start + c), (bn, bk))  # columns past k read 0
             hi = tv.maximum(hi, tv.max(t, axis=1, keepdims=True))
             lo = tv.minimum(lo, tv.min(t, axis=1, keepdims=True))
-        if has_zeros:
+        if mx_emax is not None:
+            # The exponent field of max|w| (0 for zero and subnormals) is ⌊log2 max|w|⌋ + 127,
+            # so this is the e8m0 code of the OCP MX shared scale, clamped to its range.
+            field = (tv.bitcast(tv.maximum(hi, -lo), i32) >> 23) & 255
+            code = tv.minimum(tv.maximum(field - mx_emax, 0), 254)
+            scale = tv.bitcast(tv.cast(code, u8), A)
+        elif has_zeros:
             scale = tv.cast((hi - lo) / levels, A)
         else:
             scale = tv.cast(tv.maximum(hi, -lo) / levels, A)
@@ -83,15 +100,22 @@ def quantize_kernel(w: tv.Global[f32, "n", "k"], q: tv.Global[W, "n", "kp"],
 
 def padded_k(k: int, group_size: int) -> int:
     """The columns of prepared weights: k rounded up to whole groups and to a multiple of 32
-    (so that every row of packed codes starts on a byte boundary, whatever the bit width)."""
+    (so that every row of packed codes starts on a byte boundary, whatever the bit width).
+    ``group_size`` is 16 (NVFP4), a multiple of 32, or 0 (per channel)."""
+    if group_size < 0 or (group_size % 32 and group_size != 16):
+        raise ValueError(f"group_size={group_size}: 16, a multiple of 32, or 0 per channel")
     unit = max(group_size, 32)
-    if unit % 32:
-        raise ValueError(f"group_size={group_size}: a multiple of 32, or 0 per channel")
     return -(-k // unit) * unit
 
 
-def scheme_constants(wtype: tv.DType, zero_point: bool) -> dict[str, Any]:
-    """The quantize kernel's constants for ``wtype`` (see the module docstring)."""
+def scheme_constants(wtype: tv.DType, zero_point: bool,
+                     scale_type: tv.DType | None = None) -> dict[str, Any]:
+    """The quantize kernel's constants for ``wtype`` (see the module docstring); ``scale_type``
+    a block scale type (``f8e8m0fnu``: MX, ``f8e4m3fn``: NVFP4) or None."""
+    if scale_type is not None and scale_type.name == "f8e8m0fnu":
+        emax = int(np.floor(np.log2(wtype.max)))  # exact: the largest value's exponent
+        return {"is_float": True, "has_zeros": False, "levels": 1.0, "zero": 0.0,
+                "code_min": 0.0, "mx_emax": emax}
     if wtype.kind == "float":
         if zero_point:
             raise ValueError(f"zero_point=True: {wtype.name} weights have no zero points "
@@ -116,17 +140,26 @@ class QuantizedWeights:
 
 def quantize_weights(weight: Any, wtype: str | tv.DType, group_size: int = 128, *,
                      zero_point: bool = False, act_dtype: str | tv.DType = "f16",
-                     device: str | None = None, **tiles: int) -> QuantizedWeights:
+                     scale_dtype: str | tv.DType | None = None, device: str | None = None,
+                     **tiles: int) -> QuantizedWeights:
     """Quantize a float weight matrix (n × k, a numpy array; converted to float32) on the host.
 
     Returns :class:`QuantizedWeights` with HostTensors of ``wtype`` codes (k padded to
-    :func:`padded_k`), a numpy array of ``act_dtype`` scales and zero points when
-    ``zero_point``. ``group_size=0`` is one scale per row. Raises ValueError for an unknown
-    type, zero points of a float type, or a group size that is not a multiple of 32."""
-    import numpy as np
-
+    :func:`padded_k`), scales (a numpy array of ``act_dtype``, or of ``scale_dtype`` for the
+    block-scaled formats) and zero points when ``zero_point``. ``group_size=0`` is one scale
+    per row. Raises ValueError for an unknown type, zero points of a float type, a group size
+    that is not 16 or a multiple of 32, or a block format that does not exist."""
     wt = weight_dtype(wtype)
     at = activation_dtype(act_dtype)
+    block = None if scale_dtype is None else tv.dtype(scale_dtype) if isinstance(
+        scale_dtype, str) else scale_dtype
+    if block is not None:
+        if block.name not in BLOCK_SCALES:
+            raise ValueError(f"scale_dtype={block.name}: the block scale types are "
+                             f"{', '.join(BLOCK_SCALES)}")
+        check_block_format(wt, block, group_size)
+        if zero_point:
+            raise ValueError("zero_point=True: block-scaled weights have no zero points")
     weight = np.ascontiguousarray(np.asarray(weight, dtype=np.float32))
     if weight.ndim != 2:
         raise ValueError(f"weight: a matrix (out_features, in_features), got shape "
@@ -135,8 +168,10 @@ def quantize_weights(weight: Any, wtype: str | tv.DType, group_size: int = 128, 
     kp = padded_k(k, group_size)
     groups = kp // group_size if group_size else 1
     codes = tv.HostTensor.empty((n, kp), wt)
-    scales = np.zeros((n, groups), at.ml_dtype)
-    constants = scheme_constants(wt, zero_point)
+    scales = np.zeros((n, groups), (block or at).ml_dtype)
+    constants = scheme_constants(wt, zero_point, block)
+    if group_size % 32:
+        tiles = {"bk": 16, **tiles}
     zeros = tv.HostTensor.empty((n, groups) if zero_point else (1, 1), wt)
     quantize_kernel(weight, codes, scales, zeros, device=device, group=group_size,
                     **constants, **tiles)

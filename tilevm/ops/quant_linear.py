@@ -31,22 +31,42 @@ import torch
 from torch import nn
 
 import tilevm as tv
-from tilevm.kernels.quant_linear import launch_quant_linear, weight_dtype
+from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
 from tilevm.kernels.quantize import padded_k, quantize_kernel, scheme_constants
 from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
 
 __all__ = ["QuantLinear", "dequantize", "quant_linear", "quantize_model"]
 
 _TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
+# The block-scaled formats' scale types (tilevm.kernels.quant_linear.BLOCK_SCALES).
+_TORCH_BLOCK_SCALES = {"f8e8m0fnu": torch.float8_e8m0fnu, "f8e4m3fn": torch.float8_e4m3fn}
 
 
 def _group_size(group_size: int | None) -> int:
     """0 for per channel (also written None or -1, as GPTQ does), else the group size."""
     if group_size is None or group_size in (0, -1):
         return 0
-    if group_size < 0 or group_size % 32:
-        raise ValueError(f"group_size={group_size}: a multiple of 32, or -1/None per channel")
+    if group_size < 0 or (group_size % 32 and group_size != 16):
+        raise ValueError(f"group_size={group_size}: 16, a multiple of 32, or -1/None per "
+                         "channel")
     return int(group_size)
+
+
+def _block_scale_type(scale_dtype: Any) -> tv.DType | None:
+    """The block scale type ``scale_dtype`` names (a tilevm name or alias, or a torch dtype),
+    or None; ValueError for any other type."""
+    if scale_dtype is None:
+        return None
+    name = str(scale_dtype).removeprefix("torch.")
+    by_torch_name = {str(t).removeprefix("torch."): n for n, t in _TORCH_BLOCK_SCALES.items()}
+    try:
+        dt = tv.dtype(by_torch_name.get(name, name))
+    except ValueError:
+        dt = None
+    if dt is None or dt.name not in _TORCH_BLOCK_SCALES:
+        raise ValueError(f"scale_dtype={scale_dtype}: the block scale types are f8e8m0fnu (MX) "
+                         "and f8e4m3fn (NVFP4)")
+    return dt
 
 
 def _groups(in_features: int, group_size: int) -> int:
@@ -95,8 +115,9 @@ def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor
     if x.shape[-1] != in_features:
         raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has {in_features} "
                          "in_features")
-    if scales.dtype != x.dtype:
-        raise ValueError(f"scales: dtype {scales.dtype}, x is {x.dtype} (they must agree)")
+    if scales.dtype != x.dtype and scales.dtype not in _TORCH_BLOCK_SCALES.values():
+        raise ValueError(f"scales: dtype {scales.dtype}, x is {x.dtype} (they must agree, "
+                         "unless the scales are a block scale type)")
     if bias is not None and (bias.dtype != x.dtype or bias.shape != (scales.shape[0],)):
         raise ValueError(f"bias: {bias.dtype} {tuple(bias.shape)}, expected {x.dtype} "
                          f"({scales.shape[0]},)")
@@ -127,7 +148,7 @@ def dequantize(layer: QuantLinear) -> torch.Tensor:
     values = wt.decode(codes.astype(np.int64))
     groups = layer.scales.shape[1]
     per_group = layer.group_size or kp
-    scales = layer.scales.detach().cpu().double().numpy()
+    scales = layer.scales.detach().cpu().float().double().numpy()
     if layer.qzeros is not None:
         zeros = wt.decode(tv.packed(layer.qzeros.detach().cpu(), wt, (n, groups)).bits()
                           .astype(np.int64))
@@ -142,15 +163,24 @@ class QuantLinear(nn.Module):
     """A drop-in ``nn.Linear`` whose weights are codes of 1 to 8 bits (``wtype``), with a scale
     per ``group_size`` inputs of each output (None/-1/0: per output) and, for integer types,
     optional zero points; activations in ``dtype`` (f16 or bf16; inputs of another float dtype
-    are converted, and the result converted back)."""
+    are converted, and the result converted back). Scales are in ``dtype``, or with
+    ``scale_dtype`` a block-scaled format: ``"f8e8m0fnu"`` (OCP MX: f4e2m1, f6e2m3, f6e3m2 or
+    f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  wtype: str = "u4", group_size: int | None = 128, zero_point: bool = False,
-                 dtype: torch.dtype = torch.float16, device: Any = None) -> None:
+                 scale_dtype: Any = None, dtype: torch.dtype = torch.float16,
+                 device: Any = None) -> None:
         super().__init__()
         wt = weight_dtype(wtype)
         if dtype not in _TORCH_ACTIVATIONS:
             raise ValueError(f"dtype={dtype}: QuantLinear computes in float16 or bfloat16")
+        block = _block_scale_type(scale_dtype)
+        if block is not None:
+            check_block_format(wt, block, _group_size(group_size))
+            if zero_point:
+                raise ValueError("zero_point=True: block-scaled weights have no zero points")
+        self.scale_type = block
         if zero_point and wt.kind == "float":
             raise ValueError(f"zero_point=True: {wt.name} weights have no zero points "
                              "(integer types only)")
@@ -162,8 +192,9 @@ class QuantLinear(nn.Module):
         groups = _groups(self.in_features, self.group_size)
         self.register_buffer("qweight", torch.zeros(
             (self.out_features, kp * wt.nbits // 8), dtype=torch.uint8, device=device))
-        self.register_buffer("scales", torch.zeros((self.out_features, groups), dtype=dtype,
-                                                   device=device))
+        scales_dtype = dtype if block is None else _TORCH_BLOCK_SCALES[block.name]
+        self.register_buffer("scales", torch.zeros((self.out_features, groups),
+                                                   dtype=scales_dtype, device=device))
         self.register_buffer("qzeros", torch.zeros(
             _packed_bytes(self.out_features * groups, wt.nbits), dtype=torch.uint8,
             device=device) if zero_point else None)
@@ -177,13 +208,15 @@ class QuantLinear(nn.Module):
 
     def extra_repr(self) -> str:
         group = self.group_size or "per channel"
+        block = "" if self.scale_type is None else f", scale_dtype={self.scale_type.name}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, wtype={self.wtype}, group_size={group}, "
-                f"zero_point={self.zero_point}, dtype={self.dtype}")
+                f"zero_point={self.zero_point}{block}, dtype={self.dtype}")
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"wtype": self.wtype, "group_size": self.group_size,
-                "zero_point": self.zero_point}
+                "zero_point": self.zero_point,
+                "scale_dtype": None if self.scale_type is None else self.scale_type.name}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         mine = self.get_extra_state()
@@ -204,16 +237,18 @@ class QuantLinear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, wtype: str = "u4", group_size: int | None = 128,
-                    zero_point: bool = False, dtype: torch.dtype | None = None) -> QuantLinear:
+                    zero_point: bool = False, dtype: torch.dtype | None = None,
+                    scale_dtype: Any = None) -> QuantLinear:
         """Quantize ``linear`` (see :mod:`tilevm.kernels.quantize` for the schemes: absmax
-        without zero points, min-max with them) with the DSL quantization kernel, on the
-        device of its weight. ``dtype`` defaults to the weight's if f16/bf16, else f16."""
+        without zero points, min-max with them, the OCP MX shared exponent for ``f8e8m0fnu``
+        scales) with the DSL quantization kernel, on the device of its weight. ``dtype``
+        defaults to the weight's if f16/bf16, else f16."""
         weight = linear.weight.detach()
         if dtype is None:
             dtype = weight.dtype if weight.dtype in _TORCH_ACTIVATIONS else torch.float16
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
-                    wtype=wtype, group_size=group_size, zero_point=zero_point, dtype=dtype,
-                    device=weight.device)
+                    wtype=wtype, group_size=group_size, zero_point=zero_point,
+                    scale_dtype=scale_dtype, dtype=dtype, device=weight.device)
         layer._quantize(weight)
         if linear.bias is not None:
             layer.bias.copy_(linear.bias.detach().to(dtype))
@@ -227,9 +262,10 @@ class QuantLinear(nn.Module):
                        else torch.zeros(4, dtype=torch.uint8, device=weight.device))
         zeros = tv.packed(zeros_bytes, wt, (n, groups) if self.qzeros is not None else (1, 1))
         on_gpu = weight.device.type == "cuda"
+        step = {"bk": 16} if self.group_size % 32 else {}
         quantize_kernel(weight.float().contiguous(), codes, self.scales, zeros,
                         device=None if on_gpu else "cpu", group=self.group_size,
-                        **scheme_constants(wt, self.zero_point))
+                        **scheme_constants(wt, self.zero_point, self.scale_type), **step)
 
     @classmethod
     def _from_imported(cls, imported: ImportedWeights, in_features: int, bias: Any,
@@ -278,7 +314,7 @@ class QuantLinear(nn.Module):
 def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None = 128, *,
                    zero_point: bool = False, skip: Iterable[str] | Callable[[str, nn.Linear],
                                                                            bool] = (),
-                   dtype: torch.dtype | None = None) -> nn.Module:
+                   dtype: torch.dtype | None = None, scale_dtype: Any = None) -> nn.Module:
     """Replace every ``nn.Linear`` of ``model`` in place with :meth:`QuantLinear.from_linear`
     of it, except those ``skip`` names: qualified module names or ``fnmatch`` patterns
     (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. Returns
@@ -300,6 +336,7 @@ def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None =
         parent_name, _, attribute = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attribute, QuantLinear.from_linear(
-            linear, wtype, group_size, zero_point=zero_point, dtype=dtype))
+            linear, wtype, group_size, zero_point=zero_point, dtype=dtype,
+            scale_dtype=scale_dtype))
     return model
 

@@ -28,10 +28,16 @@ from tilevm.kernels.quant_linear import (
     TUNING_SPACE,
     WEIGHT_TYPES,
     launch_quant_linear,
+    quant_linear_kernel,
     quant_linear_tuned,
     weight_dtype,
 )
-from tilevm.kernels.quantize import padded_k, quantize_weights
+from tilevm.kernels.quantize import (
+    padded_k,
+    quantize_kernel,
+    quantize_weights,
+    scheme_constants,
+)
 
 NUMPY_ACT = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
@@ -144,3 +150,22 @@ def test_the_kernels_import_without_torch():
     code = ("import sys, tilevm.kernels.quant_linear, tilevm.kernels.quantize, "
             "tilevm.kernels.quantized_checkpoints; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+@pytest.mark.parametrize("target", ["sm_80", "sm_90"])
+def test_the_kernels_compile_for_the_gpu_without_spills(target):
+    builds = [
+        (quant_linear_kernel, dict(A=tv.f16, W=tv.u4, S=tv.f16, group=128, zero=8.0,
+                                   has_zeros=True, has_bias=True)),
+        (quant_linear_kernel, dict(A=tv.bf16, W=tv.u3, S=tv.bf16, group=0, zero=4.0)),
+        (quant_linear_kernel, dict(A=tv.bf16, W=tv.f4e2m1fn, S=tv.f8e8m0fnu, group=32,
+                                   block_scaled=True, bm=64, bn=128, warps=8)),
+        (quant_linear_kernel, dict(A=tv.f16, W=tv.f4e2m1fn, S=tv.f8e4m3fn, group=16,
+                                   block_scaled=True, bk=16)),
+        (quantize_kernel, dict(A=tv.f16, W=tv.i5, group=64, **scheme_constants(tv.i5, True))),
+        (quantize_kernel, dict(A=tv.f8e8m0fnu, W=tv.f6e3m2fn, group=32,
+                               **scheme_constants(tv.f6e3m2fn, False, tv.f8e8m0fnu))),
+    ]
+    for kernel, constants in builds:
+        resources = tv.compile(kernel, target, spec="aligned", **constants).resources
+        assert resources.spills == 0 and resources.stack == 0, (constants, resources)

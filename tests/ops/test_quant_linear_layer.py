@@ -194,7 +194,7 @@ def test_block_scaled_formats_mx_and_nvfp4(wtype, scale_type, group):
                 "bias": True, "scale_type": scale_type})
 
 
-@pytest.mark.slow  # 192 cases in 24 kernel specializations: about 1 min of JIT in one test
+@pytest.mark.slow  # 96 cases in 24 kernel specializations: about 1 min of JIT in one test
 def test_quant_linear_on_the_full_product_of_the_factors():
     for row in full_product():
         check_case(row)

@@ -1,0 +1,353 @@
+"""QuantLinear, quantize_model and the tilevm::quant_linear op (issue 14, items 2 and 3).
+
+Oracles: the layer's buffers are unpacked and decoded in the test from the formats' bit fields
+(tests/kernels/quant_reference.py, no tilevm), the quantization is recomputed in numpy float32
+from the scheme's definition, and outputs are held to the accuracy rule (DESIGN §8) against
+float64 on the same dequantized weights. N = 136 and K = 224 are multiples of no tile; every
+kernel specialization (weight type, activation type, group size, zero points, bias) is compiled
+once and reused for every M, which varies at run time.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import random
+import sys
+import zlib
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tilevm.ops.quant_linear import QuantLinear, quant_linear, quantize_model
+
+# The references shared with tests/kernels (no tilevm in them).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "kernels"))
+from quant_reference import (
+    accuracy_bound,
+    bits_of,
+    dequantize_reference,
+    is_float,
+    linear_references,
+    quantize_reference,
+    unpack,
+)
+
+N, K = 136, 224
+WEIGHT_TYPES = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8",
+                "i2", "i3", "i4", "i5", "i6", "i7", "i8",
+                "f3e1m1", "f4e2m1fn", "f5e2m2", "f5e3m1", "f6e2m3fn", "f6e3m2fn", "f7e3m3",
+                "f8e4m3fn", "f8e5m2"]
+INTEGER_TYPES = [t for t in WEIGHT_TYPES if not is_float(t)]
+FACTORS = {
+    "group": [32, 128, 0],  # 0: per channel
+    "zero_point": [False, True],
+    "act": ["f16", "bf16"],
+    "m": [1, 3, 16, 100],
+    "bias": [False, True],
+}
+TORCH_ACT = {"f16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pairwise_rows(factors: dict[str, list], seed: int) -> list[dict]:
+    """A covering array of strength 2: every pair of values of two factors is in some row.
+    Greedy: each new row is the best of 64 random candidates, each seeded with an uncovered
+    pair, by the number of uncovered pairs it covers."""
+    rng = random.Random(seed)
+    names = list(factors)
+    uncovered = {(a, va, b, vb) for a, b in itertools.combinations(names, 2)
+                 for va in factors[a] for vb in factors[b]}
+    rows = []
+    while uncovered:
+        best, gain = None, -1
+        for _ in range(64):
+            a, va, b, vb = rng.choice(sorted(uncovered, key=repr))
+            row = {name: rng.choice(values) for name, values in factors.items()}
+            row[a], row[b] = va, vb
+            covered = sum((x, row[x], y, row[y]) in uncovered
+                          for x, y in itertools.combinations(names, 2))
+            if covered > gain:
+                best, gain = row, covered
+        rows.append(best)
+        uncovered -= {(x, best[x], y, best[y]) for x, y in itertools.combinations(names, 2)}
+    return rows
+
+
+def cases(seed: int = 14) -> list[dict]:
+    """The covering array's rows, each with a weight type (an integer type where the row has
+    zero points), then rows for the types not yet used, until every weight type has a row."""
+    rng = random.Random(seed)
+    rows = pairwise_rows(FACTORS, seed)
+    unused = list(WEIGHT_TYPES)
+    rng.shuffle(unused)
+    for row in rows:
+        pool = [t for t in unused if not (row["zero_point"] and is_float(t))] or (
+            INTEGER_TYPES if row["zero_point"] else WEIGHT_TYPES)
+        row["wtype"] = pool[0]
+        if pool[0] in unused:
+            unused.remove(pool[0])
+    for wtype in unused:
+        row = {name: rng.choice(values) for name, values in FACTORS.items()}
+        row["zero_point"] = row["zero_point"] and not is_float(wtype)
+        rows.append({**row, "wtype": wtype})
+    return rows
+
+
+CASES = cases()
+
+
+def test_the_covering_array_covers_every_pair_and_every_weight_type():
+    for a, b in itertools.combinations(FACTORS, 2):
+        seen = {(row[a], row[b]) for row in CASES}
+        assert seen == set(itertools.product(FACTORS[a], FACTORS[b])), (a, b)
+    assert {row["wtype"] for row in CASES} == set(WEIGHT_TYPES)
+    assert not any(row["zero_point"] and is_float(row["wtype"]) for row in CASES)
+
+
+def float_linear(n: int, k: int, bias: bool, seed: int) -> nn.Linear:
+    torch.manual_seed(seed)
+    linear = nn.Linear(k, n, bias=bias)
+    with torch.no_grad():  # weights of a few magnitudes, one all-zero group
+        linear.weight.mul_(torch.logspace(-1, 1, k).repeat(n, 1)[torch.randperm(n)])
+        linear.weight[3, :32] = 0
+    return linear
+
+
+def layer_weights(layer: QuantLinear) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Codes, scales and zero codes of a layer, unpacked from its buffers in the test."""
+    bits = bits_of(layer.wtype)
+    n = layer.out_features
+    kp = layer.qweight.shape[1] * 8 // bits
+    codes = unpack(layer.qweight.numpy(), bits, (n, kp))
+    scales = layer.scales.float().numpy()
+    zeros = (unpack(layer.qzeros.numpy(), bits, scales.shape)
+             if layer.qzeros is not None else None)
+    return codes, scales, zeros
+
+
+def to_numpy(t: torch.Tensor, act: str) -> np.ndarray:
+    if act == "bf16":
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def check_case(row: dict, n: int = N, k: int = K) -> None:
+    wtype, group, zp, act, m = (row["wtype"], row["group"], row["zero_point"], row["act"],
+                                row["m"])
+    scale_type = row.get("scale_type")
+    linear = float_linear(n, k, row["bias"],
+                          seed=zlib.crc32(repr((wtype, group, zp, act)).encode()))
+    layer = QuantLinear.from_linear(linear, wtype, group or None, zero_point=zp,
+                                    dtype=TORCH_ACT[act], scale_dtype=scale_type)
+    # The quantization, recomputed from the scheme's definition.
+    codes, scales, zeros = layer_weights(layer)
+    want_codes, want_scales, want_zeros = quantize_reference(
+        linear.weight.detach().numpy(), wtype, group, zp, act, scale_type)
+    np.testing.assert_array_equal(scales, want_scales.astype(np.float32))
+    w = dequantize_reference(codes, scales, zeros, wtype, group, k)
+    want_w = dequantize_reference(want_codes, want_scales, want_zeros, wtype, group, k)
+    np.testing.assert_array_equal(w, want_w)  # values: ±0 codes are equal
+    # The product, against float64 on the same dequantized weights.
+    rng = np.random.default_rng(m)
+    x = torch.from_numpy(rng.standard_normal((m, k)).astype(np.float32)).to(TORCH_ACT[act])
+    y = layer(x)
+    assert y.dtype == TORCH_ACT[act] and y.shape == (m, n)
+    bias = to_numpy(layer.bias, act) if layer.bias is not None else None
+    ref, base = linear_references(to_numpy(x, act), w, bias, act)
+    error = float(np.max(np.abs(y.float().numpy().astype(np.float64) - ref)))
+    assert error <= accuracy_bound(ref, base, act), (row, error, accuracy_bound(ref, base, act))
+
+
+@pytest.mark.parametrize("row", CASES, ids=lambda r: "-".join(f"{v}" for v in r.values()))
+def test_quant_linear_matches_float64_on_the_covering_array(row):
+    check_case(row)
+
+
+def test_k_not_a_multiple_of_the_group_is_padded():
+    check_case({"wtype": "u4", "group": 128, "zero_point": True, "act": "f16", "m": 5,
+                "bias": True}, n=40, k=200)
+
+
+def full_product() -> list[dict]:
+    rows = []
+    types = itertools.cycle(WEIGHT_TYPES)
+    for group, zp, act, bias in itertools.product(FACTORS["group"], FACTORS["zero_point"],
+                                                  FACTORS["act"], FACTORS["bias"]):
+        wtype = next(types)
+        while zp and is_float(wtype):
+            wtype = next(types)
+        rows += [{"wtype": wtype, "group": group, "zero_point": zp, "act": act, "m": m,
+                  "bias": bias} for m in FACTORS["m"]]
+    return rows
+
+
+@pytest.mark.parametrize("wtype, scale_type, group", [
+    ("f4e2m1fn", "e8m0", 32), ("f6e2m3fn", "e8m0", 32), ("f6e3m2fn", "e8m0", 32),
+    ("f8e4m3fn", "e8m0", 32), ("f4e2m1fn", "e4m3", 16)])
+def test_block_scaled_formats_mx_and_nvfp4(wtype, scale_type, group):
+    check_case({"wtype": wtype, "group": group, "zero_point": False, "act": "bf16", "m": 7,
+                "bias": True, "scale_type": scale_type})
+
+
+@pytest.mark.slow  # 96 cases in 24 kernel specializations: about 1 min of JIT in one test
+def test_quant_linear_on_the_full_product_of_the_factors():
+    for row in full_product():
+        check_case(row)
+
+
+def test_leading_dimensions_and_float32_inputs():
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 0), "u4", 32)
+    x = torch.randn(2, 3, 5, K)
+    y = layer(x)
+    assert y.shape == (2, 3, 5, N) and y.dtype == torch.float32
+    flat = layer(x.reshape(30, K).half())
+    assert torch.equal(y.reshape(30, N).half(), flat)
+    assert layer(torch.zeros(0, K, dtype=torch.float16)).shape == (0, N)
+
+
+def test_state_dict_round_trips():
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 1), "i3", 64, zero_point=True,
+                                    dtype=torch.bfloat16)
+    fresh = QuantLinear(K, N, bias=True, wtype="i3", group_size=64, zero_point=True,
+                        dtype=torch.bfloat16)
+    fresh.load_state_dict(layer.state_dict())
+    x = torch.randn(7, K, dtype=torch.bfloat16)
+    assert torch.equal(fresh(x), layer(x))
+    other = QuantLinear(K, N, bias=True, wtype="u3", group_size=64, zero_point=True,
+                        dtype=torch.bfloat16)
+    with pytest.raises(Exception, match="wtype"):
+        other.load_state_dict(layer.state_dict())
+
+
+def test_constructor_errors_name_the_argument():
+    with pytest.raises(ValueError, match="zero_point"):
+        QuantLinear(K, N, wtype="f4e2m1", zero_point=True)
+    with pytest.raises(ValueError, match="group_size=48"):
+        QuantLinear(K, N, wtype="u4", group_size=48)
+    with pytest.raises(ValueError, match="wtype=f8e8m0fnu"):
+        QuantLinear(K, N, wtype="e8m0")
+    layer = QuantLinear(K, N, wtype="u4", group_size=32)
+    with pytest.raises(ValueError, match="in_features"):
+        layer(torch.zeros(2, K + 1, dtype=torch.float16))
+
+
+# -- whole models --------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: attention with 4 heads, then a GELU MLP."""
+
+    def __init__(self, d: int = 96, heads: int = 4, hidden: int = 136) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d, bias=False)
+        self.up, self.down = nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, -1).unbind(2)
+        scores = torch.einsum("bqhe,bkhe->bhqk", q, k) / (d // self.heads) ** 0.5
+        attention = torch.einsum("bhqk,bkhe->bqhe", scores.softmax(-1), v).reshape(b, t, d)
+        x = x + self.out(attention)
+        return x + self.down(nn.functional.gelu(self.up(self.norm2(x))))
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(224, 136), nn.ReLU(), nn.Linear(136, 72), nn.Tanh(),
+                         nn.Linear(72, 10))
+
+
+def run_with(model: nn.Module, weights: dict[str, np.ndarray], act: str | None,
+             x: torch.Tensor) -> torch.Tensor:
+    """``model`` (float, its nn.Linear replaced by ``weights``) in float64 (``act=None``), or
+    with each linear computed as the base of the accuracy rule: inputs, weights and bias
+    rounded to ``act``, f32 accumulation, the result rounded to ``act``."""
+
+    def linear(name: str, layer: QuantLinear):
+        w = torch.from_numpy(weights[name])
+        b = layer.bias.double() if layer.bias is not None else None
+
+        def forward(inp: torch.Tensor) -> torch.Tensor:
+            if act is None:
+                return nn.functional.linear(inp, w, b)
+            dt = TORCH_ACT[act]
+            out = nn.functional.linear(inp.to(dt).float(), w.to(dt).float(),
+                                       None if b is None else b.to(dt).float())
+            return out.to(dt).to(inp.dtype)
+
+        return forward
+
+    if act is None:
+        model = copy.deepcopy(model).double()
+    originals = {}
+    for name, module in model.named_modules():
+        if isinstance(module, QuantLinear):
+            originals[name] = module.forward
+            module.forward = linear(name, module)
+    try:
+        return model(x.double() if act is None else x)
+    finally:
+        for name, forward in originals.items():
+            model.get_submodule(name).forward = forward
+
+
+@pytest.mark.parametrize("make, shape, act, wtype, group", [
+    (mlp, (2, 5, 224), "f16", "u4", 32),
+    (Block, (2, 9, 96), "bf16", "f4e2m1fn", 0),
+])
+def test_quantize_model_stays_within_the_accuracy_rule(make, shape, act, wtype, group):
+    torch.manual_seed(0)
+    model = make().eval()
+    quantize_model(model, wtype, group or None, dtype=TORCH_ACT[act], skip=["out"])
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}
+    assert all(not isinstance(m, nn.Linear) or n == "out" for n, m in model.named_modules())
+    weights = {}
+    for name, layer in linears.items():
+        codes, scales, zeros = layer_weights(layer)
+        weights[name] = dequantize_reference(codes, scales, zeros, wtype, group,
+                                             layer.in_features)
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        ours = model(x).double()
+        ref = run_with(model, weights, None, x)
+        base = run_with(model, weights, act, x).double()
+    error = float((ours - ref).abs().max())
+    assert error <= accuracy_bound(ref.numpy(), base.numpy(), act)
+
+
+# -- torch.library --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def layer() -> QuantLinear:
+    return QuantLinear.from_linear(float_linear(N, K, True, 2), "u4", 32, zero_point=True)
+
+
+def test_opcheck_passes(layer):
+    buffers = (layer.qweight, layer.scales, layer.qzeros, layer.bias, layer.wtype,
+               layer.group_size, layer.in_features)
+    torch.library.opcheck(quant_linear, (torch.randn(3, K, dtype=torch.float16), *buffers))
+    torch.library.opcheck(quant_linear, (torch.randn(2, 4, K, dtype=torch.float16),
+                                         layer.qweight, layer.scales, None, None, *buffers[4:]))
+
+
+def test_torch_compile_traces_the_op_with_a_dynamic_m(layer):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(layer(x)) * 2
+
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager", dynamic=True)
+    for m in (3, 16, 100):
+        x = torch.randn(m, K, dtype=torch.float16)
+        assert torch.equal(compiled(x), model(x))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # one graph, M symbolic

@@ -1,0 +1,234 @@
+"""The low-bit-weight linear layer: ``y = x · Wᵀ (+ bias)``, W of any type of 1 to 8 bits.
+
+The general kernel of the library's weight-only quantized GEMM (the tuned decode and prefill
+variants come later). Its operands:
+
+- ``x`` (m × k) in the activation type ``A`` (f16 or bf16); callers flatten leading dimensions
+  into m.
+- ``w`` (n × kp) the weight codes, densely packed (LSB first) in their own type ``W``: unsigned
+  integers ``u1``…``u8``, signed integers ``i2``…``i8`` or floats of 3 to 8 bits (``f3e1m1``,
+  ``f4e2m1``…``f8e5m2``). ``kp ≥ k`` is k padded by weight preparation to whole groups; the
+  kernel reads columns ``[0, k)`` only.
+- ``scales`` (n × groups) in ``A``: one per ``group`` consecutive columns of a row, or one per
+  row (``group=0``, per channel). Or the block-scaled formats: the OCP MX formats (``f4e2m1``,
+  ``f6e2m3``, ``f6e3m2`` or ``f8e4m3`` weights, an ``f8e8m0fnu`` power-of-two scale per 32) and
+  NVFP4 (``f4e2m1`` weights, an ``f8e4m3fn`` scale per 16; NVFP4's per-tensor f32 scale is not
+  part of this layer: fold it into the activations or the output).
+- optionally ``zeros`` (n × groups) in ``W`` (integer types only): the weight is
+  ``(q − z) · s``. Without zeros, unsigned codes are centred on the implicit zero point
+  ``2^(bits−1)`` (:func:`implicit_zero`) and signed integers and floats on 0.
+- optionally ``bias`` (n) in ``A``, added in f32 before the result is rounded to ``A``.
+
+Each dequantized weight is rounded once (the code and its difference with the zero point are
+exact in f16 and bf16 for every accepted type; the multiply by the scale rounds); products
+accumulate in f32 (``tv.dot``).
+
+One kernel object serves every weight and activation type (``tv.Dtype`` variables); each
+combination of types, group size and flags is one specialization, and m varies at run time
+without recompiling. The tile sizes ``bm``, ``bn``, ``bk`` and ``warps`` are constants an
+autotuner searches (:data:`TUNING_SPACE`, :data:`quant_linear_tuned`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tilevm as tv
+from tilevm import f32
+
+__all__ = [
+    "ACTIVATION_TYPES", "BLOCK_SCALES", "TUNING_SPACE", "WEIGHT_TYPES", "activation_dtype",
+    "check_block_format", "implicit_zero", "launch_quant_linear", "quant_linear_kernel",
+    "quant_linear_tuned", "weight_dtype",
+]
+
+# Every weight type the layer is tested with (DESIGN §3 names; aliases resolve).
+WEIGHT_TYPES: tuple[str, ...] = (
+    "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8",
+    "i2", "i3", "i4", "i5", "i6", "i7", "i8",
+    "f3e1m1", "f4e2m1fn", "f5e2m2", "f5e3m1", "f6e2m3fn", "f6e3m2fn", "f7e3m3", "f8e4m3fn",
+    "f8e5m2",
+)
+ACTIVATION_TYPES: tuple[str, ...] = ("f16", "bf16")
+
+# The tile constants an autotuner searches (``bk`` ≤ 32 divides every group size).
+TUNING_SPACE: dict[str, list[int]] = {
+    "bm": [16, 32, 64], "bn": [32, 64, 128], "bk": [16, 32], "warps": [4, 8],
+}
+# What a call runs with where nothing chose otherwise (the CPU backend: small JIT, any m).
+DEFAULT_TILES: dict[str, int] = {"bm": 16, "bn": 64, "bk": 32, "warps": 4}
+
+A = tv.Dtype("A")  # the activation type: f16 or bf16
+W = tv.Dtype("W")  # the weight codes' type
+S = tv.Dtype("S")  # the scales' type: A, or a block scale type (f8e8m0fnu, f8e4m3fn)
+
+# The block-scaled formats: scale type → (group size, element types) of the OCP MX formats
+# (an e8m0 power of two per 32) and NVFP4 (an e4m3 scale per 16).
+BLOCK_SCALES: dict[str, tuple[int, tuple[str, ...]]] = {
+    "f8e8m0fnu": (32, ("f4e2m1fn", "f6e2m3fn", "f6e3m2fn", "f8e4m3fn")),
+    "f8e4m3fn": (16, ("f4e2m1fn",)),
+}
+
+
+def weight_dtype(name: str | tv.DType) -> tv.DType:
+    """The weight type ``name`` stands for (``"f4e2m1"`` is ``f4e2m1fn``).
+
+    Raises ValueError naming the type when it is not an integer or float of 1 to 8 bits whose
+    values f16 and bf16 hold exactly (``f8e8m0fnu`` is a scale type, not a weight type)."""
+    dt = tv.dtype(name) if isinstance(name, str) else name
+    if dt.nbits > 8 or dt.kind not in ("uint", "int", "float") or dt.name == "f8e8m0fnu":
+        raise ValueError(f"wtype={dt.name}: weights are integers or floats of 1 to 8 bits")
+    if dt.kind == "float" and not dt.float_signed:
+        raise ValueError(f"wtype={dt.name}: an unsigned float makes no weights")
+    if dt.kind == "float" and dt.max > tv.f16.max:
+        raise ValueError(f"wtype={dt.name}: its values (up to {dt.max:.3g}) do not fit f16")
+    return dt
+
+
+def activation_dtype(name: str | tv.DType) -> tv.DType:
+    """f16 or bf16; ValueError naming anything else."""
+    dt = tv.dtype(name) if isinstance(name, str) else name
+    if dt.name not in ACTIVATION_TYPES:
+        raise ValueError(f"activations must be f16 or bf16, got {dt.name}")
+    return dt
+
+
+def check_block_format(wtype: tv.DType, scale_type: tv.DType, group_size: int) -> None:
+    """Raise ValueError unless (weights, scales, group) is a block-scaled format of
+    :data:`BLOCK_SCALES`: MX (an ``f8e8m0fnu`` scale per 32 of ``f4e2m1fn``, ``f6e2m3fn``,
+    ``f6e3m2fn`` or ``f8e4m3fn``) or NVFP4 (an ``f8e4m3fn`` scale per 16 of ``f4e2m1fn``)."""
+    group, elements = BLOCK_SCALES[scale_type.name]
+    if wtype.name not in elements or group_size != group:
+        raise ValueError(f"{scale_type.name} scales: the block-scaled formats take "
+                         f"{', '.join(elements)} weights in groups of {group}, got "
+                         f"{wtype.name} weights in groups of {group_size}")
+
+
+def implicit_zero(wtype: tv.DType) -> float:
+    """The zero point of weights stored without zeros: ``2^(bits−1)`` for unsigned integers
+    (their codes centred on zero), 0 for signed integers and floats."""
+    return float(2 ** (wtype.nbits - 1)) if wtype.kind == "uint" else 0.0
+
+
+@tv.kernel
+def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
+                        scales: tv.Global[S, "n", "groups"],
+                        zeros: tv.Global[W, "zero_rows", "zero_groups"],
+                        bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
+                        *, group: tv.Const, zero: tv.Const = 0.0, has_zeros: tv.Const = False,
+                        has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                        bm: tv.Const = 16, bn: tv.Const = 64, bk: tv.Const = 32,
+                        warps: tv.Const = 4):
+    """``y = x · ((w − z) · scales)ᵀ (+ bias)``; ``group=0`` is one scale per row. ``zeros``
+    and ``bias`` are read only when ``has_zeros``/``has_bias`` (else any tensor of their
+    types); without zeros ``z`` is ``zero``. ``block_scaled``: scales of a block scale type,
+    the product ``value · scale`` formed in f32 (exact) and rounded once to A. ``bk`` must
+    divide ``group``."""
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)), warps=warps)
+    i, j = tv.block_idx()
+    acc = tv.zeros((bm, bn), f32)
+    for k0 in tv.range(0, k, bk):
+        g = k0 // group if group else 0  # the step's quantization group (bk divides group)
+        a = tv.load(x, (i * bm, k0), (bm, bk))
+        q = tv.load(w, (j * bn, k0), (bn, bk))  # codes, unpacked from the packed bytes
+        s = tv.load(scales, (j * bn, g), (bn, 1))  # broadcasts along the step
+        if block_scaled:
+            # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant
+            # bits: exact in f32, then rounded once.
+            weights = tv.cast(tv.cast(q, f32) * tv.cast(s, f32), A)
+        else:
+            values = tv.cast(q, A)  # exact: every code of W is an f16 and a bf16 value
+            if has_zeros:
+                values = values - tv.cast(tv.load(zeros, (j * bn, g), (bn, 1)), A)  # exact
+            elif zero != 0.0:
+                values = values - zero  # exact
+            weights = values * s  # the multiply rounds once
+        acc = tv.dot(a, tv.transpose(weights), acc)
+    if has_bias:
+        acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
+    tv.store(y, tv.cast(acc, A), (i * bm, j * bn))
+
+
+def _fits(config: dict[str, Any]) -> bool:
+    # The accumulator tile must hold at least one m16n8 fragment per warp.
+    return config["bm"] * config["bn"] >= 16 * 8 * config["warps"]
+
+
+def _tuning_key(sizes: dict[str, int]) -> dict[str, int]:
+    # m rounded up to a power of two (decode and prefill shapes get their own tiles), n and k
+    # exact. Given as a function: the default key reads the dimensions' names from the Tile IR,
+    # which a kernel with dtype variables has only once a call binds them.
+    return {"m": 1 << max(sizes["m"] - 1, 0).bit_length(), "n": sizes["n"], "k": sizes["k"]}
+
+
+# The autotuned kernel a GPU call goes through.
+quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits, key=_tuning_key)(
+    quant_linear_kernel)
+
+
+def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
+    """A one-element tensor of ``dtype_`` where ``reference`` lives (a stand-in for an absent
+    operand the kernel does not read)."""
+    shape = (1,) * ndim
+    if type(reference).__module__.startswith("torch") and reference.device.type != "cpu":
+        import torch
+
+        return tv.packed(torch.zeros(4, dtype=torch.uint8, device=reference.device), dtype_,
+                         shape)
+    return tv.HostTensor.empty(shape, dtype_)
+
+
+def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
+                        zeros: Any = None, bias: Any = None, device: str | None = None,
+                        tuned: bool = False, **tiles: int) -> None:
+    """Run :data:`quant_linear_kernel` on 2-D operands, writing ``y`` (m × n).
+
+    ``x``, ``scales``, ``bias`` and ``y`` are arrays or tensors of the activation type; ``w``
+    and ``zeros`` tensors of the weight type (a ``tilevm.HostTensor``, or ``tv.packed`` bytes,
+    for sub-byte types). ``group_size=0`` means per channel. ``tiles`` override
+    :data:`DEFAULT_TILES`; ``tuned=True`` lets :data:`quant_linear_tuned` choose them instead
+    (on a GPU it measures). Raises ValueError for a negative group size, one the tile step
+    does not divide, or zeros of a float type.
+    """
+    wtype = _dtype_of(w)
+    if group_size < 0:
+        raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
+    if zeros is not None and wtype.kind not in ("uint", "int"):
+        raise ValueError(f"zeros: {wtype.name} weights have no zero points (integers only)")
+    scale_type = _dtype_of(scales)
+    block_scaled = scale_type.name in BLOCK_SCALES
+    if block_scaled:
+        check_block_format(wtype, scale_type, group_size)
+        if zeros is not None:
+            raise ValueError(f"zeros: block-scaled ({scale_type.name}) weights have no zero "
+                             "points")
+    flags = {"group": group_size, "zero": implicit_zero(wtype), "has_zeros": zeros is not None,
+             "has_bias": bias is not None, "block_scaled": block_scaled}
+    if group_size % 32 and "bk" not in tiles:
+        tiles = {**tiles, "bk": 16}  # a group of 16: the step must not cross it
+    if zeros is None:
+        zeros = _dummy_like(y, wtype, 2)
+    if bias is None:
+        bias = _dummy_like(y, _dtype_of(y), 1)
+    if tuned:
+        quant_linear_tuned(x, w, scales, zeros, bias, y, device=device, **flags, **tiles)
+        return
+    chosen = {**DEFAULT_TILES, **tiles}
+    if group_size and group_size % chosen["bk"]:
+        raise ValueError(f"group_size={group_size} is not a multiple of the tile step "
+                         f"bk={chosen['bk']}")
+    quant_linear_kernel(x, w, scales, zeros, bias, y, device=device, **flags, **chosen)
+
+
+def _dtype_of(t: Any) -> tv.DType:
+    """The tilevm type of a kernel argument: a HostTensor's or packed tensor's own, a numpy
+    array's or a torch tensor's counterpart."""
+    dt = getattr(t, "dtype", None)
+    if isinstance(dt, tv.DType):
+        return dt
+    name = str(dt).removeprefix("torch.")
+    for candidate in tv.all_dtypes():
+        if name in (candidate.torch_name, candidate.ml_dtypes_name, candidate.name) or (
+                candidate.ml_dtype is not None and name == str(candidate.ml_dtype)):
+            return candidate
+    raise TypeError(f"no tilevm type for an argument of dtype {dt}")

@@ -1,0 +1,342 @@
+"""Low-bit-weight linear layers for PyTorch: the ``tilevm::quant_linear`` custom op,
+:class:`QuantLinear` and :func:`quantize_model`.
+
+The op computes ``y = x · Wᵀ + bias`` with W stored as codes of 1 to 8 bits (see
+:mod:`tilevm.kernels.quant_linear` for the types and the arithmetic) through the DSL kernel:
+CPU tensors on the CPU backend, CUDA tensors on the GPU (autotuned there). It is registered with
+``torch.library`` with a fake implementation, so ``torch.compile(fullgraph=True)`` traces it
+with any leading dimensions of x, symbolic ones included.
+
+Buffers of a layer (all in its state_dict, which round-trips through ``load_state_dict``):
+
+- ``qweight``: uint8 (out_features, kp·bits/8), each row the packed codes (LSB first) of one
+  output feature, k padded to ``kp`` (:func:`tilevm.kernels.quantize.padded_k`);
+- ``scales``: (out_features, groups) in the layer's activation dtype (f16 or bf16);
+- ``qzeros``: uint8, the packed zero points (out_features × groups, one bit stream), only with
+  ``zero_point=True``;
+- ``bias``: (out_features) in the activation dtype, when the layer has one.
+
+The extra state records the weight type, group size and zero-point flag; loading a state_dict
+saved with others is an error naming them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import tilevm as tv
+from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
+from tilevm.kernels.quantize import padded_k, quantize_kernel, scheme_constants
+from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
+
+__all__ = ["QuantLinear", "dequantize", "quant_linear", "quantize_model"]
+
+_TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
+# The block-scaled formats' scale types (tilevm.kernels.quant_linear.BLOCK_SCALES).
+_TORCH_BLOCK_SCALES = {"f8e8m0fnu": torch.float8_e8m0fnu, "f8e4m3fn": torch.float8_e4m3fn}
+
+
+def _group_size(group_size: int | None) -> int:
+    """0 for per channel (also written None or -1, as GPTQ does), else the group size."""
+    if group_size is None or group_size in (0, -1):
+        return 0
+    if group_size < 0 or (group_size % 32 and group_size != 16):
+        raise ValueError(f"group_size={group_size}: 16, a multiple of 32, or -1/None per "
+                         "channel")
+    return int(group_size)
+
+
+def _block_scale_type(scale_dtype: Any) -> tv.DType | None:
+    """The block scale type ``scale_dtype`` names (a tilevm name or alias, or a torch dtype),
+    or None; ValueError for any other type."""
+    if scale_dtype is None:
+        return None
+    name = str(scale_dtype).removeprefix("torch.")
+    by_torch_name = {str(t).removeprefix("torch."): n for n, t in _TORCH_BLOCK_SCALES.items()}
+    try:
+        dt = tv.dtype(by_torch_name.get(name, name))
+    except ValueError:
+        dt = None
+    if dt is None or dt.name not in _TORCH_BLOCK_SCALES:
+        raise ValueError(f"scale_dtype={scale_dtype}: the block scale types are f8e8m0fnu (MX) "
+                         "and f8e4m3fn (NVFP4)")
+    return dt
+
+
+def _groups(in_features: int, group_size: int) -> int:
+    return padded_k(in_features, group_size) // group_size if group_size else 1
+
+
+def _packed_bytes(count: int, bits: int) -> int:
+    return -(-count * bits // 8)
+
+
+@torch.library.custom_op("tilevm::quant_linear", mutates_args=())
+def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                 qzeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
+                 group_size: int, in_features: int) -> torch.Tensor:
+    """``x · Wᵀ + bias`` for x (…, in_features) in f16 or bf16 and W given by the buffers of
+    :class:`QuantLinear` (``group_size`` 0: per channel). Returns (…, out_features) in x's
+    dtype. Raises ValueError naming the argument whose dtype, device or shape is wrong."""
+    wt = weight_dtype(wtype)
+    n = scales.shape[0]
+    _check_operands(x, qweight, scales, qzeros, bias, wt, group_size, in_features)
+    x2 = x.reshape(-1, in_features)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    y = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
+    if x2.shape[0] == 0 or n == 0:
+        return y.reshape(*x.shape[:-1], n)
+    kp = qweight.shape[1] * 8 // wt.nbits
+    w = tv.packed(qweight.reshape(-1), wt, (n, kp))
+    zeros = None if qzeros is None else tv.packed(qzeros, wt, (n, scales.shape[1]))
+    on_gpu = x.device.type == "cuda"
+    launch_quant_linear(x2, w, scales, y, group_size=group_size, zeros=zeros, bias=bias,
+                        device=None if on_gpu else "cpu", tuned=on_gpu)
+    return y.reshape(*x.shape[:-1], n)
+
+
+@quant_linear.register_fake
+def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features):
+    return x.new_empty((*x.shape[:-1], scales.shape[0]))
+
+
+def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                    qzeros: torch.Tensor | None, bias: torch.Tensor | None, wt: tv.DType,
+                    group_size: int, in_features: int) -> None:
+    if x.dtype not in _TORCH_ACTIVATIONS:
+        raise ValueError(f"x: f16 or bf16 activations, got {x.dtype}")
+    if x.shape[-1] != in_features:
+        raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has {in_features} "
+                         "in_features")
+    if scales.dtype != x.dtype and scales.dtype not in _TORCH_BLOCK_SCALES.values():
+        raise ValueError(f"scales: dtype {scales.dtype}, x is {x.dtype} (they must agree, "
+                         "unless the scales are a block scale type)")
+    if bias is not None and (bias.dtype != x.dtype or bias.shape != (scales.shape[0],)):
+        raise ValueError(f"bias: {bias.dtype} {tuple(bias.shape)}, expected {x.dtype} "
+                         f"({scales.shape[0]},)")
+    if qweight.dtype != torch.uint8 or qweight.dim() != 2 or qweight.shape[0] != scales.shape[0]:
+        raise ValueError(f"qweight: uint8 (out_features, bytes per row) expected, got "
+                         f"{qweight.dtype} {tuple(qweight.shape)}")
+    if qweight.shape[1] * 8 // wt.nbits < in_features:
+        raise ValueError(f"qweight: rows of {qweight.shape[1]} bytes hold fewer than "
+                         f"in_features={in_features} codes of {wt.name}")
+    if scales.shape[1] != _groups(in_features, group_size):
+        raise ValueError(f"scales: {scales.shape[1]} groups, expected "
+                         f"{_groups(in_features, group_size)}")
+    if qzeros is not None and qzeros.numel() * 8 < scales.numel() * wt.nbits:
+        raise ValueError("qzeros: too few bytes for one zero point per scale")
+    for name, t in (("qweight", qweight), ("scales", scales), ("qzeros", qzeros),
+                    ("bias", bias)):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name}: on {t.device}, x on {x.device} (one device per call)")
+
+
+def dequantize(layer: QuantLinear) -> torch.Tensor:
+    """The weights a layer multiplies by, ``(q − z) · s`` in float64 (out × in), computed on the
+    host from its buffers (for checks and for falling back to a float layer)."""
+    wt = layer.weight_type
+    n, k = layer.out_features, layer.in_features
+    kp = layer.qweight.shape[1] * 8 // wt.nbits
+    codes = tv.packed(layer.qweight.detach().cpu().reshape(-1), wt, (n, kp)).bits()
+    values = wt.decode(codes.astype(np.int64))
+    groups = layer.scales.shape[1]
+    per_group = layer.group_size or kp
+    scales = layer.scales.detach().cpu().float().double().numpy()
+    if layer.qzeros is not None:
+        zeros = wt.decode(tv.packed(layer.qzeros.detach().cpu(), wt, (n, groups)).bits()
+                          .astype(np.int64))
+    else:
+        zeros = np.full((n, groups), 2.0 ** (wt.nbits - 1) if wt.kind == "uint" else 0.0)
+    weight = (values - np.repeat(zeros, per_group, axis=1)[:, :kp]) * np.repeat(
+        scales, per_group, axis=1)[:, :kp]
+    return torch.from_numpy(np.ascontiguousarray(weight[:, :k]))
+
+
+class QuantLinear(nn.Module):
+    """A drop-in ``nn.Linear`` whose weights are codes of 1 to 8 bits (``wtype``), with a scale
+    per ``group_size`` inputs of each output (None/-1/0: per output) and, for integer types,
+    optional zero points; activations in ``dtype`` (f16 or bf16; inputs of another float dtype
+    are converted, and the result converted back). Scales are in ``dtype``, or with
+    ``scale_dtype`` a block-scaled format: ``"f8e8m0fnu"`` (OCP MX: f4e2m1, f6e2m3, f6e3m2 or
+    f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 wtype: str = "u4", group_size: int | None = 128, zero_point: bool = False,
+                 scale_dtype: Any = None, dtype: torch.dtype = torch.float16,
+                 device: Any = None) -> None:
+        super().__init__()
+        wt = weight_dtype(wtype)
+        if dtype not in _TORCH_ACTIVATIONS:
+            raise ValueError(f"dtype={dtype}: QuantLinear computes in float16 or bfloat16")
+        block = _block_scale_type(scale_dtype)
+        if block is not None:
+            check_block_format(wt, block, _group_size(group_size))
+            if zero_point:
+                raise ValueError("zero_point=True: block-scaled weights have no zero points")
+        self.scale_type = block
+        if zero_point and wt.kind == "float":
+            raise ValueError(f"zero_point=True: {wt.name} weights have no zero points "
+                             "(integer types only)")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight_type, self.group_size, self.zero_point = wt, _group_size(group_size), bool(
+            zero_point)
+        self.dtype = dtype
+        kp = padded_k(self.in_features, self.group_size)
+        groups = _groups(self.in_features, self.group_size)
+        self.register_buffer("qweight", torch.zeros(
+            (self.out_features, kp * wt.nbits // 8), dtype=torch.uint8, device=device))
+        scales_dtype = dtype if block is None else _TORCH_BLOCK_SCALES[block.name]
+        self.register_buffer("scales", torch.zeros((self.out_features, groups),
+                                                   dtype=scales_dtype, device=device))
+        self.register_buffer("qzeros", torch.zeros(
+            _packed_bytes(self.out_features * groups, wt.nbits), dtype=torch.uint8,
+            device=device) if zero_point else None)
+        self.register_buffer("bias", torch.zeros(self.out_features, dtype=dtype, device=device)
+                             if bias else None)
+
+    @property
+    def wtype(self) -> str:
+        """The weight type's name (``"u4"``, ``"f4e2m1fn"``…)."""
+        return self.weight_type.name
+
+    def extra_repr(self) -> str:
+        group = self.group_size or "per channel"
+        block = "" if self.scale_type is None else f", scale_dtype={self.scale_type.name}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}, wtype={self.wtype}, group_size={group}, "
+                f"zero_point={self.zero_point}{block}, dtype={self.dtype}")
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"wtype": self.wtype, "group_size": self.group_size,
+                "zero_point": self.zero_point,
+                "scale_dtype": None if self.scale_type is None else self.scale_type.name}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        mine = self.get_extra_state()
+        if dict(state) != mine:
+            raise ValueError(f"QuantLinear.load_state_dict: the state was saved with {state}, "
+                             f"this layer has {mine}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x · Wᵀ + bias`` over the last dimension of ``x``."""
+        original = x.dtype
+        if original != self.dtype:
+            x = x.to(self.dtype)
+        y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
+                         self.group_size, self.in_features)
+        return y if original == self.dtype else y.to(original)
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, wtype: str = "u4", group_size: int | None = 128,
+                    zero_point: bool = False, dtype: torch.dtype | None = None,
+                    scale_dtype: Any = None) -> QuantLinear:
+        """Quantize ``linear`` (see :mod:`tilevm.kernels.quantize` for the schemes: absmax
+        without zero points, min-max with them, the OCP MX shared exponent for ``f8e8m0fnu``
+        scales) with the DSL quantization kernel, on the device of its weight. ``dtype``
+        defaults to the weight's if f16/bf16, else f16."""
+        weight = linear.weight.detach()
+        if dtype is None:
+            dtype = weight.dtype if weight.dtype in _TORCH_ACTIVATIONS else torch.float16
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
+                    wtype=wtype, group_size=group_size, zero_point=zero_point,
+                    scale_dtype=scale_dtype, dtype=dtype, device=weight.device)
+        layer._quantize(weight)
+        if linear.bias is not None:
+            layer.bias.copy_(linear.bias.detach().to(dtype))
+        return layer
+
+    def _quantize(self, weight: torch.Tensor) -> None:
+        wt, n, groups = self.weight_type, self.out_features, self.scales.shape[1]
+        kp = self.qweight.shape[1] * 8 // wt.nbits
+        codes = tv.packed(self.qweight.reshape(-1), wt, (n, kp))
+        zeros_bytes = (self.qzeros if self.qzeros is not None
+                       else torch.zeros(4, dtype=torch.uint8, device=weight.device))
+        zeros = tv.packed(zeros_bytes, wt, (n, groups) if self.qzeros is not None else (1, 1))
+        on_gpu = weight.device.type == "cuda"
+        step = {"bk": 16} if self.group_size % 32 else {}
+        quantize_kernel(weight.float().contiguous(), codes, self.scales, zeros,
+                        device=None if on_gpu else "cpu", group=self.group_size,
+                        **scheme_constants(wt, self.zero_point, self.scale_type), **step)
+
+    @classmethod
+    def _from_imported(cls, imported: ImportedWeights, in_features: int, bias: Any,
+                       dtype: torch.dtype) -> QuantLinear:
+        n = imported.codes.shape[0]
+        wt = tv.dtype(f"u{imported.bits}")
+        layer = cls(in_features, n, bias is not None, wtype=wt.name,
+                    group_size=imported.group_size, zero_point=True, dtype=dtype)
+        kp = layer.qweight.shape[1] * 8 // wt.nbits
+        groups = layer.scales.shape[1]
+        codes = np.zeros((n, kp), np.int64)
+        codes[:, :in_features] = imported.codes[:, :in_features]
+        if imported.scales.shape[1] != groups:
+            raise ValueError(f"scales: {imported.scales.shape[1]} groups, the layer has {groups}")
+        layer.qweight.copy_(torch.from_numpy(
+            tv.HostTensor.from_bits(codes, wt).data.reshape(n, -1)))
+        layer.qzeros.copy_(torch.from_numpy(tv.HostTensor.from_bits(imported.zeros, wt).data))
+        layer.scales.copy_(torch.from_numpy(np.asarray(imported.scales, np.float32)).to(dtype))
+        if bias is not None:
+            layer.bias.copy_(torch.as_tensor(bias).detach().to(dtype))
+        return layer
+
+    @classmethod
+    def from_gptq(cls, qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, *,
+                  bits: int, group_size: int, in_features: int | None = None,
+                  bias: torch.Tensor | None = None, g_idx: torch.Tensor | None = None,
+                  checkpoint_format: str = "gptq",
+                  dtype: torch.dtype = torch.float16) -> QuantLinear:
+        """A layer from a GPTQ checkpoint's tensors (u{bits} with zero points; see
+        :mod:`tilevm.kernels.quantized_checkpoints`). Raises NotImplementedError for
+        act_order checkpoints (a permuted ``g_idx``)."""
+        imported = import_gptq(qweight, qzeros, scales, bits=bits, group_size=group_size,
+                               in_features=in_features, g_idx=g_idx,
+                               checkpoint_format=checkpoint_format)
+        return cls._from_imported(imported, imported.codes.shape[1], bias, dtype)
+
+    @classmethod
+    def from_awq(cls, qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor, *,
+                 group_size: int, bits: int = 4, bias: torch.Tensor | None = None,
+                 dtype: torch.dtype = torch.float16) -> QuantLinear:
+        """A layer from an AWQ (GEMM format) checkpoint's tensors (u4 with zero points)."""
+        imported = import_awq(qweight, qzeros, scales, group_size=group_size, bits=bits)
+        return cls._from_imported(imported, imported.codes.shape[1], bias, dtype)
+
+
+def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None = 128, *,
+                   zero_point: bool = False, skip: Iterable[str] | Callable[[str, nn.Linear],
+                                                                           bool] = (),
+                   dtype: torch.dtype | None = None, scale_dtype: Any = None) -> nn.Module:
+    """Replace every ``nn.Linear`` of ``model`` in place with :meth:`QuantLinear.from_linear`
+    of it, except those ``skip`` names: qualified module names or ``fnmatch`` patterns
+    (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. Returns
+    ``model``."""
+    if callable(skip):
+        skipped = skip
+    else:
+        patterns = list(skip)
+
+        def skipped(name: str, _: nn.Linear) -> bool:
+            return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+    if type(model) is nn.Linear:
+        raise ValueError("quantize_model: model is itself an nn.Linear, which cannot be replaced "
+                         "in place; use QuantLinear.from_linear(model, ...)")
+    targets = [(name, module) for name, module in model.named_modules()
+               if type(module) is nn.Linear and not skipped(name, module)]
+    for name, linear in targets:
+        parent_name, _, attribute = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attribute, QuantLinear.from_linear(
+            linear, wtype, group_size, zero_point=zero_point, dtype=dtype,
+            scale_dtype=scale_dtype))
+    return model
+

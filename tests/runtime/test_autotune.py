@@ -469,3 +469,17 @@ def test_on_a_real_gpu_candidates_are_checked_timed_stored_and_used():
     assert column_sums.last_choice.source == "database"
     assert column_sums.last_choice.config == sums.config
     assert np.array_equal(dout.to_numpy(), column_sums_numpy(x))
+
+
+def test_the_default_key_of_a_kernel_with_dtype_variables():
+    """The key's dimensions come from the annotations: no dtype variable needs binding."""
+    @tv.autotune(space={"block": [32, 64]})
+    @tv.kernel
+    def copy(x: tv.Global[tv.Dtype("T"), "rows", "cols"], y: tv.Global[tv.Dtype("T"), "rows",
+                                                                         "cols"],
+             *, block: tv.Const = 32):
+        tv.launch(grid=rows, warps=1)
+        r = tv.block_idx()
+        tv.store(y, tv.load(x, (r, 0), (1, block)), (r, 0))
+
+    assert copy.key_of({"rows": 100, "cols": 7}) == {"rows": 128, "cols": 7}

@@ -168,23 +168,43 @@ class KernelFunction:
         return bound
 
     @functools.cached_property
-    def _dtype_variables(self) -> dict[str, str]:
-        """Parameter name -> the dtype variable (``tv.Dtype``) its annotation names."""
-        from tilevm.frontend import dsl
-
+    def _annotations(self) -> dict[str, Any]:
+        """The parameters' annotations, evaluated (``from __future__ import annotations`` makes
+        them strings); one that does not evaluate is left out (the transpiler reports it)."""
         out = {}
         for name, annotation in getattr(self.fn, "__annotations__", {}).items():
-            if isinstance(annotation, str):  # `from __future__ import annotations`
+            if isinstance(annotation, str):
                 try:
                     annotation = eval(annotation, self.fn.__globals__,
                                       self.definition_locals)
                 except Exception:  # left to the transpiler's diagnostic
                     continue
+            out[name] = annotation
+        return out
+
+    @functools.cached_property
+    def _dtype_variables(self) -> dict[str, str]:
+        """Parameter name -> the dtype variable (``tv.Dtype``) its annotation names."""
+        from tilevm.frontend import dsl
+
+        out = {}
+        for name, annotation in self._annotations.items():
             spec_dtype = getattr(annotation, "dtype", None)
             if isinstance(annotation, (dsl.GlobalSpec, dsl.ScalarSpec)) and isinstance(
                     spec_dtype, dsl.Dtype):
                 out[name] = spec_dtype.name
         return out
+
+    def dimension_names(self) -> tuple[str, ...]:
+        """The named dimensions of the tensor parameters, in order of first use, read from the
+        annotations (no IR is built, so dtype variables need no binding)."""
+        from tilevm.frontend import dsl
+
+        names: list[str] = []
+        for annotation in self._annotations.values():
+            if isinstance(annotation, dsl.GlobalSpec):
+                names += [d for d in annotation.dims if isinstance(d, str) and d not in names]
+        return tuple(names)
 
     @functools.cached_property
     def _parameter_names(self) -> list[str]:
@@ -196,7 +216,6 @@ class KernelFunction:
     def _positional_names(self) -> list[str]:
         """The parameters a call may give by position or by name (tensors and scalars)."""
         import inspect
-
         return [p.name for p in inspect.signature(self.fn).parameters.values()
                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
 

@@ -154,15 +154,11 @@ def _fits(config: dict[str, Any]) -> bool:
     return config["bm"] * config["bn"] >= 16 * 8 * config["warps"]
 
 
-def _tuning_key(sizes: dict[str, int]) -> dict[str, int]:
-    # m rounded up to a power of two (decode and prefill shapes get their own tiles), n and k
-    # exact. Given as a function: the default key reads the dimensions' names from the Tile IR,
-    # which a kernel with dtype variables has only once a call binds them.
-    return {"m": 1 << max(sizes["m"] - 1, 0).bit_length(), "n": sizes["n"], "k": sizes["k"]}
-
-
-# The autotuned kernel a GPU call goes through.
-quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits, key=_tuning_key)(
+# The autotuned kernel a GPU call goes through. Its key: m rounded up to a power of two (decode
+# and prefill shapes get their own tiles), n and k exact; the other sizes (kp, groups…) follow
+# from k and the group.
+quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits,
+                                 key={"m": "pow2", "n": "exact", "k": "exact"})(
     quant_linear_kernel)
 
 

@@ -194,8 +194,9 @@ class AutotunedKernel:
 
     @functools.cached_property
     def dim_names(self) -> tuple[str, ...]:
-        """The kernel's dimensions in order of first use in its parameters."""
-        return self.ir().dims()
+        """The kernel's dimensions in order of first use in its parameters (from the
+        annotations: a kernel with dtype variables has them too)."""
+        return self.kernel.dimension_names()
 
     def reduced_sizes(self, dims: Mapping[str, int]) -> dict[str, int]:
         """The sizes the check against the CPU backend runs at: ``check_sizes=`` of

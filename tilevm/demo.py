@@ -1,16 +1,17 @@
-"""``tilevm demo``: the low-bit-weight GEMM examples, run, checked and compiled in one command.
+"""``tilevm demo``: the library's low-bit-weight linear layer, run, checked and compiled in one
+command.
 
-For the W4A16 example (``examples/matmul_w4a16.py``) and the kernel of every weight type
-(``examples/matmul_wna16.py``, with u3 and f4e2m1 weights) the demo builds random inputs from a
-fixed seed, runs the kernel — on the GPU when there is one, on the CPU backend otherwise — and
-checks the result against float64 with the examples' accuracy rule (``examples/accuracy.py``,
-DESIGN §8). It times the first call (which builds the Tile IR, lowers it and compiles it) and the
-warm calls after it. Then, with or without a GPU, it compiles each kernel for sm_90 through NVRTC
-and reports the registers and spills ptxas found, and the SASS instruction counts when
-``cuobjdump`` is installed.
-
-It needs no torch. The examples are read from the ``examples/`` folder of the source checkout that
-holds this package.
+Three weight formats of ``y = x · Wᵀ`` — W4A16 (u4 codes, an f16 scale per 32), W3A16 (u3) and
+MXFP4 (f4e2m1 codes, an e8m0 power-of-two scale per 32, the OCP MX format) — are quantized from
+the same random float weights by the DSL quantization kernel and run through
+``tilevm.ops.QuantLinear`` when torch is installed (the numpy kernel path,
+``tilevm.kernels.quant_linear.launch_quant_linear``, when it is not): on the GPU when there is one,
+on the CPU backend otherwise. Each result is checked against float64 on the same dequantized
+weights with the examples' accuracy rule (``examples/accuracy.py``, DESIGN §8). The first call
+(building, lowering, compiling) and the median of warm calls are timed; on a GPU also
+``torch.matmul`` in f16 on the dequantized weights, and the speed-up over it. Then, with or
+without a GPU, the layer's kernel is compiled for sm_90 through NVRTC for each format, with the
+registers and spills ptxas found and the SASS instruction counts when ``cuobjdump`` is installed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tilevm.backend.cuda.sass import cuobjdump_path, disassemble, sass_opcodes
 __all__ = ["CASES", "DemoError", "accuracy_bound", "load_example", "run_demo"]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SHAPE = (40, 50, 80)  # m, n, k: no multiple of the 32 × 32 tile; k ends in a partial group
+SHAPE = (40, 50, 80)  # m, n, k: k ends in a partial group, which weight preparation pads
 GROUP = 32
 SEED = 0
 WARM_CALLS = 5  # the warm time is the median of these
@@ -54,30 +55,32 @@ class DemoError(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    """One row of the demo: an example's kernel with one weight type."""
+    """One row of the demo: a weight format of the linear layer."""
 
-    kernel_name: str  # the example file's name, and its kernel's
+    name: str  # W4A16, W3A16, MXFP4
     wtype: str
+    scale_dtype: str | None = None  # None: scales in the activation type (f16)
 
     @property
     def label(self) -> str:
-        return f"{self.kernel_name} ({_weight_name(self.wtype)})"
+        return f"{self.name} ({tilevm.dtype(self.wtype).name} weights)"
 
 
-CASES = (Case("matmul_w4a16", "u4"), Case("matmul_wna16", "u3"),
-         Case("matmul_wna16", "f4e2m1"))
+CASES = (Case("W4A16", "u4"), Case("W3A16", "u3"), Case("MXFP4", "f4e2m1fn", "f8e8m0fnu"))
 
 
 @dataclass
 class RunResult:
-    """How one case ran: the accuracy check and the times."""
+    """How one case ran: the accuracy check, the times and, on a GPU, torch f16's warm time."""
 
     case: Case
     device: str
+    via: str  # "QuantLinear" or "kernel"
     error: float
     bound: float
     first_call_s: float
     warm_call_s: float
+    torch_warm_s: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -117,19 +120,23 @@ def load_example(name: str) -> ModuleType:
     return module
 
 
-def kernel_of(case: Case) -> Any:
-    """The ``@tilevm.kernel`` that ``case`` runs."""
-    if case.kernel_name == "matmul_wna16":
-        wna16 = load_example("matmul_wna16")
-        return wna16.make_matmul_wna16(wna16.weight_type(case.wtype))
-    return getattr(load_example(case.kernel_name), case.kernel_name)
-
-
-def problem_of(case: Case) -> Any:
-    """The random inputs and float64 reference of ``case`` (``matmul_wna16.Problem``). The W4A16
-    example's weights are the u4 case of the general kernel's: ``(code − 8) · scale``."""
+def inputs(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """The activations (m × k, f16) and the float weights (n × k, f32) of ``case``, from
+    :data:`SEED`: the same for every case, so the rows differ only in the weight format."""
     m, n, k = SHAPE
-    return load_example("matmul_wna16").random_problem(case.wtype, m, n, k, GROUP, SEED)
+    rng = np.random.default_rng(SEED)
+    x = rng.standard_normal((m, k)).astype(np.float16)
+    weight = (rng.standard_normal((n, k)) * 0.1).astype(np.float32)
+    return x, weight
+
+
+def reference(x: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``ref``, ``x · Wᵀ`` in float64, and ``base``, the product of the f16-rounded weights in
+    f32 rounded to f16 (the accuracy rule's baseline), on the dequantized ``weights``."""
+    ref = x.astype(np.float64) @ weights.T
+    base = (x.astype(np.float32) @ weights.astype(np.float16).astype(np.float32).T).astype(
+        np.float16)
+    return ref, base
 
 
 def accuracy_bound(ref: np.ndarray, base: np.ndarray, unit_roundoff: float) -> float:
@@ -145,7 +152,7 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _timed_calls(call: Callable[[], None], finish: Callable[[], None]) -> tuple[float, float]:
+def _timed_calls(call: Callable[[], Any], finish: Callable[[], None]) -> tuple[float, float]:
     """The first call's time and the median of :data:`WARM_CALLS` more, each until
     ``finish()`` returns."""
     start = time.perf_counter()
@@ -161,49 +168,85 @@ def _timed_calls(call: Callable[[], None], finish: Callable[[], None]) -> tuple[
     return first, statistics.median(warm)
 
 
-def _run_on_cpu(kernel: Any, problem: Any) -> tuple[np.ndarray, float, float]:
-    y = problem.output()
-
-    def call() -> None:
-        kernel(problem.x, problem.w, problem.scales, y, device="cpu", group=problem.group)
-
-    first, warm = _timed_calls(call, lambda: None)
-    return y, first, warm
-
-
-def _run_on_gpu(kernel: Any, problem: Any) -> tuple[np.ndarray, float, float]:
-    from tilevm.runtime.cuda_driver import cuda_device
-    from tilevm.runtime.device_array import DeviceArray
-
-    x = DeviceArray.from_numpy(problem.x)
-    w = DeviceArray.from_host_tensor(problem.w)
-    scales = DeviceArray.from_numpy(problem.scales)
-    y = DeviceArray.from_numpy(problem.output())
-    device = cuda_device()
-
-    def call() -> None:
-        kernel(x, w, scales, y, device="cuda", group=problem.group)
-
-    first, warm = _timed_calls(call, device.synchronize)
-    return y.to_numpy(), first, warm
+def torch_available() -> bool:
+    """Whether torch can be imported (the demo then goes through ``QuantLinear``)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def run_case(case: Case, device: str) -> RunResult:
-    """Run ``case`` on ``device`` (``"cpu"`` or ``"cuda"``) and check it against float64."""
-    problem = problem_of(case)
-    run = _run_on_gpu if device == "cuda" else _run_on_cpu
-    y, first, warm = run(kernel_of(case), problem)
-    error = float(np.max(np.abs(np.asarray(y, np.float64) - problem.ref), initial=0.0))
-    return RunResult(case, device, error, accuracy_bound(problem.ref, problem.base,
-                                                         tilevm.f16.unit_roundoff), first, warm)
+def _through_quant_linear(case: Case, device: str, x: np.ndarray, weight: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, float, float, float | None]:
+    """``QuantLinear.from_linear`` on ``device``: (y, dequantized weights, first call, warm
+    call, torch f16's warm call on a GPU)."""
+    import torch
+
+    from tilevm.ops import QuantLinear, dequantize
+
+    _, n, k = SHAPE
+    where = "cuda" if device == "cuda" else "cpu"
+    linear = torch.nn.Linear(k, n, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight))
+    layer = QuantLinear.from_linear(linear.to(where), wtype=case.wtype, group_size=GROUP,
+                                    dtype=torch.float16, scale_dtype=case.scale_dtype)
+    xt = torch.from_numpy(x).to(where)
+    finish = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    result: list[Any] = []
+    first, warm = _timed_calls(lambda: result.append(layer(xt)), finish)
+    weights = dequantize(layer).numpy()
+    torch_warm = None
+    if device == "cuda":
+        w16 = torch.from_numpy(weights).to(torch.float16).to(where)
+        _, torch_warm = _timed_calls(lambda: torch.matmul(xt, w16.T), finish)
+    return result[-1].cpu().numpy(), weights, first, warm, torch_warm
+
+
+def _through_the_kernel(case: Case, device: str, x: np.ndarray, weight: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, float, float, None]:
+    """The numpy path (no torch): ``quantize_weights`` and ``launch_quant_linear`` on the CPU
+    backend."""
+    from tilevm.kernels.quant_linear import launch_quant_linear
+    from tilevm.kernels.quantize import quantize_weights
+
+    if device == "cuda":
+        raise DemoError("the GPU demo goes through QuantLinear: install torch")
+    q = quantize_weights(weight, case.wtype, GROUP, scale_dtype=case.scale_dtype)
+    y = np.zeros((SHAPE[0], SHAPE[1]), np.float16)
+    first, warm = _timed_calls(lambda: launch_quant_linear(x, q.codes, q.scales, y,
+                                                           group_size=GROUP, device="cpu"),
+                               lambda: None)
+    return y, q.dequantize(), first, warm, None
+
+
+def run_case(case: Case, device: str, use_torch: bool) -> RunResult:
+    """Run ``case`` on ``device`` (``"cpu"`` or ``"cuda"``), through ``QuantLinear`` when
+    ``use_torch``, and check it against float64 on its own dequantized weights."""
+    x, weight = inputs(case)
+    run = _through_quant_linear if use_torch else _through_the_kernel
+    y, weights, first, warm, torch_warm = run(case, device, x, weight)
+    ref, base = reference(x, weights)
+    error = float(np.max(np.abs(np.asarray(y, np.float64) - ref), initial=0.0))
+    return RunResult(case, device, "QuantLinear" if use_torch else "kernel", error,
+                     accuracy_bound(ref, base, tilevm.f16.unit_roundoff), first, warm,
+                     torch_warm)
 
 
 def compile_case(case: Case, sass: bool) -> TargetResult:
-    """Compile ``case``'s kernel for :data:`TARGET`, specialized to the demo's arguments, and
-    count its SASS opcodes when ``sass`` (raises FileNotFoundError without cuobjdump)."""
-    problem = problem_of(case)
-    arguments = (problem.x, problem.w, problem.scales, problem.output())
-    compiled = tilevm.compile(kernel_of(case), TARGET, spec=arguments, group=problem.group)
+    """Compile the layer's kernel for :data:`TARGET` with ``case``'s weight format, specialized
+    to the demo's arguments, and count its SASS opcodes when ``sass`` (raises
+    FileNotFoundError without cuobjdump)."""
+    from tilevm.kernels.quant_linear import quant_linear_call, quant_linear_kernel
+    from tilevm.kernels.quantize import quantize_weights
+
+    x, weight = inputs(case)
+    q = quantize_weights(weight, case.wtype, GROUP, scale_dtype=case.scale_dtype)
+    y = np.zeros((SHAPE[0], SHAPE[1]), np.float16)
+    args, constants = quant_linear_call(x, q.codes, q.scales, y, group_size=GROUP)
+    compiled = tilevm.compile(quant_linear_kernel, TARGET, spec=args,
+                              **quant_linear_kernel._bind_dtype_variables(args, constants))
     counts = None
     if sass:
         _progress(f"{case.label}: disassembling the {TARGET} cubin (cuobjdump)...")
@@ -242,28 +285,37 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
                      for row in [header, ["-" * w for w in widths], *rows])
 
 
+def _speedup(r: RunResult) -> str:
+    if r.torch_warm_s is None:
+        return "-"
+    return f"{r.torch_warm_s / r.warm_call_s:.2f}x"
+
+
 def run_table(results: list[RunResult]) -> str:
-    """The first table: one row per case with its shape, dtypes, device, error and times."""
+    """The first table: one row per case with its shape, dtypes, path, device, error, times
+    and, on a GPU, the speed-up over torch f16."""
     m, n, k = SHAPE
-    header = ["kernel", "m x n x k", "x", "w", "y", "device", "max error", "bound", "check",
-              "first call", "warm call"]
-    rows = [[r.case.kernel_name, f"{m} x {n} x {k}", "f16", _weight_name(r.case.wtype), "f16",
-             r.device, f"{r.error:.3g}", f"{r.bound:.3g}", "ok" if r.passed else "MISMATCH",
-             _duration(r.first_call_s), _duration(r.warm_call_s)] for r in results]
+    header = ["format", "m x n x k", "x", "w", "scales", "y", "via", "device", "max error",
+              "bound", "check", "first call", "warm call", "vs torch f16"]
+    rows = [[r.case.name, f"{m} x {n} x {k}", "f16", _weight_name(r.case.wtype),
+             _weight_name(r.case.scale_dtype or "f16") + f"/{GROUP}", "f16", r.via, r.device,
+             f"{r.error:.3g}", f"{r.bound:.3g}", "ok" if r.passed else "MISMATCH",
+             _duration(r.first_call_s), _duration(r.warm_call_s), _speedup(r)]
+            for r in results]
     return _table(header, rows)
 
 
 def target_table(results: list[TargetResult]) -> str:
     """The second table: registers, spills (bytes per thread), stack, shared memory and, where
     disassembled, SASS counts per case."""
-    header = ["kernel", "w", "registers", "spills", "stack", "shared"]
+    header = ["format", "w", "registers", "spills", "stack", "shared"]
     with_sass = any(r.sass is not None for r in results)
     if with_sass:
         header += ["SASS", *SASS_COLUMNS]
     rows = []
     for r in results:
         res = r.resources
-        row = [r.case.kernel_name, _weight_name(r.case.wtype), str(res.registers),
+        row = [r.case.name, _weight_name(r.case.wtype), str(res.registers),
                f"{res.spills} B", f"{res.stack} B", f"{res.shared} B"]
         if with_sass:
             counts = r.sass if r.sass is not None else Counter()
@@ -283,26 +335,29 @@ def _sass_available() -> bool:
 def run_demo(device: str = "auto", sass: bool = True) -> int:
     """Run, check and compile every case of :data:`CASES`, print the two tables; returns the exit
     status: 0 when every result meets the accuracy rule, 1 on a mismatch or a failed compile, 2
-    (with one line on stderr) when ``device`` cannot be used or the examples are missing."""
+    (with one line on stderr) when ``device`` cannot be used."""
     try:
         where = resolve_device(device)
-        for name in ("matmul_w4a16", "matmul_wna16"):
-            load_example(name)
+        use_torch = torch_available()
+        if where == "cuda" and not use_torch:
+            raise DemoError("the GPU demo goes through QuantLinear: install torch")
     except DemoError as e:
         print(f"tilevm demo: {e}", file=sys.stderr)
         return USAGE
     m, n, k = SHAPE
     what = ("the GPU" if where == "cuda" else
             "the CPU backend (the lowered per-thread code, JIT-compiled for this host)")
-    print(f"tilevm demo: y = x @ W^T, m x n x k = {m} x {n} x {k}, groups of {GROUP}, seed "
-          f"{SEED}, on {what}")
+    via = ("tilevm.ops.QuantLinear" if use_torch else
+           "the kernel path (torch is not installed)")
+    print(f"tilevm demo: y = x @ W^T through {via}, m x n x k = {m} x {n} x {k}, scales per "
+          f"{GROUP} inputs, seed {SEED}, on {what}")
     failures: list[str] = []
     results: list[RunResult] = []
     for case in CASES:
-        _progress(f"{case.label}: running on {where} (the first call builds, lowers and "
-                  "compiles the kernel)...")
+        _progress(f"{case.label}: quantizing and running on {where} (the first call builds, "
+                  "lowers and compiles the kernel)...")
         try:
-            result = run_case(case, where)
+            result = run_case(case, where, use_torch)
         except (tilevm.CompileError, tilevm.KernelExecutionError, RuntimeError,
                 ValueError) as e:
             failures.append(f"{case.label} on {where}: {e}")
@@ -325,8 +380,11 @@ def run_demo(device: str = "auto", sass: bool = True) -> int:
     print("max error: max|y - y64|, y64 computed in float64 from the same dequantized weights")
     print("bound: 2*max|base - y64| + u*max|y64|, base in f16 with f32 accumulation "
           "(examples/accuracy.py)")
+    if where == "cuda":
+        print("vs torch f16: torch.matmul in f16 on the dequantized weights, warm time over ours")
     print()
-    print(f"Compiled for {TARGET} by NVRTC (no GPU needed), specialized to these arguments;")
+    print(f"The layer's kernel compiled for {TARGET} by NVRTC (no GPU needed), specialized to "
+          "these arguments;")
     print("registers, spills and stack per thread, shared memory per block"
           + (", SASS instruction counts:" if sass else ":"))
     print(target_table(compiled))

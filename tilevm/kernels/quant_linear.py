@@ -38,7 +38,8 @@ from tilevm import f32
 
 __all__ = [
     "ACTIVATION_TYPES", "BLOCK_SCALES", "TUNING_SPACE", "WEIGHT_TYPES", "activation_dtype",
-    "check_block_format", "implicit_zero", "launch_quant_linear", "quant_linear_kernel",
+    "check_block_format", "implicit_zero", "launch_quant_linear", "quant_linear_call",
+    "quant_linear_kernel",
     "quant_linear_tuned", "weight_dtype",
 ]
 
@@ -174,18 +175,14 @@ def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
     return tv.HostTensor.empty(shape, dtype_)
 
 
-def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
-                        zeros: Any = None, bias: Any = None, device: str | None = None,
-                        tuned: bool = False, **tiles: int) -> None:
-    """Run :data:`quant_linear_kernel` on 2-D operands, writing ``y`` (m × n).
-
-    ``x``, ``scales``, ``bias`` and ``y`` are arrays or tensors of the activation type; ``w``
-    and ``zeros`` tensors of the weight type (a ``tilevm.HostTensor``, or ``tv.packed`` bytes,
-    for sub-byte types). ``group_size=0`` means per channel. ``tiles`` override
-    :data:`DEFAULT_TILES`; ``tuned=True`` lets :data:`quant_linear_tuned` choose them instead
-    (on a GPU it measures). Raises ValueError for a negative group size, one the tile step
-    does not divide, or zeros of a float type.
-    """
+def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
+                      zeros: Any = None, bias: Any = None, fill_tiles: bool = True,
+                      **tiles: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments and the constants of :data:`quant_linear_kernel` for these operands (see
+    :func:`launch_quant_linear`): what a launch passes, and what ``tilevm.compile(
+    quant_linear_kernel, arch, spec=args, **constants)`` compiles. With ``fill_tiles`` the
+    tiles not named come from :data:`DEFAULT_TILES` (without it they are left to an
+    autotuner). Raises ValueError as :func:`launch_quant_linear` does."""
     wtype = _dtype_of(w)
     if group_size < 0:
         raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
@@ -206,14 +203,28 @@ def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
         zeros = _dummy_like(y, wtype, 2)
     if bias is None:
         bias = _dummy_like(y, _dtype_of(y), 1)
-    if tuned:
-        quant_linear_tuned(x, w, scales, zeros, bias, y, device=device, **flags, **tiles)
-        return
-    chosen = {**DEFAULT_TILES, **tiles}
-    if group_size and group_size % chosen["bk"]:
-        raise ValueError(f"group_size={group_size} is not a multiple of the tile step "
-                         f"bk={chosen['bk']}")
-    quant_linear_kernel(x, w, scales, zeros, bias, y, device=device, **flags, **chosen)
+    chosen = {**DEFAULT_TILES, **tiles} if fill_tiles else tiles
+    step = chosen.get("bk", 16)  # an autotuner's steps all divide 16-multiples too
+    if group_size and group_size % step:
+        raise ValueError(f"group_size={group_size} is not a multiple of the tile step bk={step}")
+    return (x, w, scales, zeros, bias, y), {**flags, **chosen}
+
+
+def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
+                        zeros: Any = None, bias: Any = None, device: str | None = None,
+                        tuned: bool = False, **tiles: int) -> None:
+    """Run :data:`quant_linear_kernel` on 2-D operands, writing ``y`` (m × n).
+
+    ``x``, ``scales``, ``bias`` and ``y`` are arrays or tensors of the activation type; ``w``
+    and ``zeros`` tensors of the weight type (a ``tilevm.HostTensor``, or ``tv.packed`` bytes,
+    for sub-byte types). ``group_size=0`` means per channel. ``tiles`` override
+    :data:`DEFAULT_TILES`; ``tuned=True`` lets :data:`quant_linear_tuned` choose them instead
+    (on a GPU it measures). Raises ValueError for a negative group size, one the tile step
+    does not divide, or zeros of a float type.
+    """
+    args, constants = quant_linear_call(x, w, scales, y, group_size=group_size, zeros=zeros,
+                                        bias=bias, fill_tiles=not tuned, **tiles)
+    (quant_linear_tuned if tuned else quant_linear_kernel)(*args, device=device, **constants)
 
 
 def _dtype_of(t: Any) -> tv.DType:

@@ -40,7 +40,7 @@ from .quant_linear import (
     weight_dtype,
 )
 
-__all__ = ["QuantizedWeights", "padded_k", "quantize_kernel", "quantize_weights"]
+__all__ = ["QuantizedWeights", "dequantized", "padded_k", "quantize_kernel", "quantize_weights"]
 
 A = tv.Dtype("A")  # the scales' type: the activation type, or a block scale type
 W = tv.Dtype("W")
@@ -136,6 +136,31 @@ class QuantizedWeights:
                  in_features: int) -> None:
         self.codes, self.scales, self.zeros = codes, scales, zeros
         self.wtype, self.group_size, self.in_features = wtype, group_size, in_features
+
+    def dequantize(self) -> np.ndarray:
+        """The weights these codes stand for, ``(q − z) · s`` in float64 (n × in_features)."""
+        return dequantized(self.codes.bits(), np.asarray(self.scales),
+                           None if self.zeros is None else self.zeros.bits(), self.wtype,
+                           self.group_size, self.in_features)
+
+
+def dequantized(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None,
+                wtype: tv.DType, group_size: int, in_features: int) -> np.ndarray:
+    """``(q − z) · s`` in float64 (n × in_features) from the bit patterns ``codes`` (n × kp) of
+    ``wtype``, the scales (n × groups, any float type) and the zero points' bit patterns (n ×
+    groups) or None (the implicit zero point: :func:`~tilevm.kernels.quant_linear.implicit_zero`);
+    ``group_size`` 0 is one scale per row."""
+    from tilevm.kernels.quant_linear import implicit_zero
+
+    kp = codes.shape[1]
+    values = wtype.decode(np.asarray(codes).astype(np.int64))
+    per_group = group_size or kp
+    s = np.asarray(scales).astype(np.float64)
+    z = (np.full(s.shape, implicit_zero(wtype)) if zeros is None
+         else wtype.decode(np.asarray(zeros).astype(np.int64)))
+    weight = (values - np.repeat(z, per_group, axis=1)[:, :kp]) * np.repeat(
+        s, per_group, axis=1)[:, :kp]
+    return np.ascontiguousarray(weight[:, :in_features])
 
 
 def quantize_weights(weight: Any, wtype: str | tv.DType, group_size: int = 128, *,

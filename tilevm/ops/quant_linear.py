@@ -32,7 +32,7 @@ from torch import nn
 
 import tilevm as tv
 from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
-from tilevm.kernels.quantize import padded_k, quantize_kernel, scheme_constants
+from tilevm.kernels.quantize import dequantized, padded_k, quantize_kernel, scheme_constants
 from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
 
 __all__ = ["QuantLinear", "dequantize", "quant_linear", "quantize_model"]
@@ -144,19 +144,12 @@ def dequantize(layer: QuantLinear) -> torch.Tensor:
     wt = layer.weight_type
     n, k = layer.out_features, layer.in_features
     kp = layer.qweight.shape[1] * 8 // wt.nbits
-    codes = tv.packed(layer.qweight.detach().cpu().reshape(-1), wt, (n, kp)).bits()
-    values = wt.decode(codes.astype(np.int64))
     groups = layer.scales.shape[1]
-    per_group = layer.group_size or kp
+    codes = tv.packed(layer.qweight.detach().cpu().reshape(-1), wt, (n, kp)).bits()
+    zeros = (None if layer.qzeros is None else
+             tv.packed(layer.qzeros.detach().cpu(), wt, (n, groups)).bits())
     scales = layer.scales.detach().cpu().float().double().numpy()
-    if layer.qzeros is not None:
-        zeros = wt.decode(tv.packed(layer.qzeros.detach().cpu(), wt, (n, groups)).bits()
-                          .astype(np.int64))
-    else:
-        zeros = np.full((n, groups), 2.0 ** (wt.nbits - 1) if wt.kind == "uint" else 0.0)
-    weight = (values - np.repeat(zeros, per_group, axis=1)[:, :kp]) * np.repeat(
-        scales, per_group, axis=1)[:, :kp]
-    return torch.from_numpy(np.ascontiguousarray(weight[:, :k]))
+    return torch.from_numpy(dequantized(codes, scales, zeros, wt, layer.group_size, k))
 
 
 class QuantLinear(nn.Module):

@@ -37,10 +37,22 @@ import tilevm as tv
 from tilevm import f32
 
 __all__ = [
-    "ACTIVATION_TYPES", "BLOCK_SCALES", "TUNING_SPACE", "WEIGHT_TYPES", "activation_dtype",
-    "check_block_format", "implicit_zero", "launch_quant_linear", "quant_linear_call",
+    "ACTIVATION_TYPES",
+    "BLOCK_SCALES",
+    "DECODE_ROWS",
+    "SPLIT_K_SPACE",
+    "TUNING_SPACE",
+    "WEIGHT_TYPES",
+    "activation_dtype",
+    "check_block_format",
+    "implicit_zero",
+    "launch_quant_linear",
+    "quant_linear_call",
     "quant_linear_kernel",
-    "quant_linear_tuned", "weight_dtype",
+    "quant_linear_split_k",
+    "quant_linear_split_k_tuned",
+    "quant_linear_tuned",
+    "weight_dtype",
 ]
 
 # Every weight type the layer is tested with (DESIGN §3 names; aliases resolve).
@@ -111,6 +123,25 @@ def implicit_zero(wtype: tv.DType) -> float:
     return float(2 ** (wtype.nbits - 1)) if wtype.kind == "uint" else 0.0
 
 
+def _weight_step(w: Any, scales: Any, zeros: Any, row: Any, k0: Any, act: Any, group: int,
+                 zero: float, has_zeros: bool, block_scaled: bool, bn: int, bk: int) -> Any:
+    """The dequantized weights of one step, a ``(bn, bk)`` tile of the activation type ``act``
+    (a helper the kernels inline): rows ``row…``, columns ``k0…`` (``bk`` divides ``group``)."""
+    g = k0 // group if group else 0  # the step's quantization group
+    q = tv.load(w, (row, k0), (bn, bk))  # codes, unpacked from the packed bytes
+    s = tv.load(scales, (row, g), (bn, 1))  # broadcasts along the step
+    if block_scaled:
+        # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
+        # exact in f32, then rounded once.
+        return tv.cast(tv.cast(q, f32) * tv.cast(s, f32), act)
+    values = tv.cast(q, act)  # exact: every code of W is an f16 and a bf16 value
+    if has_zeros:
+        values = values - tv.cast(tv.load(zeros, (row, g), (bn, 1)), act)  # exact
+    elif zero != 0.0:
+        values = values - zero  # exact
+    return values * s  # the multiply rounds once
+
+
 @tv.kernel
 def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
                         scales: tv.Global[S, "n", "groups"],
@@ -129,25 +160,66 @@ def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
     i, j = tv.block_idx()
     acc = tv.zeros((bm, bn), f32)
     for k0 in tv.range(0, k, bk):
-        g = k0 // group if group else 0  # the step's quantization group (bk divides group)
         a = tv.load(x, (i * bm, k0), (bm, bk))
-        q = tv.load(w, (j * bn, k0), (bn, bk))  # codes, unpacked from the packed bytes
-        s = tv.load(scales, (j * bn, g), (bn, 1))  # broadcasts along the step
-        if block_scaled:
-            # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant
-            # bits: exact in f32, then rounded once.
-            weights = tv.cast(tv.cast(q, f32) * tv.cast(s, f32), A)
-        else:
-            values = tv.cast(q, A)  # exact: every code of W is an f16 and a bf16 value
-            if has_zeros:
-                values = values - tv.cast(tv.load(zeros, (j * bn, g), (bn, 1)), A)  # exact
-            elif zero != 0.0:
-                values = values - zero  # exact
-            weights = values * s  # the multiply rounds once
+        weights = _weight_step(w, scales, zeros, j * bn, k0, A, group, zero, has_zeros,
+                               block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
     tv.store(y, tv.cast(acc, A), (i * bm, j * bn))
+
+
+@tv.kernel
+def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
+                         scales: tv.Global[S, "n", "groups"],
+                         zeros: tv.Global[W, "zero_rows", "zero_groups"],
+                         bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
+                         *, group: tv.Const, zero: tv.Const = 0.0, has_zeros: tv.Const = False,
+                         has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                         bm: tv.Const = 16, bn: tv.Const = 64, bk: tv.Const = 32,
+                         warps: tv.Const = 4, split: tv.Const = 4,
+                         deterministic: tv.Const = False):
+    """The decode variant of :data:`quant_linear_kernel` (few rows, long K): each output tile's
+    K loop is split over ``split`` blocks, whose f32 partial products meet in a workspace; the
+    last block of a tile to arrive (an atomic counter) adds the bias, rounds to A and stores.
+
+    By default the partials are added with ``red.global.add.f32`` (their order is the order the
+    blocks arrive in: the bounded class of DESIGN §3). ``deterministic=True`` stores each
+    block's partial in a slot of its own instead and the last block sums the slots in split
+    order, so every run gives the same bits (and the interpreter's sum order)."""
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn), split), warps=warps)
+    i, j, part = tv.block_idx()
+    steps = tv.cdiv(tv.cdiv(k, bk), split)  # the steps of each part
+    begin = part * steps * bk
+    acc = tv.zeros((bm, bn), f32)
+    for k0 in tv.range(begin, min(k, begin + steps * bk), bk):
+        a = tv.load(x, (i * bm, k0), (bm, bk))
+        weights = _weight_step(w, scales, zeros, j * bn, k0, A, group, zero, has_zeros,
+                               block_scaled, bn, bk)
+        acc = tv.dot(a, tv.transpose(weights), acc)
+    # One counter per output tile: the element at the tile's corner of an (m, n) workspace.
+    arrivals = tv.workspace((m, n), tv.i32)
+    if deterministic:
+        slots = tv.workspace((split, m, n), f32)
+        tv.store(slots, tv.reshape(acc, (1, bm, bn)), (part, i * bm, j * bn))
+    else:
+        sums = tv.workspace((m, n), f32)
+        tv.atomic_add(sums, acc, (i * bm, j * bn))
+    tv.fence()  # this thread's partials are visible before the block says it has arrived
+    tv.sync()
+    arrived = tv.atomic_add(arrivals, 1, (i * bm, j * bn))
+    if arrived == split - 1:  # the last block of this tile: every partial is in
+        tv.fence()
+        if deterministic:
+            total = tv.zeros((bm, bn), f32)
+            for p in tv.range(split):
+                total = total + tv.reshape(tv.load(slots, (p, i * bm, j * bn), (1, bm, bn)),
+                                           (bm, bn))
+        else:
+            total = tv.load(sums, (i * bm, j * bn), (bm, bn))
+        if has_bias:
+            total = total + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
+        tv.store(y, tv.cast(total, A), (i * bm, j * bn))
 
 
 def _fits(config: dict[str, Any]) -> bool:
@@ -161,6 +233,15 @@ def _fits(config: dict[str, Any]) -> bool:
 quant_linear_tuned = tv.autotune(space=TUNING_SPACE, prune=_fits,
                                  key={"m": "pow2", "n": "exact", "k": "exact"})(
     quant_linear_kernel)
+
+# The decode variant's space: one m16 row of tiles, the K loop split 2 to 8 ways.
+SPLIT_K_SPACE: dict[str, list[int]] = {"bm": [16], "bn": [32, 64, 128], "bk": [16, 32],
+                                       "warps": [4], "split": [2, 4, 8]}
+DECODE_ROWS = 16
+"""Calls of at most this many rows (decode steps) take the split-K variant by default."""
+quant_linear_split_k_tuned = tv.autotune(space=SPLIT_K_SPACE, prune=_fits,
+                                         key={"m": "pow2", "n": "exact", "k": "exact"})(
+    quant_linear_split_k)
 
 
 def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
@@ -212,19 +293,36 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
 
 def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
                         zeros: Any = None, bias: Any = None, device: str | None = None,
-                        tuned: bool = False, **tiles: int) -> None:
-    """Run :data:`quant_linear_kernel` on 2-D operands, writing ``y`` (m × n).
+                        tuned: bool = False, variant: str = "auto",
+                        deterministic: bool = False, **tiles: int) -> None:
+    """Run the quantized linear layer on 2-D operands, writing ``y`` (m × n).
 
     ``x``, ``scales``, ``bias`` and ``y`` are arrays or tensors of the activation type; ``w``
     and ``zeros`` tensors of the weight type (a ``tilevm.HostTensor``, or ``tv.packed`` bytes,
-    for sub-byte types). ``group_size=0`` means per channel. ``tiles`` override
-    :data:`DEFAULT_TILES`; ``tuned=True`` lets :data:`quant_linear_tuned` choose them instead
-    (on a GPU it measures). Raises ValueError for a negative group size, one the tile step
-    does not divide, or zeros of a float type.
+    for sub-byte types). ``group_size=0`` means per channel. ``variant``: ``"general"``
+    (:data:`quant_linear_kernel`), ``"split_k"`` (:data:`quant_linear_split_k`, the decode
+    variant; ``deterministic`` chooses its in-order reduction) or ``"auto"``: split-K for at
+    most :data:`DECODE_ROWS` rows. ``tiles`` override :data:`DEFAULT_TILES` (and ``split``,
+    default 4); ``tuned=True`` lets the variant's autotuned kernel choose them instead (on a GPU
+    it measures). Raises ValueError for an unknown variant, a negative group size, one the tile
+    step does not divide, or zeros of a float type.
     """
+    if variant not in ("auto", "general", "split_k"):
+        raise ValueError(f"variant={variant!r}: 'auto', 'general' or 'split_k'")
+    rows = x.shape[0]
+    if variant == "auto":
+        variant = "split_k" if rows <= DECODE_ROWS else "general"
     args, constants = quant_linear_call(x, w, scales, y, group_size=group_size, zeros=zeros,
                                         bias=bias, fill_tiles=not tuned, **tiles)
-    (quant_linear_tuned if tuned else quant_linear_kernel)(*args, device=device, **constants)
+    if variant == "general":
+        (quant_linear_tuned if tuned else quant_linear_kernel)(*args, device=device,
+                                                                **constants)
+        return
+    constants["deterministic"] = deterministic
+    if tuned:
+        quant_linear_split_k_tuned(*args, device=device, **constants)
+    else:
+        quant_linear_split_k(*args, device=device, **constants)
 
 
 def _dtype_of(t: Any) -> tv.DType:

@@ -293,7 +293,8 @@ def triton_cubin(problem: Problem, capability: int, num_stages: int | None) -> t
         "divisible_by_16": sorted(kernel.arg_names[k[0]] for k, v in attrs.items() if v)}
 
 
-def sass_row(metrics: ModuleType, cubin: Path, warps: int, bm: int) -> dict:
+def sass_row(metrics: ModuleType, cubin: Path, warps: int, bm: int, bn: int = TILE["bn"]
+             ) -> dict:
     """Resources and main-loop metrics of one cubin, with the dequantization instructions per
     weight: ``loop.dequant_instructions × 32 × bm / loop.mma_macs_per_warp``, i.e. the thread
     instructions of sass_metrics' DEQUANT_OPCODES one pass of the main loop spends per weight it
@@ -315,7 +316,7 @@ def sass_row(metrics: ModuleType, cubin: Path, warps: int, bm: int) -> dict:
     row["main_loop"] = {
         "instructions": loop["instructions"], "mma_instructions": loop["mma_instructions"],
         "mma_shapes": loop["mma_shapes"], "mma_macs_per_warp": loop["mma_macs_per_warp"],
-        "k_per_pass": (loop["mma_macs_per_warp"] * warps // (TILE["bm"] * TILE["bn"])
+        "k_per_pass": (loop["mma_macs_per_warp"] * warps // (bm * bn)
                        if loop["mma_macs_per_warp"] else None),
         "instructions_per_m16n8k16": loop["instructions_per_m16n8k16"],
         "dequant_instructions": loop["dequant_instructions"],

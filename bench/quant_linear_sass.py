@@ -1,0 +1,125 @@
+"""The library's W4A16 layer next to Triton's W4A16 kernel, statically (issue 14, item 5): both
+compiled ahead of time for sm_80 and sm_90 in the decode and the prefill tile configuration, and
+each cubin measured with ``sass_metrics.py`` (registers, spills, shared memory, the main loop's
+instructions, instructions per m16n8k16 HMMA, dequantization instructions per weight).
+
+- **decode**: tilevm's ``quant_linear_split_k`` (the decode variant, split 4) and Triton's
+  ``matmul_w4a16_kernel``, both with a 16 × 64 tile of y, 32 columns of K per step, 4 warps;
+- **prefill**: tilevm's ``quant_linear_kernel`` and the same Triton kernel with a 64 × 128 tile.
+
+Both dequantize u4 codes with an f16 scale per 32 columns as ``(q − 8) · s`` and accumulate in
+f32 with ``mma.sync``; Triton is compiled with its default pipelining (3 stages) and with none.
+The weights are tilevm's dense packing in both (Triton's kernel reads the same bytes).
+
+Usage: ``python bench/quant_linear_sass.py [--sass-metrics PATH]`` (Triton installed: the
+``bench`` extra); writes ``results/quant_linear_sass.json`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+# Triton compiles here (w4a16_vs_triton.py runs its sass step in a child with this set too).
+os.environ["W4A16_VS_TRITON_SASS_STEP"] = "1"
+
+import w4a16_vs_triton as base  # noqa: E402  (the shared SASS machinery and records)
+
+import tilevm as tv  # noqa: E402
+from tilevm.kernels.quant_linear import (  # noqa: E402
+    quant_linear_call,
+    quant_linear_kernel,
+    quant_linear_split_k,
+)
+
+GROUP = 32
+CONFIGS = {
+    "decode": {"bm": 16, "bn": 64, "bk": 32, "warps": 4, "split": 4, "m": 16},
+    "prefill": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "m": 256},
+}
+N = K = 1024  # the specialization sees only divisibility and alignment: any multiple of 128
+
+
+def _problem(m: int) -> base.Problem:
+    return base.Problem(m, N, K, GROUP)
+
+
+def tilevm_cubin(config: str, problem: base.Problem, capability: int, folder: Path) -> Path:
+    """tilevm's kernel of ``config`` for sm_``capability``, specialized to ``problem``'s
+    arguments, written to ``folder``."""
+    c = CONFIGS[config]
+    y = np.zeros((problem.m, problem.n), np.float16)
+    tiles = {key: c[key] for key in ("bm", "bn", "bk", "warps")}
+    args, constants = quant_linear_call(problem.x, problem.w, problem.scales, y,
+                                        group_size=GROUP, **tiles)
+    kernel = quant_linear_split_k if config == "decode" else quant_linear_kernel
+    if config == "decode":
+        constants["split"] = c["split"]
+    constants = kernel._bind_dtype_variables(args, constants)
+    compiled = tv.compile(kernel, f"sm_{capability}", spec=args, **constants)
+    path = folder / f"tilevm_quant_linear_{config}_sm{capability}.cubin"
+    path.write_bytes(compiled.cubin)
+    return path
+
+
+def triton_cubin(config: str, problem: base.Problem, capability: int,
+                 num_stages: int | None) -> tuple[bytes, dict]:
+    """Triton's W4A16 kernel with ``config``'s tile for sm_``capability``."""
+    c = CONFIGS[config]
+    module = base.triton_w4a16
+    saved = module.BLOCK_M, module.BLOCK_N, module.NUM_WARPS
+    module.BLOCK_M, module.BLOCK_N, module.NUM_WARPS = c["bm"], c["bn"], c["warps"]
+    try:
+        return base.triton_cubin(problem, capability, num_stages)
+    finally:
+        module.BLOCK_M, module.BLOCK_N, module.NUM_WARPS = saved
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sass-metrics", type=Path, default=BENCH / "sass_metrics.py",
+                        help="the shared metric definitions (default: bench/sass_metrics.py)")
+    parser.add_argument("--out-dir", type=Path, default=base.RESULTS)
+    args = parser.parse_args()
+    metrics = base.load_sass_metrics(args.sass_metrics)
+    cubins = args.out_dir / "cubins"
+    cubins.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for config, c in CONFIGS.items():
+        problem = _problem(c["m"])
+        for capability in base.SASS_TARGETS:
+            for num_stages in base.TRITON_NUM_STAGES:
+                cubin, meta = triton_cubin(config, problem, capability, num_stages)
+                path = cubins / (f"triton_w4a16_{config}_sm{capability}"
+                                 f"_stages{meta['num_stages']}.cubin")
+                path.write_bytes(cubin)
+                rows.append({"config": config, "producer": "triton",
+                             "target": f"sm_{capability}", "num_stages": meta["num_stages"],
+                             "triton": meta,
+                             **base.sass_row(metrics, path, c["warps"], c["bm"], c["bn"])})
+            path = tilevm_cubin(config, problem, capability, cubins)
+            rows.append({"config": config, "producer": "tilevm", "target": f"sm_{capability}",
+                         **base.sass_row(metrics, path, c["warps"], c["bm"], c["bn"])})
+    record = {
+        "benchmark": "W4A16 linear layer: static SASS of tilevm's library kernels and Triton's",
+        "date": datetime.date.today().isoformat(),
+        "command": "python bench/quant_linear_sass.py",
+        "machine": base.machine(), "versions": base.versions(),
+        "configs": CONFIGS, "group": GROUP, "shape_specialized_for": {"n": N, "k": K},
+        "rows": rows,
+    }
+    for config in CONFIGS:
+        print(f"\n{config}: tile {CONFIGS[config]}")
+        base.print_sass_table([r for r in rows if r["config"] == config])
+    base.write_json(args.out_dir / "quant_linear_sass.json", record)
+
+
+if __name__ == "__main__":
+    main()

@@ -126,13 +126,16 @@ def u4_problem():
     return quantized, x, ref, base
 
 
-@pytest.mark.parametrize("tiles", [{"bm": 64, "bn": 32, "bk": 16, "warps": 8},
-                                   {"bm": 32, "bn": 128, "bk": 32, "warps": 4}])
-def test_other_tiles_of_the_tuning_space(u4_problem, tiles):
+@pytest.mark.parametrize("variant, tiles", [
+    ("general", {"bm": 64, "bn": 32, "bk": 16, "warps": 8}),
+    ("general", {"bm": 32, "bn": 128, "bk": 32, "warps": 4}),
+    ("prefill", {"bm": 128, "bn": 64, "bk": 32, "warps": 8, "stages": 4}),
+])
+def test_other_tiles_of_the_tuning_space(u4_problem, variant, tiles):
     quantized, x, ref, base = u4_problem
     y = np.zeros(ref.shape, np.float16)
     launch_quant_linear(x, quantized.codes, quantized.scales, y, group_size=32,
-                        zeros=quantized.zeros, device="cpu", **tiles)
+                        zeros=quantized.zeros, device="cpu", variant=variant, **tiles)
     assert np.max(np.abs(y.astype(np.float64) - ref)) <= accuracy_bound(ref, base, "f16")
 
 
@@ -140,7 +143,7 @@ def test_the_autotuned_kernel_runs_with_the_heuristics_choice(u4_problem):
     quantized, x, ref, base = u4_problem
     y = np.zeros(ref.shape, np.float16)
     launch_quant_linear(x, quantized.codes, quantized.scales, y, group_size=32,
-                        zeros=quantized.zeros, device="cpu", tuned=True)
+                        zeros=quantized.zeros, device="cpu", tuned=True, variant="general")
     assert quant_linear_tuned.last_choice.source == "heuristic"
     assert set(quant_linear_tuned.last_choice.config) == set(TUNING_SPACE)
     assert np.max(np.abs(y.astype(np.float64) - ref)) <= accuracy_bound(ref, base, "f16")

@@ -77,21 +77,20 @@ def test_the_deterministic_mode_gives_the_same_bits_whatever_the_block_order():
 
 
 def test_decode_calls_take_the_split_k_variant_and_it_tunes(monkeypatch):
-    """``variant="auto"`` sends at most DECODE_ROWS rows to split-K and more to the general
+    """``variant="auto"`` sends at most DECODE_ROWS rows to split-K and more to the prefill
     kernel; the tuned split-K kernel chooses (here, without a GPU, by the heuristic) and runs."""
     import tilevm.kernels.quant_linear as ql
 
     q, x, bias, w = _problem("u4", 32, False, None, 20, seed=11)
     taken = []
-    for name in ("quant_linear_split_k", "quant_linear_kernel"):
-        original = getattr(ql, name)
-        monkeypatch.setattr(ql, name, lambda *a, _o=original, _n=name, **c: (
-            taken.append(_n), _o(*a, **c))[1])
+    for name, (kernel, tuned, defaults) in ql.VARIANTS.items():
+        monkeypatch.setitem(ql.VARIANTS, name, (lambda *a, _o=kernel, _n=name, **c: (
+            taken.append(_n), _o(*a, **c))[1], tuned, defaults))
     for rows in (ql.DECODE_ROWS, ql.DECODE_ROWS + 1):
         y = np.zeros((rows, N), np.float16)
         ql.launch_quant_linear(x[:rows], q.codes, q.scales, y, group_size=32, device="cpu")
-    assert taken == ["quant_linear_split_k", "quant_linear_kernel"]
-    with pytest.raises(ValueError, match="variant='bogus'"):
+    assert taken == ["split_k", "prefill"]
+    with pytest.raises(ValueError, match="variant='bogus': 'auto', 'general', 'split_k'"):
         ql.launch_quant_linear(x, q.codes, q.scales, y, group_size=32, variant="bogus")
     y = np.zeros((3, N), np.float16)
     ql.launch_quant_linear(x[:3], q.codes, q.scales, y, group_size=32, bias=bias, tuned=True,

@@ -40,8 +40,10 @@ __all__ = [
     "ACTIVATION_TYPES",
     "BLOCK_SCALES",
     "DECODE_ROWS",
+    "PREFILL_SPACE",
     "SPLIT_K_SPACE",
     "TUNING_SPACE",
+    "VARIANTS",
     "WEIGHT_TYPES",
     "activation_dtype",
     "check_block_format",
@@ -49,6 +51,8 @@ __all__ = [
     "launch_quant_linear",
     "quant_linear_call",
     "quant_linear_kernel",
+    "quant_linear_prefill",
+    "quant_linear_prefill_tuned",
     "quant_linear_split_k",
     "quant_linear_split_k_tuned",
     "quant_linear_tuned",
@@ -123,20 +127,23 @@ def implicit_zero(wtype: tv.DType) -> float:
     return float(2 ** (wtype.nbits - 1)) if wtype.kind == "uint" else 0.0
 
 
-def _weight_step(w: Any, scales: Any, zeros: Any, row: Any, k0: Any, act: Any, group: int,
-                 zero: float, has_zeros: bool, block_scaled: bool, bn: int, bk: int) -> Any:
+def _weight_step(w: Any, row: Any, k0: Any, scales: Any, zeros: Any, scale_row: Any,
+                 scale_col: Any, act: Any, group: int, zero: float, has_zeros: bool,
+                 block_scaled: bool, bn: int, bk: int) -> Any:
     """The dequantized weights of one step, a ``(bn, bk)`` tile of the activation type ``act``
-    (a helper the kernels inline): rows ``row…``, columns ``k0…`` (``bk`` divides ``group``)."""
-    g = k0 // group if group else 0  # the step's quantization group
+    (a helper the kernels inline): the codes at rows ``row…``, columns ``k0…`` of ``w`` (global
+    memory, or a stage in shared memory), with the scales and zeros of the weight matrix's rows
+    ``scale_row…`` and columns ``scale_col…`` (``bk`` divides ``group``)."""
+    g = scale_col // group if group else 0  # the step's quantization group
     q = tv.load(w, (row, k0), (bn, bk))  # codes, unpacked from the packed bytes
-    s = tv.load(scales, (row, g), (bn, 1))  # broadcasts along the step
+    s = tv.load(scales, (scale_row, g), (bn, 1))  # broadcasts along the step
     if block_scaled:
         # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
         # exact in f32, then rounded once.
         return tv.cast(tv.cast(q, f32) * tv.cast(s, f32), act)
     values = tv.cast(q, act)  # exact: every code of W is an f16 and a bf16 value
     if has_zeros:
-        values = values - tv.cast(tv.load(zeros, (row, g), (bn, 1)), act)  # exact
+        values = values - tv.cast(tv.load(zeros, (scale_row, g), (bn, 1)), act)  # exact
     elif zero != 0.0:
         values = values - zero  # exact
     return values * s  # the multiply rounds once
@@ -161,8 +168,8 @@ def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
     acc = tv.zeros((bm, bn), f32)
     for k0 in tv.range(0, k, bk):
         a = tv.load(x, (i * bm, k0), (bm, bk))
-        weights = _weight_step(w, scales, zeros, j * bn, k0, A, group, zero, has_zeros,
-                               block_scaled, bn, bk)
+        weights = _weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
+                               has_zeros, block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
@@ -194,8 +201,8 @@ def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
     acc = tv.zeros((bm, bn), f32)
     for k0 in tv.range(begin, min(k, begin + steps * bk), bk):
         a = tv.load(x, (i * bm, k0), (bm, bk))
-        weights = _weight_step(w, scales, zeros, j * bn, k0, A, group, zero, has_zeros,
-                               block_scaled, bn, bk)
+        weights = _weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
+                               has_zeros, block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
     # One counter per output tile: the element at the tile's corner of an (m, n) workspace.
     arrivals = tv.workspace((m, n), tv.i32)
@@ -222,6 +229,50 @@ def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         tv.store(y, tv.cast(total, A), (i * bm, j * bn))
 
 
+@tv.kernel
+def quant_linear_prefill(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
+                         scales: tv.Global[S, "n", "groups"],
+                         zeros: tv.Global[W, "zero_rows", "zero_groups"],
+                         bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
+                         *, group: tv.Const, zero: tv.Const = 0.0, has_zeros: tv.Const = False,
+                         has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                         bm: tv.Const = 64, bn: tv.Const = 64, bk: tv.Const = 32,
+                         warps: tv.Const = 4, stages: tv.Const = 3):
+    """The prefill variant of :data:`quant_linear_kernel` (many rows): the tiles of x and of the
+    weight codes go through shared memory in a ``stages``-deep ``cp.async`` pipeline — the
+    copies of step t + stages − 1 run while step t is dequantized and multiplied — and the
+    operands reach the tensor cores from shared memory (``ldmatrix`` where the layout allows).
+    Same arithmetic as the general kernel: each weight rounded once, f32 accumulation."""
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, bn)), warps=warps)
+    i, j = tv.block_idx()
+    sx = tv.shared((stages, bm, bk), A)
+    sw = tv.shared((stages, bn, bk), W)
+    acc = tv.zeros((bm, bn), f32)
+    steps = tv.cdiv(k, bk)
+    for p in range(stages - 1):  # the prologue: the first stages − 1 steps in flight
+        if p < steps:
+            tv.copy_async(sx[p], x, (i * bm, p * bk))
+            tv.copy_async(sw[p], w, (j * bn, p * bk))
+        tv.commit()
+    for t in tv.range(0, steps):
+        ahead = t + stages - 1
+        if ahead < steps:
+            tv.copy_async(sx[ahead % stages], x, (i * bm, ahead * bk))
+            tv.copy_async(sw[ahead % stages], w, (j * bn, ahead * bk))
+        tv.commit()  # one group per step (empty ones at the end): wait() counts steps
+        tv.wait(stages - 1)
+        tv.sync()
+        s = t % stages
+        a = tv.load(sx[s], (0, 0), (bm, bk))
+        weights = _weight_step(sw[s], 0, 0, scales, zeros, j * bn, t * bk, A, group, zero,
+                               has_zeros, block_scaled, bn, bk)
+        acc = tv.dot(a, tv.transpose(weights), acc)
+        tv.sync()  # every warp is done with stage s before it is refilled
+    if has_bias:
+        acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
+    tv.store(y, tv.cast(acc, A), (i * bm, j * bn))
+
+
 def _fits(config: dict[str, Any]) -> bool:
     # The accumulator tile must hold at least one m16n8 fragment per warp.
     return config["bm"] * config["bn"] >= 16 * 8 * config["warps"]
@@ -243,6 +294,21 @@ quant_linear_split_k_tuned = tv.autotune(space=SPLIT_K_SPACE, prune=_fits,
                                          key={"m": "pow2", "n": "exact", "k": "exact"})(
     quant_linear_split_k)
 
+# The prefill variant's space: larger tiles, 2 to 4 pipeline stages.
+PREFILL_SPACE: dict[str, list[int]] = {"bm": [64, 128], "bn": [64, 128], "bk": [32],
+                                       "warps": [4, 8], "stages": [2, 3, 4]}
+quant_linear_prefill_tuned = tv.autotune(space=PREFILL_SPACE, prune=_fits,
+                                         key={"m": "pow2", "n": "exact", "k": "exact"})(
+    quant_linear_prefill)
+
+VARIANTS: dict[str, tuple[Any, Any, dict[str, int]]] = {
+    "general": (quant_linear_kernel, quant_linear_tuned, DEFAULT_TILES),
+    "split_k": (quant_linear_split_k, quant_linear_split_k_tuned, {**DEFAULT_TILES, "split": 4}),
+    "prefill": (quant_linear_prefill, quant_linear_prefill_tuned,
+                {"bm": 64, "bn": 64, "bk": 32, "warps": 4, "stages": 3}),
+}
+"""Each variant's kernel, its autotuned kernel and its default tiles."""
+
 
 def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
     """A one-element tensor of ``dtype_`` where ``reference`` lives (a stand-in for an absent
@@ -258,12 +324,14 @@ def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
 
 def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
                       zeros: Any = None, bias: Any = None, fill_tiles: bool = True,
+                      defaults: dict[str, int] | None = None,
                       **tiles: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The arguments and the constants of :data:`quant_linear_kernel` for these operands (see
+    """The arguments and the constants of the layer's kernels for these operands (see
     :func:`launch_quant_linear`): what a launch passes, and what ``tilevm.compile(
     quant_linear_kernel, arch, spec=args, **constants)`` compiles. With ``fill_tiles`` the
-    tiles not named come from :data:`DEFAULT_TILES` (without it they are left to an
-    autotuner). Raises ValueError as :func:`launch_quant_linear` does."""
+    tiles not named come from ``defaults`` (:data:`DEFAULT_TILES` unless given; without
+    ``fill_tiles`` they are left to an autotuner). Raises ValueError as
+    :func:`launch_quant_linear` does."""
     wtype = _dtype_of(w)
     if group_size < 0:
         raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
@@ -284,7 +352,7 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
         zeros = _dummy_like(y, wtype, 2)
     if bias is None:
         bias = _dummy_like(y, _dtype_of(y), 1)
-    chosen = {**DEFAULT_TILES, **tiles} if fill_tiles else tiles
+    chosen = {**(DEFAULT_TILES if defaults is None else defaults), **tiles} if fill_tiles else tiles
     step = chosen.get("bk", 16)  # an autotuner's steps all divide 16-multiples too
     if group_size and group_size % step:
         raise ValueError(f"group_size={group_size} is not a multiple of the tile step bk={step}")
@@ -301,28 +369,24 @@ def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
     and ``zeros`` tensors of the weight type (a ``tilevm.HostTensor``, or ``tv.packed`` bytes,
     for sub-byte types). ``group_size=0`` means per channel. ``variant``: ``"general"``
     (:data:`quant_linear_kernel`), ``"split_k"`` (:data:`quant_linear_split_k`, the decode
-    variant; ``deterministic`` chooses its in-order reduction) or ``"auto"``: split-K for at
-    most :data:`DECODE_ROWS` rows. ``tiles`` override :data:`DEFAULT_TILES` (and ``split``,
-    default 4); ``tuned=True`` lets the variant's autotuned kernel choose them instead (on a GPU
-    it measures). Raises ValueError for an unknown variant, a negative group size, one the tile
-    step does not divide, or zeros of a float type.
+    variant; ``deterministic`` chooses its in-order reduction), ``"prefill"``
+    (:data:`quant_linear_prefill`, the ``cp.async`` pipeline) or ``"auto"``: split-K for at
+    most :data:`DECODE_ROWS` rows, the prefill kernel above. ``tiles`` override the variant's
+    defaults (:data:`VARIANTS`); ``tuned=True`` lets the variant's autotuned kernel choose
+    them instead (on a GPU it measures). Raises ValueError for an unknown variant, a negative
+    group size, one the tile step does not divide, or zeros of a float type.
     """
-    if variant not in ("auto", "general", "split_k"):
-        raise ValueError(f"variant={variant!r}: 'auto', 'general' or 'split_k'")
-    rows = x.shape[0]
     if variant == "auto":
-        variant = "split_k" if rows <= DECODE_ROWS else "general"
+        variant = "split_k" if x.shape[0] <= DECODE_ROWS else "prefill"
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r}: 'auto', {', '.join(map(repr, VARIANTS))}")
+    kernel, autotuned, defaults = VARIANTS[variant]
     args, constants = quant_linear_call(x, w, scales, y, group_size=group_size, zeros=zeros,
-                                        bias=bias, fill_tiles=not tuned, **tiles)
-    if variant == "general":
-        (quant_linear_tuned if tuned else quant_linear_kernel)(*args, device=device,
-                                                                **constants)
-        return
-    constants["deterministic"] = deterministic
-    if tuned:
-        quant_linear_split_k_tuned(*args, device=device, **constants)
-    else:
-        quant_linear_split_k(*args, device=device, **constants)
+                                        bias=bias, fill_tiles=not tuned, defaults=defaults,
+                                        **tiles)
+    if variant == "split_k":
+        constants["deterministic"] = deterministic
+    (autotuned if tuned else kernel)(*args, device=device, **constants)
 
 
 def _dtype_of(t: Any) -> tv.DType:

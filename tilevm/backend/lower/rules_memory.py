@@ -231,7 +231,7 @@ def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing
     prefix = starts_inside if rows is None else kb.and_(rows, starts_inside, type=PRED)
     valid = kb.max(kb.min(kb.sub(n, last, type=S32), vector, type=S32), 0, type=S32)
     if nbits % 8:  # a prefix of sub-byte elements need not end on a byte
-        whole = kb.setp("eq", kb.and_(kb.mul(valid, nbits, type=S32), 7, type=U32), 0, type=U32)
+        whole = kb.setp("eq", kb.and_(kb.mul(valid, nbits, type=S32), 7, type=B32), 0, type=U32)
         prefix = kb.and_(prefix, whole, type=PRED)
     with kb.if_(prefix):
         frm, _ = gacc.address(ctx, index)

@@ -5,7 +5,8 @@ instructions, instructions per m16n8k16 HMMA, dequantization instructions per we
 
 - **decode**: tilevm's ``quant_linear_split_k`` (the decode variant, split 4) and Triton's
   ``matmul_w4a16_kernel``, both with a 16 × 64 tile of y, 32 columns of K per step, 4 warps;
-- **prefill**: tilevm's ``quant_linear_kernel`` and the same Triton kernel with a 64 × 128 tile.
+- **prefill**: tilevm's ``quant_linear_prefill`` (3 ``cp.async`` stages) and the same Triton kernel
+  with a 64 × 128 tile.
 
 Both dequantize u4 codes with an f16 scale per 32 columns as ``(q − 8) · s`` and accumulate in
 f32 with ``mma.sync``; Triton is compiled with its default pipelining (3 stages) and with none.
@@ -35,14 +36,14 @@ import w4a16_vs_triton as base  # noqa: E402  (the shared SASS machinery and rec
 import tilevm as tv  # noqa: E402
 from tilevm.kernels.quant_linear import (  # noqa: E402
     quant_linear_call,
-    quant_linear_kernel,
+    quant_linear_prefill,
     quant_linear_split_k,
 )
 
 GROUP = 32
 CONFIGS = {
     "decode": {"bm": 16, "bn": 64, "bk": 32, "warps": 4, "split": 4, "m": 16},
-    "prefill": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "m": 256},
+    "prefill": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "stages": 3, "m": 256},
 }
 N = K = 1024  # the specialization sees only divisibility and alignment: any multiple of 128
 
@@ -59,9 +60,10 @@ def tilevm_cubin(config: str, problem: base.Problem, capability: int, folder: Pa
     tiles = {key: c[key] for key in ("bm", "bn", "bk", "warps")}
     args, constants = quant_linear_call(problem.x, problem.w, problem.scales, y,
                                         group_size=GROUP, **tiles)
-    kernel = quant_linear_split_k if config == "decode" else quant_linear_kernel
-    if config == "decode":
-        constants["split"] = c["split"]
+    kernel = quant_linear_split_k if config == "decode" else quant_linear_prefill
+    for extra in ("split", "stages"):
+        if extra in c:
+            constants[extra] = c[extra]
     constants = kernel._bind_dtype_variables(args, constants)
     compiled = tv.compile(kernel, f"sm_{capability}", spec=args, **constants)
     path = folder / f"tilevm_quant_linear_{config}_sm{capability}.cubin"

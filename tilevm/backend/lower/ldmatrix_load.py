@@ -23,7 +23,7 @@ from tilevm.ir.layout.algebra import LayoutDivisionError, column_spatial, divide
 from tilevm.ir.layout.algebra import spatial as spatial_layout
 from tilevm.ir.layout.fragments import ldmatrix_fragment
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import B32, S32, U32
+from tilevm.ir.thread.types import B32, S32
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
@@ -105,7 +105,5 @@ def ldmatrix_loop(ctx: LoweringContext, acc: Addressing, offsets: list[object],
         loaded = kb.ldmatrix(addr, num, trans=trans)
         words = [loaded] if num == 1 else kb.unpack(loaded)
         first = vals.scale(m, 2 * num)
-        for j, word in enumerate(words):
-            w = kb.mov(word, U32) if word.type != U32 else word
-            vals.write_raw(kb, tile, vals.plus(first, 2 * j), kb.and_(w, 0xFFFF, type=B32))
-            vals.write_raw(kb, tile, vals.plus(first, 2 * j + 1), kb.shr(w, 16, type=U32))
+        for j, word in enumerate(words):  # a 16-bit tile's words: no bit moves
+            kb.mov(word, B32, out=tile.array[vals.plus(vals.quotient(first, 2), j)])

@@ -9,13 +9,16 @@ taken apart nor words put back together:
 - ``add``, ``sub``, ``mul``, ``fma``, ``min``, ``max`` of f16: ``add.rn.f16x2``… — the scalar
   lowering uses ``add.rn.f16``…, whose halves these are (PTX ISA "Half Precision Floating Point
   Instructions": each half computed as the scalar instruction computes it, NaN rules included);
+- the same of bf16: the scalar lowering computes in f32 and rounds once into bf16, which is the
+  correctly rounded result (f32 keeps more than twice bf16's bits plus two, so rounding twice
+  cannot differ, subnormals and overflow included); ``fma.rn.bf16x2``, ``min``/``max.bf16x2``
+  and, from sm_90, ``add``/``sub``/``mul.bf16x2`` round once too. Before sm_90 ``x + y`` is
+  ``fma(x, 1, y)``, ``x − y`` is ``fma(y, −1, x)`` and ``x · y`` is ``fma(x, y, −0)``: exact
+  products and one rounding, zero signs as the plain operation gives them (a NaN is the
+  canonical one either way);
 - ``neg``, ``abs`` of f16/bf16: the sign bits of the word, as the scalar lowering flips one;
 - ``cast`` of f32 to f16/bf16: ``cvt.rn.f16x2.f32`` / ``cvt.rn.bf16x2.f32`` (each half rounded as
   ``cvt.rn.f16.f32`` rounds it); ``copy``.
-
-bf16 arithmetic is computed through f32 by the scalar lowering (one rounding: exact products and
-sums of two bf16 values fit in f32 far enough to round once, DESIGN §3); its pair form is left out
-until its NaN payloads are shown to agree.
 
 An operand is read as a pair (:class:`PairReader`): the word itself for a tile in the result's
 layout and shape; one element in both halves where both elements of a pair read the same operand
@@ -75,13 +78,13 @@ def pairable_op(op: str, dtypes: list[DType], result: DType) -> bool:
         return dtypes[0].name == "f32"
     if op in _SIGN_OPS:
         return dtypes == [result]
-    return result.name == "f16" and op in PAIR_ARITHMETIC and all(d == result for d in dtypes)
+    return op in PAIR_ARITHMETIC and all(d == result for d in dtypes)
 
 
-def pair_op(kb: KernelBuilder, op: str, args: list[Operand], dt: DType,
+def pair_op(kb: KernelBuilder, op: str, args: list[Operand], dt: DType, target: int,
             lows: list[Operand] | None = None) -> Operand:
     """``op`` on pair words ``args`` (for ``cast``: the two f32 values, low element first, in
-    ``lows``); a pair word of ``dt``."""
+    ``lows``); a pair word of ``dt``, with the instructions of sm_``target``."""
     t = pair_type(dt)
     if op == "copy":
         return args[0]
@@ -94,6 +97,13 @@ def pair_op(kb: KernelBuilder, op: str, args: list[Operand], dt: DType,
         return kb.and_(args[0], 0x7FFF7FFF, type=B32)
     if op == "fma":
         return kb.fma(args[0], args[1], args[2], type=t)
+    if dt.name == "bf16" and target < 90 and op in ("add", "sub", "mul"):
+        one, minus_one, minus_zero = (Const.of(v, t) for v in (1.0, -1.0, -0.0))
+        if op == "add":
+            return kb.fma(args[0], one, args[1], type=t)
+        if op == "sub":
+            return kb.fma(args[1], minus_one, args[0], type=t)
+        return kb.fma(args[0], args[1], minus_zero, type=t)
     emit = {"add": kb.add, "sub": kb.sub, "mul": kb.mul, "min": kb.min, "max": kb.max}[op]
     return emit(args[0], args[1], type=t)
 

@@ -412,8 +412,9 @@ class _FusedRun:
                 args = [self.readers[(id(s), k)](i) if (id(s), k) in self.readers
                         else made[a.name] for k, a in enumerate(s.args)]
                 dt = s.result.type.dtype
-                made[name] = (pair_op(self.kb, "cast", [], dt, lows=args[0]) if s.op == "cast"
-                              else pair_op(self.kb, s.op, args, dt))
+                target = self.ctx.target
+                made[name] = (pair_op(self.kb, "cast", [], dt, target, lows=args[0])
+                              if s.op == "cast" else pair_op(self.kb, s.op, args, dt, target))
             if name in self.tiles:
                 tile = self.tiles[name]
                 self.kb.mov(made[name], B32, out=tile.array[vals.quotient(i, 2)])

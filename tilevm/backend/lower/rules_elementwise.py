@@ -308,12 +308,43 @@ class _FusedRun:
         words = [s for s in run if s.result.name not in self.dead and _word_cast(ctx, s)]
         first = words[0].args[0].type.dtype if words else None
         self.grouped = [s for s in words if group_size(s.args[0].type.dtype) == group_size(first)]
+        self.joined = self._joined(users, needed)
+        self.dead |= {g.result.name for g in self.grouped if id(g) in self.joined}
         self.paired = self._pairable(made)
         read = _pair_reader if self.paired else _reader
         self.readers = {(id(s), k): read(ctx, s, k) for s in run for k, a in enumerate(s.args)
                         if not (isinstance(a, Var) and a.name in made)
                         and not (id(s) in self.scaled and k != self.scaled[id(s)].other)}
         self.computes = {id(s): _compute(ctx, s) for s in run}
+
+    def _joined(self, users: dict[str, list[Instr]], needed: Callable[[str], bool]
+                ) -> dict[int, tuple[Instr, float]]:
+        """The grouped casts whose one use adds or subtracts a constant that their sequence's
+        own subtraction can take (``(q − 8)·s`` of integer codes: one pair add fewer), by
+        ``id``: the use and the constant to subtract. The sequence makes the use's result
+        (``code − c`` rounded once, as the use rounds the exact cast once); the cast itself is
+        not computed."""
+        joined: dict[int, tuple[Instr, float]] = {}
+        for s in self.grouped:
+            name = s.result.name
+            uses = users.get(name, [])
+            if needed(name) or len(uses) != 1 or s.args[0].type.dtype.is_float:
+                continue
+            u = uses[0]
+            if u.op not in ("add", "sub") or u.result.type.dtype != s.result.type.dtype:
+                continue
+            mine = [k for k, a in enumerate(u.args) if isinstance(a, Var) and a.name == name]
+            if len(mine) != 1 or (u.op == "sub" and mine[0] != 0):
+                continue
+            other = self.ctx.value(u.args[1 - mine[0]])
+            if not (isinstance(other, vals.ScalarValue) and isinstance(other.reg, Const)):
+                continue
+            c = float(other.reg.value)
+            minus = c if u.op == "sub" else -c
+            if minus and has_word_cast(s.args[0].type.dtype, s.result.type.dtype,
+                                       self.ctx.target, _free_order(s), minus):
+                joined[id(s)] = (u, minus)
+        return joined
 
     def _pairable(self, made: set[str]) -> bool:
         """Whether the run goes two elements (one word of each half tile) at a time
@@ -368,15 +399,16 @@ class _FusedRun:
                 exists = not isinstance(first, int) or first + k < tile.array.length
                 words.append(tile.array[vals.plus(first, k)] if exists else Const(0, B32))
             dst = s.result.type.dtype
+            use, minus = self.joined.get(id(s), (s, 0.0))
             if _free_order(s):
-                pairs, perm = cast_words_free(kb, words, src, dst, self.ctx.target)
+                pairs, perm = cast_words_free(kb, words, src, dst, self.ctx.target, minus)
                 assert perm == free_cast_permutation(src, dst), (src, dst, perm)
             else:
-                pairs = cast_words(kb, words, src, dst, self.ctx.target)
+                pairs = cast_words(kb, words, src, dst, self.ctx.target, minus)
             array = kb.array(B32, len(pairs), name="halves")
             for j, pair in enumerate(pairs):
                 kb.mov(pair, B32, out=array[j])
-            halves[s.result.name] = array
+            halves[use.result.name] = array
         if self.paired:  # count is even: the group and the thread's elements are
             with vals.locals_loop(kb, count // 2, "e") as e:
                 self.pairs(vals.plus(vals.scale(g, group), vals.scale(e, 2)),

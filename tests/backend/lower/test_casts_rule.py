@@ -16,6 +16,7 @@ from test_casts_int import run_lowered
 
 import tilevm as tv
 from tilevm.backend.lower.casts import group_size
+from tilevm.ir.thread.printer import dump
 
 HALF = {"f16": np.float16, "bf16": ml_dtypes.bfloat16}
 
@@ -52,9 +53,13 @@ def test_scales_and_zero_points_fuse_around_the_word_cast(src, half, target):
     want = ((values.astype(t).astype(np.float64) - z.astype(np.float64)).astype(t).astype(
         np.float64) * s.astype(np.float64)).astype(t)
     assert np.array_equal(out.view(np.uint16), want.view(np.uint16))
-    # One loop: the cast's and the difference's elements never reach a register array.
-    arrays = [a for a in lowered.thread.arrays if a.type.name in ("f16", "bf16")]
-    assert len(arrays) == 3, [(a.name, a.type, a.length) for a in arrays]  # z, s, the result
+    # One loop: the cast's and the difference's elements never reach a register array. Half
+    # tiles are f16x2/bf16x2 words: z and s one word each, the result (16 halves) 8 words, and
+    # no other array of 8 words (the codes take 2 to 4, a group's pairs 2, 4 or 16).
+    arrays = [a for a in lowered.thread.arrays if a.type.name == "b32" and a.length in (1, 8)
+              and not a.name.startswith("magic")]
+    assert sorted(a.length for a in arrays) == [1, 1, 8], [(a.name, a.type, a.length)
+                                                           for a in arrays]
     # And the interpreter agrees (the session checks the CPU backend against it too).
     again = np.zeros_like(out)
     _dequant_kernel(dt, ht)(tv.HostTensor.from_bits(codes, dt), z, s, again, device="interp")
@@ -167,3 +172,46 @@ def test_multiplying_by_an_e8m0_scale_rounds_as_the_interpreter(half):
     text = str(lowered.thread)
     assert "0x7fffffff" not in text  # e8m0 is not decoded to f32 (decode_narrow's NaN)
     assert ("mul.rn.bf16 " if half == "bf16" else "mul.rn.f16 ") in text
+
+
+def _offset_kernel(src, half, c: float, add: bool):
+    @tv.kernel
+    def offset(q: tv.Global[src, "n"], out: tv.Global[half, "n"]):
+        tv.launch(grid=1, warps=1)
+        codes = tv.load(q, (0,), (32 * 16,), layout=tv.spatial(32) * tv.local(16))
+        tv.store(out, c + tv.cast(codes, half) if add else tv.cast(codes, half) - c, (0,))
+
+    return offset
+
+
+_PAIR_STEPS = ("add.rn.f16x2", "add.rn.bf16x2", "fma.rn.bf16x2", "sub.rn", "add.rn.f16 ",
+               "fma.rn.bf16 ")
+
+
+@pytest.mark.parametrize("src,half,target,c,add,joined", [
+    ("u4", "f16", 80, 8.0, False, True), ("i3", "f16", 90, -2.0, True, True),
+    ("u8", "f16", 80, 100.0, False, True), ("i8", "f16", 90, 3.0, True, True),
+    ("u4", "bf16", 80, 8.0, False, True), ("u5", "bf16", 90, 3.0, True, True),
+    ("u4", "f16", 80, 1000.5, False, False),  # 1024 + 1000.5 is not exact in f16
+    ("i8", "f16", 80, 0.25, True, False),  # nor 1024 + 128 - 0.25
+    ("u8", "bf16", 80, 8.0, False, False)])  # its addends are computed: nothing to join
+def test_a_constant_subtracted_after_a_cast_joins_its_sequence(src, half, target, c, add,
+                                                               joined):
+    """``cast(q) − c`` (or ``c + cast(q)``): the sequence's last subtraction takes ``c`` where
+    the joint constant is exact (one pair step per word, no second one), each element
+    ``code − c`` rounded once either way; numpy (float64, rounded once) is the oracle."""
+    dt, t = tv.dtype(src), HALF[half]
+    codes = np.arange(32 * 16) % (1 << dt.nbits)
+    out = np.zeros(32 * 16, t)
+    kernel = _offset_kernel(dt, tv.dtype(half), c, add)
+    lowered = run_lowered(kernel, target, tv.HostTensor.from_bits(codes, dt), out)
+    values = dt.decode(codes).astype(np.float64)
+    c_half = float(np.array(c, t))  # the constant as the half it becomes
+    want = ((values + c_half) if add else (values - c_half)).astype(np.float32).astype(t)
+    assert np.array_equal(out.view(np.uint16), want.view(np.uint16)), (codes, out, want)
+    text = dump(lowered.thread)
+    steps = sum(text.count(op) for op in _PAIR_STEPS)
+    assert (steps == 1) == joined, text
+    again = np.zeros_like(out)
+    kernel(tv.HostTensor.from_bits(codes, dt), again, device="interp")
+    assert np.array_equal(again.view(np.uint16), out.view(np.uint16))

@@ -24,10 +24,11 @@ from tilevm.runtime.compile import specialization_of
 SMALL = [dt for dt in all_dtypes() if dt.nbits <= 8]
 
 
-def test_every_type_of_at_most_8_bits_is_packed():
+def test_every_type_of_at_most_16_bits_is_packed():
     assert len(SMALL) == 36
     assert all(is_packed(dt) for dt in SMALL)
-    assert not any(is_packed(tv.dtype(n)) for n in ("u16", "i9", "f16", "bf16", "f32"))
+    assert all(is_packed(tv.dtype(n)) for n in ("u16", "i16", "f16", "bf16"))
+    assert not any(is_packed(tv.dtype(n)) for n in ("i17", "u32", "f32", "f64"))
 
 
 def _copy_kernel(dt):
@@ -41,7 +42,8 @@ def _copy_kernel(dt):
     return copy
 
 
-@pytest.mark.parametrize("name,words", [("u8", 4), ("f8e4m3fn", 4), ("i1", 1), ("u1", 1)])
+@pytest.mark.parametrize("name,words", [("u8", 4), ("f8e4m3fn", 4), ("i1", 1), ("u1", 1),
+                                        ("f16", 8), ("bf16", 8), ("i16", 8)])
 def test_a_thread_holds_its_elements_in_whole_words(name, words):
     dt = tv.dtype(name)
     kernel = _copy_kernel(dt).ir()

@@ -24,6 +24,7 @@ from tilevm.backend.lower.ldmatrix_load import ldmatrix_loop, ldmatrix_plan
 from tilevm.backend.lower.memory_access import Addressing, load_tile, store_tile, zero_offsets
 from tilevm.backend.lower.warp_shuffle import shuffle
 from tilevm.ir.dtypes import DType, dtype
+from tilevm.ir.layout.algebra import permute
 from tilevm.ir.layout.digits import layout_digits, local_digits, thread_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
@@ -175,6 +176,29 @@ def relayout(ctx: LoweringContext, s: Instr, source: vals.TileValue, target: Reg
     how = plan(source.layout, target)
     if how != "shared memory":
         return _exchange_in_warp(ctx, source, target, name, how == "warp shuffles")
+    if _down_columns(source.layout) and _down_columns(target) and source.layout.shape == \
+            target.shape:
+        # Both run down the columns (a transposed tile into a dot's B fragments): through the
+        # scratch area transposed, where each thread's runs are rows (whole words, 16-byte
+        # stores, ldmatrix without .trans). Permuting a layout keeps every register.
+        view = vals.TileValue(source.dtype, permute(source.layout, (1, 0)), source.array)
+        moved = _through_scratch(ctx, s, view, permute(target, (1, 0)), name)
+        return vals.TileValue(moved.dtype, target, moved.array)
+    return _through_scratch(ctx, s, source, target, name)
+
+
+def _down_columns(layout: RegisterLayout) -> bool:
+    """A rank-2 layout whose consecutive local elements run along dimension 0."""
+    digits = local_digits(layout)
+    if layout.rank != 2 or not digits:
+        return False
+    inner = min(digits, key=lambda g: g.stride)
+    return inner.stride == 1 and inner.dim == 0 and inner.size > 1
+
+
+def _through_scratch(ctx: LoweringContext, s: Instr, source: vals.TileValue,
+                     target: RegisterLayout, name: str) -> vals.TileValue:
+    """:func:`relayout` through the scratch area, row-major in the source's shape."""
     kb = ctx.kb
     shape = tuple(target.shape)
     carrier = _carrier(source.dtype)

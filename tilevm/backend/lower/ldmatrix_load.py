@@ -19,25 +19,40 @@ from __future__ import annotations
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.memory_access import Addressing, index_divisor_of
-from tilevm.ir.layout.algebra import LayoutDivisionError, column_spatial, divide, local, replicated
+from tilevm.ir.layout.algebra import (
+    LayoutDivisionError,
+    column_local,
+    column_spatial,
+    divide,
+    local,
+    replicated,
+)
 from tilevm.ir.layout.algebra import spatial as spatial_layout
 from tilevm.ir.layout.fragments import ldmatrix_fragment
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import B32, S32, U32
+from tilevm.ir.thread.types import B32, S32
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.program import Const as TileConst
 from tilevm.ir.tile.program import Instr
 
 __all__ = ["ldmatrix_loop", "ldmatrix_plan", "load_by_ldmatrix"]
 
-# The default arrangements of ldmatrix_fragment, as lane layouts (matrix j = lane // 8).
-_MATRICES = {1: spatial_layout(1, 1), 2: spatial_layout(2, 1), 4: column_spatial(2, 2)}
+# The arrangements of ldmatrix_fragment tried, each with its lane layout (matrix j = lane // 8):
+# the mma-A order (down the rows first), and row-major (along the rows first: a dot's B
+# fragments read from a transposed buffer).
+_ARRANGEMENTS = {
+    1: [(local(1, 1), spatial_layout(1, 1))],
+    2: [(local(2, 1), spatial_layout(2, 1)), (local(1, 2), spatial_layout(1, 2))],
+    4: [(column_local(2, 2), column_spatial(2, 2)), (local(2, 2), spatial_layout(2, 2))],
+}
+LdmatrixPlan = tuple[int, bool, RegisterLayout, RegisterLayout]
 
 
 def ldmatrix_plan(layout: RegisterLayout, acc: Addressing, ctx: LoweringContext,
-                  offsets: list[object]) -> tuple[int, bool, RegisterLayout] | None:
-    """``(num, trans, quotient)`` of the widest ``ldmatrix`` that loads a tile in ``layout`` at
-    ``offsets`` of the shared tensor ``acc``, or ``None`` when none can."""
+                  offsets: list[object]) -> LdmatrixPlan | None:
+    """``(num, trans, quotient, lanes)`` of the widest ``ldmatrix`` that loads a tile in
+    ``layout`` at ``offsets`` of the shared tensor ``acc`` (``lanes``: which matrix each group of
+    8 lanes addresses), or ``None`` when none can."""
     sh = acc.shared
     if sh is None or acc.dtype.nbits != 16 or layout.rank != 2:
         return None
@@ -48,11 +63,12 @@ def ldmatrix_plan(layout: RegisterLayout, acc: Addressing, ctx: LoweringContext,
         return None
     for num in (4, 2, 1):
         for trans in (False, True):
-            try:
-                q = divide(layout, ldmatrix_fragment(num, trans))
-            except (LayoutDivisionError, ValueError):
-                continue
-            return num, trans, q
+            for arrangement, lanes in _ARRANGEMENTS[num]:
+                try:
+                    q = divide(layout, ldmatrix_fragment(num, trans, arrangement))
+                except (LayoutDivisionError, ValueError):
+                    continue
+                return num, trans, q, lanes
     return None
 
 
@@ -73,8 +89,7 @@ def _in_bounds(ctx: LoweringContext, acc: Addressing, offsets: list[object],
 
 
 def load_by_ldmatrix(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[object],
-                     tile: vals.TileValue, plan: tuple[int, bool, RegisterLayout],
-                     fallback: object) -> None:
+                     tile: vals.TileValue, plan: LdmatrixPlan, fallback: object) -> None:
     """Fill ``tile`` by ``ldmatrix`` (see the module docstring). Where the tile may reach past the
     tensor (``mask`` "bounds" with offsets not known to be inside), a block-uniform test chooses
     between this and ``fallback()``, the element-wise load."""
@@ -91,12 +106,12 @@ def load_by_ldmatrix(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: l
 
 
 def ldmatrix_loop(ctx: LoweringContext, acc: Addressing, offsets: list[object],
-                  tile: vals.TileValue, plan: tuple[int, bool, RegisterLayout]) -> None:
+                  tile: vals.TileValue, plan: LdmatrixPlan) -> None:
     """Fill ``tile`` from the tile at ``offsets`` of ``acc`` (every row inside it) by the
     ``ldmatrix`` instructions of ``plan`` (:func:`ldmatrix_plan`)."""
     kb = ctx.kb
-    num, trans, q = plan
-    rows = q * (replicated(4 // num) * _MATRICES[num] * spatial_layout(8, 1) * local(1, 8))
+    num, trans, q, lanes = plan
+    rows = q * (replicated(4 // num) * lanes * spatial_layout(8, 1) * local(1, 8))
     starts = [ctx.index_scalar(o) for o in offsets]
     with vals.locals_loop(kb, q.local_size, "m", q) as m:
         index = [kb.add(o, e, type=S32) for o, e in
@@ -105,7 +120,5 @@ def ldmatrix_loop(ctx: LoweringContext, acc: Addressing, offsets: list[object],
         loaded = kb.ldmatrix(addr, num, trans=trans)
         words = [loaded] if num == 1 else kb.unpack(loaded)
         first = vals.scale(m, 2 * num)
-        for j, word in enumerate(words):
-            w = kb.mov(word, U32) if word.type != U32 else word
-            vals.write_raw(kb, tile, vals.plus(first, 2 * j), kb.and_(w, 0xFFFF, type=B32))
-            vals.write_raw(kb, tile, vals.plus(first, 2 * j + 1), kb.shr(w, 16, type=U32))
+        for j, word in enumerate(words):  # a 16-bit tile's words: no bit moves
+            kb.mov(word, B32, out=tile.array[vals.plus(vals.quotient(first, 2), j)])

@@ -268,6 +268,7 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
                     at.why_single(acc.rank))
     other_raw = raw_const(tile.dtype, other)
     v = plan.vector
+    whole = mode == "bounds" and whole_groups(ctx, acc, offsets, layout, v)
     with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
         index = at.index(ctx, layout, i0)
@@ -280,6 +281,11 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
             _load_group(ctx, acc, tile, i0, index, plan)
         elif v == 1:
             _load_one(ctx, acc, tile, i0, index, acc.in_bounds(ctx, index, 1), other_raw)
+        elif whole:  # a group is inside or outside the tensor as a whole
+            with kb.if_(acc.in_bounds(ctx, index, 1)):
+                _load_group(ctx, acc, tile, i0, index, plan)
+            with kb.else_():
+                _fill_group(ctx, tile, i0, v, plan, other_raw)
         else:
             with kb.if_(acc.in_bounds(ctx, index, v)):
                 _load_group(ctx, acc, tile, i0, index, plan)
@@ -287,6 +293,41 @@ def load_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[obj
                 _per_element(ctx, acc, index, v, lambda k, idx: _load_one(
                     ctx, acc, tile, vals.plus(i0, k), idx, acc.in_bounds(ctx, idx, 1),
                     other_raw))
+
+
+def whole_groups(ctx: LoweringContext, acc: Addressing, offsets: list[object],
+                 layout: RegisterLayout, count: int) -> bool:
+    """Whether every group of ``count`` consecutive local elements of ``layout`` at the Tile IR
+    ``offsets`` lies inside the tensor or outside it as a whole: its first index along the last
+    dimension and that dimension's size are both multiples of ``count`` (so that the bounds test
+    of the first element decides for the group, and no edge group needs element-wise code)."""
+    if count == 1:
+        return True
+    last = acc.rank - 1
+    start = math.gcd(index_divisor_of(ctx, offsets[last]), index_divisor(layout, last, count))
+    return start % count == 0 and size_divisor(ctx, acc.sizes[last]) % count == 0
+
+
+def size_divisor(ctx: LoweringContext, size: Operand) -> int:
+    """What a tensor size (a constant or a run-time size of the kernel) is known to be a
+    multiple of (the specialization's multiples of 16)."""
+    if isinstance(size, Const):
+        return _cap(abs(int(size.value))) if size.value else UNBOUNDED
+    known = [name for name, reg in ctx.dims.items() if reg is size]
+    return 16 if any(name in ctx.spec.dims16 for name in known) else 1
+
+
+def _fill_group(ctx: LoweringContext, tile: vals.TileValue, i0: Index, count: int,
+                plan: AccessPlan, other_raw: Const) -> None:
+    """Elements ``i0 … i0 + count − 1`` of ``tile`` := the bit pattern ``other_raw``."""
+    kb = ctx.kb
+    nbits = tile.dtype.nbits
+    if is_packed(tile.dtype) and plan.bits >= 32:
+        word = sum(other_raw.bits << (nbits * j) for j in range(32 // nbits)) & 0xFFFFFFFF
+        _words_into_packed(ctx, tile, i0, [Const(word, B32)] * (plan.bits // 32), plan.bits)
+        return
+    with kb.for_(0, count, unroll=True, name="k") as k:
+        vals.write_raw(kb, tile, vals.plus(i0, k), other_raw)
 
 
 def mask_and_bounds(ctx: LoweringContext, acc: Addressing, at: TileOffsets,
@@ -408,6 +449,7 @@ def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[ob
                     at.why_single(acc.rank))
     first = ctx.replica_zero(layout)
     v = plan.vector
+    whole = mode == "bounds" and whole_groups(ctx, acc, offsets, layout, v)
     with vals.locals_loop(kb, tile.count // v, "g", layout, v) as g:
         i0 = vals.scale(g, v)
         index = at.index(ctx, layout, i0)
@@ -426,6 +468,9 @@ def store_tile(ctx: LoweringContext, s: Instr, acc: Addressing, offsets: list[ob
             _store_group(ctx, acc, tile, i0, index, plan, both(None))
         elif v == 1:
             _store_one(ctx, acc, tile, i0, index, both(acc.in_bounds(ctx, index, 1)))
+        elif whole:  # a group is inside or outside the tensor as a whole
+            with kb.if_(acc.in_bounds(ctx, index, 1)):
+                _store_group(ctx, acc, tile, i0, index, plan, first)
         else:
             inside = acc.in_bounds(ctx, index, v)
             with kb.if_(inside):

@@ -6,7 +6,7 @@ fragments of its warp's atoms: element ``f`` of the half fragment of local atom 
 element ``q · half_size + f``. The lowering is a rolled loop over pairs of K steps (outermost, so
 each accumulator element sums its chunks in increasing k, DESIGN §3) and over the local digits of
 the accumulator's quotient, with one ``mma.sync`` per atom: 32-bit fragment words come straight
-from a packed tile (8-bit types) or are built from two 16-bit registers, tf32 words by
+from a packed tile (8- and 16-bit types: four bytes or two halves to a word), tf32 words by
 ``cvt.rna.tf32.f32``; the result goes back into the accumulator's registers. A ``dot`` of partial
 atoms runs on zero-padded copies; an f32 ``dot`` with ``precision="ieee"`` reads A and B from
 shared memory, element by element, in an ``fma`` chain.
@@ -96,11 +96,8 @@ def _word(ctx: LoweringContext, tile: vals.TileValue, i0: Index, per_word: int) 
     kb, dt = ctx.kb, tile.dtype
     if per_word == 1:  # tf32: the f32 rounded to nearest, ties away, low 13 bits zero
         return kb.mov(kb.cvt(vals.read(kb, tile, i0), TF32, src=F32, rnd="rna"), B32)
-    if is_packed(dt):  # 8-bit types: four to a word already, in fragment order
-        return tile.array[vals.quotient(i0, per_word)]
-    assert per_word == 2, dt
-    lo, hi = vals.read_raw(kb, tile, i0), vals.read_raw(kb, tile, vals.plus(i0, 1))
-    return kb.prmt(lo, hi, 0x5410)
+    assert is_packed(dt), dt  # 8- and 16-bit types: whole words already, in fragment order
+    return tile.array[vals.quotient(i0, per_word)]
 
 
 def _words(ctx: LoweringContext, tile: vals.TileValue, i0: Index, count: int) -> list[Operand]:
@@ -140,10 +137,8 @@ def _mma(ctx: LoweringContext, r: DotRule, atoms: _Atoms, a: vals.TileValue, b: 
         c_words = _words(ctx, acc, i0, 2)
         d = kb.mma(r.instruction, atype, a_reg, b_reg, kb.pack(c_words, B32), btype=btype,
                    ctype="f16")
-        for w in range(2):
-            word = kb.mov(kb.extract(d, w), U32)
-            vals.write_raw(kb, acc, vals.plus(i0, 2 * w), kb.and_(word, 0xFFFF, type=B32))
-            vals.write_raw(kb, acc, vals.plus(i0, 2 * w + 1), kb.shr(word, 16, type=U32))
+        for w in range(2):  # f16x2 words, in fragment order: the tile's own words
+            kb.mov(kb.extract(d, w), B32, out=acc.array[vals.plus(vals.quotient(i0, 2), w)])
         return
     c_regs = kb.pack([acc.array[vals.plus(i0, j)] for j in range(4)])
     d = kb.mma(r.instruction, atype, a_reg, b_reg, c_regs, btype=btype)

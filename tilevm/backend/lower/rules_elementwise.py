@@ -32,8 +32,15 @@ from tilevm.backend.lower.casts import (
 )
 from tilevm.backend.lower.casts.e8m0_scale import multiply_by_e8m0
 from tilevm.backend.lower.context import LoweringContext, rule
-from tilevm.backend.lower.dtype_map import is_narrow_float, is_packed, storage_type
-from tilevm.ir.layout.digits import layout_digits
+from tilevm.backend.lower.dtype_map import (
+    is_half_float,
+    is_narrow_float,
+    is_packed,
+    scalar_register_type,
+    storage_type,
+)
+from tilevm.backend.lower.pair_ops import dup_half, pair_layout, pair_op, pair_read, pairable_op
+from tilevm.ir.layout.digits import layout_digits, local_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.types import B32, BF16, F16, S32, U16, U32
 from tilevm.ir.thread.values import Const, Index, Operand, RegArray
@@ -84,7 +91,8 @@ def _compute(ctx: LoweringContext, s: Instr) -> Callable[[list[Operand]], Operan
         src = s.args[0].type.dtype
         return lambda v: sm.cast(kb, v[0], src, dt)
     if op == "where":
-        t = storage_type(dt) if not is_packed(dt) else U32
+        t = storage_type(dt) if not is_packed(dt) else scalar_register_type(dt) \
+            if is_half_float(dt) else U32
         return lambda v: kb.selp(v[1], v[2], kb.setp("ne", v[0], 0, type=U32), type=t)
     if op == "copy":
         return lambda v: v[0]
@@ -122,6 +130,30 @@ def lower_elementwise(ctx: LoweringContext, s: Instr) -> None:
         ctx.bind(r, source)
         return
     lower_fused(ctx, [s], lambda name: True)
+
+
+def _pair_reader(ctx: LoweringContext, s: Instr, k: int) -> Callable[[Index], object]:
+    """How operand ``k`` of ``s`` gives the pair word for the result's local elements ``i``
+    and ``i + 1`` (``i`` even); for a ``cast``, its two f32 values."""
+    kb = ctx.kb
+    if s.op == "cast":
+        one = _reader(ctx, s, k)
+        return lambda i: [one(i), one(vals.plus(i, 1))]
+    x = s.args[k]
+    value = ctx.value(x)
+    if isinstance(value, vals.ScalarValue):
+        once = dup_half(kb, vals.half_code(kb, value.reg))  # before the loop
+        return lambda i: once
+    layout = s.result.type.layout
+    shape = tuple(x.type.shape)
+    if shape == tuple(layout.shape) and value.layout == layout:
+        return lambda i: pair_read(kb, value, i, None, True)
+    inner = min(local_digits(layout), key=lambda g: g.stride)
+    padded = (1,) * (layout.rank - len(shape)) + shape
+    if padded[inner.dim] == 1:  # both elements of a pair read one operand element
+        return lambda i: pair_read(kb, value, operand_local(layout, shape, i), None, False)
+    return lambda i: pair_read(kb, value, operand_local(layout, shape, i),
+                               operand_local(layout, shape, vals.plus(i, 1)), False)
 
 
 def _to_compute(kb: object, value: Operand, dt: object) -> Operand:
@@ -273,18 +305,71 @@ class _FusedRun:
         self.tiles = {s.result.name: ctx.new_tile(s.result) for s in run
                       if needed(s.result.name) and s.result.name not in self.dead}
         made = {s.result.name for s in run}
-        self.readers = {(id(s), k): _reader(ctx, s, k) for s in run for k, a in enumerate(s.args)
-                        if not (isinstance(a, Var) and a.name in made)
-                        and not (id(s) in self.scaled and k != self.scaled[id(s)].other)}
         words = [s for s in run if s.result.name not in self.dead and _word_cast(ctx, s)]
         first = words[0].args[0].type.dtype if words else None
         self.grouped = [s for s in words if group_size(s.args[0].type.dtype) == group_size(first)]
+        self.joined = self._joined(users, needed)
+        self.dead |= {g.result.name for g in self.grouped if id(g) in self.joined}
+        self.paired = self._pairable(made)
+        read = _pair_reader if self.paired else _reader
+        self.readers = {(id(s), k): read(ctx, s, k) for s in run for k, a in enumerate(s.args)
+                        if not (isinstance(a, Var) and a.name in made)
+                        and not (id(s) in self.scaled and k != self.scaled[id(s)].other)}
         self.computes = {id(s): _compute(ctx, s) for s in run}
+
+    def _joined(self, users: dict[str, list[Instr]], needed: Callable[[str], bool]
+                ) -> dict[int, tuple[Instr, float]]:
+        """The grouped casts whose one use adds or subtracts a constant that their sequence's
+        own subtraction can take (``(q − 8)·s`` of integer codes: one pair add fewer), by
+        ``id``: the use and the constant to subtract. The sequence makes the use's result
+        (``code − c`` rounded once, as the use rounds the exact cast once); the cast itself is
+        not computed."""
+        joined: dict[int, tuple[Instr, float]] = {}
+        for s in self.grouped:
+            name = s.result.name
+            uses = users.get(name, [])
+            if needed(name) or len(uses) != 1 or s.args[0].type.dtype.is_float:
+                continue
+            u = uses[0]
+            if u.op not in ("add", "sub") or u.result.type.dtype != s.result.type.dtype:
+                continue
+            mine = [k for k, a in enumerate(u.args) if isinstance(a, Var) and a.name == name]
+            if len(mine) != 1 or (u.op == "sub" and mine[0] != 0):
+                continue
+            other = self.ctx.value(u.args[1 - mine[0]])
+            if not (isinstance(other, vals.ScalarValue) and isinstance(other.reg, Const)):
+                continue
+            c = float(other.reg.value)
+            minus = c if u.op == "sub" else -c
+            if minus and has_word_cast(s.args[0].type.dtype, s.result.type.dtype,
+                                       self.ctx.target, _free_order(s), minus):
+                joined[id(s)] = (u, minus)
+        return joined
+
+    def _pairable(self, made: set[str]) -> bool:
+        """Whether the run goes two elements (one word of each half tile) at a time
+        (:mod:`~tilevm.backend.lower.pair_ops`): every result it computes is a half with a pair
+        operation (or a grouped word cast), and the thread's elements fall into whole pairs."""
+        if self.scaled or not pair_layout(self.layout):
+            return False
+        grouped = {id(s) for s in self.grouped}
+        for s in self.run:
+            if s.result.name in self.dead or id(s) in grouped:
+                continue
+            dtypes = [a.type.dtype for a in s.args]
+            if not pairable_op(s.op, dtypes, s.result.type.dtype):
+                return False
+            if s.op == "cast" and isinstance(s.args[0], Var) and s.args[0].name in made:
+                return False  # an f32 operand is read two elements at a time, never made here
+        return True
 
     def lower(self) -> None:
         kb = self.kb
         count = self.layout.local_size
-        if not self.grouped:
+        if not self.grouped and self.paired:
+            with vals.locals_loop(kb, count // 2, "p", self.layout, 2) as p:
+                self.pairs(vals.scale(p, 2), {})
+        elif not self.grouped:
             with vals.locals_loop(kb, count) as i:
                 self.elements(i, {})
         else:
@@ -314,15 +399,21 @@ class _FusedRun:
                 exists = not isinstance(first, int) or first + k < tile.array.length
                 words.append(tile.array[vals.plus(first, k)] if exists else Const(0, B32))
             dst = s.result.type.dtype
+            use, minus = self.joined.get(id(s), (s, 0.0))
             if _free_order(s):
-                pairs, perm = cast_words_free(kb, words, src, dst, self.ctx.target)
+                pairs, perm = cast_words_free(kb, words, src, dst, self.ctx.target, minus)
                 assert perm == free_cast_permutation(src, dst), (src, dst, perm)
             else:
-                pairs = cast_words(kb, words, src, dst, self.ctx.target)
+                pairs = cast_words(kb, words, src, dst, self.ctx.target, minus)
             array = kb.array(B32, len(pairs), name="halves")
             for j, pair in enumerate(pairs):
                 kb.mov(pair, B32, out=array[j])
-            halves[s.result.name] = array
+            halves[use.result.name] = array
+        if self.paired:  # count is even: the group and the thread's elements are
+            with vals.locals_loop(kb, count // 2, "e") as e:
+                self.pairs(vals.plus(vals.scale(g, group), vals.scale(e, 2)),
+                           {name: array[e] for name, array in halves.items()})
+            return
         with vals.locals_loop(kb, count, "e") as e:
             self.elements(vals.plus(vals.scale(g, group), e), {
                 name: _half(kb, array, e, self._dtype(name)) for name, array in halves.items()})
@@ -341,6 +432,24 @@ class _FusedRun:
                 made[name] = self.compute(s, i, made)
             if name in self.tiles:
                 vals.write(self.kb, self.tiles[name], i, made[name])
+
+    def pairs(self, i: Index, made: dict[str, Operand]) -> None:
+        """The run's instructions for the thread's elements ``i`` and ``i + 1`` (``i`` even),
+        one word of each half tile (``made``: pair words already computed for them)."""
+        for s in self.run:
+            name = s.result.name
+            if name in self.dead:
+                continue
+            if name not in made:
+                args = [self.readers[(id(s), k)](i) if (id(s), k) in self.readers
+                        else made[a.name] for k, a in enumerate(s.args)]
+                dt = s.result.type.dtype
+                target = self.ctx.target
+                made[name] = (pair_op(self.kb, "cast", [], dt, target, lows=args[0])
+                              if s.op == "cast" else pair_op(self.kb, s.op, args, dt, target))
+            if name in self.tiles:
+                tile = self.tiles[name]
+                self.kb.mov(made[name], B32, out=tile.array[vals.quotient(i, 2)])
 
     def compute(self, s: Instr, i: Index, made: dict[str, Operand]) -> Operand:
         kb = self.kb

@@ -15,13 +15,13 @@ from tilevm.backend.lower.access_plan import plan_access
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.divisibility import UNBOUNDED
-from tilevm.backend.lower.dtype_map import raw_bits_type, storage_type
+from tilevm.backend.lower.dtype_map import raw_bits_type, scalar_register_type, storage_type
 from tilevm.backend.lower.exchange import relayout
 from tilevm.backend.lower.ldmatrix_load import ldmatrix_plan, load_by_ldmatrix
 from tilevm.ir.layout.algebra import replicated
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
-from tilevm.ir.thread.values import Const, Operand
+from tilevm.ir.thread.values import Const, Operand, Reg
 from tilevm.ir.tile.ops import is_index_tile
 from tilevm.ir.tile.program import Instr
 
@@ -336,20 +336,24 @@ def _atomic_one(ctx: LoweringContext, acc: ma.Addressing, op: str, value: vals.T
     kb = ctx.kb
     dt = acc.dtype
     addr, _ = acc.address(ctx, index)
+    x = vals.read_storage(kb, value, i)
+    if dt.name in ("f16", "bf16"):  # packed tiles: the old half goes into its word at the end
+        seen = kb.reg(scalar_register_type(dt), "old_half")
+        kb.mov(Const.of(0, seen.type), seen.type, out=seen)
+        _half_atomic_add(ctx, acc, addr, x, seen, active)
+        vals.write(kb, old, i, seen)
+        return
     t = storage_type(dt)
     kb.mov(Const.of(0, t), t, out=old.array[i])
-    x = vals.read_storage(kb, value, i)
-    if dt.name in ("f16", "bf16"):
-        _half_atomic_add(ctx, acc, addr, x, old, i, active)
-        return
     ptx = _ATOM_TYPES[op][dt.name]
     got = kb.atom(acc.space, op, addr, x, type=ptx, guard=active)
     kb.mov(got, t, out=old.array[i], guard=active)
 
 
 def _half_atomic_add(ctx: LoweringContext, acc: ma.Addressing, addr: Operand, x: Operand,
-                     old: vals.TileValue, i: object, active: Operand | None) -> None:
-    """An f16/bf16 atomic add as a compare-and-swap loop on the aligned 32-bit word."""
+                     old: Reg, active: Operand | None) -> None:
+    """An f16/bf16 atomic add as a compare-and-swap loop on the aligned 32-bit word; ``old``
+    := the value it replaced, where ``active``."""
     kb = ctx.kb
     dt = acc.dtype
     at = U64 if acc.space == "global" else U32
@@ -373,7 +377,7 @@ def _half_atomic_add(ctx: LoweringContext, acc: ma.Addressing, addr: Operand, x:
         done = kb.setp("eq", prev, seen, type=U32)
         kb.mov(kb.unary("not", done, type=PRED), PRED, out=going)
         kb.mov(prev, U32, out=seen)
-        kb.mov(current, storage_type(dt), out=old.array[i], guard=done)
+        kb.mov(current, old.type, out=old, guard=done)
 
 
 def _broadcast_from_thread0(ctx: LoweringContext, s: Instr, tile: vals.TileValue) -> Operand:

@@ -99,7 +99,14 @@ def _floor_div_mod(kb: KernelBuilder, x: Operand, y: Operand, dt: DType, op: str
     """Python's ``//`` and ``%`` (toward −∞); a zero divisor acts as 1 (the interpreter's rule,
     since both sides of a ``where`` are computed)."""
     t = _int_type(dt)
-    safe = kb.selp(1, y, kb.setp("eq", y, 0, type=t), type=t)
+    if isinstance(y, Const) and y.value > 0 and y.value & (y.value - 1) == 0:
+        # A power of two: an arithmetic shift rounds toward −∞, the low bits are the remainder
+        # (no division, whose slow path is a call on the GPU).
+        if op == "floordiv":
+            return kb.shr(x, y.value.bit_length() - 1, type=t)
+        return kb.mov(kb.and_(x, y.value - 1, type=B64 if _is_64(t) else B32), t)
+    safe = (y if y.value != 0 else _const(1, t)) if isinstance(y, Const) else \
+        kb.selp(1, y, kb.setp("eq", y, 0, type=t), type=t)
     q = kb.div(x, safe, type=t)
     r = kb.rem(x, safe, type=t)
     if dt.kind == "int":

@@ -1,8 +1,8 @@
 """The Thread IR form of Tile IR values, and element access.
 
 - :class:`TileValue`: a register tile. Each thread holds its ``layout.local_size`` elements in a
-  register array, one element per register, or packed into ``b32`` words for types of 1 to 8 bits
-  (:mod:`~tilevm.backend.lower.dtype_map`).
+  register array, one element per register, or packed into ``b32`` words for types of 1 to 16
+  bits (:mod:`~tilevm.backend.lower.dtype_map`; f16/bf16 tiles are f16x2/bf16x2 words).
 - :class:`ScalarValue`: a block-uniform scalar: the same register in every thread.
 - :class:`GlobalTensor`: a byte base address, a 64-bit element offset, sizes and element strides
   (a stride proven to be 1 by the specialization is the constant 1).
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower.dtype_map import (
+    is_half_float,
     is_narrow_float,
     is_packed,
     scalar_register_type,
@@ -34,7 +35,7 @@ from tilevm.ir.layout.digits import local_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.shared import SharedLayout
 from tilevm.ir.thread.builder import KernelBuilder
-from tilevm.ir.thread.types import B32, S32, U16, U32, U64
+from tilevm.ir.thread.types import B16, B32, BF16, F16, S32, U16, U32, U64
 from tilevm.ir.thread.values import Const, Index, IndexOp, Operand, Reg, RegArray
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SharedTensor",
     "TileValue",
     "extract_bits",
+    "half_code",
     "index_reg",
     "insert_bits",
     "locals_loop",
@@ -123,9 +125,15 @@ def storage_length(dt: DType, count: int) -> int:
 
 
 def new_tile(kb: KernelBuilder, dt: DType, layout: RegisterLayout, name: str) -> TileValue:
-    """A fresh register array for a tile of ``dt`` in ``layout``."""
+    """A fresh register array for a tile of ``dt`` in ``layout``; packed words start at zero."""
     length = storage_length(dt, layout.local_size)
-    return TileValue(dt, layout, kb.array(storage_type(dt), length, name=name))
+    tile = TileValue(dt, layout, kb.array(storage_type(dt), length, name=name))
+    if is_packed(dt):
+        # Elements written one by one merge into their word: without a fresh word, the old one
+        # (the last iteration's, in a loop) stays live (a loop-carried register for ptxas).
+        with locals_loop(kb, length, "w") as w:
+            kb.mov(Const(0, B32), B32, out=tile.array[w])
+    return tile
 
 
 # The range [0, n) of every unroll loop variable the lowering made, so that the digits of an index
@@ -192,7 +200,12 @@ def index_reg(kb: KernelBuilder, index: Index) -> Operand:
         return kb.sub(a, b, type=S32)
     if op == "*":
         return kb.mul(a, b, type=S32)
-    # Index expressions are non-negative: truncating division is floor division.
+    # Index expressions are non-negative: truncating division is floor division, and by a power
+    # of two a shift (a remainder a mask), which ptxas then needs no division sequence for.
+    if isinstance(b, Const) and b.value > 0 and b.value & (b.value - 1) == 0:
+        if op == "//":
+            return kb.shr(a, b.value.bit_length() - 1, type=S32)
+        return kb.mov(kb.and_(a, b.value - 1, type=B32), S32)
     if op == "//":
         return kb.div(a, b, type=S32)
     return kb.rem(a, b, type=S32)
@@ -389,12 +402,25 @@ def write_raw(kb: KernelBuilder, tile: TileValue, i: Index, raw: Operand) -> Non
         write(kb, tile, i, from_raw(kb, raw, tile.dtype))
 
 
+def half_code(kb: KernelBuilder, value: Operand) -> Operand:
+    """A 16-bit register (an ``f16``/``bf16`` value) as its bit pattern in the low half of a
+    ``u32``; any other operand as it is."""
+    if value.type not in (F16, BF16, U16, B16):
+        return value
+    if isinstance(value, Const):
+        return Const(value.bits, U32)
+    raw = value if value.type == U16 else kb.mov(value, U16)
+    return kb.cvt(raw, U32, src=U16)
+
+
 def read(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Operand:
     """Element ``i`` as a compute value (decoded for narrow floats, sign-extended for signed
     packed integers)."""
     dt = tile.dtype
     if isinstance(tile, ScalarValue):
         stored = tile.reg
+    elif is_half_float(dt):
+        return from_raw(kb, extract_bits(kb, tile.array, i, dt.nbits), dt)
     elif is_packed(dt):
         stored = extract_bits(kb, tile.array, i, dt.nbits)
         if dt.kind == "int":
@@ -407,10 +433,12 @@ def read(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Oper
 
 
 def read_storage(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0) -> Operand:
-    """Element ``i`` in storage form, not decoded (a code for packed and narrow float types):
-    what a select or a copy moves."""
+    """Element ``i`` in storage form, not decoded (a code for packed and narrow float types, an
+    ``f16``/``bf16`` register for a half): what a select or a copy moves."""
     if isinstance(tile, ScalarValue):
         return tile.reg
+    if is_half_float(tile.dtype):
+        return read(kb, tile, i)
     if is_packed(tile.dtype):
         return extract_bits(kb, tile.array, i, tile.dtype.nbits)
     return tile.array[i]
@@ -418,10 +446,10 @@ def read_storage(kb: KernelBuilder, tile: TileValue | ScalarValue, i: Index = 0)
 
 def write(kb: KernelBuilder, tile: TileValue, i: Index, value: Operand) -> None:
     """Element ``i`` := ``value``, in ``tile``'s storage form (a narrow float's code, a
-    normalized integer)."""
+    normalized integer, an ``f16``/``bf16`` register or its code)."""
     dt = tile.dtype
     if is_packed(dt):
-        insert_bits(kb, tile.array, i, dt.nbits, value)
+        insert_bits(kb, tile.array, i, dt.nbits, half_code(kb, value))
         return
     t = storage_type(dt)
     kb.mov(value, t, out=tile.array[i])

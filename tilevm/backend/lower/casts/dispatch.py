@@ -51,7 +51,7 @@ def _check(words: Sequence[Operand], src: DType, dst: DType) -> None:
 
 
 def cast_words(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType,
-               target: int) -> list[Operand]:
+               target: int, minus: float = 0.0) -> list[Operand]:
     """Convert one group of ``src`` elements to ``dst`` (f16 or bf16), exactly as ``cast`` does
     element by element.
 
@@ -59,35 +59,40 @@ def cast_words(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DTy
     LSB-first (element ``e`` at bits ``[e·n, e·n + n)`` of the words taken low word first).
     Returns ``group_size / 2`` 32-bit registers (f16x2/bf16x2; a ``mov`` reads them as b32):
     word ``j`` holds element ``2j`` in its low half and ``2j + 1`` in its high half. ``target``
-    is the SM version (sequences use only what it has). Raises ``NotImplementedError`` where no
-    sequence exists (:func:`has_word_cast`)."""
+    is the SM version (sequences use only what it has). ``minus``: each element is ``x − minus``
+    rounded once instead (integer sources: the constant joins the sequence's own subtraction).
+    Raises ``NotImplementedError`` where no sequence exists (:func:`has_word_cast`)."""
     _check(words, src, dst)
     if src.is_integer:
-        return int_words_to_half(kb, words, src, dst, target)
+        return int_words_to_half(kb, words, src, dst, target, minus)
+    if minus:
+        raise NotImplementedError(f"cast_words: no subtraction joins the {src} sequence")
     return float_words.float_words_to_half(kb, words, src, dst, target)
 
 
 def cast_words_free(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType,
-                    target: int) -> tuple[list[Operand], tuple[int, ...]]:
+                    target: int, minus: float = 0.0) -> tuple[list[Operand], tuple[int, ...]]:
     """As :func:`cast_words`, for callers to whom the order of a thread's elements is free
     (weights laid out offline): the cheapest sequence's pairs and its permutation ``perm``
     (output slot ``s`` — half ``s % 2`` of word ``s // 2`` — holds group element ``perm[s]``)."""
     _check(words, src, dst)
     if src.is_integer:
-        return int_words_to_half_free(kb, words, src, dst, target)
+        return int_words_to_half_free(kb, words, src, dst, target, minus)
+    if minus:
+        raise NotImplementedError(f"cast_words: no subtraction joins the {src} sequence")
     return float_words.float_words_to_half_free(kb, words, src, dst, target)
 
 
 @functools.cache
-def _probe(src: DType, dst: DType, target: int, free: bool) -> bool:
+def _probe(src: DType, dst: DType, target: int, free: bool, minus: float = 0.0) -> bool:
     kb = KernelBuilder("probe", block_threads=32)
     words = [Reg(f"w{k}", B32) for k in range(group_words(src))]
     try:
         if free:
-            out, perm = cast_words_free(kb, words, src, dst, target)
+            out, perm = cast_words_free(kb, words, src, dst, target, minus)
             ok = sorted(perm) == list(range(group_size(src)))
         else:
-            out = cast_words(kb, words, src, dst, target)
+            out = cast_words(kb, words, src, dst, target, minus)
             ok = True
     except NotImplementedError:
         return False
@@ -97,9 +102,10 @@ def _probe(src: DType, dst: DType, target: int, free: bool) -> bool:
     return True
 
 
-def has_word_cast(src: DType, dst: DType, target: int, free: bool = False) -> bool:
+def has_word_cast(src: DType, dst: DType, target: int, free: bool = False,
+                  minus: float = 0.0) -> bool:
     """Whether :func:`cast_words` (``free``: :func:`cast_words_free`) has a sequence from
-    ``src`` to ``dst`` for ``target``."""
+    ``src`` to ``dst`` for ``target`` (with ``minus`` joined in)."""
     if src.nbits > 8 or dst.name not in HALF_TYPES:
         return False
-    return src.is_integer or _probe(src, dst, target, free)
+    return (src.is_integer and not minus) or _probe(src, dst, target, free, minus)

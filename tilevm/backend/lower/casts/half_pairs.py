@@ -14,7 +14,8 @@ from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, BF16X2, F16X2, ScalarType
 from tilevm.ir.thread.values import Const, Operand, Reg
 
-__all__ = ["add_each", "fma_each", "half_bits", "pair_add", "pair_const", "pair_type"]
+__all__ = ["add_each", "exact_pair_const", "fma_each", "half_bits", "pair_add", "pair_const",
+           "pair_type"]
 
 
 def pair_type(dst: str) -> ScalarType:
@@ -33,6 +34,21 @@ def half_bits(value: float, dst: str) -> int:
         back = float(np.array(bits << 16, np.uint32).view(np.float32))
     assert back == value, (value, dst)
     return bits
+
+
+def exact_pair_const(lo: float, hi: float, dst: str) -> Const:
+    """:func:`pair_const`, or ``NotImplementedError`` where ``lo`` or ``hi`` is not exact in
+    ``dst`` (a constant a caller folded in that the half cannot hold)."""
+    t = np.float16 if dst == "f16" else None
+    for v in (lo, hi):
+        if t is not None:
+            exact = float(np.array(v, t)) == v
+        else:
+            f32 = int(np.array(v, np.float32).view(np.uint32))
+            exact = float(np.array(f32 & 0xFFFF0000, np.uint32).view(np.float32)) == v
+        if not exact:
+            raise NotImplementedError(f"{v} is not exact in {dst}")
+    return pair_const(lo, hi, dst)
 
 
 def pair_const(lo: float, hi: float, dst: str) -> Const:

@@ -31,7 +31,7 @@ from tilevm.backend.lower.casts.field_plan import (
     mantissa_bits,
     natural_plan,
 )
-from tilevm.backend.lower.casts.half_pairs import add_each, fma_each, pair_const
+from tilevm.backend.lower.casts.half_pairs import add_each, exact_pair_const, fma_each, pair_const
 from tilevm.ir.dtypes import DType
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, U32
@@ -51,32 +51,35 @@ def _check(src: DType, dst: DType) -> None:
 
 
 def int_words_to_half(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType,
-                      target: int) -> list[Operand]:
+                      target: int, minus: float = 0.0) -> list[Operand]:
     """Convert one group of packed ``src`` integers (``words``: b32 registers holding
     :func:`~tilevm.backend.lower.casts.group_size` elements dense and LSB-first) to ``dst``
     (f16 or bf16) pairs in natural order: result word ``j`` holds elements ``2j`` (low half) and
-    ``2j + 1``. Exact for every code."""
+    ``2j + 1``. Exact for every code. With ``minus``, each element is ``code − minus`` rounded
+    once (the constant joins the sequence's last subtraction; ``NotImplementedError`` where the
+    joint constant is not exact in ``dst``)."""
     _check(src, dst)
     if src.nbits == 8:
-        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target)
+        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target, minus)
     natural = natural_plan(src.nbits, dst.name)
     free = free_plan(src.nbits, dst.name)
     if free.instruction_count + len(free.outputs) < natural.instruction_count:
-        pairs = emit_plan(kb, free, words, src.kind == "int", target)
+        pairs = emit_plan(kb, free, words, src.kind == "int", target, minus)
         return _natural_from(kb, pairs, free.permutation)
-    return emit_plan(kb, natural, words, src.kind == "int", target)
+    return emit_plan(kb, natural, words, src.kind == "int", target, minus)
 
 
 def int_words_to_half_free(kb: KernelBuilder, words: Sequence[Operand], src: DType, dst: DType,
-                           target: int) -> tuple[list[Operand], tuple[int, ...]]:
+                           target: int, minus: float = 0.0
+                           ) -> tuple[list[Operand], tuple[int, ...]]:
     """As :func:`int_words_to_half`, with the elements in the order the cheapest sequence makes
     them: returns the pairs and the permutation (output slot ``s``, half ``s % 2`` of word
     ``s // 2``, holds group element ``perm[s]``)."""
     _check(src, dst)
     if src.nbits == 8:
-        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target), (0, 1, 2, 3)
+        return _bytes(kb, words[0], src, dst.name, [(0, 1), (2, 3)], target, minus), (0, 1, 2, 3)
     plan = free_plan(src.nbits, dst.name)
-    return emit_plan(kb, plan, words, src.kind == "int", target), plan.permutation
+    return emit_plan(kb, plan, words, src.kind == "int", target, minus), plan.permutation
 
 
 # -- fields 1 to 7 bits ------------------------------------------------------------------------
@@ -103,8 +106,9 @@ def _sign_bits(nbits: int, word: int) -> int:
 
 
 def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand], signed: bool,
-              target: int) -> list[Operand]:
-    """The Thread IR of ``plan`` on ``words``: its output words in the plan's order."""
+              target: int, minus: float = 0.0) -> list[Operand]:
+    """The Thread IR of ``plan`` on ``words``: its output words in the plan's order (each
+    element less ``minus``, see :func:`int_words_to_half`)."""
     n, dst = plan.nbits, plan.dst
     if signed:  # every field's sign bit flipped: the field is its value plus 2^(n-1)
         words = [kb.xor(w, _sign_bits(n, k), type=B32) for k, w in enumerate(words)]
@@ -126,7 +130,8 @@ def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand], sign
         return made[k]
 
     m = mantissa_bits(dst)
-    offset = float(1 << (n - 1)) if signed else 0.0
+    offset = (float(1 << (n - 1)) if signed else 0.0) + minus
+    bias = exact_pair_const if minus else pair_const
     region = Const(exponent_region(dst), B32)
     # bf16 before sm_90 has no add: its fma by 1 makes ptxas rematerialize the 1 at every use,
     # while an fma by 2^-p (one exponent for every position) keeps its constants.
@@ -144,9 +149,9 @@ def emit_plan(kb: KernelBuilder, plan: FieldPlan, words: Sequence[Operand], sign
         lo, hi = (2.0 ** -p for p in o.positions)
         if scaled:  # (2^M + u·2^p)·2^-p − (2^M·2^-p + offset)
             scales.append(pair_const(lo, hi, dst))
-            biases.append(pair_const(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
+            biases.append(bias(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
         else:  # (2^(M−p) + u) − (2^(M−p) + offset)
-            biases.append(pair_const(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
+            biases.append(bias(-(2.0 ** m * lo + offset), -(2.0 ** m * hi + offset), dst))
     if scaled:
         return fma_each(kb, fields, scales, biases, dst)
     return add_each(kb, fields, biases, dst, target)
@@ -179,16 +184,20 @@ def _byte_selector(lo: int, hi: int, filler: int = 4) -> Const:
 
 
 def _bytes(kb: KernelBuilder, word: Operand, src: DType, dst: str,
-           pairs: list[tuple[int, int]], target: int) -> list[Operand]:
-    """The byte pairs ``pairs`` of ``word`` (4 elements of 8 bits) as ``dst`` pairs."""
+           pairs: list[tuple[int, int]], target: int, minus: float = 0.0) -> list[Operand]:
+    """The byte pairs ``pairs`` of ``word`` (4 elements of 8 bits) as ``dst`` pairs (each less
+    ``minus``, see :func:`int_words_to_half`)."""
     signed = src.kind == "int"
     if dst == "f16":
         if signed:  # i + 128 in every byte
             word = kb.xor(word, 0x80808080, type=B32)
-        bias = -(1024.0 + (128.0 if signed else 0.0))
+        bias = -(1024.0 + (128.0 if signed else 0.0) + minus)
         magic = Const(0x64646464, B32)
         placed = [kb.prmt(word, magic, _byte_selector(lo, hi)) for lo, hi in pairs]
-        return add_each(kb, placed, [pair_const(bias, bias, dst)] * len(pairs), dst, target)
+        return add_each(kb, placed, [exact_pair_const(bias, bias, dst)] * len(pairs), dst,
+                        target)
+    if minus:
+        raise NotImplementedError("u8/i8 to bf16 adds computed addends: no constant to join")
     assert mantissa_bits(dst) == 7
     # 0x43 over the low 7 bits: 128 + low. The top bit, replicated over the half by prmt, picks
     # the addend: u8: 0 (top set: 128 + low) or −128 (0xC300); i8: −256 (0xC380) or −128.

@@ -6,7 +6,8 @@ instructions, instructions per m16n8k16 HMMA, dequantization instructions per we
 - **decode**: tilevm's ``quant_linear_split_k`` (the decode variant, split 4) and Triton's
   ``matmul_w4a16_kernel``, both with a 16 × 64 tile of y, 32 columns of K per step, 4 warps;
 - **prefill**: tilevm's ``quant_linear_prefill`` (3 ``cp.async`` stages) and the same Triton kernel
-  with a 64 × 128 tile.
+  with a 64 × 128 tile;
+- **general**: tilevm's ``quant_linear_kernel`` (operands straight to registers) with that tile.
 
 Both dequantize u4 codes with an f16 scale per 32 columns as ``(q − 8) · s`` and accumulate in
 f32 with ``mma.sync``; Triton is compiled with its default pipelining (3 stages) and with none.
@@ -36,6 +37,7 @@ import w4a16_vs_triton as base  # noqa: E402  (the shared SASS machinery and rec
 import tilevm as tv  # noqa: E402
 from tilevm.kernels.quant_linear import (  # noqa: E402
     quant_linear_call,
+    quant_linear_kernel,
     quant_linear_prefill,
     quant_linear_split_k,
 )
@@ -44,6 +46,7 @@ GROUP = 32
 CONFIGS = {
     "decode": {"bm": 16, "bn": 64, "bk": 32, "warps": 4, "split": 4, "m": 16},
     "prefill": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "stages": 3, "m": 256},
+    "general": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "m": 256},
 }
 N = K = 1024  # the specialization sees only divisibility and alignment: any multiple of 128
 
@@ -60,7 +63,8 @@ def tilevm_cubin(config: str, problem: base.Problem, capability: int, folder: Pa
     tiles = {key: c[key] for key in ("bm", "bn", "bk", "warps")}
     args, constants = quant_linear_call(problem.x, problem.w, problem.scales, y,
                                         group_size=GROUP, **tiles)
-    kernel = quant_linear_split_k if config == "decode" else quant_linear_prefill
+    kernel = {"decode": quant_linear_split_k, "prefill": quant_linear_prefill,
+              "general": quant_linear_kernel}[config]
     for extra in ("split", "stages"):
         if extra in c:
             constants[extra] = c[extra]

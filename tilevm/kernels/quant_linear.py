@@ -127,15 +127,31 @@ def implicit_zero(wtype: tv.DType) -> float:
     return float(2 ** (wtype.nbits - 1)) if wtype.kind == "uint" else 0.0
 
 
+def code_layout(bn: int, bk: int, threads: int) -> Any:
+    """A register layout of a ``(bn, bk)`` tile of codes over ``threads`` threads in which each
+    thread holds a run along K as long as the tile allows (the widest loads), rows spread over
+    the threads: ``spatial(bn, t) * local(1, bk / t)``, or ``local(r, 1) * spatial(bn / r, 1) *
+    local(1, bk)`` when a thread holds whole rows; None (layout inference chooses) for a tile of
+    fewer elements than threads or sizes that do not split evenly."""
+    per_thread = bn * bk // threads
+    if per_thread < 1 or bn * bk % threads or bk % min(per_thread, bk) or (
+            per_thread > bk and (per_thread % bk or bn % (per_thread // bk))):
+        return None
+    if per_thread <= bk:
+        return tv.spatial(bn, bk // per_thread) * tv.local(1, per_thread)
+    rows = per_thread // bk
+    return tv.local(rows, 1) * tv.spatial(bn // rows, 1) * tv.local(1, bk)
+
+
 def _weight_step(w: Any, row: Any, k0: Any, scales: Any, zeros: Any, scale_row: Any,
                  scale_col: Any, act: Any, group: int, zero: float, has_zeros: bool,
-                 block_scaled: bool, bn: int, bk: int) -> Any:
+                 block_scaled: bool, bn: int, bk: int, layout: Any = None) -> Any:
     """The dequantized weights of one step, a ``(bn, bk)`` tile of the activation type ``act``
     (a helper the kernels inline): the codes at rows ``row…``, columns ``k0…`` of ``w`` (global
     memory, or a stage in shared memory), with the scales and zeros of the weight matrix's rows
     ``scale_row…`` and columns ``scale_col…`` (``bk`` divides ``group``)."""
     g = scale_col // group if group else 0  # the step's quantization group
-    q = tv.load(w, (row, k0), (bn, bk))  # codes, unpacked from the packed bytes
+    q = tv.load(w, (row, k0), (bn, bk), layout=layout)  # codes, unpacked from packed bytes
     s = tv.load(scales, (scale_row, g), (bn, 1))  # broadcasts along the step
     if block_scaled:
         # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
@@ -264,8 +280,11 @@ def quant_linear_prefill(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         tv.sync()
         s = t % stages
         a = tv.load(sx[s], (0, 0), (bm, bk))
+        # The codes leave shared memory in whole runs (as the general kernel's global loads do)
+        # and the dequantized weights move to the dot's layout, not the codes byte by byte.
         weights = _weight_step(sw[s], 0, 0, scales, zeros, j * bn, t * bk, A, group, zero,
-                               has_zeros, block_scaled, bn, bk)
+                               has_zeros, block_scaled, bn, bk,
+                               layout=code_layout(bn, bk, warps * 32))
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
     if has_bias:

@@ -351,3 +351,23 @@ def test_torch_compile_traces_the_op_with_a_dynamic_m(layer):
         x = torch.randn(m, K, dtype=torch.float16)
         assert torch.equal(compiled(x), model(x))
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # one graph, M symbolic
+
+
+def test_a_deterministic_layer_asks_for_the_in_order_reduction(monkeypatch):
+    """``QuantLinear(deterministic=True)`` reaches the split-K kernel's in-order mode through
+    the registered op (the kernel's mode is tested in tests/kernels/test_quant_linear_split_k.py)
+    and gives the same result as the default."""
+    import tilevm.ops.quant_linear as ops_module
+
+    seen = []
+    launch = ops_module.launch_quant_linear
+    monkeypatch.setattr(ops_module, "launch_quant_linear",
+                        lambda *a, **k: (seen.append(k["deterministic"]), launch(*a, **k))[1])
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 40)
+    fixed = QuantLinear.from_linear(linear, wtype="u4", group_size=32)
+    fixed.deterministic = True
+    free = QuantLinear.from_linear(linear, wtype="u4", group_size=32)
+    x = torch.randn(3, 64, dtype=torch.float16)
+    assert torch.allclose(fixed(x).float(), free(x).float(), atol=2e-3)
+    assert seen == [True, False] and "deterministic=True" in repr(fixed)

@@ -1,6 +1,7 @@
 """Drop-in PyTorch ops and modules (imports torch): the low-bit-weight linear layer
-(:class:`QuantLinear`, :func:`quantize_model`, ``torch.ops.tilevm.quant_linear``)."""
+(:class:`QuantLinear`, :func:`quantize_model`; the op is ``torch.ops.tilevm.quant_linear``, defined
+in :mod:`tilevm.ops.quant_linear`, whose name this package does not shadow)."""
 
-from tilevm.ops.quant_linear import QuantLinear, dequantize, quant_linear, quantize_model
+from tilevm.ops.quant_linear import QuantLinear, dequantize, quantize_model
 
-__all__ = ["QuantLinear", "dequantize", "quant_linear", "quantize_model"]
+__all__ = ["QuantLinear", "dequantize", "quantize_model"]

@@ -80,10 +80,13 @@ def _packed_bytes(count: int, bits: int) -> int:
 @torch.library.custom_op("tilevm::quant_linear", mutates_args=())
 def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
                  qzeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
-                 group_size: int, in_features: int) -> torch.Tensor:
+                 group_size: int, in_features: int, deterministic: bool = False
+                 ) -> torch.Tensor:
     """``x · Wᵀ + bias`` for x (…, in_features) in f16 or bf16 and W given by the buffers of
     :class:`QuantLinear` (``group_size`` 0: per channel). Returns (…, out_features) in x's
-    dtype. Raises ValueError naming the argument whose dtype, device or shape is wrong."""
+    dtype. ``deterministic``: decode calls (few rows, the split-K kernel) reduce in a fixed
+    order, the same bits every run. Raises ValueError naming the argument whose dtype, device
+    or shape is wrong."""
     wt = weight_dtype(wtype)
     n = scales.shape[0]
     _check_operands(x, qweight, scales, qzeros, bias, wt, group_size, in_features)
@@ -98,12 +101,13 @@ def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
     zeros = None if qzeros is None else tv.packed(qzeros, wt, (n, scales.shape[1]))
     on_gpu = x.device.type == "cuda"
     launch_quant_linear(x2, w, scales, y, group_size=group_size, zeros=zeros, bias=bias,
-                        device=None if on_gpu else "cpu", tuned=on_gpu)
+                        device=None if on_gpu else "cpu", tuned=on_gpu,
+                        deterministic=deterministic)
     return y.reshape(*x.shape[:-1], n)
 
 
 @quant_linear.register_fake
-def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features):
+def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features, deterministic=False):
     return x.new_empty((*x.shape[:-1], scales.shape[0]))
 
 
@@ -158,12 +162,14 @@ class QuantLinear(nn.Module):
     optional zero points; activations in ``dtype`` (f16 or bf16; inputs of another float dtype
     are converted, and the result converted back). Scales are in ``dtype``, or with
     ``scale_dtype`` a block-scaled format: ``"f8e8m0fnu"`` (OCP MX: f4e2m1, f6e2m3, f6e3m2 or
-    f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16)."""
+    f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16).
+    ``deterministic``: decode steps (at most 16 rows, the split-K kernel) reduce their partial
+    sums in a fixed order, so every run gives the same bits (an attribute, not saved state)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  wtype: str = "u4", group_size: int | None = 128, zero_point: bool = False,
                  scale_dtype: Any = None, dtype: torch.dtype = torch.float16,
-                 device: Any = None) -> None:
+                 device: Any = None, deterministic: bool = False) -> None:
         super().__init__()
         wt = weight_dtype(wtype)
         if dtype not in _TORCH_ACTIVATIONS:
@@ -181,6 +187,8 @@ class QuantLinear(nn.Module):
         self.weight_type, self.group_size, self.zero_point = wt, _group_size(group_size), bool(
             zero_point)
         self.dtype = dtype
+        # A choice of how to run, not part of the weights (nor of the saved state).
+        self.deterministic = bool(deterministic)
         kp = padded_k(self.in_features, self.group_size)
         groups = _groups(self.in_features, self.group_size)
         self.register_buffer("qweight", torch.zeros(
@@ -204,7 +212,8 @@ class QuantLinear(nn.Module):
         block = "" if self.scale_type is None else f", scale_dtype={self.scale_type.name}"
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, wtype={self.wtype}, group_size={group}, "
-                f"zero_point={self.zero_point}{block}, dtype={self.dtype}")
+                f"zero_point={self.zero_point}{block}, dtype={self.dtype}"
+                + (", deterministic=True" if self.deterministic else ""))
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"wtype": self.wtype, "group_size": self.group_size,
@@ -223,7 +232,7 @@ class QuantLinear(nn.Module):
         if original != self.dtype:
             x = x.to(self.dtype)
         y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
-                         self.group_size, self.in_features)
+                         self.group_size, self.in_features, self.deterministic)
         return y if original == self.dtype else y.to(original)
 
     # -- construction ------------------------------------------------------------------------

@@ -353,6 +353,24 @@ def test_torch_compile_traces_the_op_with_a_dynamic_m(layer):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # one graph, M symbolic
 
 
+def test_inductor_compiles_the_op_with_a_dynamic_m(layer):
+    """The default backend (Inductor) too: it generates code around the op (the relu and the
+    scale) and calls the op as an extern kernel, one graph for every M."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(layer(x)) * 2
+
+    compiled = torch.compile(model, fullgraph=True, dynamic=True)
+    for m in (3, 16, 100):
+        x = torch.randn(m, K, dtype=torch.float16)
+        assert torch.equal(compiled(x), model(x))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
 def test_a_deterministic_layer_asks_for_the_in_order_reduction(monkeypatch):
     """``QuantLinear(deterministic=True)`` reaches the split-K kernel's in-order mode through
     the registered op (the kernel's mode is tested in tests/kernels/test_quant_linear_split_k.py)

@@ -16,6 +16,7 @@ from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext
 from tilevm.backend.lower.reduction import (
     accumulator_type,
+    accumulators_result,
     axis_digits,
     flat_position,
     warp_coordinate,
@@ -151,9 +152,4 @@ def lower_arg_reduce(ctx: LoweringContext,
                 part_index = kb.ld("shared", kb.add(index_base, kb.mul(slot, 4, type=U32),
                                                     type=U32), S32)
                 _take(ctx, op, part, part_index, acc, acc_index, j, t, dt.is_float)
-    if out_layout.rank == 0:
-        return None, kb.mov(acc_index[0], S32)
-    tile = ctx.new_tile(s.result)
-    with vals.locals_loop(kb, tile.count, "j") as j:
-        vals.write(kb, tile, j, acc_index[j])
-    return tile, None
+    return accumulators_result(ctx, s, acc_index, out_layout)

@@ -198,12 +198,7 @@ def lower_custom_reduce(ctx: LoweringContext, s: Instr
     if warps:
         _across_warps(ctx, s, layout, out_layout, acc, warps, t,
                       lambda a, b: apply_combine(ctx, combine, a, b), None)
-    if out_layout.rank == 0:
-        return None, kb.mov(acc[0], t)
-    tile = ctx.new_tile(s.result)
-    with vals.locals_loop(kb, tile.count, "j") as j:
-        vals.write(kb, tile, j, acc[j])
-    return tile, None
+    return accumulators_result(ctx, s, acc, out_layout)
 
 
 def element_value(kb: object, x: vals.TileValue, i: vals.Index) -> Operand:
@@ -291,23 +286,34 @@ def flat_position(ctx: LoweringContext, layout: RegisterLayout, j: object) -> Op
     return flat
 
 
-def _finish(ctx: LoweringContext, s: Instr, acc: object, out_layout: RegisterLayout,
-            dt: DType, op: str, t: ScalarType) -> tuple[vals.TileValue | None, Operand | None]:
-    """The accumulators rounded once into the result's storage."""
+def rounded(kb: object, v: Operand, dt: DType, t: ScalarType) -> Operand:
+    """An accumulator ``v`` of type ``t`` as a ``dt`` element's storage value: integers
+    normalized to their width, narrower floats rounded once from f32."""
+    if dt.is_integer:
+        return sm.normalize(kb, v, dt)
+    if t == F32 and dt.name != "f32":
+        return sm.from_f32(kb, v, dt)
+    return v
+
+
+def accumulators_result(ctx: LoweringContext, s: Instr, acc: object,
+                        out_layout: RegisterLayout,
+                        convert: Callable[[Operand], Operand] = lambda v: v
+                        ) -> tuple[vals.TileValue | None, Operand | None]:
+    """The result of a reduction from its accumulators ``acc`` (one per local element of
+    ``out_layout``), each through ``convert``: a scalar for rank 0, else a fresh tile."""
     kb = ctx.kb
-
-    def stored(v: Operand) -> Operand:
-        if dt.is_integer:
-            return sm.normalize(kb, v, dt)
-        if t == F32 and dt.name != "f32":
-            return sm.from_f32(kb, v, dt)
-        return v
-
     if out_layout.rank == 0:
-        value = stored(acc[0])
+        value = convert(acc[0])
         return None, kb.mov(value, value.type)
     tile = ctx.new_tile(s.result)
     with vals.locals_loop(kb, tile.count, "j") as j:
-        vals.write(kb, tile, j, stored(acc[j]))
+        vals.write(kb, tile, j, convert(acc[j]))
     return tile, None
+
+
+def _finish(ctx: LoweringContext, s: Instr, acc: object, out_layout: RegisterLayout,
+            dt: DType, op: str, t: ScalarType) -> tuple[vals.TileValue | None, Operand | None]:
+    """The accumulators rounded once into the result's storage."""
+    return accumulators_result(ctx, s, acc, out_layout, lambda v: rounded(ctx.kb, v, dt, t))
 

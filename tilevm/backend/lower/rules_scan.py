@@ -18,7 +18,6 @@ few hundred elements would spill (the tests keep them at 64). A scan along lanes
 
 from __future__ import annotations
 
-from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.default_layouts import blocked_layout
@@ -28,13 +27,14 @@ from tilevm.backend.lower.reduction import (
     accumulator_type,
     combine_from_first,
     element_value,
+    rounded,
     widen,
 )
 from tilevm.backend.lower.rules_elementwise import operand_local
 from tilevm.ir.dtypes import DType
 from tilevm.ir.layout import algebra
 from tilevm.ir.layout.register import RegisterLayout
-from tilevm.ir.thread.types import F32, ScalarType
+from tilevm.ir.thread.types import ScalarType
 from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.tile.ops import CUSTOM_REDUCE
 from tilevm.ir.tile.program import Instr
@@ -140,11 +140,7 @@ def _lines(ctx: LoweringContext, s: Instr, x: vals.TileValue, lines: RegisterLay
     out = vals.new_tile(kb, dt, lines, f"{r.name}_scanned")
 
     def stored(v: Operand) -> Operand:
-        if dt.is_integer:
-            return sm.normalize(kb, v, dt)
-        if t == F32 and dt.name != "f32":
-            return sm.from_f32(kb, v, dt)
-        return v
+        return rounded(kb, v, dt, t)
 
     # each line in increasing local index, which is increasing position along the axis
     with vals.locals_loop(kb, x.count) as i:

@@ -31,6 +31,7 @@ autotuner searches (:data:`TUNING_SPACE`, :data:`quant_linear_tuned`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import tilevm as tv
@@ -334,11 +335,17 @@ def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
     operand the kernel does not read)."""
     shape = (1,) * ndim
     if type(reference).__module__.startswith("torch") and reference.device.type != "cpu":
-        import torch
-
-        return tv.packed(torch.zeros(4, dtype=torch.uint8, device=reference.device), dtype_,
-                         shape)
+        return _device_dummy(reference.device, dtype_, ndim)
     return tv.HostTensor.empty(shape, dtype_)
+
+
+@functools.cache
+def _device_dummy(device: Any, dtype_: tv.DType, ndim: int) -> Any:
+    """The stand-in of :func:`_dummy_like` on a GPU, made once per device, type and rank: a
+    layer call allocates nothing after its first (DESIGN §7, CUDA-graph safe)."""
+    import torch
+
+    return tv.packed(torch.zeros(4, dtype=torch.uint8, device=device), dtype_, (1,) * ndim)
 
 
 def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
@@ -414,9 +421,19 @@ def _dtype_of(t: Any) -> tv.DType:
     dt = getattr(t, "dtype", None)
     if isinstance(dt, tv.DType):
         return dt
-    name = str(dt).removeprefix("torch.")
-    for candidate in tv.all_dtypes():
-        if name in (candidate.torch_name, candidate.ml_dtypes_name, candidate.name) or (
-                candidate.ml_dtype is not None and name == str(candidate.ml_dtype)):
-            return candidate
-    raise TypeError(f"no tilevm type for an argument of dtype {dt}")
+    found = _dtypes_by_name().get(str(dt).removeprefix("torch."))
+    if found is None:
+        raise TypeError(f"no tilevm type for an argument of dtype {dt}")
+    return found
+
+
+@functools.cache
+def _dtypes_by_name() -> dict[str, tv.DType]:
+    """Every name a numpy, ml_dtypes or torch dtype prints as, to its tilevm type (built once: a
+    layer call looks its arguments up here)."""
+    table: dict[str, tv.DType] = {}
+    for candidate in reversed(tv.all_dtypes()):  # the first listed wins, as a scan would
+        names = (candidate.torch_name, candidate.ml_dtypes_name, candidate.name,
+                 None if candidate.ml_dtype is None else str(candidate.ml_dtype))
+        table.update({n: candidate for n in names if n})
+    return table

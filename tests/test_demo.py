@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from example_loader import load_example
 
 from tilevm import demo
 from tilevm.cli import main
@@ -125,7 +126,7 @@ def test_a_wrong_result_fails_the_demo(monkeypatch, capsys):
 def test_the_bound_is_the_accuracy_rule_of_the_examples():
     # examples/accuracy.py states the rule independently: it must accept exactly the errors up to
     # demo.accuracy_bound.
-    check = demo.load_example("accuracy").check_accuracy
+    check = load_example("accuracy").check_accuracy
     rng = np.random.default_rng(3)
     ref = rng.standard_normal(50)
     base = (ref + rng.standard_normal(50) * 1e-3).astype(np.float16)

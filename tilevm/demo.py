@@ -16,15 +16,12 @@ registers and spills ptxas found and the SASS instruction counts when ``cuobjdum
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -32,9 +29,8 @@ import numpy as np
 import tilevm
 from tilevm.backend.cuda.sass import cuobjdump_path, disassemble, sass_opcodes
 
-__all__ = ["CASES", "DemoError", "accuracy_bound", "load_example", "run_demo"]
+__all__ = ["CASES", "DemoError", "accuracy_bound", "run_demo"]
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHAPE = (40, 50, 80)  # m, n, k: k ends in a partial group, which weight preparation pads
 GROUP = 32
 SEED = 0
@@ -95,29 +91,6 @@ class TargetResult:
     case: Case
     resources: Any  # tilevm.runtime.compile.Resources
     sass: Counter[str] | None
-
-
-_loaded: dict[str, ModuleType] = {}
-
-
-def load_example(name: str) -> ModuleType:
-    """The module ``examples/<name>.py`` of this checkout, imported once per process.
-
-    Raises :class:`DemoError` when the file is not there (an install without the sources).
-    """
-    if name in _loaded:
-        return _loaded[name]
-    path = EXAMPLES / f"{name}.py"
-    if not path.is_file():
-        raise DemoError(f"the demo runs the examples of a source checkout, and {path} is not "
-                        "there (install tilevm with `pip install -e .` from a clone)")
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))  # the examples import accuracy.py beside them
-    spec = importlib.util.spec_from_file_location(f"tilevm_demo_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    _loaded[name] = module
-    return module
 
 
 def inputs(case: Case) -> tuple[np.ndarray, np.ndarray]:

@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
         cpu = _median_run(lambda: kernel(*work, device="cpu", **constants), args.repeat)
         rows.append([f"CPU-backend run (median of {args.repeat})", _format(cpu)])
     if gpu_available():
-        from tilevm.cli.run import _to_device
+        from tilevm.cli.run import to_device
         from tilevm.runtime.cuda_driver import cuda_device
 
         device = cuda_device(0)
-        on_gpu = [_to_device(a) for a in arguments]
+        on_gpu = [to_device(a) for a in arguments]
 
         def launch() -> None:
             kernel(*on_gpu, device="cuda", **constants)

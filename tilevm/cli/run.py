@@ -17,7 +17,7 @@ from tilevm.ir.tile.types import TensorType
 from tilevm.runtime.random_inputs import random_arguments
 from tilevm.runtime.result_check import bounded_operations, difference
 
-__all__ = ["add_parser", "prepare"]
+__all__ = ["add_arguments", "add_parser", "prepare", "to_device"]
 
 
 def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], list[Any]]:
@@ -36,7 +36,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], list[An
     return kernel, ir, constants, arguments
 
 
-def _to_device(value: Any) -> Any:
+def to_device(value: Any) -> Any:
+    """A host array or HostTensor copied to GPU 0 as a DeviceArray; anything else as it is."""
     from tilevm.runtime.device_array import DeviceArray
 
     if isinstance(value, np.ndarray):
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                         "backend)")
     kernel, ir, constants, arguments = prepare(args)
     reference = copy.deepcopy(arguments)
-    on_device = [_to_device(a) for a in arguments] if args.device == "cuda" else arguments
+    on_device = [to_device(a) for a in arguments] if args.device == "cuda" else arguments
     start = time.perf_counter()
     checked = {"sanitize": True} if args.sanitize else {}
     kernel(*on_device, device=args.device, **checked, **constants)

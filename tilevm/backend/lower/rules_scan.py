@@ -139,20 +139,17 @@ def _lines(ctx: LoweringContext, s: Instr, x: vals.TileValue, lines: RegisterLay
             kb.mov(_start(op, dt, t, True), t, out=last[j])
     out = vals.new_tile(kb, dt, lines, f"{r.name}_scanned")
 
-    def stored(v: Operand) -> Operand:
-        return rounded(kb, v, dt, t)
-
     # each line in increasing local index, which is increasing position along the axis
     with vals.locals_loop(kb, x.count) as i:
         j = operand_local(lines, keep_shape, i)
         value = widen(ctx, vals.read(kb, x, i), dt, t)
         if last is not None:
-            vals.write(kb, out, i, stored(last[j]))
+            vals.write(kb, out, i, rounded(kb, last[j], dt, t))
         kb.mov(_combine(ctx, op, acc[j], value, t), t, out=acc[j])
         if last is not None:
             kb.mov(acc[j], t, out=last[j])
         else:
-            vals.write(kb, out, i, stored(acc[j]))
+            vals.write(kb, out, i, rounded(kb, acc[j], dt, t))
     return out
 
 

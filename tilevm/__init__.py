@@ -7,6 +7,7 @@ numpy.
 import tilevm.runtime.cpu_device  # registers device="cpu"
 import tilevm.runtime.cuda_device  # registers device="cuda"
 import tilevm.runtime.interp_device  # registers device="interp"  # noqa: F401
+from tilevm.backend.lower.cast_order import fast_cast_layout
 from tilevm.frontend import dsl as _dsl
 from tilevm.frontend.device_tensors import packed
 from tilevm.frontend.diagnostics import CompileError, InternalCompilerError
@@ -29,6 +30,7 @@ from tilevm.ir.layout import (
     replicated,
     spatial,
 )
+from tilevm.ir.layout.thread_words import thread_words_layout
 from tilevm.runtime.artifact import KernelArtifact
 from tilevm.runtime.autotune import autotune
 from tilevm.runtime.compile import CompiledKernel
@@ -50,8 +52,10 @@ __all__ = [
     "GlobalLayout", "HostTensor", "InternalCompilerError", "KernelArtifact", "KernelExecutionError",
     "NoCudaDevice", "RegisterLayout", "Scalar", "SharedLayout", "Swizzle", "__version__",
     "all_dtypes", "autotune", "column_local", "column_spatial", "dtype", "export_tuning",
+    "fast_cast_layout",
     "gpu_available", "kernel", "load_tuning",
     "ldmatrix_fragment", "local", "mma_fragment", "packed", "replicated", "spatial",
+    "thread_words_layout",
     *sorted(_TYPES),
     # Names that would shadow Python builtins under `from tilevm import *` stay out (compile too).
     *(name for name in _dsl.BUILTINS if name not in ("range", "max", "min", "sum", "abs")),

@@ -16,13 +16,14 @@ from __future__ import annotations
 from functools import cache
 
 from tilevm.backend.lower.casts.dispatch import cast_words_free, group_words, has_word_cast
-from tilevm.ir.dtypes import DType
+from tilevm.ir.dtypes import DType, dtype
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.layout.thread_words import bit_permutation, permute_local_bits
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32
 
-__all__ = ["free_cast_operand_layout", "free_cast_permutation", "free_cast_result_layout"]
+__all__ = ["fast_cast_layout", "free_cast_operand_layout", "free_cast_permutation",
+           "free_cast_result_layout"]
 
 _TARGETS = (80, 89, 90)
 
@@ -72,3 +73,11 @@ def free_cast_result_layout(operand: RegisterLayout, src: DType, dst: DType
     if result is None or permute_local_bits(result, perm) != operand:
         return None
     return result
+
+
+def fast_cast_layout(layout: RegisterLayout, src: DType | str, dst: DType | str) -> RegisterLayout:
+    """The layout in which to hold the operand of a cast ``src`` → ``dst`` whose result is wanted
+    in ``layout``: the free-order layout where the fastest cast sequence emits its values in
+    another order than it reads them (weights prepared offline in this layout and ``view``\\ ed
+    in it are cast by that sequence straight into ``layout``), else ``layout`` itself."""
+    return free_cast_operand_layout(layout, dtype(src), dtype(dst)) or layout

@@ -158,12 +158,14 @@ def _weight_step(w: Any, row: Any, k0: Any, scales: Any, zeros: Any, scale_row: 
         # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
         # exact in f32, then rounded once.
         return tv.cast(tv.cast(q, f32) * tv.cast(s, f32), act)
-    values = tv.cast(q, act)  # exact: every code of W is an f16 and a bf16 value
+    # The cast is exact (every code of W is an f16 and a bf16 value), so is the difference;
+    # the multiply rounds once. (One expression per case: a cast whose one use subtracts a
+    # constant is lowered as one sequence.)
     if has_zeros:
-        values = values - tv.cast(tv.load(zeros, (scale_row, g), (bn, 1)), act)  # exact
-    elif zero != 0.0:
-        values = values - zero  # exact
-    return values * s  # the multiply rounds once
+        return (tv.cast(q, act) - tv.cast(tv.load(zeros, (scale_row, g), (bn, 1)), act)) * s
+    if zero != 0.0:
+        return (tv.cast(q, act) - zero) * s
+    return tv.cast(q, act) * s
 
 
 @tv.kernel

@@ -11,7 +11,7 @@ from tilevm.backend.lower import memory_access as ma
 from tilevm.backend.lower import scalar_math as sm
 from tilevm.backend.lower import values as vals
 from tilevm.backend.lower.abi import Workspace
-from tilevm.backend.lower.access_plan import plan_access
+from tilevm.backend.lower.access_plan import index_divisor, plan_access
 from tilevm.backend.lower.context import LoweringContext, rule
 from tilevm.backend.lower.default_layouts import blocked_layout
 from tilevm.backend.lower.divisibility import UNBOUNDED
@@ -19,6 +19,7 @@ from tilevm.backend.lower.dtype_map import raw_bits_type, scalar_register_type, 
 from tilevm.backend.lower.exchange import relayout
 from tilevm.backend.lower.ldmatrix_load import ldmatrix_plan, load_by_ldmatrix
 from tilevm.ir.layout.algebra import replicated
+from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import B32, B64, PRED, S32, S64, U32, U64
 from tilevm.ir.thread.values import Const, Operand, Reg
@@ -198,11 +199,29 @@ def lower_copy_async(ctx: LoweringContext, s: Instr) -> None:
             with kb.else_():
                 kb.cp_async(to, src.base, size, cache=cache, src_size=0)
         else:
+            whole = ma.whole_groups(ctx, gacc, offsets, layout, vector)
             with kb.if_(gacc.in_bounds(ctx, index, vector)):
                 frm, _ = gacc.address(ctx, index)
                 kb.cp_async(to, frm, size, cache=cache)
             with kb.else_():
-                _partial_copy(ctx, gacc, sacc, src, index, local, to, vector, size, cache)
+                if whole:  # a group outside the tensor is outside as a whole: zeros
+                    kb.cp_async(to, src.base, size, cache=cache, src_size=0)
+                else:
+                    _partial_copy(ctx, gacc, sacc, src, index, local, to, vector, size, cache,
+                                  _prefixes_suffice(ctx, gacc, offsets, layout, vector))
+
+
+def _prefixes_suffice(ctx: LoweringContext, gacc: ma.Addressing, offsets: list[object],
+                      layout: RegisterLayout, vector: int) -> bool:
+    """Whether every edge group's valid part is a prefix of whole bytes (no element-wise
+    copy): its first index along the last dimension is a multiple of ``vector`` (so it cannot
+    start before the tensor and end inside it), and a prefix of sub-byte elements ends on a
+    byte because the size is a multiple of the elements per byte."""
+    last = gacc.rank - 1
+    start = math.gcd(ma.index_divisor_of(ctx, offsets[last]), index_divisor(layout, last, vector))
+    nbits = gacc.dtype.nbits
+    per_byte = 8 // math.gcd(8, nbits)
+    return start % vector == 0 and ma.size_divisor(ctx, gacc.sizes[last]) % per_byte == 0
 
 
 @contextmanager
@@ -217,9 +236,11 @@ def _only(kb: KernelBuilder, pred: Operand | None) -> Iterator[None]:
 
 def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing,
                   src: vals.GlobalTensor, index: list[Operand], local: list[Operand],
-                  to: Operand, vector: int, size: int, cache: str) -> None:
+                  to: Operand, vector: int, size: int, cache: str, prefixes_suffice: bool
+                  ) -> None:
     """A group at the tensor's edge: a copy of its valid prefix with the rest zero-filled
-    (``cp.async``'s source size), or element by element when the valid part is not a prefix."""
+    (``cp.async``'s source size), or element by element when the valid part may not be a
+    prefix of whole bytes (never where ``prefixes_suffice``: then the group is empty)."""
     kb = ctx.kb
     nbits = gacc.dtype.nbits
     rows = None
@@ -230,7 +251,7 @@ def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing
     starts_inside = kb.setp("ge", last, 0, type=S32)
     prefix = starts_inside if rows is None else kb.and_(rows, starts_inside, type=PRED)
     valid = kb.max(kb.min(kb.sub(n, last, type=S32), vector, type=S32), 0, type=S32)
-    if nbits % 8:  # a prefix of sub-byte elements need not end on a byte
+    if nbits % 8 and not prefixes_suffice:  # a prefix of sub-byte elements need not end on a byte
         whole = kb.setp("eq", kb.and_(kb.mul(valid, nbits, type=S32), 7, type=B32), 0, type=U32)
         prefix = kb.and_(prefix, whole, type=PRED)
     with kb.if_(prefix):
@@ -240,6 +261,9 @@ def _partial_copy(ctx: LoweringContext, gacc: ma.Addressing, sacc: ma.Addressing
         frm = kb.selp(frm, src.base, kb.setp("gt", nbytes, 0, type=U32), type=U64)
         kb.cp_async(to, frm, size, cache=cache, src_size=nbytes)
     with kb.else_():
+        if prefixes_suffice:
+            kb.cp_async(to, src.base, size, cache=cache, src_size=0)
+            return
         empty = kb.or_(kb.setp("ge", last, n, type=S32),
                        kb.setp("lt", kb.add(last, vector - 1, type=S32), 0, type=S32), type=PRED)
         if rows is not None:

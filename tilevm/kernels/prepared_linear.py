@@ -1,0 +1,222 @@
+"""The low-bit linear layer on prepared weights: ``y = x · Wᵀ (+ bias)`` with W's codes, scales
+and zero points re-laid out by weight preparation (:mod:`tilevm.kernels.prepared_weights`) so
+that each lane loads its weights as one contiguous run per step and the cast needs no bit moved.
+
+The operands (the format: :mod:`tilevm.kernels.prepared_layouts`):
+
+- ``x`` (m × k) in the activation type ``A`` (f16 or bf16).
+- ``wp`` (⌈n/32⌉ × kp/bk × 32·words) u32: the codes of type ``wtype``, chunk ``(c, kb)`` holding
+  rows ``32c…`` and columns ``kb·bk…`` of W, lane ``l``'s run at ``[l·words, (l+1)·words)``.
+- ``sp`` (⌈n/32⌉ × groups × 8·words) u32: the scales of type ``stype`` (``A``, or the MX/NVFP4
+  block scale types), one run per lane group, chunk and quantization group (``group=0``: one
+  group, per channel).
+- ``zp`` (like ``sp``, values of ``A``): the zero points, read only when ``has_zeros``.
+- ``bias`` (n) in ``A``, read only when ``has_bias``; ``y`` (m × n) in ``A``.
+
+The arithmetic is the dense kernels' (:mod:`tilevm.kernels.quant_linear`): each weight is
+``(q − z) · s`` rounded once to ``A`` (the block-scaled formats: ``q · s`` formed in f32, exact,
+then rounded once), products accumulate in f32, the bias is added in f32 before the result is
+rounded. Each block's warps sit side by side along N, one 32-row chunk each, so a block covers
+``32 · warps`` columns of y and the prepared format does not depend on the M tile, the warps or
+the pipeline: the decode and the prefill variants read the same prepared weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tilevm as tv
+from tilevm import f32, u32
+from tilevm.kernels.prepared_layouts import (
+    CHUNK_N,
+    accumulator_layout,
+    chunk_words,
+    packed_layout,
+    packed_value_layout,
+    value_layout,
+    value_words,
+    weight_layout,
+)
+
+__all__ = [
+    "PREPARED_PREFILL_SPACE",
+    "PREPARED_SPLIT_K_SPACE",
+    "prepared_linear_prefill",
+    "prepared_linear_prefill_tuned",
+    "prepared_linear_split_k",
+    "prepared_linear_split_k_tuned",
+]
+
+A = tv.Dtype("A")  # the activation type: f16 or bf16
+
+
+def _dequantized(packed: Any, scales: Any, zeros: Any, act: Any, wtype: Any, stype: Any,
+                 zero: float, has_zeros: bool, block_scaled: bool, bn: int, bk: int,
+                 warps: int) -> Any:
+    """The (bn, bk) weights of one step in ``act`` (a helper the kernels inline), in the layout
+    of the ``dot``'s transposed B operand: ``packed`` the step's code words (a
+    :func:`packed_layout` tile), ``scales``/``zeros`` its value words (:func:`packed_value_layout`
+    tiles; ``zeros`` read only when ``has_zeros``)."""
+    codes = tv.view(packed, wtype, tv.fast_cast_layout(weight_layout(bn, bk, warps), wtype, act))
+    s = tv.view(scales, stype, value_layout(bn, warps))
+    if block_scaled:
+        # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
+        # exact in f32, then rounded once.
+        return tv.cast(tv.cast(codes, f32) * tv.cast(s, f32), act)
+    # The cast is exact (every code is an f16 and a bf16 value), so is the difference; the
+    # multiply rounds once. (One expression per case: a cast whose one use subtracts a constant
+    # is lowered as one sequence.)
+    if has_zeros:
+        return (tv.cast(codes, act) - tv.view(zeros, act, value_layout(bn, warps))) * s
+    if zero != 0.0:
+        return (tv.cast(codes, act) - zero) * s
+    return tv.cast(codes, act) * s
+
+
+@tv.kernel
+def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", "kc", "lw"],
+                            sp: tv.Global[u32, "nc", "groups", "sw"],
+                            zp: tv.Global[u32, "zc", "zg", "zw"],
+                            bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
+                            *, wtype: tv.Const, stype: tv.Const, group: tv.Const, bk: tv.Const,
+                            zero: tv.Const = 0.0, has_zeros: tv.Const = False,
+                            has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                            bm: tv.Const = 16, warps: tv.Const = 4, split: tv.Const = 4,
+                            deterministic: tv.Const = False):
+    """The decode variant: each (bm, 32·warps) tile of y has its K loop split over ``split``
+    blocks whose f32 partials meet in a workspace — ``red.global.add.f32``, or with
+    ``deterministic`` one slot per block summed in split order — and the last block to arrive
+    (an atomic counter) adds the bias, rounds to A and stores. Each step reads, per lane, one
+    run of the prepared codes straight from global memory."""
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, warps * CHUNK_N), split), warps=warps)
+    i, j, part = tv.block_idx()
+    bn = warps * CHUNK_N
+    words = chunk_words(bk, wtype.nbits)
+    scale_words = value_words(stype.nbits)
+    zero_words = value_words(16)
+    steps = tv.cdiv(tv.cdiv(k, bk), split)  # the steps of each part
+    first = part * steps
+    acc = tv.zeros((bm, bn), f32, layout=accumulator_layout(bm, bn, warps))
+    for kb in tv.range(first, min(tv.cdiv(k, bk), first + steps)):
+        g = kb * bk // group if group else 0  # the step's quantization group
+        a = tv.load(x, (i * bm, kb * bk), (bm, bk))
+        packed = tv.load(wp, (j * warps, kb, 0), (warps, 1, 32 * words),
+                         layout=packed_layout(warps, words))
+        scales = tv.load(sp, (j * warps, g, 0), (warps, 1, 8 * scale_words),
+                         layout=packed_value_layout(warps, scale_words))
+        zeros = scales
+        if has_zeros:
+            zeros = tv.load(zp, (j * warps, g, 0), (warps, 1, 8 * zero_words),
+                            layout=packed_value_layout(warps, zero_words))
+        weights = _dequantized(packed, scales, zeros, A, wtype, stype, zero, has_zeros,
+                               block_scaled, bn, bk, warps)
+        acc = tv.dot(a, tv.transpose(weights), acc)
+    arrivals = tv.workspace((m, n), tv.i32)  # one counter per tile: the element at its corner
+    if deterministic:
+        slots = tv.workspace((split, m, n), f32)
+        tv.store(slots, tv.reshape(acc, (1, bm, bn)), (part, i * bm, j * bn))
+    else:
+        sums = tv.workspace((m, n), f32)
+        tv.atomic_add(sums, acc, (i * bm, j * bn))
+    tv.fence()  # this thread's partials are visible before the block says it has arrived
+    tv.sync()
+    arrived = tv.atomic_add(arrivals, 1, (i * bm, j * bn))
+    if arrived == split - 1:  # the last block of this tile: every partial is in
+        tv.fence()
+        if deterministic:
+            total = tv.zeros((bm, bn), f32)
+            for p in tv.range(split):
+                total = total + tv.reshape(tv.load(slots, (p, i * bm, j * bn), (1, bm, bn)),
+                                           (bm, bn))
+        else:
+            total = tv.load(sums, (i * bm, j * bn), (bm, bn))
+        if has_bias:
+            total = total + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
+        tv.store(y, tv.cast(total, A), (i * bm, j * bn))
+
+
+@tv.kernel
+def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", "kc", "lw"],
+                            sp: tv.Global[u32, "nc", "groups", "sw"],
+                            zp: tv.Global[u32, "zc", "zg", "zw"],
+                            bias: tv.Global[A, "bias_size"], y: tv.Global[A, "m", "n"],
+                            *, wtype: tv.Const, stype: tv.Const, group: tv.Const, bk: tv.Const,
+                            zero: tv.Const = 0.0, has_zeros: tv.Const = False,
+                            has_bias: tv.Const = False, block_scaled: tv.Const = False,
+                            bm: tv.Const = 64, warps: tv.Const = 4, stages: tv.Const = 3):
+    """The prefill variant: x's (bm, bk) tiles and the step's prepared code, scale and zero
+    words go through shared memory in a ``stages``-deep ``cp.async`` pipeline (the copies of
+    step t + stages − 1 run while step t is dequantized and multiplied); x reaches the tensor
+    cores from shared memory, each lane's codes in one run."""
+    tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, warps * CHUNK_N)), warps=warps)
+    i, j = tv.block_idx()
+    bn = warps * CHUNK_N
+    words = chunk_words(bk, wtype.nbits)
+    scale_words = value_words(stype.nbits)
+    zero_words = value_words(16) if has_zeros else scale_words
+    x_stage = tv.shared((stages, bm, bk), A)
+    code_stage = tv.shared((stages, warps, 1, 32 * words), u32)
+    scale_stage = tv.shared((stages, warps, 1, 8 * scale_words), u32)
+    zero_stage = tv.shared((stages, warps, 1, 8 * zero_words), u32)
+    acc = tv.zeros((bm, bn), f32, layout=accumulator_layout(bm, bn, warps))
+    steps = tv.cdiv(k, bk)
+    for p in range(stages - 1):  # the prologue: the first stages − 1 steps in flight
+        if p < steps:
+            g = p * bk // group if group else 0
+            tv.copy_async(x_stage[p], x, (i * bm, p * bk))
+            tv.copy_async(code_stage[p], wp, (j * warps, p, 0))
+            tv.copy_async(scale_stage[p], sp, (j * warps, g, 0))
+            if has_zeros:
+                tv.copy_async(zero_stage[p], zp, (j * warps, g, 0))
+        tv.commit()
+    for t in tv.range(0, steps):
+        ahead = t + stages - 1
+        if ahead < steps:
+            s_ahead = ahead % stages
+            g = ahead * bk // group if group else 0
+            tv.copy_async(x_stage[s_ahead], x, (i * bm, ahead * bk))
+            tv.copy_async(code_stage[s_ahead], wp, (j * warps, ahead, 0))
+            tv.copy_async(scale_stage[s_ahead], sp, (j * warps, g, 0))
+            if has_zeros:
+                tv.copy_async(zero_stage[s_ahead], zp, (j * warps, g, 0))
+        tv.commit()  # one group per step (empty ones at the end): wait() counts steps
+        tv.wait(stages - 1)
+        tv.sync()
+        s = t % stages
+        a = tv.load(x_stage[s], (0, 0), (bm, bk))
+        packed = tv.load(code_stage[s], (0, 0, 0), (warps, 1, 32 * words),
+                         layout=packed_layout(warps, words))
+        scales = tv.load(scale_stage[s], (0, 0, 0), (warps, 1, 8 * scale_words),
+                         layout=packed_value_layout(warps, scale_words))
+        zeros = scales
+        if has_zeros:
+            zeros = tv.load(zero_stage[s], (0, 0, 0), (warps, 1, 8 * zero_words),
+                            layout=packed_value_layout(warps, zero_words))
+        weights = _dequantized(packed, scales, zeros, A, wtype, stype, zero, has_zeros,
+                               block_scaled, bn, bk, warps)
+        acc = tv.dot(a, tv.transpose(weights), acc)
+        tv.sync()  # every warp is done with stage s before it is refilled
+    if has_bias:
+        acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
+    tv.store(y, tv.cast(acc, A), (i * bm, j * bn))
+
+
+def _fits(config: dict[str, Any]) -> bool:
+    # Each warp's accumulator is bm × 32 f32 values over 32 lanes: at most 128 registers.
+    return config["bm"] <= 128
+
+
+_KEY = {"m": "pow2", "n": "exact", "k": "exact"}
+
+# The decode variant's space: one m16 row of tiles, 1 to 4 warps (32 to 128 columns of y per
+# block), the K loop split 2 to 8 ways. The K step is the prepared format's.
+PREPARED_SPLIT_K_SPACE: dict[str, list[int]] = {"bm": [16], "warps": [1, 2, 4],
+                                                "split": [2, 4, 8]}
+prepared_linear_split_k_tuned = tv.autotune(space=PREPARED_SPLIT_K_SPACE, prune=_fits,
+                                            key=_KEY)(prepared_linear_split_k)
+
+# The prefill variant's space: 64 or 128 rows, 2 to 8 warps, 2 to 4 pipeline stages.
+PREPARED_PREFILL_SPACE: dict[str, list[int]] = {"bm": [64, 128], "warps": [2, 4, 8],
+                                                "stages": [2, 3, 4]}
+prepared_linear_prefill_tuned = tv.autotune(space=PREPARED_PREFILL_SPACE, prune=_fits,
+                                            key=_KEY)(prepared_linear_prefill)

@@ -7,7 +7,13 @@ instructions, instructions per m16n8k16 HMMA, dequantization instructions per we
   ``matmul_w4a16_kernel``, both with a 16 × 64 tile of y, 32 columns of K per step, 4 warps;
 - **prefill**: tilevm's ``quant_linear_prefill`` (3 ``cp.async`` stages) and the same Triton kernel
   with a 64 × 128 tile;
-- **general**: tilevm's ``quant_linear_kernel`` (operands straight to registers) with that tile.
+- **general**: tilevm's ``quant_linear_kernel`` (operands straight to registers) with that tile;
+- **decode-prepared** / **prefill-prepared**: tilevm's kernels on prepared weights
+  (``prepared_linear_split_k``, 2 warps = the same 16 × 64 tile; ``prepared_linear_prefill``, 4
+  warps = 64 × 128, 3 stages), each also compiled with f16 "weights" (the same kernel with
+  ``wtype=f16``: the cast a no-op, the scale multiply, loads and loop kept) so that the difference
+  of the two dequantization counts is the conversion's own cost per weight (the usual way to
+  count a conversion: differenced against a copy-only baseline).
 
 Both dequantize u4 codes with an f16 scale per 32 columns as ``(q − 8) · s`` and accumulate in
 f32 with ``mma.sync``; Triton is compiled with its default pipelining (3 stages) and with none.
@@ -35,6 +41,11 @@ os.environ["W4A16_VS_TRITON_SASS_STEP"] = "1"
 import w4a16_vs_triton as base  # noqa: E402  (the shared SASS machinery and records)
 
 import tilevm as tv  # noqa: E402
+from tilevm.kernels.prepared_layouts import chunk_words, value_words  # noqa: E402
+from tilevm.kernels.prepared_linear import (  # noqa: E402
+    prepared_linear_prefill,
+    prepared_linear_split_k,
+)
 from tilevm.kernels.quant_linear import (  # noqa: E402
     quant_linear_call,
     quant_linear_kernel,
@@ -47,6 +58,8 @@ CONFIGS = {
     "decode": {"bm": 16, "bn": 64, "bk": 32, "warps": 4, "split": 4, "m": 16},
     "prefill": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "stages": 3, "m": 256},
     "general": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "m": 256},
+    "decode-prepared": {"bm": 16, "bn": 64, "bk": 32, "warps": 2, "split": 4, "m": 16},
+    "prefill-prepared": {"bm": 64, "bn": 128, "bk": 32, "warps": 4, "stages": 3, "m": 256},
 }
 N = K = 1024  # the specialization sees only divisibility and alignment: any multiple of 128
 
@@ -75,6 +88,27 @@ def tilevm_cubin(config: str, problem: base.Problem, capability: int, folder: Pa
     return path
 
 
+def prepared_cubin(config: str, problem: base.Problem, capability: int, folder: Path,
+                   wtype: tv.DType = tv.u4) -> Path:
+    """tilevm's prepared-weight kernel of ``config`` for sm_``capability`` with ``wtype`` codes
+    (``f16``: the baseline without a conversion), specialized to ``problem``'s sizes."""
+    c = CONFIGS[config]
+    m, n, k, bk = problem.m, problem.n, problem.k, c["bk"]
+    spec = (np.zeros((m, k), np.float16),
+            np.zeros((n // 32, k // bk, 32 * chunk_words(bk, wtype.nbits)), np.uint32),
+            np.zeros((n // 32, k // GROUP, 8 * value_words(16)), np.uint32),
+            np.zeros((1, 1, 1), np.uint32), np.zeros(1, np.float16),
+            np.zeros((m, n), np.float16))
+    kernel = prepared_linear_split_k if config.startswith("decode") else prepared_linear_prefill
+    extra = {key: c[key] for key in ("split", "stages") if key in c}
+    compiled = tv.compile(kernel, f"sm_{capability}", spec=spec, A=tv.f16, wtype=wtype,
+                          stype=tv.f16, group=GROUP, bk=bk, zero=8.0 if wtype == tv.u4 else 0.0,
+                          bm=c["bm"], warps=c["warps"], **extra)
+    path = folder / f"tilevm_{config}_{wtype.name}_sm{capability}.cubin"
+    path.write_bytes(compiled.cubin)
+    return path
+
+
 def triton_cubin(config: str, problem: base.Problem, capability: int,
                  num_stages: int | None) -> tuple[bytes, dict]:
     """Triton's W4A16 kernel with ``config``'s tile for sm_``capability``."""
@@ -86,6 +120,23 @@ def triton_cubin(config: str, problem: base.Problem, capability: int,
         return base.triton_cubin(problem, capability, num_stages)
     finally:
         module.BLOCK_M, module.BLOCK_N, module.NUM_WARPS = saved
+
+
+def _prepared_row(metrics: object, config: str, problem: base.Problem, capability: int,
+                  cubins: Path) -> dict:
+    """The row of a prepared-weight kernel, with the conversion's own instructions per weight:
+    its dequantization count less that of the same kernel on f16 "weights"."""
+    c = CONFIGS[config]
+    row = {"config": config, "producer": "tilevm", "target": f"sm_{capability}",
+           **base.sass_row(metrics, prepared_cubin(config, problem, capability, cubins),
+                           c["warps"], c["bm"], c["bn"])}
+    baseline = base.sass_row(metrics, prepared_cubin(config, problem, capability, cubins,
+                                                     tv.f16), c["warps"], c["bm"], c["bn"])
+    per_weight = "dequant_thread_instructions_per_weight"
+    row["f16_baseline"] = baseline
+    row["main_loop"]["conversion_per_weight"] = (row["main_loop"][per_weight]
+                                                 - baseline["main_loop"][per_weight])
+    return row
 
 
 def main() -> None:
@@ -101,6 +152,9 @@ def main() -> None:
     for config, c in CONFIGS.items():
         problem = _problem(c["m"])
         for capability in base.SASS_TARGETS:
+            if config.endswith("prepared"):
+                rows.append(_prepared_row(metrics, config, problem, capability, cubins))
+                continue
             for num_stages in base.TRITON_NUM_STAGES:
                 cubin, meta = triton_cubin(config, problem, capability, num_stages)
                 path = cubins / (f"triton_w4a16_{config}_sm{capability}"
@@ -124,6 +178,10 @@ def main() -> None:
     for config in CONFIGS:
         print(f"\n{config}: tile {CONFIGS[config]}")
         base.print_sass_table([r for r in rows if r["config"] == config])
+        for r in rows:
+            if r["config"] == config and "conversion_per_weight" in r["main_loop"]:
+                print(f"{r['target']}: conversion per weight (less the f16 baseline) "
+                      f"{r['main_loop']['conversion_per_weight']:.3f}")
     base.write_json(args.out_dir / "quant_linear_sass.json", record)
 
 

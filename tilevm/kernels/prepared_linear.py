@@ -37,10 +37,13 @@ from tilevm.kernels.prepared_layouts import (
     value_words,
     weight_layout,
 )
+from tilevm.kernels.quant_linear import BLOCK_SCALES, DECODE_ROWS, _dummy_like, implicit_zero
 
 __all__ = [
     "PREPARED_PREFILL_SPACE",
     "PREPARED_SPLIT_K_SPACE",
+    "PREPARED_VARIANTS",
+    "launch_prepared_linear",
     "prepared_linear_prefill",
     "prepared_linear_prefill_tuned",
     "prepared_linear_split_k",
@@ -220,3 +223,50 @@ PREPARED_PREFILL_SPACE: dict[str, list[int]] = {"bm": [64, 128], "warps": [2, 4,
                                                 "stages": [2, 3, 4]}
 prepared_linear_prefill_tuned = tv.autotune(space=PREPARED_PREFILL_SPACE, prune=_fits,
                                             key=_KEY)(prepared_linear_prefill)
+
+PREPARED_VARIANTS: dict[str, tuple[Any, Any, dict[str, int]]] = {
+    "split_k": (prepared_linear_split_k, prepared_linear_split_k_tuned,
+                {"bm": 16, "warps": 4, "split": 4}),
+    "prefill": (prepared_linear_prefill, prepared_linear_prefill_tuned,
+                {"bm": 64, "warps": 4, "stages": 3}),
+}
+"""Each variant's kernel, its autotuned kernel and its default tiles."""
+
+
+def launch_prepared_linear(x: Any, weights: Any, y: Any, *, bias: Any = None,
+                           device: str | None = None, variant: str = "auto",
+                           deterministic: bool = False, tuned: bool = False,
+                           **tiles: int) -> None:
+    """Run the linear layer on prepared weights, writing ``y`` (m × n): ``x`` (m × k) and
+    ``bias`` (n) in the activation type the weights were prepared for, ``weights`` a
+    :class:`~tilevm.kernels.prepared_weights.PreparedWeights`. ``variant``: ``"split_k"``
+    (decode; ``deterministic`` chooses its in-order reduction), ``"prefill"`` or ``"auto"``
+    (split-K up to :data:`DECODE_ROWS` rows). ``tiles`` override the variant's defaults
+    (:data:`PREPARED_VARIANTS`; the K step is the weights'); ``tuned=True`` lets the autotuned
+    kernel choose them. Raises ValueError for an unknown variant or operands whose sizes
+    disagree with the weights."""
+    if variant == "auto":
+        variant = "split_k" if x.shape[0] <= DECODE_ROWS else "prefill"
+    if variant not in PREPARED_VARIANTS:
+        raise ValueError(f"variant={variant!r}: 'auto', "
+                         f"{', '.join(map(repr, PREPARED_VARIANTS))}")
+    m, k = x.shape
+    if k > weights.kp or tuple(y.shape) != (m, weights.n):
+        raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} do not fit prepared "
+                         f"weights of {weights.n} rows of {weights.kp} codes")
+    kernel, autotuned, defaults = PREPARED_VARIANTS[variant]
+    zeros = weights.zeros if weights.zeros is not None else _dummy_like(y, u32, 3)
+    constants: dict[str, Any] = {
+        "wtype": weights.wtype, "stype": weights.scale_type, "group": weights.group_size,
+        "bk": weights.bk, "zero": implicit_zero(weights.wtype),
+        "has_zeros": weights.zeros is not None, "has_bias": bias is not None,
+        "block_scaled": weights.scale_type.name in BLOCK_SCALES,
+    }
+    if not tuned:
+        constants.update({**defaults, **tiles})
+    if variant == "split_k":
+        constants["deterministic"] = deterministic
+    if bias is None:
+        bias = _dummy_like(y, weights.act, 1)
+    (autotuned if tuned else kernel)(x, weights.codes, weights.scales, zeros, bias, y,
+                                     device=device, **constants)

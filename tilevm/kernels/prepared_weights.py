@@ -21,9 +21,10 @@ width ``bk`` (32, 64 or 128):
 
 The bytes are those of the numpy reference
 :func:`tilevm.kernels.weight_preparation.prepare_weights` on the padded codes. Two kernels do
-the work, one load, one ``view`` and one store per block (the tile is loaded in the prepared
-layout, so no data moves between threads); each ``(W, A, bk)`` is one specialization. The kernels
-use the public API only (DESIGN §2: kernels sit on top).
+the work, one load, one ``view`` and one store per block (the codes kernel converts its tile's
+layout in between); each ``(W, A, bk)`` is one specialization of the codes kernel, each pair of
+value types one of the other. The kernels use the public API only (DESIGN §2: kernels sit on
+top).
 """
 
 from __future__ import annotations
@@ -67,11 +68,16 @@ def prepare_codes_kernel(w: tv.Global[W, "n", "kp"],
     block prepares ``warps`` chunks of one column of chunks; codes past ``n`` and ``kp`` are 0."""
     tv.launch(grid=(tv.cdiv(n, CHUNK_N * warps), steps), warps=warps)
     c, kb = tv.block_idx()
-    # Warp w loads chunk c·warps + w with each lane's codes in the order the GEMM's cast wants
-    # them: the view below is then each lane's own bits, and the masked load pads with code 0.
-    layout = tv.spatial(warps, 1) * tv.fast_cast_layout(chunk_layout(bk), W, act)
-    codes = tv.load(w, (c * CHUNK_N * warps, kb * bk), (CHUNK_N * warps, bk), layout=layout)
-    words = tv.view(codes, u32, packed_layout(warps, chunk_words(bk, W.nbits)))
+    # Each thread loads one row's run of bk codes (whole vectors; the masked load pads with
+    # code 0): loading straight into the chunk layout would gather every code (or pair of
+    # codes) with a load of its own.
+    rows = tv.load(w, (c * CHUNK_N * warps, kb * bk), (CHUNK_N * warps, bk),
+                   layout=tv.spatial(CHUNK_N * warps, 1) * tv.local(1, bk))
+    # Warp w then holds chunk c·warps + w, each lane's codes in the order the GEMM's cast wants
+    # them, so that the view is each lane's own bits.
+    chunk = tv.convert_layout(rows, tv.spatial(warps, 1)
+                              * tv.fast_cast_layout(chunk_layout(bk), W, act))
+    words = tv.view(chunk, u32, packed_layout(warps, chunk_words(bk, W.nbits)))
     tv.store(out, words, (c * warps, kb, 0))
 
 
@@ -202,10 +208,12 @@ def prepare_linear_weights(w: Any, scales: Any, zeros: Any = None, *, act: tv.DT
     at = tv.dtype(act) if isinstance(act, str) else act
     if not isinstance(at, tv.DType) or at.name not in ("f16", "bf16"):
         raise ValueError(f"act={getattr(at, 'name', at)}: activations are f16 or bf16")
+    code_type = _argument_type("w", w)
     try:
-        wtype = weight_dtype(_argument_type("w", w))
-    except ValueError as e:
-        raise ValueError(f"w: {e}") from None
+        wtype = weight_dtype(code_type)
+    except ValueError as e:  # its message names the type as wtype=…; here the argument is w
+        reason = str(e).removeprefix(f"wtype={code_type.name}: ")
+        raise ValueError(f"w: {code_type.name} codes: {reason}") from None
     scale_type = _argument_type("scales", scales)
     if scale_type.name in BLOCK_SCALES:
         check_block_format(wtype, scale_type, group_size)
@@ -293,18 +301,21 @@ def _torch_tensor(tensor: Any) -> Any:
 def _common_place(**inputs: Any) -> Any:
     """Where the outputs go: None (numpy arrays) when no input is a torch tensor, else the torch
     device of the torch inputs. ValueError naming two inputs on different devices."""
-    places: dict[str, Any] = {}
+    first: tuple[str, str] | None = None  # the first input's name and device
+    place = None
     for name, tensor in inputs.items():
-        if tensor is not None:
-            held = _torch_tensor(tensor)
-            places[name] = None if held is None else held.device
-    devices = {str(p) if p is not None and p.type != "cpu" else "host": name
-               for name, p in places.items()}
-    if len(devices) > 1:
-        (a, first), (b, second) = list(devices.items())[:2]
-        raise ValueError(f"{first} and {second}: the inputs are on different devices ({a}, {b})")
-    torch_places = [p for p in places.values() if p is not None]
-    return torch_places[0] if torch_places else None
+        if tensor is None:
+            continue
+        held = _torch_tensor(tensor)
+        device = "host" if held is None or held.device.type == "cpu" else str(held.device)
+        if first is None:
+            first = (name, device)
+        elif device != first[1]:
+            raise ValueError(f"{first[0]} and {name}: the inputs are on different devices "
+                             f"({first[1]}, {device})")
+        if held is not None and place is None:
+            place = held.device
+    return place
 
 
 def _empty_words(shape: tuple[int, ...], place: Any) -> Any:

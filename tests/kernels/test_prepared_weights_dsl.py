@@ -231,6 +231,7 @@ def _good_inputs() -> dict:
 
 BAD_INPUTS = [
     ({"act": "f32"}, "act=f32"),
+    ({"act": "half-ish"}, "act=half-ish"),
     ({"w": np.zeros((N, 64), np.float16)}, "w: f16 codes: weights are integers"),
     ({"w": tv.HostTensor.empty((2, N, 64), "u4")}, "w: the codes are a matrix"),
     ({"w": [[1, 2]]}, "w: expected a tensor"),

@@ -205,9 +205,12 @@ def prepare_linear_weights(w: Any, scales: Any, zeros: Any = None, *, act: tv.DT
     argument for a type that is not accepted, shapes that disagree, zero points of float
     (or block-scaled) weights, a ``bk`` not in :data:`CHUNK_WIDTHS` or not dividing the group,
     a negative group size, or inputs on different devices."""
-    at = tv.dtype(act) if isinstance(act, str) else act
+    try:
+        at = tv.dtype(act) if isinstance(act, str) else act
+    except ValueError:  # an unknown name
+        at = None
     if not isinstance(at, tv.DType) or at.name not in ("f16", "bf16"):
-        raise ValueError(f"act={getattr(at, 'name', at)}: activations are f16 or bf16")
+        raise ValueError(f"act={getattr(at, 'name', act)}: activations are f16 or bf16")
     code_type = _argument_type("w", w)
     try:
         wtype = weight_dtype(code_type)

@@ -2,7 +2,9 @@
 and prefill (cp.async pipeline) kernels of tilevm/kernels/prepared_linear.py.
 
 The weights are prepared here by the numpy reference of the byte layout
-(``weight_preparation.prepare_weights``), not by the DSL preparation, and the expected results
+(``weight_preparation.prepare_weights``), and once end to end by the DSL preparation
+(``prepared_weights.prepare_linear_weights``, tested byte for byte against that reference in
+test_prepared_weights_dsl.py); the expected results
 come from the test's own decoder (quant_reference.py) in float64 under the accuracy rule: a
 wrong byte order, permutation or scale placement gives a wrong product. Called with the default
 device, each kernel also runs on the interpreter and, through the suite's autouse fixture, on the
@@ -23,7 +25,12 @@ from quant_reference import (
 
 import tilevm as tv
 from tilevm.kernels.prepared_layouts import chunk_layout, chunk_words, value_layout, value_words
-from tilevm.kernels.prepared_linear import prepared_linear_prefill, prepared_linear_split_k
+from tilevm.kernels.prepared_linear import (
+    launch_prepared_linear,
+    prepared_linear_prefill,
+    prepared_linear_split_k,
+)
+from tilevm.kernels.prepared_weights import prepare_linear_weights
 from tilevm.kernels.quant_linear import implicit_zero
 from tilevm.kernels.quantize import quantize_weights
 from tilevm.kernels.weight_preparation import prepare_weights
@@ -112,3 +119,25 @@ def test_prepared_linear_matches_float64_under_the_accuracy_rule(variant, wtype,
     ref, base = linear_references(x, w, bias, _act_name(act))
     error = float(np.max(np.abs(y.astype(np.float64) - ref)))
     assert 0 < error <= accuracy_bound(ref, base, _act_name(act))
+
+
+@pytest.mark.parametrize("wtype, group, zero_point, m",
+                         [("u4", 128, True, 2), ("i3", 0, False, 24)])
+def test_dsl_prepared_weights_reach_the_same_product(wtype, group, zero_point, m):
+    """Quantization, the DSL preparation and the layer call end to end, on the variant the call
+    chooses (split-K for 2 rows, the prefill pipeline for 24)."""
+    rng = np.random.default_rng(7)
+    weights = (rng.standard_normal((N, K)) * 0.1).astype(np.float32)
+    q = quantize_weights(weights, wtype, group, zero_point=zero_point)
+    prepared = prepare_linear_weights(q.codes, np.asarray(q.scales), q.zeros, act="f16",
+                                      group_size=group)
+    bits = tv.dtype(wtype).nbits
+    codes = unpack(q.codes.data, bits, q.codes.shape)
+    zero_codes = None if q.zeros is None else unpack(q.zeros.data, bits, q.zeros.shape)
+    w = dequantize_reference(codes, np.asarray(q.scales), zero_codes, wtype, group, K)
+    x = rng.standard_normal((m, K)).astype(np.float16)
+    y = np.zeros((m, N), np.float16)
+    launch_prepared_linear(x, prepared, y)
+    ref, base = linear_references(x, w, None, "f16")
+    error = float(np.max(np.abs(y.astype(np.float64) - ref)))
+    assert 0 < error <= accuracy_bound(ref, base, "f16")

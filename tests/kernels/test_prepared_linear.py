@@ -30,7 +30,7 @@ from tilevm.kernels.prepared_linear import (
     prepared_linear_prefill,
     prepared_linear_split_k,
 )
-from tilevm.kernels.prepared_weights import prepare_linear_weights
+from tilevm.kernels.prepared_weights import default_chunk_k, prepare_linear_weights
 from tilevm.kernels.quant_linear import implicit_zero
 from tilevm.kernels.quantize import quantize_weights
 from tilevm.kernels.weight_preparation import prepare_weights
@@ -122,10 +122,13 @@ def test_prepared_linear_matches_float64_under_the_accuracy_rule(variant, wtype,
 
 
 @pytest.mark.parametrize("wtype, group, zero_point, m",
-                         [("u4", 128, True, 2), ("i3", 0, False, 24)])
+                         [("u4", 128, True, 2), ("i3", 0, False, 24), ("u3", 128, False, 20)])
 def test_dsl_prepared_weights_reach_the_same_product(wtype, group, zero_point, m):
     """Quantization, the DSL preparation and the layer call end to end, on the variant the call
-    chooses (split-K for 2 rows, the prefill pipeline for 24)."""
+    chooses (split-K for 2 rows, the prefill pipeline for 20 and 24). 3-bit weights in groups of
+    128 take steps of 128 codes: 128 weights, three 16-byte vectors, per lane and step, their
+    dequantization in rolled loops (the CPU backend's JIT stays small)."""
+    assert wtype != "u3" or default_chunk_k(tv.u3, group) == 128
     rng = np.random.default_rng(7)
     weights = (rng.standard_normal((N, K)) * 0.1).astype(np.float32)
     q = quantize_weights(weights, wtype, group, zero_point=zero_point)

@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch import nn
 
-from tilevm.ops.quant_linear import QuantLinear, quant_linear, quantize_model
+from tilevm.ops.quant_linear import QuantLinear, prepared_linear, quant_linear, quantize_model
 
 # The references shared with tests/kernels (no tilevm in them).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -215,7 +215,10 @@ def test_state_dict_round_trips():
                                     dtype=torch.bfloat16)
     fresh = QuantLinear(K, N, bias=True, wtype="i3", group_size=64, zero_point=True,
                         dtype=torch.bfloat16, deterministic=True)
+    assert fresh.prepared_codes is None  # nothing to prepare before weights arrive
     fresh.load_state_dict(layer.state_dict())
+    assert "prepared_codes" not in layer.state_dict()  # derived from the saved buffers
+    assert torch.equal(fresh.prepared_codes, layer.prepared_codes)  # prepared on loading
     layer.deterministic = True  # 7 rows: split-K, whose sum order is the blocks' otherwise
     x = torch.randn(7, K, dtype=torch.bfloat16)
     assert torch.equal(fresh(x), layer(x))
@@ -223,6 +226,27 @@ def test_state_dict_round_trips():
                         dtype=torch.bfloat16)
     with pytest.raises(Exception, match="wtype"):
         other.load_state_dict(layer.state_dict())
+
+
+def test_layers_run_on_prepared_weights_except_groups_of_16(monkeypatch):
+    """A quantized layer prepares its weights (16-byte runs per lane for u4 in groups of 128)
+    and calls the prepared-weight kernels; NVFP4's groups of 16 are smaller than a prepared step
+    and stay on the kernels of the dense codes."""
+    import tilevm.ops.quant_linear as ops_module
+
+    calls = []
+    for name in ("launch_prepared_linear", "launch_quant_linear"):
+        original = getattr(ops_module, name)
+        monkeypatch.setattr(ops_module, name, lambda *a, _name=name, _f=original, **k: (
+            calls.append(_name), _f(*a, **k))[1])
+    u4 = QuantLinear.from_linear(float_linear(N, K, False, 3), "u4", 128)
+    assert u4.prepared_bk == 32 and u4.prepared_codes.shape == (5, 256 // 32, 32 * 4)
+    nvfp4 = QuantLinear.from_linear(float_linear(N, K, False, 3), "f4e2m1", 16,
+                                    scale_dtype="f8e4m3fn")
+    assert nvfp4.prepared_codes is None and not nvfp4.prepare()
+    x = torch.randn(2, K, dtype=torch.float16)
+    u4(x), nvfp4(x)
+    assert calls == ["launch_prepared_linear", "launch_quant_linear"]
 
 
 def test_constructor_errors_name_the_argument():
@@ -339,6 +363,12 @@ def test_opcheck_passes(layer):
     torch.library.opcheck(quant_linear, (torch.randn(3, K, dtype=torch.float16), *buffers))
     torch.library.opcheck(quant_linear, (torch.randn(2, 4, K, dtype=torch.float16),
                                          layer.qweight, layer.scales, None, None, *buffers[4:]))
+    prepared = (layer.prepared_codes, layer.prepared_scales, layer.prepared_zeros, layer.bias,
+                layer.wtype, "f16", layer.group_size, layer.prepared_bk,
+                layer.qweight.shape[1] * 2, N)
+    torch.library.opcheck(prepared_linear, (torch.randn(3, K, dtype=torch.float16), *prepared))
+    torch.library.opcheck(prepared_linear, (torch.randn(2, 4, K, dtype=torch.float16),
+                                            *prepared[:3], None, *prepared[4:]))
 
 
 def test_torch_compile_traces_the_op_with_a_dynamic_m(layer):
@@ -382,8 +412,8 @@ def test_a_deterministic_layer_asks_for_the_in_order_reduction(monkeypatch):
     import tilevm.ops.quant_linear as ops_module
 
     seen = []
-    launch = ops_module.launch_quant_linear
-    monkeypatch.setattr(ops_module, "launch_quant_linear",
+    launch = ops_module.launch_prepared_linear  # the layer's weights are prepared
+    monkeypatch.setattr(ops_module, "launch_prepared_linear",
                         lambda *a, **k: (seen.append(k["deterministic"]), launch(*a, **k))[1])
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 40)

@@ -18,6 +18,12 @@ Buffers of a layer (all in its state_dict, which round-trips through ``load_stat
 
 The extra state records the weight type, group size and zero-point flag; loading a state_dict
 saved with others is an error naming them.
+
+Calls run on the weights' prepared form (:mod:`tilevm.kernels.prepared_weights`: each lane's
+codes one contiguous run per step), made from these buffers by :meth:`QuantLinear.prepare` when
+a layer is quantized, imported or loaded, and kept in non-persistent buffers (``prepared_codes``,
+``prepared_scales``, ``prepared_zeros``) that move with the module; the ``tilevm::prepared_linear``
+op runs them. Groups smaller than a prepared step (NVFP4's 16) stay on ``tilevm::quant_linear``.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ import torch
 from torch import nn
 
 import tilevm as tv
+from tilevm.kernels.prepared_linear import launch_prepared_linear
+from tilevm.kernels.prepared_weights import PreparedWeights, prepare_linear_weights
 from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
 from tilevm.kernels.quantize import dequantized, padded_k, quantize_kernel, scheme_constants
 from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
 
-__all__ = ["QuantLinear", "dequantize", "quant_linear", "quantize_model"]
+__all__ = ["QuantLinear", "dequantize", "prepared_linear", "quant_linear", "quantize_model"]
 
 _TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
 # The block-scaled formats' scale types (tilevm.kernels.quant_linear.BLOCK_SCALES).
@@ -109,6 +117,47 @@ def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
 @quant_linear.register_fake
 def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features, deterministic=False):
     return x.new_empty((*x.shape[:-1], scales.shape[0]))
+
+
+@torch.library.custom_op("tilevm::prepared_linear", mutates_args=())
+def prepared_linear(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
+                    zeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
+                    scale_type: str, group_size: int, bk: int, kp: int, out_features: int,
+                    deterministic: bool = False) -> torch.Tensor:
+    """``x · Wᵀ + bias`` on prepared weights (:class:`~tilevm.kernels.prepared_weights.
+    PreparedWeights`: ``codes``, ``scales``, ``zeros`` and the parameters after them) for x
+    (…, k) in f16 or bf16, k ≤ ``kp``. Returns (…, out_features) in x's dtype.
+    ``deterministic`` as for :func:`quant_linear`. Raises ValueError naming the argument whose
+    dtype, device or shape is wrong."""
+    act = _TORCH_ACTIVATIONS.get(x.dtype)
+    if act is None:
+        raise ValueError(f"x: f16 or bf16 activations, got {x.dtype}")
+    k = x.shape[-1]
+    if k > kp:
+        raise ValueError(f"x: last dimension {k}, the weights have {kp} columns")
+    if bias is not None and (bias.dtype != x.dtype or bias.shape != (out_features,)):
+        raise ValueError(f"bias: {bias.dtype} {tuple(bias.shape)}, expected {x.dtype} "
+                         f"({out_features},)")
+    for name, t in (("codes", codes), ("scales", scales), ("zeros", zeros), ("bias", bias)):
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{name}: on {t.device}, x on {x.device} (one device per call)")
+    weights = PreparedWeights(codes, scales, zeros, weight_dtype(wtype), tv.dtype(act),
+                              tv.dtype(scale_type), group_size, bk, out_features, kp)
+    x2 = x.reshape(-1, k)
+    if not x2.is_contiguous():
+        x2 = x2.contiguous()
+    y = torch.empty((x2.shape[0], out_features), dtype=x.dtype, device=x.device)
+    if x2.shape[0] and out_features:
+        on_gpu = x.device.type == "cuda"
+        launch_prepared_linear(x2, weights, y, bias=bias, device=None if on_gpu else "cpu",
+                               tuned=on_gpu, deterministic=deterministic)
+    return y.reshape(*x.shape[:-1], out_features)
+
+
+@prepared_linear.register_fake
+def _(x, codes, scales, zeros, bias, wtype, scale_type, group_size, bk, kp, out_features,
+      deterministic=False):
+    return x.new_empty((*x.shape[:-1], out_features))
 
 
 def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
@@ -201,6 +250,12 @@ class QuantLinear(nn.Module):
             device=device) if zero_point else None)
         self.register_buffer("bias", torch.zeros(self.out_features, dtype=dtype, device=device)
                              if bias else None)
+        # The prepared form of the weights (tilevm.kernels.prepared_weights), made from the
+        # buffers above by prepare(); not saved (a state_dict holds the dense codes).
+        self.prepared_bk = 0
+        for name in ("prepared_codes", "prepared_scales", "prepared_zeros"):
+            self.register_buffer(name, None, persistent=False)
+        self.register_load_state_dict_post_hook(_prepare_after_loading)
 
     @property
     def wtype(self) -> str:
@@ -231,9 +286,50 @@ class QuantLinear(nn.Module):
         original = x.dtype
         if original != self.dtype:
             x = x.to(self.dtype)
-        y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
-                         self.group_size, self.in_features, self.deterministic)
+        if self.prepared_codes is not None:
+            if x.shape[-1] != self.in_features:
+                raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has "
+                                 f"{self.in_features} in_features")
+            y = prepared_linear(x, self.prepared_codes, self.prepared_scales,
+                                self.prepared_zeros, self.bias, self.wtype,
+                                self._scale_type_name, self.group_size, self.prepared_bk,
+                                self._padded_k, self.out_features, self.deterministic)
+        else:
+            y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
+                             self.group_size, self.in_features, self.deterministic)
         return y if original == self.dtype else y.to(original)
+
+    @property
+    def _padded_k(self) -> int:
+        return self.qweight.shape[1] * 8 // self.weight_type.nbits
+
+    @property
+    def _scale_type_name(self) -> str:
+        return _TORCH_ACTIVATIONS[self.dtype] if self.scale_type is None else self.scale_type.name
+
+    def prepare(self) -> bool:
+        """Make the prepared form of the weights from the buffers (done by the constructors
+        ``from_linear``, ``from_gptq``, ``from_awq`` and by ``load_state_dict``; call it again
+        after changing ``qweight``, ``scales`` or ``qzeros`` in place). Calls then run the
+        kernels on prepared weights (:mod:`tilevm.kernels.prepared_linear`): each lane loads its
+        weights as one contiguous run. Returns False, and leaves the layer on the kernels of the
+        dense codes, for groups smaller than a prepared step (NVFP4's 16)."""
+        if self.group_size and self.group_size % 32:
+            self.prepared_codes = self.prepared_scales = self.prepared_zeros = None
+            self.prepared_bk = 0
+            return False
+        wt, n = self.weight_type, self.out_features
+        groups = self.scales.shape[1]
+        codes = tv.packed(self.qweight.reshape(-1), wt, (n, self._padded_k))
+        zeros = None if self.qzeros is None else tv.packed(self.qzeros, wt, (n, groups))
+        with torch.no_grad():
+            prepared = prepare_linear_weights(
+                codes, self.scales, zeros, act=_TORCH_ACTIVATIONS[self.dtype],
+                group_size=self.group_size,
+                device=None if self.qweight.device.type == "cuda" else "cpu")
+        self.prepared_codes, self.prepared_scales = prepared.codes, prepared.scales
+        self.prepared_zeros, self.prepared_bk = prepared.zeros, prepared.bk
+        return True
 
     # -- construction ------------------------------------------------------------------------
 
@@ -254,6 +350,7 @@ class QuantLinear(nn.Module):
         layer._quantize(weight)
         if linear.bias is not None:
             layer.bias.copy_(linear.bias.detach().to(dtype))
+        layer.prepare()
         return layer
 
     def _quantize(self, weight: torch.Tensor) -> None:
@@ -288,6 +385,7 @@ class QuantLinear(nn.Module):
         layer.scales.copy_(torch.from_numpy(np.asarray(imported.scales, np.float32)).to(dtype))
         if bias is not None:
             layer.bias.copy_(torch.as_tensor(bias).detach().to(dtype))
+        layer.prepare()
         return layer
 
     @classmethod
@@ -311,6 +409,11 @@ class QuantLinear(nn.Module):
         """A layer from an AWQ (GEMM format) checkpoint's tensors (u4 with zero points)."""
         imported = import_awq(qweight, qzeros, scales, group_size=group_size, bits=bits)
         return cls._from_imported(imported, imported.codes.shape[1], bias, dtype)
+
+
+def _prepare_after_loading(layer: nn.Module, _incompatible_keys: Any) -> None:
+    """A QuantLinear whose buffers were loaded prepares its weights again."""
+    layer.prepare()
 
 
 def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None = 128, *,

@@ -94,7 +94,8 @@ def test_demo_reports_sm90_resources_and_sass(cpu_demo):
             header = re.split(r"\s{2,}", _header(out, "registers"))
             # tv.dot on f16 is mma.sync.m16n8k16 (HMMA.16816): at least one per warp per step
             assert int(row[header.index("HMMA")]) >= 1
-            assert int(row[header.index("LDG")]) > 0 and int(row[header.index("STG")]) > 0
+            loads = int(row[header.index("LDG")]) + int(row[header.index("LDGSTS")])
+            assert loads > 0 and int(row[header.index("STG")]) > 0
     if cuobjdump_path() is None:
         assert "cuobjdump is not installed" in out
 

@@ -5,12 +5,14 @@ Three weight formats of ``y = x · Wᵀ`` — W4A16 (u4 codes, an f16 scale per 
 MXFP4 (f4e2m1 codes, an e8m0 power-of-two scale per 32, the OCP MX format) — are quantized from
 the same random float weights by the DSL quantization kernel and run through
 ``tilevm.ops.QuantLinear`` when torch is installed (the numpy kernel path,
-``tilevm.kernels.quant_linear.launch_quant_linear``, when it is not): on the GPU when there is one,
+``tilevm.kernels.prepared_linear.launch_prepared_linear`` on weights prepared by
+``prepare_linear_weights``, when it is not): on the GPU when there is one,
 on the CPU backend otherwise. Each result is checked against float64 on the same dequantized
 weights with the examples' accuracy rule (``examples/accuracy.py``, DESIGN §8). The first call
 (building, lowering, compiling) and the median of warm calls are timed; on a GPU also
 ``torch.matmul`` in f16 on the dequantized weights, and the speed-up over it. Then, with or
-without a GPU, the layer's kernel is compiled for sm_90 through NVRTC for each format, with the
+without a GPU, the kernel a call of the layer runs (the prefill variant on prepared weights)
+is compiled for sm_90 through NVRTC for each format, with the
 registers and spills ptxas found and the SASS instruction counts when ``cuobjdump`` is installed.
 """
 
@@ -36,9 +38,10 @@ GROUP = 32
 SEED = 0
 WARM_CALLS = 5  # the warm time is the median of these
 TARGET = "sm_90"
-# The SASS opcodes the second table counts: tensor-core MMAs, global loads and stores, shared
-# memory (ldmatrix, loads, stores) and barriers.
-SASS_COLUMNS = ("HMMA", "LDG", "STG", "LDSM", "LDS", "STS", "BAR")
+# The SASS opcodes the second table counts: tensor-core MMAs, global loads (direct, and cp.async
+# copies into shared memory: LDGSTS) and stores, shared memory (ldmatrix, loads, stores) and
+# barriers.
+SASS_COLUMNS = ("HMMA", "LDG", "LDGSTS", "STG", "LDSM", "LDS", "STS", "BAR")
 
 # Exit statuses of run_demo.
 PASSED, FAILED, USAGE = 0, 1, 2
@@ -179,17 +182,19 @@ def _through_quant_linear(case: Case, device: str, x: np.ndarray, weight: np.nda
 
 def _through_the_kernel(case: Case, device: str, x: np.ndarray, weight: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray, float, float, None]:
-    """The numpy path (no torch): ``quantize_weights`` and ``launch_quant_linear`` on the CPU
-    backend."""
-    from tilevm.kernels.quant_linear import launch_quant_linear
+    """The numpy path (no torch): ``quantize_weights``, ``prepare_linear_weights`` and
+    ``launch_prepared_linear`` on the CPU backend."""
+    from tilevm.kernels.prepared_linear import launch_prepared_linear
+    from tilevm.kernels.prepared_weights import prepare_linear_weights
     from tilevm.kernels.quantize import quantize_weights
 
     if device == "cuda":
         raise DemoError("the GPU demo goes through QuantLinear: install torch")
     q = quantize_weights(weight, case.wtype, GROUP, scale_dtype=case.scale_dtype)
+    prepared = prepare_linear_weights(q.codes, q.scales, act="f16", group_size=GROUP,
+                                      device="cpu")
     y = np.zeros((SHAPE[0], SHAPE[1]), np.float16)
-    first, warm = _timed_calls(lambda: launch_quant_linear(x, q.codes, q.scales, y,
-                                                           group_size=GROUP, device="cpu"),
+    first, warm = _timed_calls(lambda: launch_prepared_linear(x, prepared, y, device="cpu"),
                                lambda: None)
     return y, q.dequantize(), first, warm, None
 
@@ -208,18 +213,25 @@ def run_case(case: Case, device: str, use_torch: bool) -> RunResult:
 
 
 def compile_case(case: Case, sass: bool) -> TargetResult:
-    """Compile the layer's kernel for :data:`TARGET` with ``case``'s weight format, specialized
-    to the demo's arguments, and count its SASS opcodes when ``sass`` (raises
-    FileNotFoundError without cuobjdump)."""
-    from tilevm.kernels.quant_linear import quant_linear_call, quant_linear_kernel
+    """Compile the kernel a call of the layer runs (the prefill variant on prepared weights,
+    its default tiles) for :data:`TARGET` with ``case``'s weight format, specialized to the
+    demo's arguments, and count its SASS opcodes when ``sass`` (raises FileNotFoundError
+    without cuobjdump)."""
+    from tilevm.kernels.prepared_linear import PREPARED_VARIANTS, prepared_linear_prefill
+    from tilevm.kernels.prepared_weights import prepare_linear_weights
+    from tilevm.kernels.quant_linear import BLOCK_SCALES, implicit_zero
     from tilevm.kernels.quantize import quantize_weights
 
     x, weight = inputs(case)
     q = quantize_weights(weight, case.wtype, GROUP, scale_dtype=case.scale_dtype)
+    p = prepare_linear_weights(q.codes, q.scales, act="f16", group_size=GROUP, device="cpu")
     y = np.zeros((SHAPE[0], SHAPE[1]), np.float16)
-    args, constants = quant_linear_call(x, q.codes, q.scales, y, group_size=GROUP)
-    compiled = tilevm.compile(quant_linear_kernel, TARGET, spec=args,
-                              **quant_linear_kernel._bind_dtype_variables(args, constants))
+    spec = (x, p.codes, p.scales, np.zeros((1, 1, 1), np.uint32), np.zeros(1, np.float16), y)
+    compiled = tilevm.compile(prepared_linear_prefill, TARGET, spec=spec, A=tilevm.f16,
+                              wtype=p.wtype, stype=p.scale_type, group=GROUP, bk=p.bk,
+                              zero=implicit_zero(p.wtype),
+                              block_scaled=p.scale_type.name in BLOCK_SCALES,
+                              **PREPARED_VARIANTS["prefill"][2])
     counts = None
     if sass:
         _progress(f"{case.label}: disassembling the {TARGET} cubin (cuobjdump)...")

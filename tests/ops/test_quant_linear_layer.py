@@ -423,3 +423,28 @@ def test_a_deterministic_layer_asks_for_the_in_order_reduction(monkeypatch):
     x = torch.randn(3, 64, dtype=torch.float16)
     assert torch.allclose(fixed(x).float(), free(x).float(), atol=2e-3)
     assert seen == [True, False] and "deterministic=True" in repr(fixed)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_decode_step_is_captured_in_a_cuda_graph():
+    """After its first call (tuning, compiling, workspaces), a decode call allocates nothing on
+    the host side and does not synchronize: it is captured in a CUDA graph, and replaying the
+    graph on new inputs gives what an eager call gives (DESIGN §7)."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 4).cuda(), "u4", 32)
+    layer.deterministic = True  # the replay and the eager call are compared bit for bit
+    static_x = torch.randn(1, K, dtype=torch.float16, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        layer(static_x)  # the first call, outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_y = layer(static_x)
+    for seed in range(3):
+        static_x.copy_(torch.randn(1, K, dtype=torch.float16, device="cuda",
+                                   generator=torch.Generator("cuda").manual_seed(seed)))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(static_y, layer(static_x))

@@ -37,7 +37,13 @@ from tilevm.kernels.prepared_layouts import (
     value_words,
     weight_layout,
 )
-from tilevm.kernels.quant_linear import BLOCK_SCALES, DECODE_ROWS, _dummy_like, implicit_zero
+from tilevm.kernels.quant_linear import (
+    BLOCK_SCALES,
+    DECODE_ROWS,
+    _dummy_like,
+    finish_split_k,
+    implicit_zero,
+)
 
 __all__ = [
     "PREPARED_PREFILL_SPACE",
@@ -53,27 +59,38 @@ __all__ = [
 A = tv.Dtype("A")  # the activation type: f16 or bf16
 
 
-def _dequantized(packed: Any, scales: Any, zeros: Any, act: Any, wtype: Any, stype: Any,
-                 zero: float, has_zeros: bool, block_scaled: bool, bn: int, bk: int,
-                 warps: int) -> Any:
-    """The (bn, bk) weights of one step in ``act`` (a helper the kernels inline), in the layout
-    of the ``dot``'s transposed B operand: ``packed`` the step's code words (a
-    :func:`packed_layout` tile), ``scales``/``zeros`` its value words (:func:`packed_value_layout`
-    tiles; ``zeros`` read only when ``has_zeros``)."""
-    codes = tv.view(packed, wtype, tv.fast_cast_layout(weight_layout(bn, bk, warps), wtype, act))
-    s = tv.view(scales, stype, value_layout(bn, warps))
+def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
+                  act: Any, wtype: Any, stype: Any, zero: float, has_zeros: bool,
+                  block_scaled: bool, bk: int, warps: int) -> Any:
+    """The (32 · warps, bk) weights of one step in ``act`` (a helper the kernels inline), in the
+    layout of the ``dot``'s transposed B operand: the prepared code words of ``codes`` (global
+    memory or a pipeline stage) at ``code_at`` and the scale (and zero point) words of
+    ``scales`` (``zeros``, read only when ``has_zeros``) at ``value_at``, each lane reading its
+    run."""
+    bn = warps * CHUNK_N
+    words = chunk_words(bk, wtype.nbits)
+    packed = tv.load(codes, code_at, (warps, 1, 32 * words), layout=packed_layout(warps, words))
+    q = tv.view(packed, wtype, tv.fast_cast_layout(weight_layout(bn, bk, warps), wtype, act))
+    scale_words = value_words(stype.nbits)
+    s = tv.view(tv.load(scales, value_at, (warps, 1, 8 * scale_words),
+                        layout=packed_value_layout(warps, scale_words)),
+                stype, value_layout(bn, warps))
     if block_scaled:
         # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
         # exact in f32, then rounded once.
-        return tv.cast(tv.cast(codes, f32) * tv.cast(s, f32), act)
+        return tv.cast(tv.cast(q, f32) * tv.cast(s, f32), act)
     # The cast is exact (every code is an f16 and a bf16 value), so is the difference; the
     # multiply rounds once. (One expression per case: a cast whose one use subtracts a constant
     # is lowered as one sequence.)
     if has_zeros:
-        return (tv.cast(codes, act) - tv.view(zeros, act, value_layout(bn, warps))) * s
+        zero_words = value_words(16)
+        z = tv.view(tv.load(zeros, value_at, (warps, 1, 8 * zero_words),
+                            layout=packed_value_layout(warps, zero_words)),
+                    act, value_layout(bn, warps))
+        return (tv.cast(q, act) - z) * s
     if zero != 0.0:
-        return (tv.cast(codes, act) - zero) * s
-    return tv.cast(codes, act) * s
+        return (tv.cast(q, act) - zero) * s
+    return tv.cast(q, act) * s
 
 
 @tv.kernel
@@ -94,48 +111,21 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     tv.launch(grid=(tv.cdiv(m, bm), tv.cdiv(n, warps * CHUNK_N), split), warps=warps)
     i, j, part = tv.block_idx()
     bn = warps * CHUNK_N
-    words = chunk_words(bk, wtype.nbits)
-    scale_words = value_words(stype.nbits)
-    zero_words = value_words(16)
     steps = tv.cdiv(tv.cdiv(k, bk), split)  # the steps of each part
     first = part * steps
     acc = tv.zeros((bm, bn), f32, layout=accumulator_layout(bm, bn, warps))
     for kb in tv.range(first, min(tv.cdiv(k, bk), first + steps)):
         g = kb * bk // group if group else 0  # the step's quantization group
         a = tv.load(x, (i * bm, kb * bk), (bm, bk))
-        packed = tv.load(wp, (j * warps, kb, 0), (warps, 1, 32 * words),
-                         layout=packed_layout(warps, words))
-        scales = tv.load(sp, (j * warps, g, 0), (warps, 1, 8 * scale_words),
-                         layout=packed_value_layout(warps, scale_words))
-        zeros = scales
-        if has_zeros:
-            zeros = tv.load(zp, (j * warps, g, 0), (warps, 1, 8 * zero_words),
-                            layout=packed_value_layout(warps, zero_words))
-        weights = _dequantized(packed, scales, zeros, A, wtype, stype, zero, has_zeros,
-                               block_scaled, bn, bk, warps)
+        weights = _step_weights(wp, (j * warps, kb, 0), sp, zp, (j * warps, g, 0), A, wtype,
+                                stype, zero, has_zeros, block_scaled, bk, warps)
         acc = tv.dot(a, tv.transpose(weights), acc)
-    arrivals = tv.workspace((m, n), tv.i32)  # one counter per tile: the element at its corner
-    if deterministic:
-        slots = tv.workspace((split, m, n), f32)
-        tv.store(slots, tv.reshape(acc, (1, bm, bn)), (part, i * bm, j * bn))
-    else:
-        sums = tv.workspace((m, n), f32)
-        tv.atomic_add(sums, acc, (i * bm, j * bn))
-    tv.fence()  # this thread's partials are visible before the block says it has arrived
-    tv.sync()
-    arrived = tv.atomic_add(arrivals, 1, (i * bm, j * bn))
-    if arrived == split - 1:  # the last block of this tile: every partial is in
-        tv.fence()
-        if deterministic:
-            total = tv.zeros((bm, bn), f32)
-            for p in tv.range(split):
-                total = total + tv.reshape(tv.load(slots, (p, i * bm, j * bn), (1, bm, bn)),
-                                           (bm, bn))
-        else:
-            total = tv.load(sums, (i * bm, j * bn), (bm, bn))
-        if has_bias:
-            total = total + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
-        tv.store(y, tv.cast(total, A), (i * bm, j * bn))
+    # Workspaces: one arrival counter per output tile (the element at its corner), and the
+    # partial sums (one slot per part when deterministic).
+    arrivals = tv.workspace((m, n), tv.i32)
+    partials = tv.workspace((split, m, n) if deterministic else (m, n), f32)
+    finish_split_k(acc, y, bias, arrivals, partials, i * bm, j * bn, part, split, deterministic,
+                   has_bias, A)
 
 
 @tv.kernel
@@ -156,7 +146,7 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     bn = warps * CHUNK_N
     words = chunk_words(bk, wtype.nbits)
     scale_words = value_words(stype.nbits)
-    zero_words = value_words(16) if has_zeros else scale_words
+    zero_words = value_words(16) if has_zeros else scale_words  # (no zeros: a placeholder)
     x_stage = tv.shared((stages, bm, bk), A)
     code_stage = tv.shared((stages, warps, 1, 32 * words), u32)
     scale_stage = tv.shared((stages, warps, 1, 8 * scale_words), u32)
@@ -187,16 +177,9 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
         tv.sync()
         s = t % stages
         a = tv.load(x_stage[s], (0, 0), (bm, bk))
-        packed = tv.load(code_stage[s], (0, 0, 0), (warps, 1, 32 * words),
-                         layout=packed_layout(warps, words))
-        scales = tv.load(scale_stage[s], (0, 0, 0), (warps, 1, 8 * scale_words),
-                         layout=packed_value_layout(warps, scale_words))
-        zeros = scales
-        if has_zeros:
-            zeros = tv.load(zero_stage[s], (0, 0, 0), (warps, 1, 8 * zero_words),
-                            layout=packed_value_layout(warps, zero_words))
-        weights = _dequantized(packed, scales, zeros, A, wtype, stype, zero, has_zeros,
-                               block_scaled, bn, bk, warps)
+        weights = _step_weights(code_stage[s], (0, 0, 0), scale_stage[s], zero_stage[s],
+                                (0, 0, 0), A, wtype, stype, zero, has_zeros, block_scaled, bk,
+                                warps)
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
     if has_bias:

@@ -48,6 +48,7 @@ __all__ = [
     "WEIGHT_TYPES",
     "activation_dtype",
     "check_block_format",
+    "finish_split_k",
     "implicit_zero",
     "launch_quant_linear",
     "quant_linear_call",
@@ -223,29 +224,45 @@ def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         weights = _weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
                                has_zeros, block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
-    # One counter per output tile: the element at the tile's corner of an (m, n) workspace.
+    # Workspaces: one arrival counter per output tile (the element at its corner), and the
+    # partial sums (one slot per part when deterministic).
     arrivals = tv.workspace((m, n), tv.i32)
+    partials = tv.workspace((split, m, n) if deterministic else (m, n), f32)
+    finish_split_k(acc, y, bias, arrivals, partials, i * bm, j * bn, part, split, deterministic,
+                   has_bias, A)
+
+
+def finish_split_k(acc: Any, y: Any, bias: Any, arrivals: Any, partials: Any, row: Any,
+                   col: Any, part: Any, split: int, deterministic: bool, has_bias: bool,
+                   act: Any) -> None:
+    """The end of a split-K block (a helper the kernels inline): its f32 partial ``acc`` of the
+    tile of ``y`` at ``(row, col)`` goes into the ``partials`` workspace (like ``y``) with
+    ``red.global.add.f32``, or into its slot ``part`` when ``deterministic`` (``partials``
+    then ``split`` × y); the last block of the tile to arrive (an i32 counter like ``y`` in
+    ``arrivals``, zeroed) sums the slots in split order (or reads the sums), adds the bias
+    when ``has_bias``, rounds to ``act`` and stores."""
+    tile_rows, tile_cols = acc.shape
     if deterministic:
-        slots = tv.workspace((split, m, n), f32)
-        tv.store(slots, tv.reshape(acc, (1, bm, bn)), (part, i * bm, j * bn))
+        tv.store(partials, tv.reshape(acc, (1, tile_rows, tile_cols)), (part, row, col))
     else:
-        sums = tv.workspace((m, n), f32)
-        tv.atomic_add(sums, acc, (i * bm, j * bn))
+        tv.atomic_add(partials, acc, (row, col))
     tv.fence()  # this thread's partials are visible before the block says it has arrived
     tv.sync()
-    arrived = tv.atomic_add(arrivals, 1, (i * bm, j * bn))
+    arrived = tv.atomic_add(arrivals, 1, (row, col))
     if arrived == split - 1:  # the last block of this tile: every partial is in
         tv.fence()
         if deterministic:
-            total = tv.zeros((bm, bn), f32)
+            total = tv.zeros((tile_rows, tile_cols), f32)
             for p in tv.range(split):
-                total = total + tv.reshape(tv.load(slots, (p, i * bm, j * bn), (1, bm, bn)),
-                                           (bm, bn))
+                total = total + tv.reshape(
+                    tv.load(partials, (p, row, col), (1, tile_rows, tile_cols)),
+                    (tile_rows, tile_cols))
         else:
-            total = tv.load(sums, (i * bm, j * bn), (bm, bn))
+            total = tv.load(partials, (row, col), (tile_rows, tile_cols))
         if has_bias:
-            total = total + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
-        tv.store(y, tv.cast(total, A), (i * bm, j * bn))
+            total = total + tv.reshape(
+                tv.cast(tv.load(bias, (col,), (tile_cols,)), f32), (1, tile_cols))
+        tv.store(y, tv.cast(total, act), (row, col))
 
 
 @tv.kernel

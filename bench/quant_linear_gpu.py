@@ -394,23 +394,32 @@ def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
     if rates.get("mma_tflops"):
         result["fraction_of_mma"] = result["tflops"] / rates["mma_tflops"]
     result["fraction_of_cublas"] = result["tflops"] / rates["cublas_tflops"]
+    # The roofline: the time the bytes take at the copy bandwidth or the FLOPs at the mma.sync
+    # rate (cuBLAS's wgmma rate for the second figure), whichever is longer, over the time.
+    memory_us = entry["bytes_moved"] / rates["copy_gb_per_s"] / 1e3
+    for key, peak in (("fraction_of_roofline", rates.get("mma_tflops")),
+                      ("fraction_of_roofline_cublas", rates["cublas_tflops"])):
+        if peak:
+            result[key] = max(memory_us, entry["flops"] / peak / 1e6) / median
     return result
 
 
 def table(results: list[dict[str, Any]]) -> str:
     """The cases as a Markdown table."""
     lines = ["| case | variant | µs | torch µs | speed-up | GB/s | of copy | TFLOP/s | of mma "
-             "| of cuBLAS | check |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+             "| of cuBLAS | of roofline | check |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in results:
         if "time_us" not in r:
-            lines.append(f"| {r['name']} | {r.get('variant', '')} | | | | | | | | | "
+            lines.append(f"| {r['name']} | {r.get('variant', '')} | | | | | | | | | | "
                          f"{r.get('error') or r.get('skipped') or 'not timed'} |")
             continue
-        mma = f"{r['fraction_of_mma']:.1%}" if "fraction_of_mma" in r else "–"
+        mma, roof = (f"{r[key]:.1%}" if key in r else "–"
+                     for key in ("fraction_of_mma", "fraction_of_roofline"))
         lines.append(
             f"| {r['name']} | {r['variant']} | {r['time_us']:.1f} | {r['torch_us']:.1f} | "
             f"{r['speedup']:.2f} | {r['gb_per_s']:.0f} | {r['fraction_of_copy_bandwidth']:.1%} | "
-            f"{r['tflops']:.1f} | {mma} | {r['fraction_of_cublas']:.1%} | "
+            f"{r['tflops']:.1f} | {mma} | {r['fraction_of_cublas']:.1%} | {roof} | "
             f"{'ok' if r['check']['ok'] else 'FAILED'} |")
     return "\n".join(lines)
 
@@ -428,8 +437,12 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
     import cuda_loader
     import torch
 
-    # The f32 references must be f32 (no TF32): the tolerance assumes f32 accumulation.
-    torch.backends.cuda.matmul.allow_tf32 = False
+    # The f32 references must be f32 (no TF32): the tolerance assumes f32 accumulation. Off by
+    # default; said here in the API of the torch at hand (2.9 added fp32_precision).
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = False
     bench = Bench(args, bundle, torch, cuda_loader)
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)

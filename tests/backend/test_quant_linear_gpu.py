@@ -45,8 +45,9 @@ cases_module = _load("quant_linear_gpu_cases", BENCH / "quant_linear_gpu_cases.p
 quant_reference = _load("quant_reference", TESTS / "kernels" / "quant_reference.py")
 
 # Small cases of the real kernels: a decode call (split-K, workspaces), a prefill call whose
-# m is not a multiple of the tile, two bit widths (u3 codes straddle bytes).
-SHAPE, ROWS, BITS, GEMM = (64, 256), (1, 24), (3, 4), 32
+# m is not a multiple of the tile; u3 codes straddle bytes (the unpacking of the other widths:
+# test_dequantize_unpacks_lsb_first_codes).
+SHAPE, ROWS, BITS, GEMM = (64, 256), (1, 24), (3,), 32
 
 
 def _cubin_length(address: int) -> int:
@@ -264,7 +265,11 @@ def test_gpu_half_runs_every_case_and_its_checks_pass(bundle, tmp_path, cpu_stan
         assert r["check"]["ok"] and r["check"]["mismatches"] == 0
         assert r["reps"] == 2 and r["time_us"] > 0 and r["torch_us"] > 0
         assert r["gb_per_s"] == pytest.approx(r["bytes_moved"] / r["time_us"] / 1e3)
-        assert r["fraction_of_mma"] == pytest.approx(r["tflops"] / report["rates"]["mma_tflops"])
+        rates = report["rates"]
+        assert r["fraction_of_mma"] == pytest.approx(r["tflops"] / rates["mma_tflops"])
+        bound_us = max(r["bytes_moved"] / rates["copy_gb_per_s"] / 1e3,
+                       r["flops"] / rates["mma_tflops"] / 1e6)
+        assert r["fraction_of_roofline"] == pytest.approx(bound_us / r["time_us"])
     assert all(g["check"]["ok"] for g in report["gemms"])
     # Each case: 1 checked + 1 warm-up + 2 timed launches; every one found its workspaces zero.
     quant = [x for x in api.launches if x["function"].startswith("quant_linear")]
@@ -310,7 +315,7 @@ def test_workspaces_left_dirty_are_seen(bundle, tmp_path, cpu_standin) -> None:
         return run, lambda: None
 
     cpu_standin.setattr(qlg.Bench, "launcher", no_clear)
-    qlg.main([*_gpu_args(bundle, tmp_path), "--only", "u4_*_m1"])
+    qlg.main([*_gpu_args(bundle, tmp_path), "--only", "u3_*_m1"])
     split = [x for x in api.launches if x["function"] == "quant_linear_split_k"]
     assert split[0]["workspaces_zero"] and not all(x["workspaces_zero"] for x in split)
 
@@ -371,7 +376,7 @@ def test_the_gpu_run_imports_no_tilevm(bundle, tmp_path) -> None:
     fails to load, after everything is imported, and each failure is recorded by name)."""
     done = subprocess.run(
         [sys.executable, "-c", _NO_TILEVM, str(BENCH), *_gpu_args(bundle, tmp_path),
-         "--only", "u4_*_m1"], capture_output=True, text=True, timeout=120)
+         "--only", "u3_*_m1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("exit 1 []"), done.stdout
     report = json.loads((tmp_path / "results.json").read_text())

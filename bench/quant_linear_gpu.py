@@ -28,6 +28,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ MANIFEST_VERSION = 1
 # CPU backend on the bytes of torch's CPU tensors.
 DRIVER_API: Any = None
 TORCH_DEVICE = "cuda"
+# The part of --budget-s the default tiles' pass may take when a tuning pass follows.
+TUNING_SHARE = 0.5
 
 
 def _now() -> str:
@@ -76,7 +79,8 @@ def dry_run(args: argparse.Namespace) -> int:
         return 2
     bundle = Path(args.bundle)
     print(f"quant_linear_gpu --dry-run: {len(cases)} cases into {bundle}", flush=True)
-    manifest = cases_module.build_bundle(bundle, cases, args.gemm_size)
+    manifest = cases_module.build_bundle(bundle, cases, args.gemm_size,
+                                         candidates=args.candidates)
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
     print(cases_module.describe(manifest, bundle))
     print(f"bundle: {len(manifest['cases'])} cases, {len(manifest['gemms'])} GEMMs, "
@@ -131,20 +135,25 @@ def dequantize(torch: Any, packed: Any, scales: Any, bits: int, n: int, k: int,
 # rounding to f16, at most 2^-11·|y|. The f32 reference has an accumulation error of the same
 # bound. Hence |y − ref| ≤ (2k + 2)·2^-24·S + 2^-11·|ref| + 2^-24 (the last term: half an f16
 # subnormal step), tv.dot's numeric contract (DESIGN §3) plus the output rounding. For these
-# inputs S/|y| is about √k, so the bound is ~1–3 % of a typical |y|: a wrong tile, a stale
-# output (y starts as NaN) or a missing partial sum fails it.
+# inputs S/|y| is about 0.55·√k, so the bound is 2 % (k = 4096) to 8 % (k = 11008) of a typical
+# |y|: a wrong tile, a stale output (y starts as NaN) or a missing split fails it.
 F32_UNIT, F16_UNIT = 2.0**-24, 2.0**-11
 
 
-def check_output(torch: Any, y: Any, x: Any, w: Any) -> dict[str, Any]:
-    """Compare y (m, n) with x·Wᵀ in f32 (W: (n, k)) under the bound above."""
+def reference(torch: Any, x: Any, w: Any) -> tuple[Any, Any]:
+    """(x·Wᵀ in f32, the bound above per element) for x (m, k) and W (n, k)."""
     k = x.shape[1]
     xf, wf = x.float(), w.float()
     ref = xf @ wf.t()
     magnitude = xf.abs() @ wf.abs().t()
-    bound = (2 * k + 2) * F32_UNIT * magnitude + F16_UNIT * ref.abs() + F32_UNIT
+    return ref, (2 * k + 2) * F32_UNIT * magnitude + F16_UNIT * ref.abs() + F32_UNIT
+
+
+def compare(y: Any, ref: Any, bound: Any) -> dict[str, Any]:
+    """Whether every element of y is within ``bound`` of ``ref`` (NaN and inf never are), how
+    many are not, the largest error over its bound and the first element out."""
     error = (y.float() - ref).abs()
-    bad = ~(error <= bound)  # NaN and inf fail
+    bad = ~(error <= bound)
     count = int(bad.sum())
     result: dict[str, Any] = {"ok": count == 0, "mismatches": count,
                               "max_error_over_bound": float((error / bound).nan_to_num(
@@ -157,6 +166,11 @@ def check_output(torch: Any, y: Any, x: Any, w: Any) -> dict[str, Any]:
                                     "want": float(ref.reshape(-1)[index]),
                                     "bound": float(bound.reshape(-1)[index])}
     return result
+
+
+def check_output(torch: Any, y: Any, x: Any, w: Any) -> dict[str, Any]:
+    """Compare y (m, n) with x·Wᵀ in f32 (W: (n, k)) under the bound above."""
+    return compare(y, *reference(torch, x, w))
 
 
 class Clock:
@@ -214,6 +228,31 @@ class HostClock(Clock):
         return times
 
 
+@dataclass
+class KernelLaunch:
+    """A kernel bound to its buffers. The kernel is given only their addresses: this object
+    keeps the tensors alive (freed, their memory would go to the next allocation while the
+    kernel still writes there)."""
+
+    bench: Bench
+    entry: dict[str, Any]
+    buffers: dict[str, Any]
+    params: list[Any]
+    function: Any
+
+    def run(self) -> None:
+        """Queue the kernel on the clock's stream."""
+        e = self.entry
+        self.bench.device.launch(self.function, e["grid"], e["block"], e["shared_bytes"],
+                                 self.params, stream=self.bench.clock.handle)
+
+    def clear(self) -> None:
+        """Zero the workspaces the kernel needs zeroed (split-K: the partial sums and the
+        arrival counters, which the kernel leaves non-zero): queued before every launch."""
+        for name in self.entry["zero_before_launch"]:
+            self.buffers[name].zero_()
+
+
 class Bench:
     """The GPU side's state: the driver (``cuda_loader.Device``), loaded modules, the clock, the
     L2 flush buffer and the timing options."""
@@ -262,35 +301,25 @@ class Bench:
                 raise ValueError(f"buffer {name} of {entry['name']} is not 16-byte aligned")
         return out
 
-    def launcher(self, entry: dict[str, Any], buffers: dict[str, Any]) -> tuple[Any, Any]:
-        """(run, clear): ``run`` launches the entry's kernel on ``buffers`` on the clock's
-        stream, its parameters in the cubin's order; ``clear`` zeroes the workspaces the kernel
-        needs zeroed (split-K: the partial sums and the arrival counters, which the kernel
-        leaves non-zero), to be queued before every launch."""
+    def launcher(self, entry: dict[str, Any], buffers: dict[str, Any]) -> KernelLaunch:
+        """The entry's kernel bound to ``buffers``, its parameters in the cubin's order."""
         Pointer, Value = self.loader.Pointer, self.loader.Value
         params = [Pointer(buffers[p["buffer"]].data_ptr()) if "buffer" in p
                   else Value(int(p["bits"]), int(p["bytes"])) for p in entry["params"]]
-        function = self.function(entry)
-        zeroed = [buffers[name] for name in entry["zero_before_launch"]]
+        return KernelLaunch(self, entry, buffers, params, self.function(entry))
 
-        def run() -> None:
-            self.device.launch(function, entry["grid"], entry["block"], entry["shared_bytes"],
-                               params, stream=self.clock.handle)
-
-        def clear() -> None:
-            for tensor in zeroed:
-                tensor.zero_()
-
-        return run, clear
-
-    def median_us(self, run: Any, setup: Any, share_s: float) -> tuple[float, float, int]:
+    def median_us(self, run: Any, setup: Any, share_s: float,
+                  reps: int | None = None) -> tuple[float, float, int]:
         """(median µs, min µs, repetitions): ``--warmup`` runs, then as many timed runs as fit
         ``share_s`` seconds (estimated from the warm-up), at least ``--reps``, at most
-        ``--max-reps``; ``setup`` (the flush and any clearing) runs before each, untimed."""
+        ``--max-reps`` (or one warm-up and exactly ``reps``); ``setup`` (the flush and any
+        clearing) runs before each, untimed."""
+        warmup = self.args.warmup if reps is None else 1
         t0 = time.perf_counter()
-        self.clock.times_ms(setup, run, self.args.warmup)
-        each = (time.perf_counter() - t0) / max(self.args.warmup, 1)
-        reps = int(min(max(share_s / max(each, 1e-6), self.args.reps), self.args.max_reps))
+        self.clock.times_ms(setup, run, warmup)
+        each = (time.perf_counter() - t0) / max(warmup, 1)
+        if reps is None:
+            reps = int(min(max(share_s / max(each, 1e-6), self.args.reps), self.args.max_reps))
         times = self.clock.times_ms(setup, run, reps)
         return 1e3 * statistics.median(times), 1e3 * min(times), reps
 
@@ -319,9 +348,9 @@ class Bench:
     def tilevm_gemm(self, entry: dict[str, Any]) -> dict[str, Any]:
         """One f16 GEMM of the bundle: launch, check against f32, time (L2 flushed)."""
         buffers = self.buffers(entry, {})
-        run, clear = self.launcher(entry, buffers)
-        clear()
-        run()
+        launch = self.launcher(entry, buffers)
+        launch.clear()
+        launch.run()
         self.clock.synchronize()
         out = buffers["c"].reshape(entry["m"], entry["n"])
         a = buffers["a"].reshape(entry["m"], entry["k"])
@@ -330,9 +359,9 @@ class Bench:
 
         def setup() -> None:
             self.flush()
-            clear()
+            launch.clear()
 
-        median, best, reps = self.median_us(run, setup, 0.5)
+        median, best, reps = self.median_us(launch.run, setup, 0.5)
         return {"name": entry["name"], "tiles": entry["tiles"], "check": check,
                 "median_us": median, "min_us": best, "reps": reps,
                 "tflops": entry["flops"] / median / 1e6, "registers": entry["registers"]}
@@ -352,30 +381,62 @@ def _weights(bench: Bench, entry: dict[str, Any]) -> dict[str, Any]:
             "w_f16": dequantize(torch, codes, scales, bits, n, k, entry["group"])}
 
 
+def _rates(entry: dict[str, Any], median_us: float, torch_us: float,
+           rates: dict[str, Any]) -> dict[str, float]:
+    """Speed-up over torch, GB/s and TFLOP/s and their fractions of the measured peaks."""
+    out = {"time_us": median_us, "speedup": torch_us / median_us,
+           "gb_per_s": entry["bytes_moved"] / median_us / 1e3,
+           "tflops": entry["flops"] / median_us / 1e6}
+    out["fraction_of_copy_bandwidth"] = out["gb_per_s"] / rates["copy_gb_per_s"]
+    if rates.get("mma_tflops"):
+        out["fraction_of_mma"] = out["tflops"] / rates["mma_tflops"]
+    out["fraction_of_cublas"] = out["tflops"] / rates["cublas_tflops"]
+    # The roofline: the time the bytes take at the copy bandwidth or the FLOPs at the mma.sync
+    # rate (cuBLAS's wgmma rate for the second figure), whichever is longer, over the time.
+    memory_us = entry["bytes_moved"] / rates["copy_gb_per_s"] / 1e3
+    for key, peak in (("fraction_of_roofline", rates.get("mma_tflops")),
+                      ("fraction_of_roofline_cublas", rates["cublas_tflops"])):
+        if peak:
+            out[key] = max(memory_us, entry["flops"] / peak / 1e6) / median_us
+    return out
+
+
+def _launch_and_check(bench: Bench, entry: dict[str, Any], given: dict[str, Any], ref: Any,
+                      bound: Any) -> tuple[dict[str, Any], Any, Any]:
+    """Buffers for ``entry`` (``given`` ones shared), one launch after clearing its
+    workspaces, the output compared with (ref, bound). Returns (check, run, setup): setup
+    flushes the L2 and then clears the workspaces (their few KiB then sit in the L2)."""
+    m, n = entry["m"], entry["n"]
+    launch = bench.launcher(entry, bench.buffers(entry, given))
+    launch.clear()
+    launch.run()
+    bench.clock.synchronize()
+    check = compare(launch.buffers["y"].reshape(m, n), ref, bound)
+
+    def setup() -> None:
+        bench.flush()
+        launch.clear()
+
+    return check, launch.run, setup
+
+
 def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
              torch_times: dict[tuple[int, int, int], dict[str, float]], share_s: float,
-             rates: dict[str, float]) -> dict[str, Any]:
-    """Launch once and check; time the kernel and torch.matmul(x, W_f16.T) (once per shape
-    and m: it does not depend on the bit width); the derived rates."""
+             rates: dict[str, Any]) -> dict[str, Any]:
+    """The default tiles: launch once and check; time the kernel and torch.matmul(x, W_f16.T)
+    (once per shape and m: it does not depend on the bit width); the derived rates."""
     torch = bench.torch
     m, n, k = entry["m"], entry["n"], entry["k"]
-    buffers = bench.buffers(entry, {"w": weights["w"], "scales": weights["scales"]})
-    run, clear = bench.launcher(entry, buffers)
-    clear()
-    run()
-    bench.clock.synchronize()
-    x = buffers["x"].reshape(m, k)
-    y = buffers["y"].reshape(m, n)
+    x = torch.randn(m, k, dtype=torch.float16, device=TORCH_DEVICE, generator=bench.generator)
+    ref, bound = reference(torch, x, weights["w_f16"])
+    given = {"x": x, "w": weights["w"], "scales": weights["scales"]}
+    check, run, setup = _launch_and_check(bench, entry, given, ref, bound)
+    del ref, bound
     result: dict[str, Any] = {
         "name": entry["name"], "n": n, "k": k, "m": m, "bits": entry["bits"],
         "variant": entry["variant"], "tiles": entry["tiles"], "grid": entry["grid"],
         "registers": entry["registers"], "bytes_moved": entry["bytes_moved"],
-        "flops": entry["flops"], "check": check_output(torch, y, x, weights["w_f16"])}
-
-    def setup() -> None:
-        bench.flush()
-        clear()  # after the flush: the few KiB of counters and sums are then in the L2
-
+        "flops": entry["flops"], "check": check}
     median, best, reps = bench.median_us(run, setup, share_s / 2)
     key = (n, k, m)
     if key not in torch_times:
@@ -385,27 +446,56 @@ def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
                                                    bench.flush, share_s / 2)
         torch_times[key] = {"median_us": t_median, "min_us": t_best, "reps": t_reps}
     baseline = torch_times[key]
-    result.update(
-        time_us=median, min_us=best, reps=reps, torch_us=baseline["median_us"],
-        torch_reps=baseline["reps"], speedup=baseline["median_us"] / median,
-        gb_per_s=entry["bytes_moved"] / median / 1e3,
-        tflops=entry["flops"] / median / 1e6)
-    result["fraction_of_copy_bandwidth"] = result["gb_per_s"] / rates["copy_gb_per_s"]
-    if rates.get("mma_tflops"):
-        result["fraction_of_mma"] = result["tflops"] / rates["mma_tflops"]
-    result["fraction_of_cublas"] = result["tflops"] / rates["cublas_tflops"]
-    # The roofline: the time the bytes take at the copy bandwidth or the FLOPs at the mma.sync
-    # rate (cuBLAS's wgmma rate for the second figure), whichever is longer, over the time.
-    memory_us = entry["bytes_moved"] / rates["copy_gb_per_s"] / 1e3
-    for key, peak in (("fraction_of_roofline", rates.get("mma_tflops")),
-                      ("fraction_of_roofline_cublas", rates["cublas_tflops"])):
-        if peak:
-            result[key] = max(memory_us, entry["flops"] / peak / 1e6) / median
+    result.update(min_us=best, reps=reps, torch_us=baseline["median_us"],
+                  torch_reps=baseline["reps"])
+    result.update(_rates(entry, median, baseline["median_us"], rates))
     return result
 
 
+def tune_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any], torch_us: float,
+              share_s: float, rates: dict[str, Any]) -> dict[str, Any]:
+    """The tuning pass of one case: the default tiles and every candidate of the bundle, each
+    launched once and checked, then timed with ``--tune-reps`` runs (L2 flushed); the fastest
+    that passed timed again as the default was, with its rates."""
+    torch = bench.torch
+    m, k = entry["m"], entry["k"]
+    x = torch.randn(m, k, dtype=torch.float16, device=TORCH_DEVICE, generator=bench.generator)
+    ref, bound = reference(torch, x, weights["w_f16"])
+    given = {"x": x, "w": weights["w"], "scales": weights["scales"]}
+    tried: list[dict[str, Any]] = []
+    fastest: tuple[float, dict[str, Any], Any, Any] | None = None
+    for candidate in [entry, *entry.get("candidates", [])]:
+        record: dict[str, Any] = {"tiles": candidate["tiles"]}
+        tried.append(record)
+        if "error" in candidate:  # did not compile
+            record["compile_error"] = candidate["error"]
+            continue
+        candidate = {**entry, **candidate}  # sizes, name and roles from the case
+        try:
+            check, run, setup = _launch_and_check(bench, candidate, given, ref, bound)
+            record["check_ok"] = check["ok"]
+            if not check["ok"]:
+                record["check"] = check
+                continue
+            record["median_us"] = bench.median_us(run, setup, 0.0, bench.args.tune_reps)[0]
+        except Exception as error:  # recorded; the next candidate may still run
+            record["error"] = f"{type(error).__name__}: {error}"
+            continue
+        if fastest is None or record["median_us"] < fastest[0]:
+            fastest = (record["median_us"], candidate, run, setup)
+    del ref, bound
+    out: dict[str, Any] = {"tried": tried}
+    if fastest is not None:
+        _, candidate, run, setup = fastest
+        median, best, reps = bench.median_us(run, setup, share_s)
+        out.update(tiles=candidate["tiles"], grid=candidate["grid"], min_us=best, reps=reps,
+                   registers=candidate["registers"])
+        out.update(_rates(entry, median, torch_us, rates))
+    return out
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """The cases as a Markdown table."""
+    """The cases as a Markdown table; a second one for the tuning pass where it ran."""
     lines = ["| case | variant | µs | torch µs | speed-up | GB/s | of copy | TFLOP/s | of mma "
              "| of cuBLAS | of roofline | check |",
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
@@ -421,11 +511,43 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['speedup']:.2f} | {r['gb_per_s']:.0f} | {r['fraction_of_copy_bandwidth']:.1%} | "
             f"{r['tflops']:.1f} | {mma} | {r['fraction_of_cublas']:.1%} | {roof} | "
             f"{'ok' if r['check']['ok'] else 'FAILED'} |")
+    tuned = [r for r in results if "tuned" in r]
+    if tuned:
+        lines += ["", "| case | default µs | tuned µs | tuned tiles | tried | speed-up | of copy "
+                  "| of roofline |", "|---|--:|--:|---|--:|--:|--:|--:|"]
+        for r in tuned:
+            t = r["tuned"]
+            if "time_us" not in t:
+                lines.append(f"| {r['name']} | {r.get('time_us', 0):.1f} | | "
+                             f"{t.get('skipped', 'no candidate passed')} | "
+                             f"{len(t.get('tried', []))} | | | |")
+                continue
+            tiles = " ".join(f"{k}={v}" for k, v in t["tiles"].items())
+            roof = f"{t['fraction_of_roofline']:.1%}" if "fraction_of_roofline" in t else "–"
+            lines.append(f"| {r['name']} | {r.get('time_us', 0):.1f} | {t['time_us']:.1f} | "
+                         f"{tiles} | {len(t['tried'])} | {t['speedup']:.2f} | "
+                         f"{t['fraction_of_copy_bandwidth']:.1%} | {roof} |")
     return "\n".join(lines)
 
 
+class _Weights:
+    """One weight matrix at a time (a 70B one is gigabytes with its f16 copy), made again when
+    the shape or bit width changes."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench, self.key, self.value = bench, None, {}
+
+    def get(self, entry: dict[str, Any]) -> dict[str, Any]:
+        key = (entry["n"], entry["k"], entry["bits"])
+        if key != self.key:
+            self.key, self.value = None, {}  # the last matrix's memory first
+            self.value, self.key = _weights(self.bench, entry), key
+        return self.value
+
+
 def gpu_run(args: argparse.Namespace, command: str) -> int:
-    """Run the bundle: rates, then every case; results.json after each step."""
+    """Run the bundle: rates, every case with its default tiles, then (time permitting) the
+    tuning pass; results.json after each step."""
     start = time.perf_counter()
     bundle = Path(args.bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -461,6 +583,9 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f} s] {text}", flush=True)
 
+    def left(fraction: float = 1.0) -> float:
+        return args.budget_s * fraction - (time.perf_counter() - start)
+
     say(f"quant_linear_gpu on {report['device']} (driver {report['driver_version']}, torch "
         f"{report['torch']}): {bundle}")
     rates = report["rates"]
@@ -490,36 +615,62 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
     patterns = [p for p in (args.only or "").split(",") if p]
     cases = [e for e in manifest["cases"]
              if not patterns or any(fnmatch(e["name"], p) for p in patterns)]
+    tuning = not args.no_tune and any(e.get("candidates") for e in cases)
+    # The default tiles first, for every case, within TUNING_SHARE of the budget when a tuning
+    # pass follows: a candidate that faults (a dead context) cannot cost the defaults' numbers.
+    first_budget = TUNING_SHARE if tuning else 1.0
     torch_times: dict[tuple[int, int, int], dict[str, float]] = {}
-    weights: dict[str, Any] = {}
-    weights_key: tuple[int, int, int] | None = None
+    weights = _Weights(bench)
+    results: dict[str, dict[str, Any]] = {}
     for index, entry in enumerate(cases):
-        left = args.budget_s - (time.perf_counter() - start)
-        if left <= 0:
-            report["cases"].append({"name": entry["name"], "variant": entry["variant"],
-                                    "skipped": "time budget spent"})
-            continue
-        # Each remaining case gets an equal share of what is left; inputs and checks take about
-        # a third of a case's time.
-        share = left / (len(cases) - index) / 1.5
-        try:
-            key = (entry["n"], entry["k"], entry["bits"])
-            if key != weights_key:
-                weights, weights_key = {}, None  # the last matrix's memory first
-                weights, weights_key = _weights(bench, entry), key
-            result = run_case(bench, entry, weights, torch_times, share, rates)
-        except Exception as error:  # a CUDA error, an allocation failure: recorded
+        if left(first_budget) <= 0:
             result = {"name": entry["name"], "variant": entry["variant"],
-                      "error": f"{type(error).__name__}: {error}"}
-        report["cases"].append(result)
-        if "error" in result or not result["check"]["ok"]:
-            failed.append(entry["name"])
-            say(f"{entry['name']}: FAILED {result.get('error', result.get('check'))}")
+                      "skipped": "time budget spent"}
         else:
-            say(f"{entry['name']}: {result['time_us']:.1f} µs ({result['reps']} runs), torch "
-                f"{result['torch_us']:.1f} µs, ×{result['speedup']:.2f}, "
-                f"{result['fraction_of_copy_bandwidth']:.0%} of copy bandwidth")
+            # An equal share of what is left per case; inputs and checks take about a third.
+            share = left(first_budget) / (len(cases) - index) / 1.5
+            try:
+                result = run_case(bench, entry, weights.get(entry), torch_times, share, rates)
+            except Exception as error:  # a CUDA error, an allocation failure: recorded
+                result = {"name": entry["name"], "variant": entry["variant"],
+                          "error": f"{type(error).__name__}: {error}"}
+            if "error" in result or not result["check"]["ok"]:
+                failed.append(entry["name"])
+                say(f"{entry['name']}: FAILED {result.get('error', result.get('check'))}")
+            else:
+                say(f"{entry['name']}: {result['time_us']:.1f} µs ({result['reps']} runs), "
+                    f"torch {result['torch_us']:.1f} µs, ×{result['speedup']:.2f}, "
+                    f"{result['fraction_of_copy_bandwidth']:.0%} of copy bandwidth")
+        results[entry["name"]] = result
+        report["cases"].append(result)
         save()
+    if tuning:
+        say("tuning pass: the candidates' tiles of each case")
+        for index, entry in enumerate(cases):
+            result = results[entry["name"]]
+            if "time_us" not in result or not result["check"]["ok"]:
+                continue
+            if left() <= 0:
+                result["tuned"] = {"skipped": "time budget spent"}
+                continue
+            share = left() / (len(cases) - index) / 3
+            try:
+                tuned = tune_case(bench, entry, weights.get(entry), result["torch_us"], share,
+                                  rates)
+            except Exception as error:
+                tuned = {"error": f"{type(error).__name__}: {error}"}
+            result["tuned"] = tuned
+            for record in tuned.get("tried", []):  # tiles the autotuner may pick: a bug
+                if record.get("check_ok") is False or "error" in record:
+                    failed.append(f"{entry['name']} {record['tiles']}")
+                    say(f"{entry['name']}: tiles {record['tiles']} FAILED "
+                        f"{record.get('error', record.get('check'))}")
+            if "time_us" in tuned:
+                say(f"{entry['name']}: tuned {tuned['time_us']:.1f} µs with {tuned['tiles']} "
+                    f"({len(tuned['tried'])} tiles tried; default {result['time_us']:.1f} µs)")
+            else:
+                say(f"{entry['name']}: tuning found nothing: {tuned.get('error', tuned)}")
+            save()
     report["failed"] = failed
     report["skipped"] = [r["name"] for r in report["cases"] if "skipped" in r]
     save()
@@ -548,6 +699,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=20, help="at least this many timed runs")
     parser.add_argument("--max-reps", type=int, default=200, help="at most this many")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before them")
+    parser.add_argument("--no-tune", action="store_true",
+                        help="GPU run: skip the tuning pass (the default tiles only)")
+    parser.add_argument("--tune-reps", type=int, default=5,
+                        help="GPU run: timed runs per candidate in the tuning pass")
+    parser.add_argument("--candidates", type=int,
+                        help="dry run: at most this many tiles per case besides the defaults "
+                             "for the tuning pass (default: all; 0: none)")
     parser.add_argument("--budget-s", type=float, default=170.0,
                         help="seconds for the whole GPU run; cases past it are skipped")
     parser.add_argument("--copy-bytes", type=int, default=2**30, help="the bandwidth copy's size")

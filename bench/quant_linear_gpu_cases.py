@@ -94,11 +94,12 @@ class LibraryLaunch:
     tiles: dict[str, int]
 
 
-def library_launch(n: int, k: int, m: int, bits: int) -> LibraryLaunch:
-    """What ``launch_quant_linear(x, w, scales, y, group_size=128)`` (``variant="auto"``, no
-    tuning) runs for these sizes: split-K up to ``DECODE_ROWS`` rows, the ``cp.async`` prefill
-    kernel above, each with its default tiles (``VARIANTS``). The only function to change to
-    measure another kernel."""
+def library_launch(n: int, k: int, m: int, bits: int,
+                   tiles: dict[str, int] | None = None) -> LibraryLaunch:
+    """What ``launch_quant_linear(x, w, scales, y, group_size=128, **tiles)``
+    (``variant="auto"``, no tuning) runs for these sizes: split-K up to ``DECODE_ROWS`` rows,
+    the ``cp.async`` prefill kernel above, with its default tiles (``VARIANTS``) updated by
+    ``tiles``. The only function to change to measure another kernel."""
     import tilevm as tv
     from tilevm.kernels.quant_linear import DECODE_ROWS, VARIANTS, quant_linear_call
 
@@ -110,7 +111,8 @@ def library_launch(n: int, k: int, m: int, bits: int) -> LibraryLaunch:
     w = tv.HostTensor.empty((n, k), wtype)
     scales = tv.HostTensor.empty((n, -(-k // GROUP)), tv.f16)
     y = tv.HostTensor.empty((m, n), tv.f16)
-    args, constants = quant_linear_call(x, w, scales, y, group_size=GROUP, defaults=defaults)
+    args, constants = quant_linear_call(x, w, scales, y, group_size=GROUP, defaults=defaults,
+                                        **(tiles or {}))
     if variant == "split_k":
         constants["deterministic"] = False
     tiles = {t: constants[t] for t in ("bm", "bn", "bk", "warps", "split", "stages")
@@ -118,6 +120,37 @@ def library_launch(n: int, k: int, m: int, bits: int) -> LibraryLaunch:
     # tilevm.compile binds no dtype variables from spec arguments: name them.
     constants.update(A=tv.f16, W=wtype, S=tv.f16)
     return LibraryLaunch(kernel, args, constants, variant, tiles)
+
+
+# The prefill tiles the GPU's tuning pass tries besides the defaults: six of PREFILL_SPACE's 24
+# (each is a cubin of 200 to 420 KiB per bit width and specialization: all 24 would make a
+# bundle of about 70 MiB, over what a run carries).
+PREFILL_CANDIDATES: tuple[dict[str, int], ...] = (
+    {"bm": 64, "bn": 128, "warps": 4, "stages": 3},
+    {"bm": 128, "bn": 64, "warps": 4, "stages": 3},
+    {"bm": 128, "bn": 128, "warps": 8, "stages": 3},
+    {"bm": 128, "bn": 128, "warps": 8, "stages": 4},
+    {"bm": 128, "bn": 128, "warps": 4, "stages": 3},
+    {"bm": 64, "bn": 64, "warps": 8, "stages": 3})
+
+
+def tuning_candidates(variant: str) -> list[dict[str, int]]:
+    """The tiles a tuning pass tries for ``variant`` besides its defaults: split-K's whole
+    autotuning space (``SPLIT_K_SPACE``, pruned as the autotuner prunes: at least one m16n8
+    fragment per warp; its cubins are small), the prefill tiles of :data:`PREFILL_CANDIDATES`."""
+    import itertools
+
+    from tilevm.kernels.quant_linear import SPLIT_K_SPACE, VARIANTS
+
+    defaults = VARIANTS[variant][2]
+    if variant == "prefill":
+        out = [{**defaults, **tiles} for tiles in PREFILL_CANDIDATES]
+    else:
+        names = list(SPLIT_K_SPACE)
+        out = [dict(zip(names, values)) for values in itertools.product(
+            *(SPLIT_K_SPACE[n] for n in names))]
+        out = [t for t in out if t["bm"] * t["bn"] >= 16 * 8 * t["warps"]]
+    return [t for t in out if t != defaults]
 
 
 def gemm_launch(size: int, tiles: dict[str, int]) -> LibraryLaunch:
@@ -204,10 +237,12 @@ def _commit() -> str:
 
 def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
                  gemm_tiles: Iterable[dict[str, int]] = GEMM_TILES,
+                 candidates: int | None = None,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Compile every case and the f16 GEMMs, write ``bundle/manifest.json`` and
-    ``bundle/cubins/<function>_<sha256[:12]>.cubin`` (one file per distinct cubin; a stale one
-    of an earlier bundle is removed), and return the manifest."""
+    """Compile every case (with the first ``candidates`` of its variant's
+    :func:`tuning_candidates`, all of them for None) and the f16 GEMMs, write
+    ``bundle/manifest.json`` and ``bundle/cubins/<function>_<sha256[:12]>.cubin`` (one file per
+    distinct cubin; a stale one of an earlier bundle is removed), and return the manifest."""
     cubins = bundle / "cubins"
     cubins.mkdir(parents=True, exist_ok=True)
     for stale in cubins.glob("*.cubin"):
@@ -224,8 +259,12 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
     manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION, "target": TARGET, "commit": _commit(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "group": GROUP, "tuning": "none: every case runs the static default tiles of the "
-        "variant launch_quant_linear(variant='auto') picks (VARIANTS); nothing is tuned on the GPU",
+        "group": GROUP,
+        "tuning": "each case first runs the static default tiles of the variant "
+        "launch_quant_linear(variant='auto') picks (VARIANTS: the results' time_us); then, "
+        "time permitting, a tuning pass on the GPU times the candidates listed with each case "
+        "(split-K: SPLIT_K_SPACE; prefill: PREFILL_CANDIDATES) and records the fastest that "
+        "passes the check under 'tuned'",
         "gemms": [], "cases": []}
     for tiles in gemm_tiles:
         t0 = time.perf_counter()
@@ -243,8 +282,23 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
                      group=GROUP, variant=launch.variant, tiles=launch.tiles,
                      bytes_moved=case.bytes_moved, flops=case.flops,
                      cubin=store(entry["function"], cubin))
+        entry["candidates"] = []
+        for tiles in tuning_candidates(launch.variant)[:candidates]:
+            try:
+                other = library_launch(case.n, case.k, case.m, case.bits, tiles)
+                candidate, cubin = compile_launch(other, CASE_ROLES)
+            except Exception as error:  # a tile the kernel cannot take: said, not fatal
+                entry["candidates"].append({"tiles": tiles,
+                                            "error": f"{type(error).__name__}: {error}"})
+                log(f"  {case.name}: tiles {tiles} do not compile: {error}")
+                continue
+            candidate.update(name=f"{case.name} {tiles}", tiles=other.tiles,
+                             cubin=store(candidate["function"], cubin))
+            del candidate["specialization"]  # the case's
+            entry["candidates"].append(candidate)
         manifest["cases"].append(entry)
-        log(f"  built {case.name}: {launch.variant} in {time.perf_counter() - t0:.1f} s")
+        log(f"  built {case.name}: {launch.variant} and {len(entry['candidates'])} candidates "
+            f"in {time.perf_counter() - t0:.1f} s")
     manifest["cubins"] = len(written)
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
@@ -269,6 +323,7 @@ def describe(manifest: dict[str, Any], bundle: Path) -> str:
                      "registers; check against an f32 matmul")
     for e in manifest["cases"]:
         tiles = " ".join(f"{k}={v}" for k, v in e["tiles"].items())
+        tried = [c for c in e.get("candidates", []) if "error" not in c]
         zero = ", ".join(f"{n} {_size(e['buffers'][n]['nbytes'])}"
                          for n in e["zero_before_launch"])
         lines.append(
@@ -276,5 +331,6 @@ def describe(manifest: dict[str, Any], bundle: Path) -> str:
             f"{e['block'][0]} shared {e['shared_bytes']} B, {e['registers']} registers, "
             f"{len(e['params'])} parameters; zero before each launch: {zero or 'nothing'}; "
             f"{_size(e['bytes_moved'])} moved, {e['flops'] / 1e9:.3g} GFLOP; check, time "
-            "(L2 flushed), time torch.matmul(x, W_f16.T)")
+            "(L2 flushed), time torch.matmul(x, W_f16.T)"
+            + (f"; tuning pass: {len(tried)} other tiles" if tried else ""))
     return "\n".join(lines)

@@ -71,7 +71,7 @@ class FakeDriverAPI:
         # SHA-256 of a cubin -> (its Thread IR kernel, the bit width of its codes or None)
         self.kernels = {digest: kernel for digest, (kernel, _) in kernels.items()}
         self.bits = {digest: bits for digest, (_, bits) in kernels.items()}
-        self.corrupt = corrupt  # after this function runs, flip an exponent bit of y[0]
+        self.corrupt = corrupt  # after this function (or cubin) runs, flip a bit of y[0]
         self.launches: list[dict] = []
         self.compiled: dict[int, object] = {}
 
@@ -144,7 +144,7 @@ class FakeDriverAPI:
         if "inputs" in record:
             count = values["m"] * values["n"]
             record["y"] = np.frombuffer(ctypes.string_at(out, 2 * count), np.float16).copy()
-        if kernel.name == self.corrupt:
+        if self.corrupt in (kernel.name, function):
             ctypes.memmove(out + 1, bytes([ctypes.string_at(out + 1, 1)[0] ^ 0x40]), 1)
         self.launches.append(record)
         return (0,)
@@ -161,6 +161,10 @@ class FakeDriverAPI:
                 "scales": scales, "packed": packed.copy()}
 
 
+def _candidates(m: int) -> list[dict]:
+    return cases_module.tuning_candidates("split_k" if m <= 16 else "prefill")
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """The bundle of the small cases (the dry run's CLI) and the Thread IR of every cubin."""
@@ -169,11 +173,12 @@ def bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("qlg_bundle")
     code = qlg.main(["--dry-run", "--bundle", str(path), "--shapes", "x".join(map(str, SHAPE)),
                      "--rows", ",".join(map(str, ROWS)), "--bits", ",".join(map(str, BITS)),
-                     "--gemm-size", str(GEMM), "--only", "u*"])
+                     "--gemm-size", str(GEMM), "--only", "u*", "--candidates", "1"])
     assert code == 0
     manifest = json.loads((path / "manifest.json").read_text())
     kernels = {}
-    launches = [(cases_module.library_launch(*SHAPE, m, b), b) for b in BITS for m in ROWS]
+    launches = [(cases_module.library_launch(*SHAPE, m, b, tiles), b) for b in BITS
+                for m in ROWS for tiles in (None, *_candidates(m)[:1])]
     launches += [(cases_module.gemm_launch(GEMM, t), None) for t in cases_module.GEMM_TILES]
     for launch, bits in launches:
         compiled = tv.compile(launch.kernel, "sm_90", spec=launch.args, **launch.constants)
@@ -187,7 +192,9 @@ def test_the_manifest_describes_every_case(bundle) -> None:
     assert [e["name"] for e in m["cases"]] == want
     assert len(m["gemms"]) == len(cases_module.GEMM_TILES) and "tuning" in m
     files = sorted(p.name for p in (bundle.path / "cubins").iterdir())
-    assert len(files) == m["cubins"] == len({e["cubin"] for e in m["cases"] + m["gemms"]})
+    candidates = [c for e in m["cases"] for c in e["candidates"]]
+    assert len(files) == m["cubins"] == len({e["cubin"] for e in m["cases"] + m["gemms"]
+                                              + candidates})
     for e in m["cases"]:
         n, k, rows, bits = e["n"], e["k"], e["m"], e["bits"]
         assert (bundle.path / e["cubin"]).read_bytes()[:4] == b"\x7fELF"
@@ -212,6 +219,13 @@ def test_the_manifest_describes_every_case(bundle) -> None:
             assert all(buffers[w]["nbytes"] == 4 * rows * n for w in e["zero_before_launch"])
         else:
             assert e["zero_before_launch"] == []
+        # One candidate (--candidates 1): the variant's first other tiles, its own grid.
+        (candidate,) = e["candidates"]
+        assert candidate["tiles"] == _candidates(rows)[0] != tiles
+        assert candidate["grid"] == [-(-rows // candidate["tiles"]["bm"]),
+                                     -(-n // candidate["tiles"]["bn"]),
+                                     candidate["tiles"].get("split", 1)]
+        assert [p["abi"] for p in candidate["params"]] == names
     text = cases_module.describe(m, bundle.path)
     assert "u3_n64_k256_m1: split_k (bm=16 bn=64 bk=32 warps=4 split=4)" in text
 
@@ -227,7 +241,8 @@ def test_only_selects_cases_by_pattern() -> None:
 
 def _gpu_args(bundle, results) -> list[str]:
     return ["--bundle", str(bundle.path), "--results", str(results), "--reps", "2",
-            "--max-reps", "2", "--warmup", "1", "--copy-bytes", "4096", "--flush-bytes", "4096"]
+            "--max-reps", "2", "--warmup", "1", "--tune-reps", "2", "--copy-bytes", "4096",
+            "--flush-bytes", "4096"]
 
 
 @pytest.fixture
@@ -270,10 +285,18 @@ def test_gpu_half_runs_every_case_and_its_checks_pass(bundle, tmp_path, cpu_stan
         bound_us = max(r["bytes_moved"] / rates["copy_gb_per_s"] / 1e3,
                        r["flops"] / rates["mma_tflops"] / 1e6)
         assert r["fraction_of_roofline"] == pytest.approx(bound_us / r["time_us"])
+        # The tuning pass: the defaults and one candidate, both checked and timed, the faster
+        # timed again; its rates from its own time.
+        tuned = r["tuned"]
+        assert [t["tiles"] for t in tuned["tried"]] == [r["tiles"], _candidates(r["m"])[0]]
+        assert all(t["check_ok"] and t["median_us"] > 0 for t in tuned["tried"])
+        assert tuned["tiles"] in [t["tiles"] for t in tuned["tried"]]
+        assert tuned["gb_per_s"] == pytest.approx(r["bytes_moved"] / tuned["time_us"] / 1e3)
     assert all(g["check"]["ok"] for g in report["gemms"])
-    # Each case: 1 checked + 1 warm-up + 2 timed launches; every one found its workspaces zero.
+    # Each case: 1 checked + 1 warm-up + 2 timed launches with the defaults, then per tile tried
+    # 1 checked + 1 warm-up + 2 timed, and the fastest 1 + 2 more; all found workspaces zero.
     quant = [x for x in api.launches if x["function"].startswith("quant_linear")]
-    assert len(quant) == 4 * len(names)
+    assert len(quant) == (4 + 2 * 4 + 3) * len(names)
     split = [x for x in quant if x["function"] == "quant_linear_split_k"]
     assert split and all(x["workspaces_zero"] for x in split)
     # The outputs against the independent oracle: the first launch of each cubin and m.
@@ -283,11 +306,11 @@ def test_gpu_half_runs_every_case_and_its_checks_pass(bundle, tmp_path, cpu_stan
             inputs = launch["inputs"]
             entry, = (e for e in bundle.manifest["cases"] if e["m"] == inputs["m"]
                       and e["bits"] == inputs["bits"])
-            assert launch["cubin"][:12] in entry["cubin"]
+            assert any(launch["cubin"][:12] in c["cubin"] for c in [entry, *entry["candidates"]])
             assert launch["values"]["w_stride0_0"] == entry["k"]
             _oracle_check(inputs, launch["y"])
             checked += 1
-    assert checked == len(names)
+    assert checked == 2 * len(names)  # the defaults' cubin and the candidate's
     text = qlg.table(report["cases"])
     assert text.count("| ok |") == len(names)
 
@@ -302,6 +325,21 @@ def test_gpu_half_fails_a_corrupted_output(bundle, tmp_path, cpu_standin) -> Non
     assert check["mismatches"] == 1 and check["first_mismatch"]["index"] == 0
 
 
+def test_a_candidate_with_a_wrong_output_is_reported_and_not_chosen(bundle, tmp_path,
+                                                                    cpu_standin) -> None:
+    case = next(e for e in bundle.manifest["cases"] if e["m"] == 1)
+    candidate = case["candidates"][0]
+    digest = next(d for d in bundle.kernels if d[:12] in candidate["cubin"])
+    api = FakeDriverAPI(bundle.kernels, corrupt=digest)
+    cpu_standin.setattr(qlg, "DRIVER_API", api)
+    code = qlg.main([*_gpu_args(bundle, tmp_path), "--only", case["name"]])
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert code == 1 and report["failed"] == [f"{case['name']} {candidate['tiles']}"]
+    result = report["cases"][0]
+    assert result["check"]["ok"] and result["tuned"]["tiles"] == case["tiles"]
+    assert [t["check_ok"] for t in result["tuned"]["tried"]] == [True, False]
+
+
 def test_workspaces_left_dirty_are_seen(bundle, tmp_path, cpu_standin) -> None:
     """Mutation: without the clearing, split-K's counters and sums are left from the launch
     before (the first launch finds fresh zero buffers, so only the fake's check sees it: the
@@ -311,8 +349,9 @@ def test_workspaces_left_dirty_are_seen(bundle, tmp_path, cpu_standin) -> None:
     real = qlg.Bench.launcher
 
     def no_clear(self, entry, buffers):
-        run, _ = real(self, entry, buffers)
-        return run, lambda: None
+        launch = real(self, entry, buffers)
+        launch.clear = lambda: None
+        return launch
 
     cpu_standin.setattr(qlg.Bench, "launcher", no_clear)
     qlg.main([*_gpu_args(bundle, tmp_path), "--only", "u3_*_m1"])

@@ -402,9 +402,9 @@ def _rates(entry: dict[str, Any], median_us: float, torch_us: float,
 
 
 def _launch_and_check(bench: Bench, entry: dict[str, Any], given: dict[str, Any], ref: Any,
-                      bound: Any) -> tuple[dict[str, Any], Any, Any]:
+                      bound: Any) -> tuple[dict[str, Any], KernelLaunch, Any]:
     """Buffers for ``entry`` (``given`` ones shared), one launch after clearing its
-    workspaces, the output compared with (ref, bound). Returns (check, run, setup): setup
+    workspaces, the output compared with (ref, bound). Returns (check, launch, setup): setup
     flushes the L2 and then clears the workspaces (their few KiB then sit in the L2)."""
     m, n = entry["m"], entry["n"]
     launch = bench.launcher(entry, bench.buffers(entry, given))
@@ -417,7 +417,7 @@ def _launch_and_check(bench: Bench, entry: dict[str, Any], given: dict[str, Any]
         bench.flush()
         launch.clear()
 
-    return check, launch.run, setup
+    return check, launch, setup
 
 
 def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
@@ -430,14 +430,23 @@ def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
     x = torch.randn(m, k, dtype=torch.float16, device=TORCH_DEVICE, generator=bench.generator)
     ref, bound = reference(torch, x, weights["w_f16"])
     given = {"x": x, "w": weights["w"], "scales": weights["scales"]}
-    check, run, setup = _launch_and_check(bench, entry, given, ref, bound)
+    check, launch, setup = _launch_and_check(bench, entry, given, ref, bound)
     del ref, bound
     result: dict[str, Any] = {
         "name": entry["name"], "n": n, "k": k, "m": m, "bits": entry["bits"],
         "variant": entry["variant"], "tiles": entry["tiles"], "grid": entry["grid"],
         "registers": entry["registers"], "bytes_moved": entry["bytes_moved"],
         "flops": entry["flops"], "check": check}
-    median, best, reps = bench.median_us(run, setup, share_s / 2)
+    median, best, reps = bench.median_us(launch.run, setup, share_s / 2)
+    if entry["zero_before_launch"]:
+        # What a library call costs the GPU: the runtime clears the workspaces (a memset on
+        # the launch's stream) before each launch; timed here with the kernel, --reps runs.
+        def clear_and_run() -> None:
+            launch.clear()
+            launch.run()
+
+        result["time_with_clear_us"] = bench.median_us(clear_and_run, bench.flush, 0.0,
+                                                       bench.args.reps)[0]
     key = (n, k, m)
     if key not in torch_times:
         w_t = weights["w_f16"].t()
@@ -472,22 +481,23 @@ def tune_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any], torc
             continue
         candidate = {**entry, **candidate}  # sizes, name and roles from the case
         try:
-            check, run, setup = _launch_and_check(bench, candidate, given, ref, bound)
+            check, launch, setup = _launch_and_check(bench, candidate, given, ref, bound)
             record["check_ok"] = check["ok"]
             if not check["ok"]:
                 record["check"] = check
                 continue
-            record["median_us"] = bench.median_us(run, setup, 0.0, bench.args.tune_reps)[0]
+            record["median_us"] = bench.median_us(launch.run, setup, 0.0,
+                                                  bench.args.tune_reps)[0]
         except Exception as error:  # recorded; the next candidate may still run
             record["error"] = f"{type(error).__name__}: {error}"
             continue
         if fastest is None or record["median_us"] < fastest[0]:
-            fastest = (record["median_us"], candidate, run, setup)
+            fastest = (record["median_us"], candidate, launch, setup)
     del ref, bound
     out: dict[str, Any] = {"tried": tried}
     if fastest is not None:
-        _, candidate, run, setup = fastest
-        median, best, reps = bench.median_us(run, setup, share_s)
+        _, candidate, launch, setup = fastest
+        median, best, reps = bench.median_us(launch.run, setup, share_s)
         out.update(tiles=candidate["tiles"], grid=candidate["grid"], min_us=best, reps=reps,
                    registers=candidate["registers"])
         out.update(_rates(entry, median, torch_us, rates))
@@ -616,19 +626,21 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
     cases = [e for e in manifest["cases"]
              if not patterns or any(fnmatch(e["name"], p) for p in patterns)]
     tuning = not args.no_tune and any(e.get("candidates") for e in cases)
-    # The default tiles first, for every case, within TUNING_SHARE of the budget when a tuning
-    # pass follows: a candidate that faults (a dead context) cannot cost the defaults' numbers.
+    # The default tiles first, for every case: a candidate of the tuning pass that faults (a
+    # dead context) cannot cost the defaults' numbers. Their repetitions are sized to leave
+    # 1 − TUNING_SHARE of the budget to the tuning pass; they stop only at the whole budget.
     first_budget = TUNING_SHARE if tuning else 1.0
     torch_times: dict[tuple[int, int, int], dict[str, float]] = {}
     weights = _Weights(bench)
     results: dict[str, dict[str, Any]] = {}
     for index, entry in enumerate(cases):
-        if left(first_budget) <= 0:
+        if left() <= 0:
             result = {"name": entry["name"], "variant": entry["variant"],
                       "skipped": "time budget spent"}
         else:
-            # An equal share of what is left per case; inputs and checks take about a third.
-            share = left(first_budget) / (len(cases) - index) / 1.5
+            # An equal share of what is left per case (none: --reps runs); inputs and checks
+            # take about a third of a case's time.
+            share = max(left(first_budget), 0.0) / (len(cases) - index) / 1.5
             try:
                 result = run_case(bench, entry, weights.get(entry), torch_times, share, rates)
             except Exception as error:  # a CUDA error, an allocation failure: recorded
@@ -638,7 +650,10 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
                 failed.append(entry["name"])
                 say(f"{entry['name']}: FAILED {result.get('error', result.get('check'))}")
             else:
-                say(f"{entry['name']}: {result['time_us']:.1f} µs ({result['reps']} runs), "
+                cleared = (f" ({result['time_with_clear_us']:.1f} with the clearing)"
+                           if "time_with_clear_us" in result else "")
+                say(f"{entry['name']}: {result['time_us']:.1f} µs{cleared} "
+                    f"({result['reps']} runs), "
                     f"torch {result['torch_us']:.1f} µs, ×{result['speedup']:.2f}, "
                     f"{result['fraction_of_copy_bandwidth']:.0%} of copy bandwidth")
         results[entry["name"]] = result

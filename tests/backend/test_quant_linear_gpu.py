@@ -293,10 +293,14 @@ def test_gpu_half_runs_every_case_and_its_checks_pass(bundle, tmp_path, cpu_stan
         assert tuned["tiles"] in [t["tiles"] for t in tuned["tried"]]
         assert tuned["gb_per_s"] == pytest.approx(r["bytes_moved"] / tuned["time_us"] / 1e3)
     assert all(g["check"]["ok"] for g in report["gemms"])
-    # Each case: 1 checked + 1 warm-up + 2 timed launches with the defaults, then per tile tried
-    # 1 checked + 1 warm-up + 2 timed, and the fastest 1 + 2 more; all found workspaces zero.
+    # Each case: 1 checked + 1 warm-up + 2 timed launches with the defaults (split-K: 1 + 2
+    # more timed with the clearing), then per tile tried 1 checked + 1 warm-up + 2 timed, and the
+    # fastest 1 + 2 more; all found their workspaces zero.
     quant = [x for x in api.launches if x["function"].startswith("quant_linear")]
-    assert len(quant) == (4 + 2 * 4 + 3) * len(names)
+    split_cases = [r for r in report["cases"] if r["variant"] == "split_k"]
+    assert len(quant) == (4 + 2 * 4 + 3) * len(names) + 3 * len(split_cases)
+    assert all(("time_with_clear_us" in r) == (r["variant"] == "split_k")
+               for r in report["cases"])
     split = [x for x in quant if x["function"] == "quant_linear_split_k"]
     assert split and all(x["workspaces_zero"] for x in split)
     # The outputs against the independent oracle: the first launch of each cubin and m.

@@ -324,8 +324,8 @@ class Bench:
         return 1e3 * statistics.median(times), 1e3 * min(times), reps
 
     def copy_bandwidth(self) -> dict[str, Any]:
-        """A device-to-device copy of ``--copy-bytes`` with torch: bytes read plus written over
-        the median time of 10 copies."""
+        """A device-to-device copy of ``--copy-bytes`` with torch (1 GiB: the L2 plays no part):
+        bytes read plus written over the median time of ``--reps`` copies."""
         torch = self.torch
         source = torch.empty(self.args.copy_bytes, dtype=torch.uint8, device=TORCH_DEVICE)
         source.fill_(1)
@@ -529,7 +529,7 @@ def table(results: list[dict[str, Any]]) -> str:
             t = r["tuned"]
             if "time_us" not in t:
                 lines.append(f"| {r['name']} | {r.get('time_us', 0):.1f} | | "
-                             f"{t.get('skipped', 'no candidate passed')} | "
+                             f"{t.get('skipped') or t.get('error') or 'no tile passed'} | "
                              f"{len(t.get('tried', []))} | | | |")
                 continue
             tiles = " ".join(f"{k}={v}" for k, v in t["tiles"].items())

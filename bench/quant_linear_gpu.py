@@ -690,8 +690,9 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
     report["skipped"] = [r["name"] for r in report["cases"] if "skipped" in r]
     save()
     print(table(report["cases"]))
-    print(f"quant_linear_gpu: {len(report['cases']) - len(failed)}/{len(report['cases'])} cases "
-          f"ok, {len(report['skipped'])} skipped, {report['elapsed_s']} s; results in {path}"
+    passed = sum(1 for r in report["cases"] if r.get("check", {}).get("ok"))
+    print(f"quant_linear_gpu: {passed}/{len(report['cases'])} cases passed their check, "
+          f"{len(report['skipped'])} skipped, {report['elapsed_s']} s; results in {path}"
           + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
 

@@ -145,6 +145,8 @@ def tuning_candidates(variant: str) -> list[dict[str, int]]:
     defaults = VARIANTS[variant][2]
     if variant == "prefill":
         out = [{**defaults, **tiles} for tiles in PREFILL_CANDIDATES]
+    elif variant != "split_k":
+        raise ValueError(f"variant={variant!r}: candidates for 'split_k' and 'prefill' only")
     else:
         names = list(SPLIT_K_SPACE)
         out = [dict(zip(names, values)) for values in itertools.product(

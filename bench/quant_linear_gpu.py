@@ -85,8 +85,11 @@ def dry_run(args: argparse.Namespace) -> int:
     print(cases_module.describe(manifest, bundle))
     print(f"bundle: {len(manifest['cases'])} cases, {len(manifest['gemms'])} GEMMs, "
           f"{manifest['cubins']} cubins, {size / 2**20:.2f} MiB in {bundle}")
-    print(f"dry run done in {time.perf_counter() - start:.1f} s; on the GPU machine: python3 "
-          f"bench/quant_linear_gpu.py --bundle {bundle} --results DIR")
+    shown = bundle.resolve()
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    print(f"dry run done in {time.perf_counter() - start:.1f} s; on the GPU machine (carry "
+          f"{shown}): timeout 280 python3 bench/quant_linear_gpu.py --bundle {shown} "
+          "--results DIR")
     return 0
 
 

@@ -144,3 +144,22 @@ def test_dsl_prepared_weights_reach_the_same_product(wtype, group, zero_point, m
     ref, base = linear_references(x, w, None, "f16")
     error = float(np.max(np.abs(y.astype(np.float64) - ref)))
     assert 0 < error <= accuracy_bound(ref, base, "f16")
+
+
+def test_nvfp4_weights_take_steps_of_16():
+    """NVFP4 (f4e2m1 codes, an e4m3 scale per 16): prepared in chunks 16 codes wide, one scale
+    group per step, 8 bytes per lane; both variants against float64."""
+    rng = np.random.default_rng(16)
+    weights = (rng.standard_normal((N, K)) * 0.1).astype(np.float32)
+    q = quantize_weights(weights, "f4e2m1fn", 16, scale_dtype="f8e4m3fn")
+    prepared = prepare_linear_weights(q.codes, np.asarray(q.scales), act="f16", group_size=16)
+    assert prepared.bk == 16 == default_chunk_k(tv.f4e2m1fn, 16)
+    w = dequantize_reference(unpack(q.codes.data, 4, q.codes.shape), np.asarray(q.scales), None,
+                             "f4e2m1fn", 16, K)
+    for m in (3, 20):
+        x = rng.standard_normal((m, K)).astype(np.float16)
+        y = np.zeros((m, N), np.float16)
+        launch_prepared_linear(x, prepared, y)
+        ref, base = linear_references(x, w, None, "f16")
+        error = float(np.max(np.abs(y.astype(np.float64) - ref)))
+        assert 0 < error <= accuracy_bound(ref, base, "f16")

@@ -247,8 +247,8 @@ BAD_INPUTS = [
     ({"bk": 48}, "bk=48"),
     ({"bk": 64}, "bk=64 does not divide group_size=32"),
     ({"group_size": -32}, "group_size=-32"),
-    ({"w": tv.HostTensor.empty((N, 64), "f4e2m1fn"), "zeros": None, "group_size": 16,
-      "scales": np.ones((N, 4), ml_dtypes.float8_e4m3fn)}, "group_size=16: no chunk width"),
+    ({"w": tv.HostTensor.empty((N, 64), "u4"), "zeros": None, "group_size": 8,
+      "scales": np.ones((N, 8), np.float16)}, "group_size=8: no chunk width"),
 ]
 
 
@@ -260,8 +260,13 @@ def test_bad_inputs_are_named(change, message):
 
 
 def test_default_chunk_k_names_a_group_no_width_divides():
-    with pytest.raises(ValueError, match="group_size=16"):
-        default_chunk_k("f4e2m1fn", 16)
+    with pytest.raises(ValueError, match="group_size=40"):
+        default_chunk_k("u4", 40)
+
+
+def test_groups_of_16_take_chunks_16_wide():
+    # NVFP4's groups of 16: the only width dividing them is one m16n8k16 step.
+    assert default_chunk_k("f4e2m1fn", 16) == 16
 
 
 def test_prepared_weights_are_frozen():

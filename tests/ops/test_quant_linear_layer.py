@@ -228,10 +228,10 @@ def test_state_dict_round_trips():
         other.load_state_dict(layer.state_dict())
 
 
-def test_layers_run_on_prepared_weights_except_groups_of_16(monkeypatch):
-    """A quantized layer prepares its weights (16-byte runs per lane for u4 in groups of 128)
-    and calls the prepared-weight kernels; NVFP4's groups of 16 are smaller than a prepared step
-    and stay on the kernels of the dense codes."""
+def test_layers_run_on_prepared_weights(monkeypatch):
+    """A quantized layer prepares its weights (16-byte runs per lane for u4 in groups of 128;
+    NVFP4's groups of 16 in steps of 16) and calls the prepared-weight kernels; a layer built
+    but not loaded runs the kernels of its dense codes."""
     import tilevm.ops.quant_linear as ops_module
 
     calls = []
@@ -243,10 +243,11 @@ def test_layers_run_on_prepared_weights_except_groups_of_16(monkeypatch):
     assert u4.prepared_bk == 32 and u4.prepared_codes.shape == (5, 256 // 32, 32 * 4)
     nvfp4 = QuantLinear.from_linear(float_linear(N, K, False, 3), "f4e2m1", 16,
                                     scale_dtype="f8e4m3fn")
-    assert nvfp4.prepared_codes is None and not nvfp4.prepare()
+    assert nvfp4.prepared_bk == 16
+    empty = QuantLinear(K, N, wtype="u4", group_size=32)
     x = torch.randn(2, K, dtype=torch.float16)
-    u4(x), nvfp4(x)
-    assert calls == ["launch_prepared_linear", "launch_quant_linear"]
+    u4(x), nvfp4(x), empty(x)
+    assert calls == ["launch_prepared_linear"] * 2 + ["launch_quant_linear"]
 
 
 def test_constructor_errors_name_the_argument():

@@ -52,8 +52,9 @@ from .quant_linear import BLOCK_SCALES, check_block_format, weight_dtype
 __all__ = ["CHUNK_WIDTHS", "PreparedWeights", "default_chunk_k", "prepare_codes_kernel",
            "prepare_linear_weights", "prepare_values_kernel"]
 
-CHUNK_WIDTHS: tuple[int, ...] = (32, 64, 128)
-"""The chunk widths ``bk`` (columns of W per chunk) the prepared format takes."""
+CHUNK_WIDTHS: tuple[int, ...] = (16, 32, 64, 128)
+"""The chunk widths ``bk`` (columns of W per chunk) the prepared format takes (16: one
+``m16n8k16`` step, for NVFP4's groups of 16)."""
 
 W = tv.Dtype("W")  # the weight codes' type
 V = tv.Dtype("V")  # the type of a column of values: scales' (S) or zero points' (W)
@@ -172,16 +173,19 @@ class PreparedWeights:
 
 def default_chunk_k(wtype: tv.DType | str, group_size: int) -> int:
     """The chunk width a layer's weights are prepared with by default: the smallest ``bk`` of
-    :data:`CHUNK_WIDTHS` dividing ``group_size`` (0, per channel: any) whose lane runs
-    (``bk · nbits / 8`` bytes) are whole 16-byte vectors; if none is, the largest dividing the
-    group. Raises ValueError naming ``group_size`` when no width divides it (a group of 16)."""
+    32, 64 and 128 dividing ``group_size`` (0, per channel: any) whose lane runs
+    (``bk · nbits / 8`` bytes) are whole 16-byte vectors; if none is, the largest of them
+    dividing the group; 16 for a group of 16 (NVFP4). Raises ValueError naming
+    ``group_size`` when no width divides it."""
     nbits = (tv.dtype(wtype) if isinstance(wtype, str) else wtype).nbits
     if group_size < 0:
         raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
-    dividing = [bk for bk in CHUNK_WIDTHS if group_size % bk == 0]
+    # Steps of 16 codes only where nothing wider fits: each step costs its loop overhead.
+    dividing = ([bk for bk in CHUNK_WIDTHS if bk >= 32 and group_size % bk == 0]
+                or [bk for bk in CHUNK_WIDTHS if group_size % bk == 0])
     if not dividing:
         raise ValueError(f"group_size={group_size}: no chunk width of {CHUNK_WIDTHS} divides "
-                         "it (prepared weights take groups of multiples of 32, or 0)")
+                         "it (prepared weights take groups of multiples of 16, or 0)")
     for bk in dividing:
         if bk * nbits % 128 == 0:  # the lane's bk·nbits bits are whole 16-byte vectors
             return bk

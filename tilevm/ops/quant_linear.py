@@ -23,7 +23,8 @@ Calls run on the weights' prepared form (:mod:`tilevm.kernels.prepared_weights`:
 codes one contiguous run per step), made from these buffers by :meth:`QuantLinear.prepare` when
 a layer is quantized, imported or loaded, and kept in non-persistent buffers (``prepared_codes``,
 ``prepared_scales``, ``prepared_zeros``) that move with the module; the ``tilevm::prepared_linear``
-op runs them. Groups smaller than a prepared step (NVFP4's 16) stay on ``tilevm::quant_linear``.
+op runs them. A layer constructed but not yet loaded runs ``tilevm::quant_linear`` on its dense
+codes.
 """
 
 from __future__ import annotations
@@ -307,17 +308,12 @@ class QuantLinear(nn.Module):
     def _scale_type_name(self) -> str:
         return _TORCH_ACTIVATIONS[self.dtype] if self.scale_type is None else self.scale_type.name
 
-    def prepare(self) -> bool:
+    def prepare(self) -> None:
         """Make the prepared form of the weights from the buffers (done by the constructors
         ``from_linear``, ``from_gptq``, ``from_awq`` and by ``load_state_dict``; call it again
         after changing ``qweight``, ``scales`` or ``qzeros`` in place). Calls then run the
         kernels on prepared weights (:mod:`tilevm.kernels.prepared_linear`): each lane loads its
-        weights as one contiguous run. Returns False, and leaves the layer on the kernels of the
-        dense codes, for groups smaller than a prepared step (NVFP4's 16)."""
-        if self.group_size and self.group_size % 32:
-            self.prepared_codes = self.prepared_scales = self.prepared_zeros = None
-            self.prepared_bk = 0
-            return False
+        weights as one contiguous run."""
         wt, n = self.weight_type, self.out_features
         groups = self.scales.shape[1]
         codes = tv.packed(self.qweight.reshape(-1), wt, (n, self._padded_k))
@@ -329,7 +325,6 @@ class QuantLinear(nn.Module):
                 device=None if self.qweight.device.type == "cuda" else "cpu")
         self.prepared_codes, self.prepared_scales = prepared.codes, prepared.scales
         self.prepared_zeros, self.prepared_bk = prepared.zeros, prepared.bk
-        return True
 
     # -- construction ------------------------------------------------------------------------
 

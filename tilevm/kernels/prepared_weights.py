@@ -4,7 +4,7 @@
 (:mod:`tilevm.kernels.prepared_linear`) read.
 
 Given the activation type ``A`` (f16 or bf16), the weight type ``W`` (1 to 8 bits) and the chunk
-width ``bk`` (32, 64 or 128):
+width ``bk`` (:data:`CHUNK_WIDTHS`: 16, 32, 64 or 128):
 
 - **codes** (``n × kp`` of ``W``) become a ``uint32`` tensor of shape
   ``(⌈n/32⌉, ⌈kp/bk⌉, 32 · chunk_words(bk, W.nbits))``: chunk ``(c, kb)`` holds rows

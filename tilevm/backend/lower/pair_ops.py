@@ -33,7 +33,7 @@ from tilevm.ir.dtypes import DType
 from tilevm.ir.layout.digits import local_digits
 from tilevm.ir.layout.register import RegisterLayout
 from tilevm.ir.thread.builder import KernelBuilder
-from tilevm.ir.thread.types import B32, BF16X2, F16X2, ScalarType
+from tilevm.ir.thread.types import B32, BF16X2, F16X2, U32, ScalarType
 from tilevm.ir.thread.values import Const, Index, Operand
 
 __all__ = [
@@ -122,6 +122,14 @@ def pair_read(kb: KernelBuilder, tile: vals.TileValue, first: Index, second: Ind
     one element twice when ``second`` is None, else two halves put together."""
     if same:
         return tile.array[vals.quotient(first, 2)]
+    if second is None and isinstance(tile, vals.TileValue) and tile.dtype.nbits == 16:
+        # One element twice, straight from its word: one byte permute (0x1010 repeats the low
+        # half, 0x3232 the high one), not an extraction and then a permute.
+        word = tile.array[vals.quotient(first, 2)]
+        half = vals.low_bits(kb, first, 2)
+        if isinstance(half, int):
+            return kb.prmt(word, word, 0x3232 if half else 0x1010)
+        return kb.prmt(word, word, kb.add(kb.mul(half, 0x2222, type=U32), 0x1010, type=U32))
     lo = vals.read_raw(kb, tile, first)
     if second is None:
         return dup_half(kb, lo)

@@ -6,16 +6,22 @@ f16 scale per 128 columns and the implicit zero point, x and y in f16. Two halve
 ``bench/gpu_check.py``, so that the GPU machine needs no tilevm, NVRTC, lark or llvmlite:
 
 - ``python bench/quant_linear_gpu.py --dry-run [--bundle DIR] [--only PATTERNS]`` (tilevm and
-  NVRTC, no GPU): compiles the launch the library makes for every case
-  (``quant_linear_gpu_cases.library_launch``: the variant ``launch_quant_linear(variant="auto")``
-  picks, its default tiles) and two tiles of the f16 GEMM of ``examples/matmul.py`` at 4096³ to
-  sm_90 cubins, writes the bundle (``manifest.json``, ``cubins/``; no data) and prints the plan.
+  NVRTC, no GPU): compiles, for every case, what the library's layer (``QuantLinear``) runs —
+  the preparation kernels that turn the dense codes and scales into prepared words, then the
+  prepared-weight GEMM ``launch_prepared_linear(variant="auto")`` picks with its default tiles
+  (``quant_linear_gpu_cases.prepare_launches``, ``library_launch``) —, the dense-code kernel
+  with its default tiles (``dense_launch``), the prepared tuning candidates, and two tiles of
+  the f16 GEMM of ``examples/matmul.py`` at 4096³ to sm_90 cubins, writes the bundle
+  (``manifest.json``, ``cubins/``; no data) and prints the plan.
 - ``python3 bench/quant_linear_gpu.py --bundle DIR --results DIR`` (the GPU machine: numpy,
   ``cuda.bindings``, torch): measures the copy bandwidth, the tilevm f16 GEMM's rate (the
-  ``mma.sync`` rate) and cuBLAS's (``torch.matmul`` f16), then per case makes random inputs with
-  torch, launches once and checks the output against an f32 matmul of the dequantized weights,
-  times the kernel and ``torch.matmul(x, W_f16.T)``, writes ``results.json`` after every case
-  and prints a table. Exit status 1 if a check failed.
+  ``mma.sync`` rate) and cuBLAS's (``torch.matmul`` f16), then per case makes random dense
+  codes and scales with torch, prepares them with the bundle's preparation launches (timed
+  apart: ``prepare_us``), launches the prepared GEMM once and checks its output against an f32
+  matmul of the dequantized dense codes, times it, checks and times the dense kernel beside it
+  (``dense_time_us``) and ``torch.matmul(x, W_f16.T)``, writes ``results.json`` after every case
+  and prints a table; then, time permitting, tunes the prepared GEMM's tiles. Exit status 1 if
+  a check failed.
 
 ``bench/quant_linear_gpu.md`` documents the bundle, the measurements and the command.
 """
@@ -37,7 +43,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 DEFAULT_BUNDLE = BENCH / "results" / "quant_linear_gpu" / "bundle"
 DEFAULT_RESULTS = BENCH / "results" / "quant_linear_gpu"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 # The driver API the GPU run uses (None: cuda.bindings.driver) and where its torch tensors live
 # ("cuda"). The tests put a fake driver here and "cpu": the fake runs each launch on tilevm's
 # CPU backend on the bytes of torch's CPU tensors.
@@ -282,14 +288,28 @@ class Bench:
         self.flush_buffer.fill_(0x5A)
 
     def buffers(self, entry: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-        """A torch tensor per buffer of ``entry``: ``given`` ones as they are, activations
-        standard normal f16, the output NaN (an unwritten element fails the check), dummies
-        (operands the kernel does not read) and workspaces zero bytes."""
+        """A torch tensor per buffer of ``entry``: ``given`` ones as they are (the buffers a
+        case's launches share by name; each must have the bytes the launch reads), activations
+        standard normal f16, the output NaN (an unwritten element fails the check), the
+        prepared words a launch ``writes`` 0xA5 bytes (an unwritten word is wrong weights),
+        dummies (operands the kernel does not read) and workspaces zero bytes. A ``prepared``
+        buffer that the launch reads and no earlier launch wrote is a ValueError (a broken
+        chain)."""
         torch = self.torch
         out = {}
         for name, spec in entry["buffers"].items():
             if name in given:
                 out[name] = given[name]
+                nbytes = given[name].numel() * given[name].element_size()
+                if nbytes != spec["nbytes"]:
+                    raise ValueError(f"buffer {name} of {entry['name']}: the launch reads "
+                                     f"{spec['nbytes']} bytes, the case's tensor has {nbytes}")
+            elif spec["role"] == "prepared":
+                if name not in entry.get("writes", []):
+                    raise ValueError(f"buffer {name} of {entry['name']}: prepared words that no "
+                                     "launch before it wrote")
+                out[name] = torch.full((spec["nbytes"],), 0xA5, dtype=torch.uint8,
+                                       device=TORCH_DEVICE)
             elif spec["role"] == "activations":
                 out[name] = torch.randn(*spec["shape"], dtype=torch.float16, device=TORCH_DEVICE,
                                         generator=self.generator)
@@ -370,18 +390,62 @@ class Bench:
                 "tflops": entry["flops"] / median / 1e6, "registers": entry["registers"]}
 
 
+def case_buffer(entry: dict[str, Any], name: str) -> dict[str, Any]:
+    """The description of the case's buffer ``name`` in the first of its launches that has it
+    (preparation, the prepared GEMM, the dense kernel); KeyError if none has."""
+    for launch in [*entry.get("prepare", []), entry, entry.get("dense", {})]:
+        if name in launch.get("buffers", {}):
+            return launch["buffers"][name]
+    raise KeyError(f"{entry['name']}: no launch has a buffer {name!r}")
+
+
 def _weights(bench: Bench, entry: dict[str, Any]) -> dict[str, Any]:
     """Random codes (uniform bytes), scales uniform in [0.05, 0.15]·2^-(bits−1) (|W| up to about
-    0.15, so |y| stays far below f16's range at k = 11008) and the dequantized f16 weights."""
+    0.15, so |y| stays far below f16's range at k = 11008), the dequantized f16 weights, and
+    the prepared words (``wp``, ``sp``) the case's preparation launches make of them, with the
+    time of that chain (:func:`prepare_weights`)."""
     torch, n, k, bits = bench.torch, entry["n"], entry["k"], entry["bits"]
-    spec_w, spec_s = entry["buffers"]["w"], entry["buffers"]["scales"]
+    spec_w, spec_s = case_buffer(entry, "w"), case_buffer(entry, "scales")
     codes = torch.randint(0, 256, (spec_w["nbytes"],), dtype=torch.uint8, device=TORCH_DEVICE,
                           generator=bench.generator)
     unit = 2.0 ** -(bits - 1)
     scales = (torch.rand(*spec_s["shape"], device=TORCH_DEVICE, generator=bench.generator)
               * 0.1 + 0.05).mul(unit).half()
-    return {"w": codes, "scales": scales,
-            "w_f16": dequantize(torch, codes, scales, bits, n, k, entry["group"])}
+    weights = {"w": codes, "scales": scales,
+               "w_f16": dequantize(torch, codes, scales, bits, n, k, entry["group"])}
+    weights.update(prepare_weights(bench, entry, weights))
+    return weights
+
+
+def prepare_weights(bench: Bench, entry: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Run the case's preparation launches in order on ``given`` (the dense codes ``w`` and
+    ``scales``), each reading the buffers of those before it by name and adding what it
+    ``writes`` (the prepared words ``wp``, ``sp``); then time the whole chain (L2 flushed,
+    ``--reps`` runs: offline work, not part of a call). Returns the written buffers and
+    ``prepare_us`` (median), ``prepare_min_us``, ``prepare_reps``."""
+    shared = dict(given)
+    launches = []
+    for step in entry.get("prepare", []):
+        launch = bench.launcher(step, bench.buffers(step, shared))
+        launch.clear()
+        launch.run()
+        shared.update({name: launch.buffers[name] for name in step["writes"]})
+        launches.append(launch)
+    bench.clock.synchronize()
+    out = {name: shared[name] for name in shared if name not in given}
+    if launches:
+        def chain() -> None:
+            for launch in launches:
+                launch.run()
+
+        def setup() -> None:
+            bench.flush()
+            for launch in launches:
+                launch.clear()
+
+        median, best, reps = bench.median_us(chain, setup, 0.0, bench.args.reps)
+        out.update(prepare_us=median, prepare_min_us=best, prepare_reps=reps)
+    return out
 
 
 def _rates(entry: dict[str, Any], median_us: float, torch_us: float,
@@ -409,12 +473,11 @@ def _launch_and_check(bench: Bench, entry: dict[str, Any], given: dict[str, Any]
     """Buffers for ``entry`` (``given`` ones shared), one launch after clearing its
     workspaces, the output compared with (ref, bound). Returns (check, launch, setup): setup
     flushes the L2 and then clears the workspaces (their few KiB then sit in the L2)."""
-    m, n = entry["m"], entry["n"]
     launch = bench.launcher(entry, bench.buffers(entry, given))
     launch.clear()
     launch.run()
     bench.clock.synchronize()
-    check = compare(launch.buffers["y"].reshape(m, n), ref, bound)
+    check = compare(launch.buffers["y"].reshape(ref.shape), ref, bound)
 
     def setup() -> None:
         bench.flush()
@@ -423,24 +486,41 @@ def _launch_and_check(bench: Bench, entry: dict[str, Any], given: dict[str, Any]
     return check, launch, setup
 
 
+def _shared_buffers(weights: dict[str, Any], x: Any) -> dict[str, Any]:
+    """The tensors a case's launches share by name: x, the dense codes and scales, the prepared
+    words."""
+    return {"x": x, **{name: value for name, value in weights.items()
+                       if hasattr(value, "data_ptr") and name != "w_f16"}}
+
+
 def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
              torch_times: dict[tuple[int, int, int], dict[str, float]], share_s: float,
              rates: dict[str, Any]) -> dict[str, Any]:
-    """The default tiles: launch once and check; time the kernel and torch.matmul(x, W_f16.T)
-    (once per shape and m: it does not depend on the bit width); the derived rates."""
+    """The default tiles: the prepared GEMM (on the words ``weights``' preparation made)
+    launched once and checked against the dequantized dense codes, timed; the dense kernel the
+    same way (``dense_*``); torch.matmul(x, W_f16.T) timed (once per shape and m: it does not
+    depend on the bit width); the derived rates (of the prepared GEMM)."""
     torch = bench.torch
     m, n, k = entry["m"], entry["n"], entry["k"]
     x = torch.randn(m, k, dtype=torch.float16, device=TORCH_DEVICE, generator=bench.generator)
     ref, bound = reference(torch, x, weights["w_f16"])
-    given = {"x": x, "w": weights["w"], "scales": weights["scales"]}
+    given = _shared_buffers(weights, x)
     check, launch, setup = _launch_and_check(bench, entry, given, ref, bound)
+    dense = entry.get("dense")
+    if dense is not None:
+        dense_check, dense_launch, dense_setup = _launch_and_check(bench, dense, given, ref,
+                                                                   bound)
     del ref, bound
     result: dict[str, Any] = {
         "name": entry["name"], "n": n, "k": k, "m": m, "bits": entry["bits"],
-        "variant": entry["variant"], "tiles": entry["tiles"], "grid": entry["grid"],
-        "registers": entry["registers"], "bytes_moved": entry["bytes_moved"],
-        "flops": entry["flops"], "check": check}
-    median, best, reps = bench.median_us(launch.run, setup, share_s / 2)
+        "variant": entry["variant"], "tiles": entry["tiles"], "bk": entry.get("bk"),
+        "grid": entry["grid"], "registers": entry["registers"],
+        "bytes_moved": entry["bytes_moved"], "flops": entry["flops"], "check": check}
+    for key in ("prepare_us", "prepare_min_us", "prepare_reps"):
+        if key in weights:
+            result[key] = weights[key]
+    # The shares: the prepared GEMM, the dense kernel, torch.
+    median, best, reps = bench.median_us(launch.run, setup, share_s / 3)
     if entry["zero_before_launch"]:
         # What a library call costs the GPU: the runtime clears the workspaces (a memset on
         # the launch's stream) before each launch; timed here with the kernel, --reps runs.
@@ -450,12 +530,20 @@ def run_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any],
 
         result["time_with_clear_us"] = bench.median_us(clear_and_run, bench.flush, 0.0,
                                                        bench.args.reps)[0]
+    del launch
+    if dense is not None:
+        d_median, d_best, d_reps = bench.median_us(dense_launch.run, dense_setup, share_s / 3)
+        result.update(dense_variant=dense["variant"], dense_tiles=dense["tiles"],
+                      dense_check=dense_check, dense_time_us=d_median, dense_min_us=d_best,
+                      dense_reps=d_reps, dense_registers=dense["registers"],
+                      speedup_over_dense=d_median / median)
+        del dense_launch
     key = (n, k, m)
     if key not in torch_times:
         w_t = weights["w_f16"].t()
         out = torch.empty(m, n, dtype=torch.float16, device=TORCH_DEVICE)
         t_median, t_best, t_reps = bench.median_us(lambda: torch.matmul(x, w_t, out=out),
-                                                   bench.flush, share_s / 2)
+                                                   bench.flush, share_s / 3)
         torch_times[key] = {"median_us": t_median, "min_us": t_best, "reps": t_reps}
     baseline = torch_times[key]
     result.update(min_us=best, reps=reps, torch_us=baseline["median_us"],
@@ -473,7 +561,7 @@ def tune_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any], torc
     m, k = entry["m"], entry["k"]
     x = torch.randn(m, k, dtype=torch.float16, device=TORCH_DEVICE, generator=bench.generator)
     ref, bound = reference(torch, x, weights["w_f16"])
-    given = {"x": x, "w": weights["w"], "scales": weights["scales"]}
+    given = _shared_buffers(weights, x)
     tried: list[dict[str, Any]] = []
     fastest: tuple[float, dict[str, Any], Any, Any] | None = None
     for candidate in [entry, *entry.get("candidates", [])]:
@@ -508,22 +596,28 @@ def tune_case(bench: Bench, entry: dict[str, Any], weights: dict[str, Any], torc
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """The cases as a Markdown table; a second one for the tuning pass where it ran."""
-    lines = ["| case | variant | µs | torch µs | speed-up | GB/s | of copy | TFLOP/s | of mma "
-             "| of cuBLAS | of roofline | check |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    """The cases as a Markdown table (the prepared GEMM with its default tiles, the dense
+    kernel's time beside it); a second one for the tuning pass where it ran."""
+    lines = ["| case | variant | µs | dense µs | over dense | prepare µs | torch µs | speed-up "
+             "| GB/s | of copy | TFLOP/s | of mma | of cuBLAS | of roofline | check |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in results:
         if "time_us" not in r:
-            lines.append(f"| {r['name']} | {r.get('variant', '')} | | | | | | | | | | "
+            lines.append(f"| {r['name']} | {r.get('variant', '')} | | | | | | | | | | | | | "
                          f"{r.get('error') or r.get('skipped') or 'not timed'} |")
             continue
         mma, roof = (f"{r[key]:.1%}" if key in r else "–"
                      for key in ("fraction_of_mma", "fraction_of_roofline"))
+        dense, over, prepare = (f"{r[key]:.{digits}f}" if key in r else "–" for key, digits in (
+            ("dense_time_us", 1), ("speedup_over_dense", 2), ("prepare_us", 1)))
+        check = "ok" if r["check"]["ok"] else "FAILED"
+        if r.get("dense_check", {}).get("ok") is False:
+            check += ", dense FAILED"
         lines.append(
-            f"| {r['name']} | {r['variant']} | {r['time_us']:.1f} | {r['torch_us']:.1f} | "
+            f"| {r['name']} | {r['variant']} | {r['time_us']:.1f} | {dense} | {over} | "
+            f"{prepare} | {r['torch_us']:.1f} | "
             f"{r['speedup']:.2f} | {r['gb_per_s']:.0f} | {r['fraction_of_copy_bandwidth']:.1%} | "
-            f"{r['tflops']:.1f} | {mma} | {r['fraction_of_cublas']:.1%} | {roof} | "
-            f"{'ok' if r['check']['ok'] else 'FAILED'} |")
+            f"{r['tflops']:.1f} | {mma} | {r['fraction_of_cublas']:.1%} | {roof} | {check} |")
     tuned = [r for r in results if "tuned" in r]
     if tuned:
         lines += ["", "| case | default µs | tuned µs | tuned tiles | tried | speed-up | of copy "
@@ -655,10 +749,17 @@ def gpu_run(args: argparse.Namespace, command: str) -> int:
             else:
                 cleared = (f" ({result['time_with_clear_us']:.1f} with the clearing)"
                            if "time_with_clear_us" in result else "")
+                prepared = (f", prepared in {result['prepare_us']:.1f} µs"
+                            if "prepare_us" in result else "")
+                dense = (f", dense {result['dense_time_us']:.1f} µs"
+                         if "dense_time_us" in result else "")
                 say(f"{entry['name']}: {result['time_us']:.1f} µs{cleared} "
-                    f"({result['reps']} runs), "
+                    f"({result['reps']} runs{prepared}){dense}, "
                     f"torch {result['torch_us']:.1f} µs, ×{result['speedup']:.2f}, "
                     f"{result['fraction_of_copy_bandwidth']:.0%} of copy bandwidth")
+            if result.get("dense_check", {}).get("ok") is False:  # the dense kernel's row
+                failed.append(f"{entry['name']} dense")
+                say(f"{entry['name']}: dense kernel FAILED {result['dense_check']}")
         results[entry["name"]] = result
         report["cases"].append(result)
         save()

@@ -3,9 +3,13 @@ tilevm and NVRTC, no GPU).
 
 A case is one call of the low-bit linear layer ``y = x · Wᵀ``: W of shape (n, k) in ``u<bits>``
 codes (packed LSB first), an f16 scale per 128 columns, the implicit zero point ``2^(bits−1)``,
-x (m, k) and y (m, n) in f16. :func:`library_launch` is the one place that says which kernel, tiles
-and arguments the library runs for a case; the rest compiles what it returns, so another kernel
-(a tuned variant, a new layout) is measured by changing that function alone.
+x (m, k) and y (m, n) in f16. What the library's layer (``QuantLinear``) runs for it is a short
+chain of launches sharing buffers by name: the preparation kernels (:func:`prepare_launches`:
+the dense codes ``w`` and ``scales`` into the prepared words ``wp`` and ``sp``, once per weight
+matrix), then the prepared-weight GEMM (:func:`library_launch`: ``x``, ``wp``, ``sp`` into
+``y``). :func:`dense_launch` is the kernel of the dense codes, measured beside it. These three
+functions are the one place that says which kernels, tiles and arguments run; the rest compiles
+what they return.
 
 The bundle (``manifest.json`` and ``cubins/``) holds no input data: the GPU half makes its inputs
 with torch. Its format is described in ``bench/quant_linear_gpu.md``.
@@ -19,14 +23,14 @@ import json
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "sm_90"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 GROUP = 128
 # (n, k) of W, y = x·Wᵀ: Llama-2-7B's attention projections (4096, 4096), its MLP up/gate
 # (11008, 4096) and down (4096, 11008), and Llama-2-70B's MLP up/gate (28672, 8192).
@@ -85,21 +89,91 @@ def all_cases(shapes: Iterable[tuple[int, int]] = SHAPES, rows: Iterable[int] = 
 @dataclass
 class LibraryLaunch:
     """A kernel, its arguments (host tensors standing for the GPU tensors: the specialization
-    sees their divisibility and alignment, not their data) and its constants."""
+    sees their divisibility and alignment, not their data), its constants, and ``names``: the
+    case's name of each buffer parameter whose name differs (the buffers a case's launches
+    share are named by the case: ``{"out": "wp"}`` — the kernel's ``out`` is the case's
+    ``wp``)."""
 
     kernel: Any
     args: tuple[Any, ...]
     constants: dict[str, Any]
     variant: str
     tiles: dict[str, int]
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def chunk_k(bits: int) -> int:
+    """The chunk width ``bk`` QuantLinear prepares ``u<bits>`` weights with for groups of
+    :data:`GROUP` (``default_chunk_k``): 64 for u2, 128 for u3, 32 for u4 and u8."""
+    from tilevm.kernels.prepared_weights import default_chunk_k
+
+    return default_chunk_k(f"u{bits}", GROUP)
+
+
+def _prepared_shapes(n: int, k: int, bits: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of the prepared codes ``wp`` and scale words ``sp`` of an (n, k) matrix."""
+    from tilevm.kernels.prepared_layouts import CHUNK_N, chunk_words, value_words
+
+    bk, chunks = chunk_k(bits), -(-n // CHUNK_N)
+    return ((chunks, -(-k // bk), CHUNK_N * chunk_words(bk, bits)),
+            (chunks, -(-k // GROUP), 8 * value_words(16)))
+
+
+def prepare_launches(n: int, k: int, bits: int) -> list[LibraryLaunch]:
+    """What ``prepare_linear_weights(w, scales, act=f16, group_size=128)`` (QuantLinear's
+    ``prepare``) runs, in order: ``prepare_codes_kernel`` (the dense codes ``w`` into the
+    prepared codes ``wp``, chunk width :func:`chunk_k`) and ``prepare_values_kernel`` (the
+    scales into the scale words ``sp``)."""
+    import tilevm as tv
+    from tilevm.kernels.prepared_weights import prepare_codes_kernel, prepare_values_kernel
+
+    wtype = tv.dtype(f"u{bits}")
+    codes_shape, scales_shape = _prepared_shapes(n, k, bits)
+    w = tv.HostTensor.empty((n, k), wtype)
+    wp = tv.HostTensor.empty(codes_shape, tv.u32)
+    scales = tv.HostTensor.empty((n, -(-k // GROUP)), tv.f16)
+    sp = tv.HostTensor.empty(scales_shape, tv.u32)
+    return [LibraryLaunch(prepare_codes_kernel, (w, wp),
+                          {"W": wtype, "act": tv.f16, "bk": chunk_k(bits)}, "prepare_codes",
+                          {"bk": chunk_k(bits)}, {"out": "wp"}),
+            LibraryLaunch(prepare_values_kernel, (scales, sp), {"V": tv.f16, "value_type": tv.f16},
+                          "prepare_values", {}, {"values": "scales", "out": "sp"})]
 
 
 def library_launch(n: int, k: int, m: int, bits: int,
                    tiles: dict[str, int] | None = None) -> LibraryLaunch:
-    """What ``launch_quant_linear(x, w, scales, y, group_size=128, **tiles)``
-    (``variant="auto"``, no tuning) runs for these sizes: split-K up to ``DECODE_ROWS`` rows,
-    the ``cp.async`` prefill kernel above, with its default tiles (``VARIANTS``) updated by
-    ``tiles``. The only function to change to measure another kernel."""
+    """What ``launch_prepared_linear(x, prepared, y)`` (``variant="auto"``, no tuning: the call
+    ``QuantLinear`` makes without a bias) runs for these sizes on the words of
+    :func:`prepare_launches`: split-K up to ``DECODE_ROWS`` rows, the ``cp.async`` prefill kernel
+    above, with its default tiles (``PREPARED_VARIANTS``) updated by ``tiles``; the absent zero
+    points and bias are one-element dummies, as the library passes them."""
+    import tilevm as tv
+    from tilevm.kernels.prepared_linear import PREPARED_VARIANTS
+    from tilevm.kernels.quant_linear import DECODE_ROWS, implicit_zero
+
+    variant = "split_k" if m <= DECODE_ROWS else "prefill"
+    kernel, _, defaults = PREPARED_VARIANTS[variant]
+    wtype = tv.dtype(f"u{bits}")
+    codes_shape, scales_shape = _prepared_shapes(n, k, bits)
+    args = (tv.HostTensor.empty((m, k), tv.f16), tv.HostTensor.empty(codes_shape, tv.u32),
+            tv.HostTensor.empty(scales_shape, tv.u32), tv.HostTensor.empty((1, 1, 1), tv.u32),
+            tv.HostTensor.empty((1,), tv.f16), tv.HostTensor.empty((m, n), tv.f16))
+    chosen = {**defaults, **(tiles or {})}
+    constants: dict[str, Any] = {
+        "A": tv.f16, "wtype": wtype, "stype": tv.f16, "group": GROUP, "bk": chunk_k(bits),
+        "zero": implicit_zero(wtype), "has_zeros": False, "has_bias": False,
+        "block_scaled": False, **chosen}
+    if variant == "split_k":
+        constants["deterministic"] = False
+    return LibraryLaunch(kernel, args, constants, variant, chosen)
+
+
+def dense_launch(n: int, k: int, m: int, bits: int,
+                 tiles: dict[str, int] | None = None) -> LibraryLaunch:
+    """What ``launch_quant_linear(x, w, scales, y, group_size=128, **tiles)`` (the kernels of the
+    dense codes, ``variant="auto"``, no tuning) runs for these sizes: split-K up to
+    ``DECODE_ROWS`` rows, the ``cp.async`` prefill kernel above, with its default tiles
+    (``VARIANTS``) updated by ``tiles``."""
     import tilevm as tv
     from tilevm.kernels.quant_linear import DECODE_ROWS, VARIANTS, quant_linear_call
 
@@ -122,37 +196,27 @@ def library_launch(n: int, k: int, m: int, bits: int,
     return LibraryLaunch(kernel, args, constants, variant, tiles)
 
 
-# The prefill tiles the GPU's tuning pass tries besides the defaults: six of PREFILL_SPACE's 24
-# (each is a cubin of 200 to 420 KiB per bit width and specialization: all 24 would make a
-# bundle of about 70 MiB, over what a run carries).
-PREFILL_CANDIDATES: tuple[dict[str, int], ...] = (
-    {"bm": 64, "bn": 128, "warps": 4, "stages": 3},
-    {"bm": 128, "bn": 64, "warps": 4, "stages": 3},
-    {"bm": 128, "bn": 128, "warps": 8, "stages": 3},
-    {"bm": 128, "bn": 128, "warps": 8, "stages": 4},
-    {"bm": 128, "bn": 128, "warps": 4, "stages": 3},
-    {"bm": 64, "bn": 64, "warps": 8, "stages": 3})
-
-
 def tuning_candidates(variant: str) -> list[dict[str, int]]:
-    """The tiles a tuning pass tries for ``variant`` besides its defaults: split-K's whole
-    autotuning space (``SPLIT_K_SPACE``, pruned as the autotuner prunes: at least one m16n8
-    fragment per warp; its cubins are small), the prefill tiles of :data:`PREFILL_CANDIDATES`."""
+    """The tiles a tuning pass tries for the prepared ``variant`` besides its defaults: the whole
+    autotuning space (``PREPARED_SPLIT_K_SPACE``: 9 tiles; ``PREPARED_PREFILL_SPACE``: 18),
+    pruned as the autotuner prunes (``bm`` ≤ 128); the tiles whose cubin does not compile (too
+    much shared memory, too many registers) are pruned by the dry run."""
     import itertools
 
-    from tilevm.kernels.quant_linear import SPLIT_K_SPACE, VARIANTS
+    from tilevm.kernels.prepared_linear import (
+        PREPARED_PREFILL_SPACE,
+        PREPARED_SPLIT_K_SPACE,
+        PREPARED_VARIANTS,
+    )
 
-    defaults = VARIANTS[variant][2]
-    if variant == "prefill":
-        out = [{**defaults, **tiles} for tiles in PREFILL_CANDIDATES]
-    elif variant != "split_k":
+    spaces = {"split_k": PREPARED_SPLIT_K_SPACE, "prefill": PREPARED_PREFILL_SPACE}
+    if variant not in spaces:
         raise ValueError(f"variant={variant!r}: candidates for 'split_k' and 'prefill' only")
-    else:
-        names = list(SPLIT_K_SPACE)
-        out = [dict(zip(names, values)) for values in itertools.product(
-            *(SPLIT_K_SPACE[n] for n in names))]
-        out = [t for t in out if t["bm"] * t["bn"] >= 16 * 8 * t["warps"]]
-    return [t for t in out if t != defaults]
+    space, defaults = spaces[variant], PREPARED_VARIANTS[variant][2]
+    names = list(space)
+    out = [dict(zip(names, values, strict=True))
+           for values in itertools.product(*(space[n] for n in names))]
+    return [t for t in out if t["bm"] <= 128 and t != defaults]
 
 
 def gemm_launch(size: int, tiles: dict[str, int]) -> LibraryLaunch:
@@ -182,10 +246,11 @@ def _scalar_json(abi_name: str, arg: Any) -> dict[str, Any]:
 
 def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[str, Any], bytes]:
     """Compile ``launch`` for sm_90 (through the kernel cache) and describe it: function, grid,
-    block, dynamic shared memory, each parameter in the cubin's order (a buffer's name, or a
-    by-value scalar's bits and size), each buffer (dtype, shape, bytes, its ``role`` from
-    ``roles``: what the GPU half fills it with; workspaces: ``workspace``, with ``zeroed``:
-    clear before every launch). Returns (entry, cubin)."""
+    block, dynamic shared memory, each parameter in the cubin's order (a buffer's name — the
+    case's, through ``launch.names`` —, or a by-value scalar's bits and size), each buffer
+    (dtype, shape, bytes, its ``role`` from ``roles``: what the GPU half fills it with, ``dummy``
+    for one not named there; workspaces: ``workspace``, with ``zeroed``: clear before every
+    launch). Returns (entry, cubin)."""
     import sys
 
     import tilevm as tv
@@ -201,10 +266,11 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
     args, tensors = abi_arguments(lowered, tile, bound)
     artifact = artifact_of(compiled)
     zeroed = {f"workspace_{w['name']}": w["zeroed"] for w in artifact.description["workspaces"]}
-    params = [{"abi": a.name, "buffer": arg} if isinstance(arg, str) else _scalar_json(a.name, arg)
-              for a, arg in zip(lowered.abi, args, strict=True)]
+    params = [{"abi": a.name, "buffer": launch.names.get(arg, arg)} if isinstance(arg, str)
+              else _scalar_json(a.name, arg) for a, arg in zip(lowered.abi, args, strict=True)]
     buffers = {}
-    for name, tensor in tensors.items():
+    for parameter, tensor in tensors.items():
+        name = launch.names.get(parameter, parameter)
         role = "workspace" if name in zeroed else roles.get(name, "dummy")
         buffers[name] = {"dtype": tensor.dtype.name, "shape": list(tensor.shape),
                          "nbytes": int(tensor.data.nbytes), "role": role}
@@ -224,7 +290,10 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
     return entry, compiled.cubin
 
 
-CASE_ROLES = {"x": "activations", "w": "codes", "scales": "scales", "y": "output"}
+# The buffers of a case's launches, by the case's names: "prepared" ones are written by a
+# preparation launch (its "writes") and read by the GEMMs after it.
+CASE_ROLES = {"x": "activations", "w": "codes", "scales": "scales", "y": "output",
+              "wp": "prepared", "sp": "prepared"}
 GEMM_ROLES = {"a": "activations", "b": "activations", "c": "output"}
 
 
@@ -241,8 +310,9 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
                  gemm_tiles: Iterable[dict[str, int]] = GEMM_TILES,
                  candidates: int | None = None,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Compile every case (with the first ``candidates`` of its variant's
-    :func:`tuning_candidates`, all of them for None) and the f16 GEMMs, write
+    """Compile every case — its preparation launches, its prepared GEMM with the default tiles
+    and the first ``candidates`` of its variant's :func:`tuning_candidates` (all of them for
+    None), and the dense kernel with its default tiles — and the f16 GEMMs, write
     ``bundle/manifest.json`` and ``bundle/cubins/<function>_<sha256[:12]>.cubin`` (one file per
     distinct cubin; a stale one of an earlier bundle is removed), and return the manifest."""
     cubins = bundle / "cubins"
@@ -258,15 +328,25 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
             (bundle / written[digest]).write_bytes(cubin)
         return written[digest]
 
+    def described(launch: LibraryLaunch, name: str) -> dict[str, Any]:
+        entry, cubin = compile_launch(launch, CASE_ROLES)
+        entry.update(name=name, variant=launch.variant, tiles=launch.tiles,
+                     cubin=store(entry["function"], cubin))
+        return entry
+
     manifest: dict[str, Any] = {
         "version": MANIFEST_VERSION, "target": TARGET, "commit": _commit(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "group": GROUP,
-        "tuning": "each case first runs the static default tiles of the variant "
-        "launch_quant_linear(variant='auto') picks (VARIANTS: the results' time_us); then, "
-        "time permitting, a tuning pass on the GPU times the candidates listed with each case "
-        "(split-K: SPLIT_K_SPACE; prefill: PREFILL_CANDIDATES) and records the fastest that "
-        "passes the check under 'tuned'",
+        "tuning": "each case measures what QuantLinear runs: the weights prepared once by "
+        "prepare_linear_weights' kernels (prepare_us, not part of a call), then the prepared-"
+        "weight GEMM launch_prepared_linear(variant='auto') picks with the static default tiles "
+        "of PREPARED_VARIANTS (the results' time_us); beside it the dense-code kernel "
+        "launch_quant_linear(variant='auto') picks with the default tiles of VARIANTS, untuned "
+        "(dense_time_us). Then, time permitting, a tuning pass on the GPU times the prepared "
+        "candidates listed with each case (PREPARED_SPLIT_K_SPACE or PREPARED_PREFILL_SPACE, "
+        "less the tiles that do not compile) and records the fastest that passes the check "
+        "under 'tuned'",
         "gemms": [], "cases": []}
     for tiles in gemm_tiles:
         t0 = time.perf_counter()
@@ -278,28 +358,35 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
         log(f"  built {entry['name']} in {time.perf_counter() - t0:.1f} s")
     for case in cases:
         t0 = time.perf_counter()
+        prepare = []
+        for launch in prepare_launches(case.n, case.k, case.bits):
+            step = described(launch, f"{case.name} {launch.variant}")
+            # What the launch writes: the prepared words the GEMMs after it read.
+            step["writes"] = [b for b, spec in step["buffers"].items()
+                              if spec["role"] == "prepared"]
+            prepare.append(step)
         launch = library_launch(case.n, case.k, case.m, case.bits)
-        entry, cubin = compile_launch(launch, CASE_ROLES)
-        entry.update(name=case.name, n=case.n, k=case.k, m=case.m, bits=case.bits,
-                     group=GROUP, variant=launch.variant, tiles=launch.tiles,
-                     bytes_moved=case.bytes_moved, flops=case.flops,
-                     cubin=store(entry["function"], cubin))
+        entry = described(launch, case.name)
+        entry.update(n=case.n, k=case.k, m=case.m, bits=case.bits, group=GROUP,
+                     bk=chunk_k(case.bits), bytes_moved=case.bytes_moved, flops=case.flops,
+                     prepare=prepare)
+        entry["dense"] = described(dense_launch(case.n, case.k, case.m, case.bits),
+                                   f"{case.name} dense")
         entry["candidates"] = []
         for tiles in tuning_candidates(launch.variant)[:candidates]:
             try:
-                other = library_launch(case.n, case.k, case.m, case.bits, tiles)
-                candidate, cubin = compile_launch(other, CASE_ROLES)
-            except Exception as error:  # a tile the kernel cannot take: said, not fatal
+                candidate = described(library_launch(case.n, case.k, case.m, case.bits, tiles),
+                                      f"{case.name} {tiles}")
+            except Exception as error:  # too much shared memory, a tile the kernel cannot take
                 entry["candidates"].append({"tiles": tiles,
                                             "error": f"{type(error).__name__}: {error}"})
                 log(f"  {case.name}: tiles {tiles} do not compile: {error}")
                 continue
-            candidate.update(name=f"{case.name} {tiles}", tiles=other.tiles,
-                             cubin=store(candidate["function"], cubin))
             del candidate["specialization"]  # the case's
             entry["candidates"].append(candidate)
         manifest["cases"].append(entry)
-        log(f"  built {case.name}: {launch.variant} and {len(entry['candidates'])} candidates "
+        log(f"  built {case.name}: preparation, prepared {launch.variant} and "
+            f"{len(entry['candidates'])} candidates, dense {entry['dense']['variant']} "
             f"in {time.perf_counter() - t0:.1f} s")
     manifest["cubins"] = len(written)
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -313,6 +400,19 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
+def _launch_line(e: dict[str, Any]) -> str:
+    """One launch of a case: kernel, tiles, cubin, grid, block, resources, what is cleared."""
+    tiles = " ".join(f"{k}={v}" for k, v in e["tiles"].items())
+    zero = ", ".join(f"{n} {_size(e['buffers'][n]['nbytes'])}" for n in e["zero_before_launch"])
+    reads = ", ".join(n for n, b in e["buffers"].items()
+                      if b["role"] not in ("workspace", "dummy") and n not in e.get("writes", []))
+    return (f"{e['function']}{f' ({tiles})' if tiles else ''} {e['cubin']} grid "
+            f"{tuple(e['grid'])} block {e['block'][0]} shared {e['shared_bytes']} B, "
+            f"{e['registers']} registers, {len(e['params'])} parameters; buffers {reads}"
+            + (f" → {', '.join(e['writes'])}" if e.get("writes") else "")
+            + f"; zero before each launch: {zero or 'nothing'}")
+
+
 def describe(manifest: dict[str, Any], bundle: Path) -> str:
     """What a GPU run of the bundle does, launch by launch."""
     lines = [f"A GPU run of {bundle} ({manifest['target']} cubins, {manifest['cubins']} distinct, "
@@ -323,16 +423,20 @@ def describe(manifest: dict[str, Any], bundle: Path) -> str:
         lines.append(f"  time {e['name']}: {e['function']} ({e['cubin']}) grid {tuple(e['grid'])}"
                      f" block {e['block'][0]} shared {e['shared_bytes']} B, {e['registers']} "
                      "registers; check against an f32 matmul")
+    weights = None
     for e in manifest["cases"]:
-        tiles = " ".join(f"{k}={v}" for k, v in e["tiles"].items())
         tried = [c for c in e.get("candidates", []) if "error" not in c]
-        zero = ", ".join(f"{n} {_size(e['buffers'][n]['nbytes'])}"
-                         for n in e["zero_before_launch"])
-        lines.append(
-            f"  {e['name']}: {e['variant']} ({tiles}) {e['cubin']} grid {tuple(e['grid'])} block "
-            f"{e['block'][0]} shared {e['shared_bytes']} B, {e['registers']} registers, "
-            f"{len(e['params'])} parameters; zero before each launch: {zero or 'nothing'}; "
-            f"{_size(e['bytes_moved'])} moved, {e['flops'] / 1e9:.3g} GFLOP; check, time "
-            "(L2 flushed), time torch.matmul(x, W_f16.T)"
-            + (f"; tuning pass: {len(tried)} other tiles" if tried else ""))
+        pruned = len(e.get("candidates", [])) - len(tried)
+        lines.append(f"  {e['name']}: {_size(e['bytes_moved'])} moved, "
+                     f"{e['flops'] / 1e9:.3g} GFLOP")
+        if (e["n"], e["k"], e["bits"]) != weights:  # prepared once per weight matrix
+            weights = (e["n"], e["k"], e["bits"])
+            for step in e["prepare"]:
+                lines.append(f"    prepare (timed: prepare_us): {_launch_line(step)}")
+        lines.append(f"    prepared {e['variant']}: {_launch_line(e)}; check, time (L2 "
+                     "flushed), time torch.matmul(x, W_f16.T)")
+        lines.append(f"    dense {e['dense']['variant']}: {_launch_line(e['dense'])}; check, time")
+        if tried or pruned:
+            lines.append(f"    tuning pass: {len(tried)} other prepared tiles"
+                         + (f" ({pruned} do not compile)" if pruned else ""))
     return "\n".join(lines)

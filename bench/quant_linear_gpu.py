@@ -23,7 +23,8 @@ f16 scale per 128 columns and the implicit zero point, x and y in f16. Two halve
   and prints a table; then, time permitting, tunes the prepared GEMM's tiles. Exit status 1 if
   a check failed.
 
-``bench/quant_linear_gpu.md`` documents the bundle, the measurements and the command.
+``bench/README.md`` ("quant_linear_gpu.py") documents the bundle, the measurements and
+the command.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ functions are the one place that says which kernels, tiles and arguments run; th
 what they return.
 
 The bundle (``manifest.json`` and ``cubins/``) holds no input data: the GPU half makes its inputs
-with torch. Its format is described in ``bench/quant_linear_gpu.md``.
+with torch. Its format is described in ``bench/README.md`` ("quant_linear_gpu.py").
 """
 
 from __future__ import annotations

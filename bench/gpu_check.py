@@ -71,7 +71,8 @@ def goldens_module() -> Any:
     return load_by_path("gpu_check_goldens", ROOT / "tilevm" / "conformance" / "goldens.py")
 
 
-def _commit() -> str:
+def source_commit() -> str:
+    """The repository's short commit, or \"unknown\" outside a git checkout."""
     try:
         done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, timeout=10)
@@ -325,7 +326,7 @@ def build_bundle(bundle: Path, launches: list[Any], timings: list[tuple[str, int
         for stale in (bundle / folder).glob(pattern):  # an earlier bundle's files
             stale.unlink()
     manifest: dict[str, Any] = {"version": MANIFEST_VERSION, "target": TARGET,
-                                "commit": _commit(), "created": _now(), "launches": [],
+                                "commit": source_commit(), "created": _now(), "launches": [],
                                 "timings": []}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for launch in launches:

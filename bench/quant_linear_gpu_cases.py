@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -297,15 +296,6 @@ CASE_ROLES = {"x": "activations", "w": "codes", "scales": "scales", "y": "output
 GEMM_ROLES = {"a": "activations", "b": "activations", "c": "output"}
 
 
-def _commit() -> str:
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10)
-        return done.stdout.strip() if done.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
                  gemm_tiles: Iterable[dict[str, int]] = GEMM_TILES,
                  candidates: int | None = None,
@@ -315,6 +305,11 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
     None), and the dense kernel with its default tiles — and the f16 GEMMs, write
     ``bundle/manifest.json`` and ``bundle/cubins/<function>_<sha256[:12]>.cubin`` (one file per
     distinct cubin; a stale one of an earlier bundle is removed), and return the manifest."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from gpu_check import source_commit
+
     cubins = bundle / "cubins"
     cubins.mkdir(parents=True, exist_ok=True)
     for stale in cubins.glob("*.cubin"):
@@ -335,7 +330,7 @@ def build_bundle(bundle: Path, cases: list[Case], gemm_size: int = GEMM_SIZE,
         return entry
 
     manifest: dict[str, Any] = {
-        "version": MANIFEST_VERSION, "target": TARGET, "commit": _commit(),
+        "version": MANIFEST_VERSION, "target": TARGET, "commit": source_commit(),
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "group": GROUP,
         "tuning": "each case measures what QuantLinear runs: the weights prepared once by "

@@ -147,24 +147,18 @@ def library_launch(n: int, k: int, m: int, bits: int,
     above, with its default tiles (``PREPARED_VARIANTS``) updated by ``tiles``; the absent zero
     points and bias are one-element dummies, as the library passes them."""
     import tilevm as tv
-    from tilevm.kernels.prepared_linear import PREPARED_VARIANTS
-    from tilevm.kernels.quant_linear import DECODE_ROWS, implicit_zero
+    from tilevm.kernels.prepared_linear import PREPARED_VARIANTS, prepared_linear_call
+    from tilevm.kernels.prepared_weights import PreparedWeights
 
-    variant = "split_k" if m <= DECODE_ROWS else "prefill"
-    kernel, _, defaults = PREPARED_VARIANTS[variant]
-    wtype = tv.dtype(f"u{bits}")
     codes_shape, scales_shape = _prepared_shapes(n, k, bits)
-    args = (tv.HostTensor.empty((m, k), tv.f16), tv.HostTensor.empty(codes_shape, tv.u32),
-            tv.HostTensor.empty(scales_shape, tv.u32), tv.HostTensor.empty((1, 1, 1), tv.u32),
-            tv.HostTensor.empty((1,), tv.f16), tv.HostTensor.empty((m, n), tv.f16))
-    chosen = {**defaults, **(tiles or {})}
-    constants: dict[str, Any] = {
-        "A": tv.f16, "wtype": wtype, "stype": tv.f16, "group": GROUP, "bk": chunk_k(bits),
-        "zero": implicit_zero(wtype), "has_zeros": False, "has_bias": False,
-        "block_scaled": False, **chosen}
-    if variant == "split_k":
-        constants["deterministic"] = False
-    return LibraryLaunch(kernel, args, constants, variant, chosen)
+    weights = PreparedWeights(tv.HostTensor.empty(codes_shape, tv.u32),
+                              tv.HostTensor.empty(scales_shape, tv.u32), None,
+                              tv.dtype(f"u{bits}"), tv.f16, tv.f16, GROUP, chunk_k(bits), n, k)
+    variant, args, constants = prepared_linear_call(
+        tv.HostTensor.empty((m, k), tv.f16), weights, tv.HostTensor.empty((m, n), tv.f16),
+        **(tiles or {}))
+    chosen = {t: constants[t] for t in PREPARED_VARIANTS[variant][2]}
+    return LibraryLaunch(PREPARED_VARIANTS[variant][0], args, constants, variant, chosen)
 
 
 def dense_launch(n: int, k: int, m: int, bits: int,

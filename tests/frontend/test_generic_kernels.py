@@ -61,3 +61,15 @@ def test_arguments_that_disagree_on_a_dtype_variable_are_named():
 def test_an_unbound_dtype_variable_is_a_diagnostic_at_the_annotation():
     with pytest.raises(tv.CompileError, match="dtype variable 'T' of 'x' is not bound"):
         layer_norm.ir()
+
+
+def test_compiling_with_example_arguments_binds_the_dtype_variables():
+    """``tilevm.compile(kernel, target, spec=args)`` binds T from the arguments as a call does
+    (and an explicit T wins): the cubins for bf16 arguments and for T=bf16 are the same."""
+    x = np.zeros((8, 64), ml_dtypes.bfloat16)
+    w = np.zeros(64, ml_dtypes.bfloat16)
+    args = (x, w, x.copy(), np.float32(1e-5))
+    bound = tv.compile(layer_norm, "sm_90", spec=args)
+    named = tv.compile(layer_norm, "sm_90", spec=args, T=tv.bf16)
+    assert bound.cubin == named.cubin
+    assert dict(bound.source_ir.constants)["T"] == tv.bf16

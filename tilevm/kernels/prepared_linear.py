@@ -50,6 +50,7 @@ __all__ = [
     "PREPARED_SPLIT_K_SPACE",
     "PREPARED_VARIANTS",
     "launch_prepared_linear",
+    "prepared_linear_call",
     "prepared_linear_prefill",
     "prepared_linear_prefill_tuned",
     "prepared_linear_split_k",
@@ -216,6 +217,41 @@ PREPARED_VARIANTS: dict[str, tuple[Any, Any, dict[str, int]]] = {
 """Each variant's kernel, its autotuned kernel and its default tiles."""
 
 
+def prepared_linear_call(x: Any, weights: Any, y: Any, *, bias: Any = None,
+                         variant: str = "auto", deterministic: bool = False,
+                         fill_tiles: bool = True, **tiles: int
+                         ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """What :func:`launch_prepared_linear` runs for these operands, without running it: the
+    variant (``"split_k"`` or ``"prefill"``), the arguments and the constants — what
+    ``PREPARED_VARIANTS[variant][0](*args, **constants)`` runs and ``tilevm.compile(kernel,
+    arch, spec=args, **constants)`` compiles. With ``fill_tiles`` the tiles not named come from
+    the variant's defaults (without, they are left to an autotuner). Raises ValueError for an
+    unknown variant or operands whose sizes disagree with the weights."""
+    if variant == "auto":
+        variant = "split_k" if x.shape[0] <= DECODE_ROWS else "prefill"
+    if variant not in PREPARED_VARIANTS:
+        raise ValueError(f"variant={variant!r}: 'auto', "
+                         f"{', '.join(map(repr, PREPARED_VARIANTS))}")
+    m, k = x.shape
+    if k > weights.kp or tuple(y.shape) != (m, weights.n):
+        raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} do not fit prepared "
+                         f"weights of {weights.n} rows of {weights.kp} codes")
+    constants: dict[str, Any] = {
+        "wtype": weights.wtype, "stype": weights.scale_type, "group": weights.group_size,
+        "bk": weights.bk, "zero": implicit_zero(weights.wtype),
+        "has_zeros": weights.zeros is not None, "has_bias": bias is not None,
+        "block_scaled": weights.scale_type.name in BLOCK_SCALES,
+    }
+    if fill_tiles:
+        constants.update({**PREPARED_VARIANTS[variant][2], **tiles})
+    if variant == "split_k":
+        constants["deterministic"] = deterministic
+    zeros = weights.zeros if weights.zeros is not None else _dummy_like(y, u32, 3)
+    if bias is None:
+        bias = _dummy_like(y, weights.act, 1)
+    return variant, (x, weights.codes, weights.scales, zeros, bias, y), constants
+
+
 def launch_prepared_linear(x: Any, weights: Any, y: Any, *, bias: Any = None,
                            device: str | None = None, variant: str = "auto",
                            deterministic: bool = False, tuned: bool = False,
@@ -226,30 +262,9 @@ def launch_prepared_linear(x: Any, weights: Any, y: Any, *, bias: Any = None,
     (decode; ``deterministic`` chooses its in-order reduction), ``"prefill"`` or ``"auto"``
     (split-K up to :data:`DECODE_ROWS` rows). ``tiles`` override the variant's defaults
     (:data:`PREPARED_VARIANTS`; the K step is the weights'); ``tuned=True`` lets the autotuned
-    kernel choose them. Raises ValueError for an unknown variant or operands whose sizes
-    disagree with the weights."""
-    if variant == "auto":
-        variant = "split_k" if x.shape[0] <= DECODE_ROWS else "prefill"
-    if variant not in PREPARED_VARIANTS:
-        raise ValueError(f"variant={variant!r}: 'auto', "
-                         f"{', '.join(map(repr, PREPARED_VARIANTS))}")
-    m, k = x.shape
-    if k > weights.kp or tuple(y.shape) != (m, weights.n):
-        raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} do not fit prepared "
-                         f"weights of {weights.n} rows of {weights.kp} codes")
-    kernel, autotuned, defaults = PREPARED_VARIANTS[variant]
-    zeros = weights.zeros if weights.zeros is not None else _dummy_like(y, u32, 3)
-    constants: dict[str, Any] = {
-        "wtype": weights.wtype, "stype": weights.scale_type, "group": weights.group_size,
-        "bk": weights.bk, "zero": implicit_zero(weights.wtype),
-        "has_zeros": weights.zeros is not None, "has_bias": bias is not None,
-        "block_scaled": weights.scale_type.name in BLOCK_SCALES,
-    }
-    if not tuned:
-        constants.update({**defaults, **tiles})
-    if variant == "split_k":
-        constants["deterministic"] = deterministic
-    if bias is None:
-        bias = _dummy_like(y, weights.act, 1)
-    (autotuned if tuned else kernel)(x, weights.codes, weights.scales, zeros, bias, y,
-                                     device=device, **constants)
+    kernel choose them. Raises ValueError as :func:`prepared_linear_call` does."""
+    variant, args, constants = prepared_linear_call(
+        x, weights, y, bias=bias, variant=variant, deterministic=deterministic,
+        fill_tiles=not tuned, **tiles)
+    kernel, autotuned, _ = PREPARED_VARIANTS[variant]
+    (autotuned if tuned else kernel)(*args, device=device, **constants)

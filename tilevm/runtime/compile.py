@@ -116,6 +116,9 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
     source show its current source lines) and the PTX, cubin, log and resources are the cached
     ones.
 
+    When ``spec`` is the arguments (a tuple or list), the kernel's dtype variables (``tv.Dtype``) not
+    given in ``constants`` are bound from them, as a call binds them.
+
     Raises :class:`~tilevm.CompileError` for a mistake in the kernel or a kernel that cannot
     fit the target, :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
     """
@@ -123,6 +126,8 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
     from tilevm.runtime.kernel_cache import compile_cached
 
     tgt = cuda_target(target)
+    if isinstance(spec, (tuple, list)) and hasattr(kernel, "_bind_dtype_variables"):
+        constants = kernel._bind_dtype_variables(spec, constants)
     tile = kernel.ir(**constants) if hasattr(kernel, "ir") else kernel
     return compile_cached(tile, specialization_of(tile, spec), tgt.name)
 

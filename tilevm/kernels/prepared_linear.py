@@ -209,8 +209,10 @@ prepared_linear_prefill_tuned = tv.autotune(space=PREPARED_PREFILL_SPACE, prune=
                                             key=_KEY)(prepared_linear_prefill)
 
 PREPARED_VARIANTS: dict[str, tuple[Any, Any, dict[str, int]]] = {
+    # Decode: 64 columns of y per block, K split 4 ways: 256 blocks for N = 4096 (two per SM of
+    # an H100/H200 — 128 columns per block would leave SMs idle), 1792 for N = 28672.
     "split_k": (prepared_linear_split_k, prepared_linear_split_k_tuned,
-                {"bm": 16, "warps": 4, "split": 4}),
+                {"bm": 16, "warps": 2, "split": 4}),
     "prefill": (prepared_linear_prefill, prepared_linear_prefill_tuned,
                 {"bm": 64, "warps": 4, "stages": 3}),
 }

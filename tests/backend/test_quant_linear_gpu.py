@@ -295,7 +295,10 @@ def test_the_manifest_describes_every_case(bundle) -> None:
                                      candidate["tiles"].get("split", 1)]
         assert [p["abi"] for p in candidate["params"]] == [p["abi"] for p in e["params"]]
     text = cases_module.describe(m, bundle.path)
-    assert "prepared split_k: prepared_linear_split_k (bm=16 warps=4 split=4)" in text
+    from tilevm.kernels.prepared_linear import PREPARED_VARIANTS
+
+    defaults = " ".join(f"{k}={v}" for k, v in PREPARED_VARIANTS["split_k"][2].items())
+    assert f"prepared split_k: prepared_linear_split_k ({defaults})" in text
     assert "prepare_codes_kernel (bk=128)" in text and "buffers w → wp" in text
 
 

@@ -23,7 +23,13 @@ import pytest
 import torch
 from torch import nn
 
-from tilevm.ops.quant_linear import QuantLinear, prepared_linear, quant_linear, quantize_model
+from tilevm.ops.quant_linear import (
+    QuantLinear,
+    dequantize,
+    prepared_linear,
+    quant_linear,
+    quantize_model,
+)
 
 # The references shared with tests/kernels (no tilevm in them).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -248,6 +254,19 @@ def test_layers_run_on_prepared_weights(monkeypatch):
     x = torch.randn(2, K, dtype=torch.float16)
     u4(x), nvfp4(x), empty(x)
     assert calls == ["launch_prepared_linear"] * 2 + ["launch_quant_linear"]
+
+
+def test_weights_written_in_place_are_prepared_again():
+    """An eager call after ``qweight`` (or the scales) changed in place prepares again: the
+    result follows the new codes (checked against the layer's own float64 weights)."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 5), "u4", 32)
+    x = torch.randn(3, K, dtype=torch.float16)
+    before = layer(x)
+    layer.qweight.copy_(torch.flip(layer.qweight, [0]))  # the rows in reverse order
+    after = layer(x)
+    want = x.double() @ dequantize(layer).T + layer.bias.double()
+    assert not torch.equal(before, after)
+    assert float((after.double() - want).abs().max()) <= 2e-3 * float(want.abs().max())
 
 
 def test_constructor_errors_name_the_argument():

@@ -254,6 +254,7 @@ class QuantLinear(nn.Module):
         # The prepared form of the weights (tilevm.kernels.prepared_weights), made from the
         # buffers above by prepare(); not saved (a state_dict holds the dense codes).
         self.prepared_bk = 0
+        self._prepared_from: tuple[tuple[int, int], ...] = ()
         for name in ("prepared_codes", "prepared_scales", "prepared_zeros"):
             self.register_buffer(name, None, persistent=False)
         self.register_load_state_dict_post_hook(_prepare_after_loading)
@@ -288,6 +289,8 @@ class QuantLinear(nn.Module):
         if original != self.dtype:
             x = x.to(self.dtype)
         if self.prepared_codes is not None:
+            if not torch.compiler.is_compiling() and self._prepared_from != self._weights_state():
+                self.prepare()  # the buffers changed (in place, or moved) since the last one
             if x.shape[-1] != self.in_features:
                 raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has "
                                  f"{self.in_features} in_features")
@@ -308,12 +311,19 @@ class QuantLinear(nn.Module):
     def _scale_type_name(self) -> str:
         return _TORCH_ACTIVATIONS[self.dtype] if self.scale_type is None else self.scale_type.name
 
+    def _weights_state(self) -> tuple[tuple[int, int], ...]:
+        """Where the buffers the prepared weights come from are and how often they were written
+        (torch's version counters): a change means the prepared form is stale."""
+        return tuple((t.data_ptr(), t._version) for t in (self.qweight, self.scales, self.qzeros)
+                     if t is not None)
+
     def prepare(self) -> None:
-        """Make the prepared form of the weights from the buffers (done by the constructors
-        ``from_linear``, ``from_gptq``, ``from_awq`` and by ``load_state_dict``; call it again
-        after changing ``qweight``, ``scales`` or ``qzeros`` in place). Calls then run the
-        kernels on prepared weights (:mod:`tilevm.kernels.prepared_linear`): each lane loads its
-        weights as one contiguous run."""
+        """Make the prepared form of the weights from the buffers. The constructors
+        ``from_linear``, ``from_gptq``, ``from_awq`` and ``load_state_dict`` do it, and an eager
+        call does it again when ``qweight``, ``scales`` or ``qzeros`` changed since (written in
+        place, or moved); a compiled graph does not look, so call it after changing them there.
+        Calls then run the kernels on prepared weights (:mod:`tilevm.kernels.prepared_linear`):
+        each lane loads its weights as one contiguous run."""
         wt, n = self.weight_type, self.out_features
         groups = self.scales.shape[1]
         codes = tv.packed(self.qweight.reshape(-1), wt, (n, self._padded_k))
@@ -325,6 +335,7 @@ class QuantLinear(nn.Module):
                 device=None if self.qweight.device.type == "cuda" else "cpu")
         self.prepared_codes, self.prepared_scales = prepared.codes, prepared.scales
         self.prepared_zeros, self.prepared_bk = prepared.zeros, prepared.bk
+        self._prepared_from = self._weights_state()
 
     # -- construction ------------------------------------------------------------------------
 

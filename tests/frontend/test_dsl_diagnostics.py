@@ -119,6 +119,14 @@ def type_change_in_loop(a: tv.Global[f16, "n"]):
 
 
 @tv.kernel
+def layout_change_in_loop(a: tv.Global[f32, "n"]):
+    tv.launch(grid=1, warps=1)
+    t = tv.load(a, (0,), (64,), layout=spatial(32) * tv.local(2))
+    for k in tv.range(0, n, 64):
+        t = tv.convert_layout(t, tv.local(2) * spatial(32))  # here
+
+
+@tv.kernel
 def defined_in_loop(a: tv.Global[f32, "n"]):
     tv.launch(grid=1)
     for k in tv.range(0, n, 16):
@@ -281,6 +289,9 @@ CASES = [
     (store_dtype, "tv.zeros", r"store: dtype mismatch: the tensor holds f16 but the value is f32"),
     (type_change_in_loop, "acc =", r"'acc' is tile<f32\[16\]> before this for but "
                                    r"tile<f16\[16\]> here"),
+    (layout_change_in_loop, "t =", r"'t' is held in spatial\(32\) \* local\(2\) before this "
+                                  r"for but in local\(2\) \* spatial\(32\) here; a variable "
+                                  r"keeps its layout"),
     (defined_in_loop, "x, (0,)", r"'x' is only defined inside the 'for' at line \d+"),
     (no_launch, "def", r"never calls tv\.launch"),
     (int_division, "x / 2", r"'/' on i32 values; integer division is '//'"),
@@ -556,3 +567,19 @@ def test_an_integer_size_in_float_arithmetic_converts_but_integer_tiles_do_not()
 
     with pytest.raises(tv.CompileError, match="dtype mismatch: lhs is f32 but rhs is i32"):
         mixed(x, np.zeros(64, np.int32), y)
+
+
+def test_a_name_rebound_to_another_layout_outside_loops_is_a_new_value():
+    """``t = tv.convert_layout(t, other)`` in straight-line code names the converted tile (as
+    Python rebinds a name), not an assignment the layouts would forbid."""
+    @tv.kernel
+    def rebound(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"]):
+        tv.launch(grid=1, warps=1)
+        t = tv.load(x, (0,), (64,), layout=spatial(32) * tv.local(2))
+        t = tv.convert_layout(t, tv.local(2) * spatial(32))
+        tv.store(y, t * 2.0, (0,))
+
+    x = np.arange(64, dtype=np.float32)
+    y = np.zeros(64, np.float32)
+    rebound(x, y)
+    assert np.array_equal(y, 2 * x)

@@ -15,6 +15,7 @@ from typing import Any
 from tilevm.frontend.transpiler.base import TranspilerBase
 from tilevm.frontend.transpiler.value import Value, same_type
 from tilevm.ir.tile.program import Assign, Const, Var
+from tilevm.ir.tile.verifier import types_match
 
 __all__ = ["Frame", "Scopes"]
 
@@ -63,10 +64,16 @@ class Scopes(TranspilerBase):
         current = self.frames[-1]
         if isinstance(value, Value):
             if isinstance(old, Value) and isinstance(old.operand, Var):
-                if same_type(old.type, value.type):
+                if same_type(old.type, value.type) and types_match(old.type, value.type):
                     if value.operand != old.operand:
                         self.builder.append(Assign(old.operand, value.operand, self.loc(node)))
                     return
+                if same_type(old.type, value.type) and frame is not current:
+                    raise self.error(node, f"'{name}' is held in {old.type.layout} before this "
+                                           f"{current.kind} but in {value.type.layout} here; a "
+                                           "variable keeps its layout across a run-time loop "
+                                           "or branch (tv.convert_layout it back, or use "
+                                           "another name)")
                 if frame is not current:
                     raise self.error(node, f"'{name}' is {old.type} before this {current.kind} "
                                            f"but {value.type} here; a variable keeps its type "

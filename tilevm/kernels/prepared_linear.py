@@ -40,9 +40,9 @@ from tilevm.kernels.prepared_layouts import (
 from tilevm.kernels.quant_linear import (
     BLOCK_SCALES,
     DECODE_ROWS,
-    _dummy_like,
     finish_split_k,
     implicit_zero,
+    stand_in_like,
 )
 
 __all__ = [
@@ -102,7 +102,7 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
                             *, wtype: tv.Const, stype: tv.Const, group: tv.Const, bk: tv.Const,
                             zero: tv.Const = 0.0, has_zeros: tv.Const = False,
                             has_bias: tv.Const = False, block_scaled: tv.Const = False,
-                            bm: tv.Const = 16, warps: tv.Const = 4, split: tv.Const = 4,
+                            bm: tv.Const = 16, warps: tv.Const = 2, split: tv.Const = 4,
                             deterministic: tv.Const = False):
     """The decode variant: each (bm, 32·warps) tile of y has its K loop split over ``split``
     blocks whose f32 partials meet in a workspace — ``red.global.add.f32``, or with
@@ -248,9 +248,9 @@ def prepared_linear_call(x: Any, weights: Any, y: Any, *, bias: Any = None,
         constants.update({**PREPARED_VARIANTS[variant][2], **tiles})
     if variant == "split_k":
         constants["deterministic"] = deterministic
-    zeros = weights.zeros if weights.zeros is not None else _dummy_like(y, u32, 3)
+    zeros = weights.zeros if weights.zeros is not None else stand_in_like(y, u32, 3)
     if bias is None:
-        bias = _dummy_like(y, weights.act, 1)
+        bias = stand_in_like(y, weights.act, 1)
     return variant, (x, weights.codes, weights.scales, zeros, bias, y), constants
 
 

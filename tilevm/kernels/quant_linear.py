@@ -58,6 +58,7 @@ __all__ = [
     "quant_linear_split_k",
     "quant_linear_split_k_tuned",
     "quant_linear_tuned",
+    "stand_in_like",
     "weight_dtype",
 ]
 
@@ -349,7 +350,7 @@ VARIANTS: dict[str, tuple[Any, Any, dict[str, int]]] = {
 """Each variant's kernel, its autotuned kernel and its default tiles."""
 
 
-def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
+def stand_in_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
     """A one-element tensor of ``dtype_`` where ``reference`` lives (a stand-in for an absent
     operand the kernel does not read)."""
     shape = (1,) * ndim
@@ -360,7 +361,7 @@ def _dummy_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
 
 @functools.cache
 def _device_dummy(device: Any, dtype_: tv.DType, ndim: int) -> Any:
-    """The stand-in of :func:`_dummy_like` on a GPU, made once per device, type and rank: a
+    """The stand-in of :func:`stand_in_like` on a GPU, made once per device, type and rank: a
     layer call allocates nothing after its first (DESIGN §7, CUDA-graph safe)."""
     import torch
 
@@ -394,9 +395,9 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
     if group_size % 32 and "bk" not in tiles:
         tiles = {**tiles, "bk": 16}  # a group of 16: the step must not cross it
     if zeros is None:
-        zeros = _dummy_like(y, wtype, 2)
+        zeros = stand_in_like(y, wtype, 2)
     if bias is None:
-        bias = _dummy_like(y, _dtype_of(y), 1)
+        bias = stand_in_like(y, _dtype_of(y), 1)
     chosen = {**(DEFAULT_TILES if defaults is None else defaults), **tiles} if fill_tiles else tiles
     step = chosen.get("bk", 16)  # an autotuner's steps all divide 16-multiples too
     if group_size and group_size % step:

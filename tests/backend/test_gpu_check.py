@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from no_tilevm_script import no_tilevm_script
 
 from tilevm.backend.cpu import compile_kernel
 from tilevm.backend.cuda.cuda_types import c_type
@@ -395,27 +396,7 @@ def test_approx_bounds_hold_the_isa_error_and_no_more(warp_and_memory) -> None:
             assert result["ok"] == ok or not moved.any(), (op, ftz, scale)
 
 
-_NO_TILEVM = """
-import sys
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tilevm", "lark", "llvmlite", "ml_dtypes", "platformdirs"):
-            raise ImportError(f"the GPU run imported {name}")
-sys.meta_path.insert(0, Refuse())
-sys.path.insert(0, sys.argv[1])
-import gpu_check
-class Api:
-    CUresult = type("R", (), {"CUDA_SUCCESS": 0})
-    def __getattr__(self, name):
-        if name == "cuModuleGetFunction":
-            return lambda *a: (1, None)
-        if name == "cuGetErrorName":
-            return lambda status: (0, b"CUDA_ERROR_NOT_FOUND")
-        return lambda *a: (0, b"Fake GPU" if name == "cuDeviceGetName" else 1)
-gpu_check.DRIVER_API = Api()
-code = gpu_check.main(sys.argv[2:])
-print("exit", code, sorted(m for m in sys.modules if m.split(".")[0] in ("tilevm", "torch")))
-"""
+_NO_TILEVM = no_tilevm_script("gpu_check", "cuModuleGetFunction", "CUDA_ERROR_NOT_FOUND")
 
 
 def test_the_gpu_run_imports_no_tilevm(bundle, tmp_path) -> None:

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from no_tilevm_script import no_tilevm_script
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 TESTS = Path(__file__).resolve().parents[1]
@@ -616,28 +617,10 @@ def test_check_output_bound() -> None:
     assert qlg.check_output(torch, y, x, w)["mismatches"] == 2
 
 
-_NO_TILEVM = """
-import sys
-class Refuse:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tilevm", "lark", "llvmlite", "ml_dtypes", "platformdirs"):
-            raise ImportError(f"the GPU run imported {name}")
-sys.meta_path.insert(0, Refuse())
-sys.path.insert(0, sys.argv[1])
-import quant_linear_gpu
-class Api:
-    CUresult = type("R", (), {"CUDA_SUCCESS": 0})
-    def __getattr__(self, name):
-        if name == "cuModuleLoadData":
-            return lambda *a: (1, None)
-        if name == "cuGetErrorName":
-            return lambda status: (0, b"CUDA_ERROR_INVALID_IMAGE")
-        return lambda *a: (0, b"Fake GPU" if name == "cuDeviceGetName" else 1)
-quant_linear_gpu.DRIVER_API = Api()
-quant_linear_gpu.TORCH_DEVICE = "cpu"
-code = quant_linear_gpu.main(sys.argv[2:])
-print("exit", code, sorted(m for m in sys.modules if m.split(".")[0] == "tilevm"))
-"""
+_NO_TILEVM = no_tilevm_script("quant_linear_gpu", "cuModuleLoadData",
+                              "CUDA_ERROR_INVALID_IMAGE",
+                              setup='quant_linear_gpu.TORCH_DEVICE = "cpu"',
+                              watched=("tilevm",))
 
 
 def test_the_gpu_run_imports_no_tilevm(bundle, tmp_path) -> None:

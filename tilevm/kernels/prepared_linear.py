@@ -163,10 +163,13 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
             if has_zeros:
                 tv.copy_async(zero_stage[p], zp, (j * warps, g, 0))
         tv.commit()
+    # The stage step t reads, and the one step t + stages − 1 fills (the one step t − 1 read),
+    # carried from step to step: no division by the stage count in the loop.
+    s = 0
+    s_ahead = stages - 1
     for t in tv.range(0, steps):
         ahead = t + stages - 1
         if ahead < steps:
-            s_ahead = ahead % stages
             g = ahead * bk // group if group else 0
             tv.copy_async(x_stage[s_ahead], x, (i * bm, ahead * bk))
             tv.copy_async(code_stage[s_ahead], wp, (j * warps, ahead, 0))
@@ -176,13 +179,14 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
         tv.commit()  # one group per step (empty ones at the end): wait() counts steps
         tv.wait(stages - 1)
         tv.sync()
-        s = t % stages
         a = tv.load(x_stage[s], (0, 0), (bm, bk))
         weights = _step_weights(code_stage[s], (0, 0, 0), scale_stage[s], zero_stage[s],
                                 (0, 0, 0), A, wtype, stype, zero, has_zeros, block_scaled, bk,
                                 warps)
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
+        s_ahead = s
+        s = tv.where(s == stages - 1, 0, s + 1)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
     tv.store(y, tv.cast(acc, A), (i * bm, j * bn))

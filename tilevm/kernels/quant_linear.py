@@ -291,15 +291,18 @@ def quant_linear_prefill(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
             tv.copy_async(sx[p], x, (i * bm, p * bk))
             tv.copy_async(sw[p], w, (j * bn, p * bk))
         tv.commit()
+    # The stage step t reads, and the one step t + stages − 1 fills (the one step t − 1 read),
+    # carried from step to step: no division by the stage count in the loop.
+    s = 0
+    s_ahead = stages - 1
     for t in tv.range(0, steps):
         ahead = t + stages - 1
         if ahead < steps:
-            tv.copy_async(sx[ahead % stages], x, (i * bm, ahead * bk))
-            tv.copy_async(sw[ahead % stages], w, (j * bn, ahead * bk))
+            tv.copy_async(sx[s_ahead], x, (i * bm, ahead * bk))
+            tv.copy_async(sw[s_ahead], w, (j * bn, ahead * bk))
         tv.commit()  # one group per step (empty ones at the end): wait() counts steps
         tv.wait(stages - 1)
         tv.sync()
-        s = t % stages
         a = tv.load(sx[s], (0, 0), (bm, bk))
         # The codes leave shared memory in whole runs (as the general kernel's global loads do)
         # and the dequantized weights move to the dot's layout, not the codes byte by byte.
@@ -308,6 +311,8 @@ def quant_linear_prefill(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
                                layout=code_layout(bn, bk, warps * 32))
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
+        s_ahead = s
+        s = tv.where(s == stages - 1, 0, s + 1)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
     tv.store(y, tv.cast(acc, A), (i * bm, j * bn))

@@ -116,8 +116,11 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
     source show its current source lines) and the PTX, cubin, log and resources are the cached
     ones.
 
-    When ``spec`` is the arguments (a tuple or list), the kernel's dtype variables (``tv.Dtype``) not
-    given in ``constants`` are bound from them, as a call binds them.
+    When ``spec`` is the arguments (a tuple or list), the kernel's dtype variables
+    (``tv.Dtype``) not given in ``constants`` are bound from them, as a call binds them.
+
+    A build in which ptxas spills registers is compiled again with the register limit set to the
+    ISA's, and the one that spills less is kept (:mod:`tilevm.backend.cuda.spill_free`).
 
     Raises :class:`~tilevm.CompileError` for a mistake in the kernel or a kernel that cannot
     fit the target, :class:`~tilevm.backend.cuda.UnsupportedArchError` for an unknown target.
@@ -135,11 +138,12 @@ def compile_kernel(kernel: Any, target: str = "sm_90", spec: Any = None,
 def compile_uncached(tile: Any, target: Any, spec: Any) -> CompiledKernel:
     """Lower ``tile`` (Tile IR) under ``spec`` (as :func:`specialization_of` takes it) and compile
     it with NVRTC for ``target`` (a name or :class:`~tilevm.backend.cuda.CudaTarget`), without
-    the cache."""
-    from tilevm.backend.cuda import compile_cuda, cuda_target, emit_cuda
+    the cache; a build that spills is compiled again with the register budget lifted
+    (:func:`~tilevm.backend.cuda.compile_cuda_without_spills`)."""
+    from tilevm.backend.cuda import compile_cuda_without_spills, cuda_target, emit_cuda
     from tilevm.backend.lower import lower
 
     tgt = cuda_target(target)
     lowered = lower(tile, tgt.sm, specialization_of(tile, spec))
-    binary = compile_cuda(emit_cuda(lowered.thread, tgt), tgt)
+    binary = compile_cuda_without_spills(emit_cuda(lowered.thread, tgt), tgt)
     return CompiledKernel(tile.name, tgt.name, lowered, binary, tile)

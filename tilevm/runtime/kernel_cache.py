@@ -10,8 +10,10 @@ process). Source locations are left out, so a kernel moved in its file hits; on 
 source-line comments and the report are rebuilt from the current IR (:func:`compile_cached`).
 
 **Entry.** ``<key>.cubin`` and ``<key>.json``: the artifact's description
-(:mod:`tilevm.runtime.artifact`), the PTX, NVRTC's log, ptxas's resources, the key's parts, and a
-SHA-256 of the JSON body (the description carries the cubin's). Both files are written to
+(:mod:`tilevm.runtime.artifact`), the PTX, NVRTC's log, ptxas's resources, the NVRTC options
+the build used (a build that spilled is redone with more registers:
+:mod:`tilevm.backend.cuda.spill_free`), the key's parts, and a SHA-256 of the JSON body (the
+description carries the cubin's). Both files are written to
 temporary names and renamed into place, the cubin first and the JSON last, under an exclusive
 ``flock`` on ``<key>.lock``, so that processes compiling one kernel at once compile it once:
 the first builds, the others wait and load. A corrupt entry (a truncated cubin, garbled JSON, a
@@ -166,6 +168,7 @@ class _Entry:
     ptx: str
     log: str
     resources: dict[str, Any]  # name -> KernelResources as JSON
+    options: list[str]  # NVRTC's, as the build used them (a spilling build is redone)
 
 
 def _paths(directory: Path, key: str) -> tuple[Path, Path, Path]:
@@ -205,7 +208,7 @@ def _read(directory: Path, key: str) -> tuple[dict[str, Any], bytes]:
 def _load(directory: Path, key: str) -> _Entry:
     meta, cubin = _read(directory, key)
     return _Entry(KernelArtifact(cubin, meta["description"]), meta["ptx"], meta["log"],
-                  meta["resources"])
+                  meta["resources"], list(meta["options"]))
 
 
 def _store(directory: Path, key: str, parts: dict[str, str], ir_text: str,
@@ -216,7 +219,7 @@ def _store(directory: Path, key: str, parts: dict[str, str], ir_text: str,
         "format": FORMAT, "key": key, "kernel": description["name"],
         "target": description["target"], "created": time.time(), "parts": parts,
         "tile_ir_text": ir_text, "description": description, "ptx": entry.ptx,
-        "log": entry.log, "resources": entry.resources,
+        "log": entry.log, "resources": entry.resources, "options": entry.options,
     }
     meta["checksum"] = _body_checksum(meta)
     # The cubin first, the JSON last: an entry is complete once its JSON is in place.
@@ -289,7 +292,8 @@ def _lookup_or_build(parts: dict[str, str], ir_text: str,
 def _entry_of(compiled: Any) -> _Entry:
     binary = compiled.binary
     return _Entry(artifact_of(compiled), binary.ptx, binary.log,
-                  {name: r.to_json() for name, r in binary.resources.items()})
+                  {name: r.to_json() for name, r in binary.resources.items()},
+                  list(binary.options))
 
 
 def artifact_cached(tile: Any, spec: Any, target: str) -> KernelArtifact:
@@ -327,12 +331,10 @@ def compile_cached(tile: Any, spec: Any, target: str) -> Any:
     entry, _ = _lookup_or_build(parts, ir_text, build)
     if built:
         return built[0]
-    from tilevm.backend.cuda.nvrtc_compile import BASE_OPTIONS
-
     lowered = lower(tile, tgt.sm, spec)
     resources = {name: KernelResources.from_json(r) for name, r in entry.resources.items()}
     binary = CudaBinary(source=emit_cuda(lowered.thread, tgt), target=tgt,
-                        options=(*BASE_OPTIONS, tgt.nvrtc_option), ptx=entry.ptx,
+                        options=tuple(entry.options), ptx=entry.ptx,
                         cubin=entry.artifact.cubin, log=entry.log, resources=resources)
     return CompiledKernel(tile.name, tgt.name, lowered, binary, tile)
 

@@ -9,6 +9,7 @@ from tilevm.backend.cuda.compile_errors import CudaCompileError
 from tilevm.backend.cuda.emit_cuda import emit_cuda
 from tilevm.backend.cuda.nvrtc_compile import BASE_OPTIONS, CudaBinary, compile_cuda
 from tilevm.backend.cuda.resources import KernelResources, parse_ptxas_report
+from tilevm.backend.cuda.spill_free import compile_cuda_without_spills
 from tilevm.backend.cuda.targets import (
     SUPPORTED_ARCHS,
     CudaTarget,
@@ -25,6 +26,7 @@ __all__ = [
     "KernelResources",
     "UnsupportedArchError",
     "compile_cuda",
+    "compile_cuda_without_spills",
     "cuda_target",
     "emit_cuda",
     "parse_ptxas_report",

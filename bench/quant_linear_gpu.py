@@ -45,6 +45,7 @@ ROOT = BENCH.parent
 DEFAULT_BUNDLE = BENCH / "results" / "quant_linear_gpu" / "bundle"
 DEFAULT_RESULTS = BENCH / "results" / "quant_linear_gpu"
 MANIFEST_VERSION = 2
+ZEROED_BLOCK = " zeroed workspaces"  # the block a launch's workspaces to clear share (no param's)
 # The driver API the GPU run uses (None: cuda.bindings.driver) and where its torch tensors live
 # ("cuda"). The tests put a fake driver here and "cpu": the fake runs each launch on tilevm's
 # CPU backend on the bytes of torch's CPU tensors.
@@ -258,9 +259,10 @@ class KernelLaunch:
 
     def clear(self) -> None:
         """Zero the workspaces the kernel needs zeroed (split-K: the partial sums and the
-        arrival counters, which the kernel leaves non-zero): queued before every launch."""
-        for name in self.entry["zero_before_launch"]:
-            self.buffers[name].zero_()
+        arrival counters, which the kernel leaves non-zero): queued before every launch, one
+        memset over the block they share, as tilevm's runtime does."""
+        if self.entry["zero_before_launch"]:
+            self.buffers[ZEROED_BLOCK].zero_()
 
 
 class Bench:
@@ -317,9 +319,21 @@ class Bench:
             elif spec["role"] == "output":
                 out[name] = torch.full(spec["shape"], float("nan"), dtype=torch.float16,
                                        device=TORCH_DEVICE)
+            elif name in entry["zero_before_launch"]:
+                continue  # below, in the block they share
             else:
                 out[name] = torch.zeros(max(spec["nbytes"], 16), dtype=torch.uint8,
                                         device=TORCH_DEVICE)
+        if entry["zero_before_launch"]:
+            # One block for the workspaces to clear, each at a multiple of 256 bytes (as
+            # tilevm.runtime.gpu_workspaces lays a launch's workspaces out): one memset clears it.
+            offsets, total = {}, 0
+            for name in entry["zero_before_launch"]:
+                offsets[name] = total
+                total += -(-entry["buffers"][name]["nbytes"] // 256) * 256
+            out[ZEROED_BLOCK] = torch.zeros(total, dtype=torch.uint8, device=TORCH_DEVICE)
+            for name, offset in offsets.items():
+                out[name] = out[ZEROED_BLOCK][offset:offset + entry["buffers"][name]["nbytes"]]
         for name, tensor in out.items():
             if tensor.data_ptr() % 16:  # the cubins assume 16-byte aligned tensors
                 raise ValueError(f"buffer {name} of {entry['name']} is not 16-byte aligned")

@@ -44,6 +44,19 @@ def counts(x: tv.Global[i32, "n"], out: tv.Global[i32, "n"], *, block: tv.Const 
         tv.store(out, tv.load(total, (i * block,), (block,)), (i * block,))
 
 
+@tv.kernel
+def three_workspaces(x: tv.Global[i32, "n"], out: tv.Global[i32, "n"], *, block: tv.Const = 128):
+    tv.launch(grid=tv.cdiv(n, block), warps=4)
+    i = tv.block_idx()
+    scratch = tv.workspace((n,), i32, zeroed=False)
+    counters = tv.workspace((3,), i32)
+    sums = tv.workspace((n, 2), f16)
+    tv.store(scratch, tv.load(x, (i * block,), (block,)), (i * block,))
+    tv.atomic_add(counters, tv.full((3,), 1, i32), (0,))
+    tv.store(sums, tv.zeros((block, 2), f16), (i * block, 0))
+    tv.store(out, tv.load(scratch, (i * block,), (block,)), (i * block,))
+
+
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """GPU 0 (and 1) as fake devices; fake arrays' pointers resolve to their devices."""
@@ -264,6 +277,22 @@ def test_workspaces_are_zeroed_on_the_stream_and_pooled_across_launches(fake_gpu
     assert [m[1] for m in device.memsets] == [300 * 4, 300 * 4]
     ws = device.launches[0].args[-1].value
     assert device.memsets[0][0] == ws == device.launches[1].args[-1].value
+
+
+def test_a_launchs_workspaces_share_one_allocation_and_one_memset(fake_gpu):
+    x = FakeCudaArray((300,), np.int32, 0x7F0000000000)
+    out = FakeCudaArray((300,), np.int32, 0x7F0000010000)
+    three_workspaces(x, out)
+    three_workspaces(x, out)
+    device = fake_gpu[0]
+    assert len(device.allocations) == 1
+    # The zeroed ones first, each at a multiple of 256 bytes: counters (12 bytes), then sums
+    # (300 × 2 f16 = 1,200 bytes) at 256; the scratch (1,200 bytes) after them at 1,536.
+    first, second = (launch.args[-3:] for launch in device.launches)
+    scratch, counters, sums = (a.value for a in first)
+    assert [a.value for a in second] == [scratch, counters, sums]
+    assert (sums - counters, scratch - counters) == (256, 1536)
+    assert device.memsets == [(counters, 256 + 1200, 0)] * 2
 
 
 def test_a_call_must_satisfy_the_artifacts_specialization(fake_gpu):

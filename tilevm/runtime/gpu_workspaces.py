@@ -5,8 +5,8 @@ captured in a CUDA graph.
 A launch whose arguments include torch tensors runs on torch's current stream and takes its
 workspaces from torch's caching allocator (stream-ordered reuse, as torch's own temporaries);
 otherwise it runs on the legacy default stream and takes them from a per-device pool that grows
-to the largest request and is reused after. Zeroed workspaces are cleared with
-``cuMemsetD8Async`` on the launch's stream.
+to the largest request and is reused after. A launch's workspaces share one allocation, the zeroed
+ones first, cleared by one ``cuMemsetD8Async`` on the launch's stream.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from typing import Any
 
 from tilevm.ir.dtypes import dtype
 
-__all__ = ["stream_of", "workspace_bytes", "workspaces_for"]
+__all__ = ["WORKSPACE_ALIGNMENT", "stream_of", "workspace_bytes", "workspaces_for"]
 
-_pool: dict[tuple[int, str, str], tuple[int, int]] = {}  # (device, kernel, name) -> (address, size)
+WORKSPACE_ALIGNMENT = 256
+"""Bytes each workspace's address is a multiple of (as ``cuMemAlloc`` aligns an allocation)."""
+
+_pool: dict[tuple[int, str], tuple[int, int]] = {}  # (device, kernel) -> (address, size)
 _pool_lock = threading.Lock()
 
 
@@ -48,31 +51,39 @@ def workspace_bytes(shape: list[Any], dims: dict[str, int], dtype_name: str) -> 
 
 def workspaces_for(artifact: Any, device: Any, bound: Any, stream: int) -> dict[str, int]:
     """The address of each workspace of ``artifact``'s launch, zeroed on ``stream`` where the
-    kernel needs it zeroed."""
+    kernel needs it zeroed.
+
+    The launch's workspaces share one allocation, those to be zeroed first, each at a multiple of
+    :data:`WORKSPACE_ALIGNMENT` bytes: one allocation and at most one ``cuMemsetD8Async`` per
+    launch, however many workspaces the kernel has (a split-K call's counters and sums)."""
     specs = artifact.description["workspaces"]
     if not specs:
         return {}
-    out: dict[str, int] = {}
-    torch_args = _torch_tensors(bound)
-    for w in specs:
-        nbytes = workspace_bytes(w["shape"], bound.dims, w["dtype"])
-        if torch_args:
-            import torch
-
-            # Allocated on the launch's stream and dropped after it is queued: the caching
-            # allocator hands the block out again only to work queued after this kernel.
-            buffer = torch.empty(nbytes, dtype=torch.uint8, device=torch_args[0].device)
-            address = int(buffer.data_ptr())
-        else:
-            address = _pooled(device, artifact.name, w["name"], nbytes)
+    ordered = sorted(specs, key=lambda w: not w["zeroed"])  # stable: the zeroed ones first
+    offsets: dict[str, int] = {}
+    total = zeroed_end = 0
+    for w in ordered:
+        offsets[w["name"]] = total
+        total += workspace_bytes(w["shape"], bound.dims, w["dtype"])
         if w["zeroed"]:
-            device.memset_async(address, nbytes, stream)
-        out[w["name"]] = address
-    return out
+            zeroed_end = total
+        total = -(-total // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
+    torch_args = _torch_tensors(bound)
+    if torch_args:
+        import torch
+
+        # Allocated on the launch's stream and dropped after it is queued: the caching
+        # allocator hands the block out again only to work queued after this kernel.
+        base = int(torch.empty(total, dtype=torch.uint8, device=torch_args[0].device).data_ptr())
+    else:
+        base = _pooled(device, artifact.name, total)
+    if zeroed_end:
+        device.memset_async(base, zeroed_end, stream)
+    return {name: base + offset for name, offset in offsets.items()}
 
 
-def _pooled(device: Any, kernel: str, name: str, nbytes: int) -> int:
-    key = (device.index, kernel, name)
+def _pooled(device: Any, kernel: str, nbytes: int) -> int:
+    key = (device.index, kernel)
     with _pool_lock:
         found = _pool.get(key)
         if found is not None and found[1] >= nbytes:

@@ -14,7 +14,11 @@ the specialization, the compiled-kernel memo, the grid, the parameter packing an
 With ``--real`` (on a GPU machine) the tensors are CUDA torch tensors and the driver is the real
 one: the time then includes the real ``cuLaunchKernel``, queued without synchronization.
 
-Usage: ``python bench/launch_overhead.py [--calls N] [--real] [--args torch|cai] [--profile]``.
+``--workspace`` calls ``add_tally`` instead, which also takes a zeroed workspace (as the split-K
+kernels do): the call places and clears it before the launch.
+
+Usage: ``python bench/launch_overhead.py [--calls N] [--real] [--args torch|cai] [--workspace]
+[--profile]``.
 The aim is under 20 µs per call.
 """
 
@@ -45,6 +49,18 @@ def add(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"], out: tv.Global[f32, "n"]
     tv.store(out, tv.load(x, (i,), (block,)) + tv.load(y, (i,), (block,)), (i,))
 
 
+@tv.kernel
+def add_tally(x: tv.Global[f32, "n"], y: tv.Global[f32, "n"], out: tv.Global[f32, "n"],
+              *, block: tv.Const = 1024):
+    """``add`` that also counts its blocks in a zeroed workspace (as split-K kernels count
+    arrivals): a call places and clears a workspace before the launch."""
+    tv.launch(grid=tv.cdiv(n, block), warps=4)
+    blocks = tv.workspace((1,), tv.i32)
+    i = tv.block_idx() * block
+    tv.store(out, tv.load(x, (i,), (block,)) + tv.load(y, (i,), (block,)), (i,))
+    tv.atomic_add(blocks, tv.full((1,), 1, tv.i32), (0,))
+
+
 def fake_driver() -> Any:
     """A stand-in for ``cuda.bindings.driver``: GPU 0 is an sm_90, every call succeeds at once,
     ``cuLaunchKernel`` does nothing."""
@@ -64,6 +80,7 @@ def fake_driver() -> Any:
         cuCtxSetCurrent=lambda c: (ok,), cuModuleLoadData=lambda image: (ok, 2),
         cuModuleGetFunction=lambda m, name: (ok, 3), cuFuncSetAttribute=lambda *a: (ok,),
         cuPointerGetAttribute=lambda a, p: (ok, 0), CUstream=int,
+        cuMemAlloc=lambda nbytes: (ok, 0x7E0000000000), cuMemsetD8Async=lambda *a: (ok,),
         cuLaunchKernel=lambda *a: (ok,))
 
 
@@ -101,8 +118,14 @@ def main() -> None:
     parser.add_argument("--real", action="store_true",
                         help="the real driver and CUDA torch tensors (needs a GPU)")
     parser.add_argument("--args", choices=("torch", "cai"), default="torch")
+    parser.add_argument("--workspace", action="store_true",
+                        help="call add_tally (a zeroed workspace per launch) instead of add")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the calls")
     options = parser.parse_args()
+    if options.workspace and options.args == "torch" and not options.real:
+        parser.error("--workspace without --real needs --args cai (the fake CUDA tensors cannot "
+                     "allocate torch's workspace)")
+    kernel = add_tally if options.workspace else add
 
     if options.real:
         import torch
@@ -119,9 +142,9 @@ def main() -> None:
         args = (fake_cuda_tensors(3) if options.args == "torch"
                 else [CudaArrayInterface(0x7F0000000000 + k * 4 * N) for k in range(3)])
 
-    add(*args)  # compiles (or loads from the cache) and loads the module
+    kernel(*args)  # compiles (or loads from the cache) and loads the module
     for _ in range(100):
-        add(*args)
+        kernel(*args)
     if options.profile:
         import cProfile
         import pstats
@@ -129,14 +152,14 @@ def main() -> None:
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(options.calls):
-            add(*args)
+            kernel(*args)
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(20)
     times = []
     clock = time.perf_counter_ns
     for _ in range(options.calls):
         t0 = clock()
-        add(*args)
+        kernel(*args)
         times.append(clock() - t0)
     if options.real:
         import torch
@@ -146,7 +169,8 @@ def main() -> None:
     median = statistics.median(times) / 1000
     p90 = sorted(times)[int(0.9 * len(times))] / 1000
     driver = "real driver" if options.real else "cuLaunchKernel a no-op"
-    print(f"launch overhead ({options.args} arguments, {driver}): median {median:.1f} µs, "
+    what = "a zeroed workspace, " if options.workspace else ""
+    print(f"launch overhead ({options.args} arguments, {what}{driver}): median {median:.1f} µs, "
           f"p90 {p90:.1f} µs per call over {options.calls} calls")
 
 

@@ -45,6 +45,18 @@ def scale_add(x: tv.Global[f32, "n"], out: tv.Global[f32, "n"], alpha: tv.Scalar
     tv.launch(grid=tv.cdiv(n, block), warps=2)
     start = tv.block_idx() * block
     tv.store(out, tv.load(x, (start,), (block,)) * alpha, (start,))
+
+
+@tv.kernel
+def tally(x: tv.Global[f32, "n"], out: tv.Global[f32, "n"], *, block: tv.Const = 128):
+    tv.launch(grid=(tv.cdiv(n, block), 2), warps=4)
+    i, s = tv.block_idx()
+    total = tv.workspace((n,), f32)  # zeroed
+    scratch = tv.workspace((n,), f32, zeroed=False)
+    tv.store(scratch, tv.load(x, (i * block,), (block,)), (i * block,))
+    tv.atomic_add(total, tv.load(scratch, (i * block,), (block,)), (i * block,))
+    if s == 1:
+        tv.store(out, tv.load(total, (i * block,), (block,)), (i * block,))
 '''
 
 # A child process: counts NVRTC invocations, runs GPU calls on a fake GPU (tests/runtime/
@@ -549,6 +561,32 @@ def test_the_fast_path_launches_exactly_what_the_full_path_launches(cache, kerne
     every = sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
     assert len(full) == len(calls) and every == sorted(repr(x) for x in full * 3)
     assert len(fake_gpu.modules) == 3  # three specializations, each loaded once
+
+
+def test_the_fast_path_places_and_clears_workspaces_as_the_full_path_does(cache, kernel_module,
+                                                                          fake_gpu, monkeypatch):
+    from tilevm.frontend import arguments
+
+    k = kernel_module.tally
+    base = 0x7F0000000000
+    calls = [(FakeCudaArray((1024,), np.float32, base),
+              FakeCudaArray((1024,), np.float32, base + 8192)),
+             (FakeCudaArray((300,), np.float32, base), FakeCudaArray((300,), np.float32, base))]
+    for args in calls:  # the full path: no launcher remembered
+        k._launchers.clear()
+        k(*args)
+    full = [_launch_bytes(x) for x in fake_gpu.launches]
+    full_memsets = list(fake_gpu.memsets)
+    for args in calls:  # remembered: binding must not run again
+        k(*args)
+    monkeypatch.setattr(arguments, "bind_arguments", _no_binding)
+    for args in calls:
+        k(*args)
+    every = sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
+    assert len(full) == 2 and every == sorted(repr(x) for x in full * 3)
+    # One memset of the zeroed workspace per launch (4 bytes per element), the same addresses.
+    assert full_memsets == [(full_memsets[0][0], 1024 * 4, 0), (full_memsets[0][0], 300 * 4, 0)]
+    assert fake_gpu.memsets == full_memsets * 3
 
 
 def _no_binding(*args, **kwargs):

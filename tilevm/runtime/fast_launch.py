@@ -11,8 +11,9 @@ element size, its dimensions agreeing with the other tensors' and fitting in i32
 Python number in range. The facts of the call (16-byte alignment, stride facts, sizes that are
 multiples of 16, as :meth:`~tilevm.backend.lower.Specialization.of_arguments` computes them) are
 computed per call, since they are facts of this call's data, and select the binary. Anything
-else (another argument kind, a new specialization, a kernel with workspaces, a DLPack or packed
-argument) returns False and the call takes the full path, which reports errors.
+else (another argument kind, a new specialization, a DLPack or packed argument) returns False
+and the call takes the full path, which reports errors. A kernel's workspaces are placed and
+cleared per launch as the full path does (:mod:`tilevm.runtime.gpu_workspaces`).
 """
 
 from __future__ import annotations
@@ -63,13 +64,30 @@ def _cai_view(arg: Any, typestr: str) -> tuple | None:
 class _Plan:
     """One binary on one GPU: the loaded function and what a launch passes."""
 
-    def __init__(self, artifact: Any, function: Any, arguments: list[tuple]) -> None:
+    def __init__(self, artifact: Any, device: Any, function: Any,
+                 arguments: list[tuple]) -> None:
         self.artifact = artifact
+        self.device = device
         self.function = function
         self.arguments = arguments  # (kind, index, dim, ctype) per ABI parameter
         self.block = (artifact.description["block_threads"],)
         self.shared = artifact.description["shared_bytes"]
         self.grids: dict[tuple, tuple[int, ...]] = {}  # sizes -> grid, for grids of sizes alone
+        self.workspaces = artifact.description["workspaces"]
+        self.layouts: dict[tuple, Any] = {}  # sizes -> WorkspaceLayout
+
+    def workspace_addresses(self, dims: dict[str, int], torch_device: Any,
+                            stream: int) -> dict[str, int]:
+        """This launch's workspaces, placed (and cleared) as the full path places them."""
+        from tilevm.runtime.gpu_workspaces import place_workspaces, workspace_layout
+
+        shape = tuple(dims.values())
+        layout = self.layouts.get(shape)
+        if layout is None:
+            layout = workspace_layout(self.workspaces, dims)
+            if len(self.layouts) < 4096:
+                self.layouts[shape] = layout
+        return place_workspaces(layout, self.device, self.artifact.name, torch_device, stream)
 
 
 class Launcher:
@@ -182,6 +200,15 @@ class Launcher:
                     plan.grids[shape] = grid
         if 0 in grid:
             return True
+        stream = 0
+        torch_device = None
+        if self.torch:
+            import torch
+
+            torch_device = torch.device("cuda", device)
+            stream = torch.cuda.current_stream(device).cuda_stream
+        workspaces = (plan.workspace_addresses(dims, torch_device, stream) if plan.workspaces
+                      else None)
         values = []
         for kind, source, dim, ctype, convert in plan.arguments:
             if kind == 0:
@@ -192,13 +219,10 @@ class Launcher:
                 values.append(ctype(dims[source]))
             elif kind == 3:
                 values.append(convert(scalars[source]))
+            elif kind == 5:
+                values.append(ctype(workspaces[source]))
             else:
                 values.append(ctype(0))  # element offset: 0 for torch and CAI tensors
-        stream = 0
-        if self.torch:
-            import torch
-
-            stream = torch.cuda.current_stream(device).cuda_stream
         plan.function.launch(grid, plan.block, values, plan.shared, stream)
         return True
 
@@ -207,8 +231,6 @@ class Launcher:
         later calls with the same facts on the same GPU."""
         from tilevm.runtime import cuda_driver
 
-        if artifact.description["workspaces"]:
-            return  # workspaces are taken per launch (gpu_workspaces): the full path
         seen = self._views(args)
         if seen is None:
             return
@@ -235,10 +257,12 @@ class Launcher:
                 arguments.append((2, source, None, ctype, None))
             elif kind == "offset":
                 arguments.append((4, source, None, ctype, None))
+            elif kind == "workspace":
+                arguments.append((5, source, None, ctype, None))
             else:
                 return
         with self._lock:
-            self.plans[(index, facts)] = _Plan(artifact, function, arguments)
+            self.plans[(index, facts)] = _Plan(artifact, device, function, arguments)
 
 
 def _spec_of(launcher: Launcher, facts: tuple, dims: dict[str, int]) -> Specialization:

@@ -12,11 +12,13 @@ ones first, cleared by one ``cuMemsetD8Async`` on the launch's stream.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from tilevm.ir.dtypes import dtype
 
-__all__ = ["WORKSPACE_ALIGNMENT", "stream_of", "workspace_bytes", "workspaces_for"]
+__all__ = ["WORKSPACE_ALIGNMENT", "WorkspaceLayout", "place_workspaces", "stream_of",
+           "workspace_bytes", "workspace_layout", "workspaces_for"]
 
 WORKSPACE_ALIGNMENT = 256
 """Bytes each workspace's address is a multiple of (as ``cuMemAlloc`` aligns an allocation)."""
@@ -49,6 +51,49 @@ def workspace_bytes(shape: list[Any], dims: dict[str, int], dtype_name: str) -> 
     return max(-(-count * dtype(dtype_name).nbits // 8), 1)
 
 
+@dataclass(frozen=True)
+class WorkspaceLayout:
+    """Where a launch's workspaces lie in the one allocation they share: ``offsets`` (name →
+    byte offset, each a multiple of :data:`WORKSPACE_ALIGNMENT`), ``total`` bytes, and
+    ``zeroed_bytes``, the prefix one memset clears (the zeroed workspaces come first)."""
+
+    offsets: dict[str, int]
+    total: int
+    zeroed_bytes: int
+
+
+def workspace_layout(specs: list[dict[str, Any]], dims: dict[str, int]) -> WorkspaceLayout:
+    """The layout of the workspaces ``specs`` (an artifact description's) at sizes ``dims``."""
+    ordered = sorted(specs, key=lambda w: not w["zeroed"])  # stable: the zeroed ones first
+    offsets: dict[str, int] = {}
+    total = zeroed = 0
+    for w in ordered:
+        offsets[w["name"]] = total
+        total += workspace_bytes(w["shape"], dims, w["dtype"])
+        if w["zeroed"]:
+            zeroed = total
+        total = -(-total // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
+    return WorkspaceLayout(offsets, total, zeroed)
+
+
+def place_workspaces(layout: WorkspaceLayout, device: Any, kernel: str, torch_device: Any,
+                     stream: int) -> dict[str, int]:
+    """The address of each workspace of ``layout`` for one launch of ``kernel`` on ``stream``,
+    the zeroed prefix cleared there: from torch's caching allocator on ``torch_device`` (None:
+    from the device's pool)."""
+    if torch_device is not None:
+        import torch
+
+        # Allocated on the launch's stream and dropped after it is queued: the caching
+        # allocator hands the block out again only to work queued after this kernel.
+        base = int(torch.empty(layout.total, dtype=torch.uint8, device=torch_device).data_ptr())
+    else:
+        base = _pooled(device, kernel, layout.total)
+    if layout.zeroed_bytes:
+        device.memset_async(base, layout.zeroed_bytes, stream)
+    return {name: base + offset for name, offset in layout.offsets.items()}
+
+
 def workspaces_for(artifact: Any, device: Any, bound: Any, stream: int) -> dict[str, int]:
     """The address of each workspace of ``artifact``'s launch, zeroed on ``stream`` where the
     kernel needs it zeroed.
@@ -59,27 +104,9 @@ def workspaces_for(artifact: Any, device: Any, bound: Any, stream: int) -> dict[
     specs = artifact.description["workspaces"]
     if not specs:
         return {}
-    ordered = sorted(specs, key=lambda w: not w["zeroed"])  # stable: the zeroed ones first
-    offsets: dict[str, int] = {}
-    total = zeroed_end = 0
-    for w in ordered:
-        offsets[w["name"]] = total
-        total += workspace_bytes(w["shape"], bound.dims, w["dtype"])
-        if w["zeroed"]:
-            zeroed_end = total
-        total = -(-total // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
     torch_args = _torch_tensors(bound)
-    if torch_args:
-        import torch
-
-        # Allocated on the launch's stream and dropped after it is queued: the caching
-        # allocator hands the block out again only to work queued after this kernel.
-        base = int(torch.empty(total, dtype=torch.uint8, device=torch_args[0].device).data_ptr())
-    else:
-        base = _pooled(device, artifact.name, total)
-    if zeroed_end:
-        device.memset_async(base, zeroed_end, stream)
-    return {name: base + offset for name, offset in offsets.items()}
+    return place_workspaces(workspace_layout(specs, bound.dims), device, artifact.name,
+                            torch_args[0].device if torch_args else None, stream)
 
 
 def _pooled(device: Any, kernel: str, nbytes: int) -> int:

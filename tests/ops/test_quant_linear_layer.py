@@ -468,3 +468,22 @@ def test_a_decode_step_is_captured_in_a_cuda_graph():
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(static_y, layer(static_x))
+
+
+def test_device_stand_ins_are_made_once_and_plain_tensors_where_torch_has_the_type():
+    """Absent operands on a device take one stand-in per device, type and rank (a call
+    allocates nothing after its first), a plain torch tensor where torch has the type whole (the
+    fast path of a repeated GPU call takes those; sub-byte types take packed bytes, which only a
+    GPU can hold). The meta device stands in for a GPU: the rule is the same on any device but
+    the CPU, where the stand-in is a host tensor."""
+    import tilevm as tv
+    from tilevm.kernels.quant_linear import stand_in_like
+
+    y = torch.empty((2, 8), dtype=torch.float16, device="meta")
+    zeros = stand_in_like(y, tv.u32, 3)
+    assert type(zeros) is torch.Tensor and zeros.dtype == torch.uint32
+    assert zeros.shape == (1, 1, 1) and zeros.device.type == "meta"
+    assert stand_in_like(y, tv.u32, 3) is zeros
+    bias = stand_in_like(y, tv.bf16, 1)
+    assert type(bias) is torch.Tensor and bias.dtype == torch.bfloat16 and bias.shape == (1,)
+    assert isinstance(stand_in_like(torch.empty(2), tv.u32, 3), tv.HostTensor)

@@ -369,9 +369,14 @@ def stand_in_like(reference: Any, dtype_: tv.DType, ndim: int) -> Any:
 @functools.cache
 def _device_dummy(device: Any, dtype_: tv.DType, ndim: int) -> Any:
     """The stand-in of :func:`stand_in_like` on a GPU, made once per device, type and rank: a
-    layer call allocates nothing after its first (DESIGN §7, CUDA-graph safe)."""
+    layer call allocates nothing after its first (DESIGN §7, CUDA-graph safe). A plain torch
+    tensor where torch has the type whole (the fast path of a repeated call takes those, not
+    ``tv.packed`` bytes); packed bytes for sub-byte types."""
     import torch
 
+    whole = dtype_.torch_dtype if dtype_.nbits % 8 == 0 else None
+    if whole is not None:
+        return torch.zeros((1,) * ndim, dtype=whole, device=device)
     return tv.packed(torch.zeros(4, dtype=torch.uint8, device=device), dtype_, (1,) * ndim)
 
 

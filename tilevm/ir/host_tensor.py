@@ -8,6 +8,7 @@ so rows need not start on a byte boundary.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -223,14 +224,20 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _dtype_of_torch(torch_dtype: Any) -> DType:
-    import torch
+    found = _torch_names().get(str(torch_dtype).removeprefix("torch."))
+    if found is None:
+        raise TypeError(f"torch dtype {torch_dtype} has no tilevm counterpart")
+    return found
 
-    if torch_dtype == torch.bool:
-        return dtype("u1")
-    name = str(torch_dtype).removeprefix("torch.")
+
+@functools.cache
+def _torch_names() -> dict[str, DType]:
+    """Each torch dtype name to its tilevm type, the first listed winning (built once: every
+    call with a torch argument looks its types up here)."""
     from tilevm.ir.dtypes import all_dtypes
 
+    table = {"bool": dtype("u1")}
     for dt in all_dtypes():
-        if dt.torch_name == name:
-            return dt
-    raise TypeError(f"torch dtype {torch_dtype} has no tilevm counterpart")
+        if dt.torch_name is not None:
+            table.setdefault(dt.torch_name, dt)
+    return table

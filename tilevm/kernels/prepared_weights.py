@@ -29,7 +29,6 @@ top).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ import numpy as np
 
 import tilevm as tv
 from tilevm import u32
+from tilevm.frontend.device_tensors import argument_dtype
 
 from .prepared_layouts import (
     CHUNK_N,
@@ -273,25 +273,12 @@ def prepare_linear_weights(w: Any, scales: Any, zeros: Any = None, *, act: tv.DT
 def _argument_type(name: str, tensor: Any) -> tv.DType:
     """The tilevm type of an input: a HostTensor's or packed tensor's own, a numpy (ml_dtypes)
     array's or a torch tensor's counterpart; ValueError naming the argument otherwise."""
-    dt = getattr(tensor, "dtype", None)
-    if isinstance(dt, tv.DType):
-        return dt
-    found = _types_by_name().get(str(dt).removeprefix("torch."))
-    if found is None or not hasattr(tensor, "shape"):
+    found = argument_dtype(tensor) if hasattr(tensor, "shape") else None
+    if found is None:
+        dt = getattr(tensor, "dtype", None)
         raise ValueError(f"{name}: expected a tensor of a tilevm type, got {type(tensor).__name__}"
                          f"{'' if dt is None else f' of dtype {dt}'}")
     return found
-
-
-@functools.cache
-def _types_by_name() -> dict[str, tv.DType]:
-    """Every name a numpy, ml_dtypes or torch dtype prints as, to its tilevm type."""
-    table: dict[str, tv.DType] = {}
-    for candidate in reversed(tv.all_dtypes()):  # the first listed wins
-        names = (candidate.torch_name, candidate.ml_dtypes_name, candidate.name,
-                 None if candidate.ml_dtype is None else str(candidate.ml_dtype))
-        table.update({name: candidate for name in names if name})
-    return table
 
 
 def _torch_tensor(tensor: Any) -> Any:

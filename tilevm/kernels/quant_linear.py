@@ -36,6 +36,7 @@ from typing import Any
 
 import tilevm as tv
 from tilevm import f32
+from tilevm.frontend.device_tensors import argument_dtype
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -450,22 +451,7 @@ def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
 def _dtype_of(t: Any) -> tv.DType:
     """The tilevm type of a kernel argument: a HostTensor's or packed tensor's own, a numpy
     array's or a torch tensor's counterpart."""
-    dt = getattr(t, "dtype", None)
-    if isinstance(dt, tv.DType):
-        return dt
-    found = _dtypes_by_name().get(str(dt).removeprefix("torch."))
+    found = argument_dtype(t)
     if found is None:
-        raise TypeError(f"no tilevm type for an argument of dtype {dt}")
+        raise TypeError(f"no tilevm type for an argument of dtype {getattr(t, 'dtype', None)}")
     return found
-
-
-@functools.cache
-def _dtypes_by_name() -> dict[str, tv.DType]:
-    """Every name a numpy, ml_dtypes or torch dtype prints as, to its tilevm type (built once: a
-    layer call looks its arguments up here)."""
-    table: dict[str, tv.DType] = {}
-    for candidate in reversed(tv.all_dtypes()):  # the first listed wins, as a scan would
-        names = (candidate.torch_name, candidate.ml_dtypes_name, candidate.name,
-                 None if candidate.ml_dtype is None else str(candidate.ml_dtype))
-        table.update({n: candidate for n in names if n})
-    return table

@@ -94,6 +94,21 @@ def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at:
     return tv.cast(q, act) * s
 
 
+def _copy_step(x_slot: Any, code_slot: Any, scale_slot: Any, zero_slot: Any, x: Any, wp: Any,
+               sp: Any, zp: Any, i: Any, j: Any, step: Any, bm: int, bk: int, group: int,
+               warps: int, has_zeros: bool) -> None:
+    """Start the copies of step ``step`` of block ``(i, j)`` into one pipeline stage (a helper
+    the prefill kernel inlines): x's (bm, bk) tile into ``x_slot``, the step's code words into
+    ``code_slot``, its group's scale (and zero-point) words into ``scale_slot``
+    (``zero_slot``)."""
+    g = step * bk // group if group else 0  # the step's quantization group
+    tv.copy_async(x_slot, x, (i * bm, step * bk))
+    tv.copy_async(code_slot, wp, (j * warps, step, 0))
+    tv.copy_async(scale_slot, sp, (j * warps, g, 0))
+    if has_zeros:
+        tv.copy_async(zero_slot, zp, (j * warps, g, 0))
+
+
 @tv.kernel
 def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", "kc", "lw"],
                             sp: tv.Global[u32, "nc", "groups", "sw"],
@@ -158,12 +173,8 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     steps = tv.cdiv(k, bk)
     for p in range(stages - 1):  # the prologue: the first stages − 1 steps in flight
         if p < steps:
-            g = p * bk // group if group else 0
-            tv.copy_async(x_stage[p], x, (i * bm, p * bk))
-            tv.copy_async(code_stage[p], wp, (j * warps, p, 0))
-            tv.copy_async(scale_stage[p], sp, (j * warps, g, 0))
-            if has_zeros:
-                tv.copy_async(zero_stage[p], zp, (j * warps, g, 0))
+            _copy_step(x_stage[p], code_stage[p], scale_stage[p], zero_stage[p], x, wp, sp, zp,
+                       i, j, p, bm, bk, group, warps, has_zeros)
         tv.commit()
     # The stage step t reads, and the one step t + stages − 1 fills (the one step t − 1 read),
     # carried from step to step: no division by the stage count in the loop.
@@ -172,12 +183,9 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     for t in tv.range(0, steps):
         ahead = t + stages - 1
         if ahead < steps:
-            g = ahead * bk // group if group else 0
-            tv.copy_async(x_stage[s_ahead], x, (i * bm, ahead * bk))
-            tv.copy_async(code_stage[s_ahead], wp, (j * warps, ahead, 0))
-            tv.copy_async(scale_stage[s_ahead], sp, (j * warps, g, 0))
-            if has_zeros:
-                tv.copy_async(zero_stage[s_ahead], zp, (j * warps, g, 0))
+            _copy_step(x_stage[s_ahead], code_stage[s_ahead], scale_stage[s_ahead],
+                       zero_stage[s_ahead], x, wp, sp, zp, i, j, ahead, bm, bk, group, warps,
+                       has_zeros)
         tv.commit()  # one group per step (empty ones at the end): wait() counts steps
         tv.wait(stages - 1)
         tv.sync()

@@ -12,24 +12,21 @@ import numpy as np
 import pytest
 
 import tilevm as tv
-from tilevm.frontend import arguments, device_tensors
+from tilevm.frontend import arguments
 from tilevm.kernels.prepared_layouts import chunk_words, value_words
 from tilevm.kernels.prepared_linear import launch_prepared_linear
 from tilevm.kernels.prepared_weights import PreparedWeights
-from tilevm.runtime import cuda_driver, kernel_cache
+from tilevm.runtime import kernel_cache
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime"))
-from fake_gpu import FakeCudaArray, FakeDevice
+from fake_gpu import FakeCudaArray, install_fake_gpu
 
 N, K, GROUP, BK = 256, 512, 128, 128
 
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    device = FakeDevice(0)
-    monkeypatch.setattr(cuda_driver, "cuda_device", lambda index=0: device)
-    monkeypatch.setattr(device_tensors, "pointer_device", lambda address: 0)
-    return device
+    return install_fake_gpu(monkeypatch)
 
 
 def _operands() -> tuple:

@@ -102,3 +102,14 @@ class FakeDevice:
     @property
     def launches(self) -> list[Any]:
         return [x for m in self.modules for f in m.functions.values() for x in f.launches]
+
+
+def install_fake_gpu(monkeypatch: Any) -> FakeDevice:
+    """Make GPU 0 a :class:`FakeDevice` for the test (every pointer on it) and return it."""
+    from tilevm.frontend import device_tensors
+    from tilevm.runtime import cuda_driver
+
+    device = FakeDevice(0)
+    monkeypatch.setattr(cuda_driver, "cuda_device", lambda index=0: device)
+    monkeypatch.setattr(device_tensors, "pointer_device", lambda address: 0)
+    return device

@@ -26,11 +26,10 @@ import pytest
 
 import tilevm as tv
 from tilevm.backend.cuda import nvrtc_compile
-from tilevm.frontend import device_tensors
-from tilevm.runtime import cuda_device, cuda_driver, kernel_cache
+from tilevm.runtime import cuda_device, kernel_cache
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_gpu import FakeCudaArray, FakeDevice
+from fake_gpu import FakeCudaArray, install_fake_gpu
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,10 +155,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    device = FakeDevice(0)
-    monkeypatch.setattr(cuda_driver, "cuda_device", lambda index=0: device)
-    monkeypatch.setattr(device_tensors, "pointer_device", lambda address: 0)
-    return device
+    return install_fake_gpu(monkeypatch)
 
 
 @pytest.fixture
@@ -534,11 +530,31 @@ def _launch_bytes(launch) -> tuple:
             launch.stream)
 
 
-def test_the_fast_path_launches_exactly_what_the_full_path_launches(cache, kernel_module,
-                                                                    fake_gpu, monkeypatch):
+def _full_then_fast(k, calls: list, fake_gpu, monkeypatch) -> tuple[list, list]:
+    """Run ``calls`` of ``k`` through the full path (no launcher remembered), again (remembered),
+    then again with binding forbidden (the fast path only); the full path's launches and
+    memsets."""
     from tilevm.frontend import arguments
 
-    k = kernel_module.scale_add
+    for args in calls:
+        k._launchers.clear()
+        k(*args)
+    full, memsets = [_launch_bytes(x) for x in fake_gpu.launches], list(fake_gpu.memsets)
+    for args in calls:  # remembered: binding must not run again
+        k(*args)
+    monkeypatch.setattr(arguments, "bind_arguments", _no_binding)
+    for args in calls:
+        k(*args)
+    return full, memsets
+
+
+def _every_launch(fake_gpu) -> list:
+    # (the fake device lists launches by module, not in time order: compared as multisets)
+    return sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
+
+
+def test_the_fast_path_launches_exactly_what_the_full_path_launches(cache, kernel_module,
+                                                                    fake_gpu, monkeypatch):
     base = 0x7F0000000000
     calls = [
         (FakeCudaArray((1024,), np.float32, base), FakeCudaArray((1024,), np.float32, base + 4096),
@@ -548,42 +564,20 @@ def test_the_fast_path_launches_exactly_what_the_full_path_launches(cache, kerne
         (FakeCudaArray((300,), np.float32, base + 8, strides=(8,)),  # every other element
          FakeCudaArray((300,), np.float32, base), -1.5),
     ]
-    for args in calls:  # the full path: no launcher remembered
-        k._launchers.clear()
-        k(*args)
-    full = [_launch_bytes(x) for x in fake_gpu.launches]
-    for args in calls:  # remembered: binding must not run again
-        k(*args)
-    monkeypatch.setattr(arguments, "bind_arguments", _no_binding)
-    for args in calls:
-        k(*args)
-    # (the fake device lists launches by module, not in time order: compared as multisets)
-    every = sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
-    assert len(full) == len(calls) and every == sorted(repr(x) for x in full * 3)
+    full, _ = _full_then_fast(kernel_module.scale_add, calls, fake_gpu, monkeypatch)
+    assert len(full) == len(calls)
+    assert _every_launch(fake_gpu) == sorted(repr(x) for x in full * 3)
     assert len(fake_gpu.modules) == 3  # three specializations, each loaded once
 
 
 def test_the_fast_path_places_and_clears_workspaces_as_the_full_path_does(cache, kernel_module,
                                                                           fake_gpu, monkeypatch):
-    from tilevm.frontend import arguments
-
-    k = kernel_module.tally
     base = 0x7F0000000000
     calls = [(FakeCudaArray((1024,), np.float32, base),
               FakeCudaArray((1024,), np.float32, base + 8192)),
              (FakeCudaArray((300,), np.float32, base), FakeCudaArray((300,), np.float32, base))]
-    for args in calls:  # the full path: no launcher remembered
-        k._launchers.clear()
-        k(*args)
-    full = [_launch_bytes(x) for x in fake_gpu.launches]
-    full_memsets = list(fake_gpu.memsets)
-    for args in calls:  # remembered: binding must not run again
-        k(*args)
-    monkeypatch.setattr(arguments, "bind_arguments", _no_binding)
-    for args in calls:
-        k(*args)
-    every = sorted(repr(_launch_bytes(x)) for x in fake_gpu.launches)
-    assert len(full) == 2 and every == sorted(repr(x) for x in full * 3)
+    full, full_memsets = _full_then_fast(kernel_module.tally, calls, fake_gpu, monkeypatch)
+    assert len(full) == 2 and _every_launch(fake_gpu) == sorted(repr(x) for x in full * 3)
     # One memset of the zeroed workspace per launch (4 bytes per element), the same addresses.
     assert full_memsets == [(full_memsets[0][0], 1024 * 4, 0), (full_memsets[0][0], 300 * 4, 0)]
     assert fake_gpu.memsets == full_memsets * 3

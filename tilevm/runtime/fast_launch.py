@@ -201,14 +201,14 @@ class Launcher:
         if 0 in grid:
             return True
         stream = 0
-        torch_device = None
         if self.torch:
             import torch
 
-            torch_device = torch.device("cuda", device)
             stream = torch.cuda.current_stream(device).cuda_stream
-        workspaces = (plan.workspace_addresses(dims, torch_device, stream) if plan.workspaces
-                      else None)
+        workspaces = None
+        if plan.workspaces:
+            workspaces = plan.workspace_addresses(dims, f"cuda:{device}" if self.torch else None,
+                                                  stream)
         values = []
         for kind, source, dim, ctype, convert in plan.arguments:
             if kind == 0:

@@ -219,6 +219,10 @@ class KernelArtifact:
             if facts["aligned"] and not have.aligned:
                 raise ArtifactError(f"argument '{name}': kernel {self.name} was compiled for "
                                     "16-byte aligned data; this tensor is not")
+            if facts.get("offsets32") and not have.offsets32:
+                raise ArtifactError(f"argument '{name}': kernel {self.name} was compiled for "
+                                    "tensors whose element offsets fit in i32; this one reaches "
+                                    "2^31 elements or more")
             for dim, fact in enumerate(facts["strides"]):
                 if fact != "any" and have.stride(dim) != fact:
                     what = "1" if fact == "1" else "a multiple of 128 bits"
@@ -314,8 +318,8 @@ def artifact_of(compiled: Any) -> KernelArtifact:
         "workspaces": [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype.name,
                         "zeroed": w.zeroed} for w in lowered.workspaces],
         "specialization": {
-            "tensors": {n: {"aligned": f.aligned, "strides": list(f.strides)}
-                        for n, f in spec.tensors},
+            "tensors": {n: {"aligned": f.aligned, "strides": list(f.strides),
+                            "offsets32": f.offsets32} for n, f in spec.tensors},
             "dims16": sorted(spec.dims16)},
         "constants": {k: repr(v) for k, v in tile.constants},
         "resources": dataclasses.asdict(compiled.resources),

@@ -8,11 +8,12 @@ objects) and, per GPU and per specialization facts, the loaded function and how 
 parameters. A call is launched here only when every check of the full path is known to pass:
 each tensor of the remembered type and dtype, on one GPU, of the parameter's rank, aligned to its
 element size, its dimensions agreeing with the other tensors' and fitting in i32; each scalar a
-Python number in range. The facts of the call (16-byte alignment, stride facts, sizes that are
-multiples of 16, as :meth:`~tilevm.backend.lower.Specialization.of_arguments` computes them) are
-computed per call, since they are facts of this call's data, and select the binary. Anything
-else (another argument kind, a new specialization, a DLPack or packed argument) returns False
-and the call takes the full path, which reports errors. A kernel's workspaces are placed and
+Python number in range. The facts of the call (16-byte alignment, stride facts, element offsets
+within i32, sizes that are multiples of 16, as
+:meth:`~tilevm.backend.lower.Specialization.of_arguments` computes them) are computed per call,
+since they are facts of this call's data, and select the binary. Anything else (another argument
+kind, a new specialization, a DLPack or packed argument) returns False and the call takes the
+full path, which reports errors. A kernel's workspaces are placed and
 cleared per launch as the full path does (:mod:`tilevm.runtime.gpu_workspaces`).
 """
 
@@ -22,7 +23,7 @@ import ctypes
 import threading
 from typing import Any
 
-from tilevm.backend.lower.specialization import Specialization, TensorFacts
+from tilevm.backend.lower.specialization import Specialization, TensorFacts, offsets_fit_i32
 from tilevm.frontend import device_tensors
 from tilevm.ir.host_tensor import contiguous_strides
 from tilevm.ir.tile.types import ScalarType, TensorType
@@ -157,6 +158,7 @@ class Launcher:
             facts.append(address % 16 == 0)
             for s in strides:
                 facts.append("1" if s == 1 else "16" if (s * nbits) % 128 == 0 else "any")
+            facts.append(offsets_fit_i32(0, shape, strides))
         for n in dims.values():
             facts.append(n % 16 == 0)
         return device, dims, views, tuple(facts)
@@ -273,7 +275,8 @@ def _spec_of(launcher: Launcher, facts: tuple, dims: dict[str, int]) -> Speciali
         aligned = facts[k]
         strides = tuple(facts[k + 1:k + 1 + len(names)])
         k += 1 + len(names)
-        tensors.append((name, TensorFacts(aligned, strides)))
+        tensors.append((name, TensorFacts(aligned, strides, facts[k])))
+        k += 1
     dims16 = frozenset(d for d, f in zip(dims, facts[k:]) if f)
     return Specialization(tuple(tensors), dims16)
 

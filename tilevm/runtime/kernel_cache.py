@@ -97,7 +97,8 @@ def _source_hash(root: Path) -> str:
 def specialization_text(spec: Any) -> str:
     """A canonical text of a :class:`~tilevm.backend.lower.Specialization` (the same in every
     process: the sizes known to be multiples of 16 are sorted)."""
-    return json.dumps({"tensors": [[name, f.aligned, list(f.strides)] for name, f in spec.tensors],
+    return json.dumps({"tensors": [[name, f.aligned, list(f.strides), f.offsets32]
+                                   for name, f in spec.tensors],
                        "dims16": sorted(spec.dims16)}, separators=(",", ":"))
 
 
@@ -391,7 +392,7 @@ def list_entries(directory: str | Path | None = None) -> list[CacheEntry]:
 def _describe_spec(spec: dict[str, Any]) -> str:
     from tilevm.backend.lower.specialization import Specialization, TensorFacts
 
-    tensors = tuple((n, TensorFacts(f["aligned"], tuple(f["strides"])))
+    tensors = tuple((n, TensorFacts(f["aligned"], tuple(f["strides"]), f.get("offsets32", False)))
                     for n, f in spec["tensors"].items())
     return Specialization(tensors, frozenset(spec["dims16"])).describe().replace("\n", "; ")
 

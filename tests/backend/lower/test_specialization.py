@@ -11,6 +11,7 @@ import tilevm as tv
 from tilevm import f32, u4
 from tilevm.backend.lower import Specialization
 from tilevm.frontend.arguments import bind_arguments
+from tilevm.ir.thread.printer import dump
 from tilevm.runtime.cpu_device import compiled_for_cpu
 
 
@@ -83,3 +84,51 @@ def test_a_sub_byte_view_may_start_mid_byte():
     want = dst_bits.copy()
     want[:, 1:38] = src_bits[:, 3:40]
     np.testing.assert_array_equal(dst.bits(), want)  # the neighbouring nibbles kept
+
+
+def test_offsets_fit_in_i32_exactly_when_every_element_reached_does():
+    # The fact against a brute-force enumeration of the view's element offsets.
+    from tilevm.backend.lower.specialization import offsets_fit_i32
+
+    cases = [(0, (2, 3), (3, 1)), (2**31 - 4, (2, 3), (1, 1)), (2**31 - 3, (2, 3), (1, 1)),
+             (5, (1, 2), (0, 2**31 - 6)), (5, (1, 2), (0, 2**31 - 5)), (2**31, (0, 4), (1, 1)),
+             (2**31 - 1, (3,), (-2**31,)), (2**31 - 1, (3,), (-2**30,)), (0, (4, 0), (2**40, 1))]
+    for offset, shape, strides in cases:
+        reached = [offset + sum(i * s for i, s in zip(index, strides))
+                   for index in np.ndindex(*shape)]
+        want = all(-2**31 <= e < 2**31 for e in reached)
+        assert offsets_fit_i32(offset, shape, strides) == want, (offset, shape, strides)
+
+
+@tv.kernel
+def _copy_rows(x: tv.Global[tv.u8, "m", "n"], y: tv.Global[tv.u8, "m", "n"]):
+    tv.launch(grid=1, warps=1)
+    tv.store(y, tv.load(x, (0, 0), (2, 32)), (0, 0))
+
+
+@tv.kernel
+def _copy_rows4(x: tv.Global[u4, "m", "n"], y: tv.Global[u4, "m", "n"]):
+    tv.launch(grid=1, warps=1)
+    tv.store(y, tv.load(x, (0, 0), (2, 32)), (0, 0))
+
+
+def test_a_view_reaching_past_2_to_the_31_elements_is_addressed_in_64_bits():
+    # Row 1 of x lies 2^31 + 64 elements after row 0: a kernel that summed offsets in 32 bits
+    # would read row 1 from near the start of the buffer. The buffer is mostly untouched zero
+    # pages (np.zeros), so this costs little memory. Small tensors get the 32-bit offsets.
+    rng = np.random.default_rng(3)
+    for kernel, dt in ((_copy_rows, tv.u8), (_copy_rows4, u4)):
+        pitch = 2**31 + 64
+        nbits = dt.nbits
+        storage = tv.HostTensor(np.zeros((pitch + 32) * nbits // 8, np.uint8), dt, (pitch + 32,))
+        x = tv.HostTensor(storage.data, dt, (2, 32), (pitch, 1))
+        bits = rng.integers(1, 2**nbits, size=(2, 32))
+        x.set_bits(bits)
+        y = tv.HostTensor.empty((2, 32), dt)
+        assert not _spec(kernel, x, y).tensor("x").offsets32
+        assert _spec(kernel, x, y).tensor("y").offsets32
+        kernel(x, y, device="cpu")
+        np.testing.assert_array_equal(y.bits(), bits)
+        wide = dump(compiled_for_cpu(kernel.ir(), _spec(kernel, x, y))[0].thread)
+        narrow = dump(compiled_for_cpu(kernel.ir(), _spec(kernel, y, y))[0].thread)
+        assert "add.s64" in wide and "add.s64" not in narrow

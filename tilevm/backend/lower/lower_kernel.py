@@ -38,7 +38,7 @@ from tilevm.backend.lower.specialization import Specialization
 from tilevm.ir.thread import stmts as thread
 from tilevm.ir.thread.builder import KernelBuilder
 from tilevm.ir.thread.types import S32, S64, U32, U64, ScalarType
-from tilevm.ir.thread.values import Const
+from tilevm.ir.thread.values import Const, Operand
 from tilevm.ir.thread.verify import parse_arch
 from tilevm.ir.tile.program import Assign, For, If, Instr, Kernel, Stmt, Var, While, walk
 from tilevm.ir.tile.types import ScalarType as TileScalar
@@ -87,13 +87,15 @@ class _Driver:
                 continue
             assert isinstance(t, TensorType)
             base = self.param(p.name, U64, "pointer", p.name, pointer=True)
-            offset = self.param(f"{p.name}_offset", S64, "offset", p.name)
             facts = ctx.spec.tensor(p.name)
+            # Offsets proven to fit in i32 are computed in 32 bits (the ABI keeps 64).
+            index = S32 if facts.offsets32 else S64
+            offset = self._index(self.param(f"{p.name}_offset", S64, "offset", p.name), index)
             strides, divisor = [], []
             for d in range(len(t.shape)):
                 reg = self.param(f"{p.name}_stride{d}", S64, "stride", p.name, d)
                 fact = facts.stride(d)
-                strides.append(Const.of(1, S64) if fact == "1" else reg)
+                strides.append(Const.of(1, index) if fact == "1" else self._index(reg, index))
                 elems = 128 // math.gcd(128, t.dtype.nbits)
                 divisor.append(elems if fact == "16" else 1)
             ctx.values[p.name] = vals.GlobalTensor(t.dtype, base, offset, [], strides, p.name,
@@ -107,6 +109,10 @@ class _Driver:
             if isinstance(t, TensorType):
                 ctx.values[p.name].sizes = [Const.of(n, S32) if isinstance(n, int) else
                                             ctx.dims[n] for n in t.shape]
+
+    def _index(self, param: Operand, index: ScalarType) -> Operand:
+        """A 64-bit offset or stride parameter as an ``index`` (s32 or s64) register."""
+        return param if index == S64 else self.kb.cvt(param, S32, src=S64)
 
     # -- statements ------------------------------------------------------------------------------
 

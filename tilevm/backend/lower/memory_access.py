@@ -152,15 +152,24 @@ class Addressing:
         if self.tensor is not None:
             t = self.tensor
             e: Operand = t.offset
+            # Offsets proven to fit in i32 are summed in 32 bits and widened by the last
+            # multiply (mul.wide); otherwise every term is a 64-bit multiply-add.
+            narrow = t.offset.type == S32
             for i, stride in zip(index, t.strides, strict=True):
-                wide = kb.cvt(i, S64, src=S32)
-                term = wide if isinstance(stride, Const) and stride.value == 1 else kb.mul(
-                    wide, stride, type=S64)
-                e = kb.add(e, term, type=S64)
+                unit = isinstance(stride, Const) and stride.value == 1
+                if narrow:
+                    e = kb.add(e, i, type=S32) if unit else kb.mad(i, stride, e, type=S32)
+                else:
+                    wide = kb.cvt(i, S64, src=S32)
+                    e = kb.add(e, wide if unit else kb.mul(wide, stride, type=S64), type=S64)
+            mode = "wide" if narrow else "lo"
             if nbits % 8 == 0:
-                byte = kb.mul(e, nbits // 8, type=S64) if nbits > 8 else e
+                if nbits > 8:
+                    byte = kb.mul(e, nbits // 8, mode=mode, type=e.type)
+                else:
+                    byte = kb.cvt(e, S64, src=S32) if narrow else e
                 return kb.add(t.base, byte, type=U64), None
-            bit = kb.mul(e, nbits, type=S64)
+            bit = kb.mul(e, nbits, mode=mode, type=e.type)
             bit_in_byte = kb.cvt(kb.and_(bit, 7, type=B64), U32, src=U64)
             return kb.add(t.base, kb.shr(bit, 3, type=S64), type=U64), bit_in_byte
         sh = self.shared

@@ -1,11 +1,14 @@
 """Specialization (DESIGN §7): facts about the arguments that a compiled kernel may rely on.
 
 At each launch the runtime computes, for every global tensor, whether the address of its element
-0 is 16-byte aligned and, for each dimension, whether the stride is 1 or a multiple of 128 bits;
-for every run-time size, whether it is a multiple of 16. These facts are part of the compiled
+0 is 16-byte aligned, for each dimension whether the stride is 1 or a multiple of 128 bits, and
+whether every element the tensor reaches lies less than 2^31 elements from its element 0; for
+every run-time size, whether it is a multiple of 16. These facts are part of the compiled
 kernel's identity: a kernel compiled for aligned, contiguous tensors is another binary than the
-general one, and the facts it proves become constants (a stride of 1) and license 16-byte vector
-accesses. :meth:`Specialization.generic` knows nothing and fits every call.
+general one, and the facts it proves become constants (a stride of 1), license 16-byte vector
+accesses and let element offsets be computed in 32 bits (a 64-bit multiply-add costs several
+instructions on a GPU, recomputed at every step of a loop). :meth:`Specialization.generic`
+knows nothing and fits every call.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from tilevm.ir.tile.program import Kernel
 from tilevm.ir.tile.types import TensorType
 
-__all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts"]
+__all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts", "offsets_fit_i32"]
 
 # What is known of a stride: exactly 1, a multiple of 128 bits, or nothing.
 STRIDE_FACTS = ("1", "16", "any")
@@ -29,6 +32,7 @@ class TensorFacts:
 
     aligned: bool = False  # the address of element 0 is a multiple of 16 bytes
     strides: tuple[str, ...] = ()  # one of STRIDE_FACTS per dimension
+    offsets32: bool = False  # every element reached is within i32 range of element 0
 
     def stride(self, dim: int) -> str:
         return self.strides[dim] if dim < len(self.strides) else "any"
@@ -49,14 +53,14 @@ class Specialization:
     @staticmethod
     def contiguous(kernel: Kernel, aligned: bool = True) -> Specialization:
         """Every tensor dense row-major (last stride 1) and, with ``aligned``, 16-byte aligned
-        with every other stride a multiple of 128 bits and every size a multiple of 16: what
-        ``tilevm compile --aligned`` assumes."""
+        with every other stride a multiple of 128 bits, under 2^31 elements, and every size a
+        multiple of 16: what ``tilevm compile --aligned`` assumes."""
         tensors = []
         for p in kernel.params:
             if isinstance(p.type, TensorType):
                 outer = "16" if aligned else "any"
                 strides = (*(outer for _ in p.type.shape[:-1]), "1")
-                tensors.append((p.name, TensorFacts(aligned, strides)))
+                tensors.append((p.name, TensorFacts(aligned, strides, aligned)))
         dims = frozenset(kernel.dims()) if aligned else frozenset()
         return Specialization(tuple(tensors), dims)
 
@@ -75,7 +79,8 @@ class Specialization:
             address_bits = _address(t) * 8 + t.offset * nbits
             strides = tuple("1" if s == 1 else "16" if (s * nbits) % 128 == 0 else "any"
                             for s in t.strides)
-            facts.append((p.name, TensorFacts(address_bits % 128 == 0, strides)))
+            small = offsets_fit_i32(t.offset, t.shape, t.strides)
+            facts.append((p.name, TensorFacts(address_bits % 128 == 0, strides, small)))
         return Specialization(tuple(facts), frozenset(d for d, n in dims.items() if n % 16 == 0))
 
     def tensor(self, name: str) -> TensorFacts:
@@ -91,10 +96,28 @@ class Specialization:
         for name, f in self.tensors:
             strides = ", ".join(_STRIDE_TEXT[s] for s in f.strides) if f.strides else "-"
             lines.append(f"{name}: {'16-byte aligned' if f.aligned else 'alignment unknown'}, "
-                         f"strides [{strides}]")
+                         f"strides [{strides}]"
+                         + (", element offsets in i32" if f.offsets32 else ""))
         if self.dims16:
             lines.append(f"multiples of 16: {', '.join(sorted(self.dims16))}")
         return "\n".join(lines) if lines else "nothing known (the general kernel)"
+
+
+def offsets_fit_i32(offset: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether every element of a view (``offset`` + Σ index·stride, in elements) lies in i32
+    range, so that a kernel may compute element offsets in 32 bits (an empty view reaches none)."""
+    if 0 in shape:
+        return True
+    lo = hi = offset
+    for n, s in zip(shape, strides):
+        if s > 0:
+            hi += (n - 1) * s
+        else:
+            lo += (n - 1) * s
+    return lo >= -_I32 and hi < _I32
+
+
+_I32 = 2**31
 
 
 def _address(tensor: object) -> int:

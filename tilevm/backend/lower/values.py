@@ -85,9 +85,11 @@ class GlobalTensor:
 
     dtype: DType
     base: Operand  # u64 byte address
-    offset: Operand  # s64 element offset (a sub-byte view may start mid-byte)
+    # Element offset (a sub-byte view may start mid-byte) and element strides: s64, or s32 when
+    # the specialization proves every element's offset fits in i32 (offsets32).
+    offset: Operand
     sizes: list[Operand]  # s32
-    strides: list[Operand]  # s64 element strides
+    strides: list[Operand]
     name: str = ""
     aligned: bool = False  # base + offset is 16-byte aligned
     stride_divisor: list[int] = field(default_factory=list)  # proven divisor of each stride

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import tilevm as tv
+from tilevm.backend.cuda.spill_free import LIFTED_REGISTER_BUDGET
 from tilevm.kernels import quant_linear as dense
 from tilevm.kernels.prepared_layouts import chunk_words, value_words
 from tilevm.kernels.prepared_linear import (
@@ -96,15 +97,17 @@ def main() -> None:
                     continue  # pruned by the autotuner: less than one m16n8 atom per warp
                 jobs.append((name, wname, tiles, lambda t, k=kernel, w=wname, c=tiles:
                              _dense(k, w, c, t)))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (variant, wname, tiles, build) in enumerate(jobs):
         for target in TARGETS:
             row: dict[str, Any] = {"variant": variant, "weights": wname, "tiles": tiles,
                                    "target": target}
             try:
-                r = build(target).resources
+                compiled = build(target)
+                r = compiled.resources
                 row.update(registers=r.registers, spills=r.spills, stack=r.stack,
-                           shared=r.shared)
+                           shared=r.shared,
+                           lifted_budget=LIFTED_REGISTER_BUDGET in compiled.binary.options)
                 if r.spills or r.stack:
                     print(f"SPILLS {row}", flush=True)
             except tv.CompileError as error:
@@ -116,6 +119,8 @@ def main() -> None:
     compiled = [r for r in rows if "error" not in r]
     summary = {"compiled": len(compiled), "refused": len(rows) - len(compiled),
                "with_spills_or_stack": sum(1 for r in compiled if r["spills"] or r["stack"]),
+               "spill_free_only_with_lifted_budget": sum(1 for r in compiled
+                                                         if r["lifted_budget"]),
                "max_registers": max(r["registers"] for r in compiled)}
     print(summary)
     head = json.dumps({

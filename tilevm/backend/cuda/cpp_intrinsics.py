@@ -22,28 +22,18 @@ instruction's result bit for bit for every input, with no undefined behaviour:
 - ``cvt`` between integer types without ``.sat``: truncation, or extension by the source's
   signedness; an 8-bit value (held in a 16-bit C variable, DESIGN §3) is read from its low byte
   and written zero- or sign-extended by its type, as PTX does with a wider register;
-- ``shr.s32``/``shr.s64`` by a constant below the width: ``>>`` on the signed value (NVRTC's
-  ``>>`` on a signed value is the arithmetic shift, as C++20 defines it); ``bfe.u32``/``bfe.s32``
-  with a constant position and length whose field lies in the word: ``(a >> pos) & mask``, or
-  the field shifted to the top and arithmetically back. These are the lowering's index
-  arithmetic (a bit address to a byte, a lane's bits of ``%tid``); spelled so, NVVM sees through
-  them (``(i · 16) >> 3`` is ``i · 2``; a lane's bit field is hoisted out of a loop) where inline
-  PTX is opaque to it. Shifts of bit patterns and unsigned words stay inline PTX: the cast
-  sequences (``backend/lower/casts``) choose them instruction by instruction for ptxas, and NVVM
-  recombining them cost up to 0.25 instructions per element (``bench/cast_costs.py``);
 - ``add``, ``sub``, ``mul`` of ``f32``/``f64``: under ``--fmad=false`` NVVM prints them
   ``add.rn``/``sub.rn``/``mul.rn``, which ptxas never contracts into an FFMA (``fma`` stays
   inline PTX, as does every other float operation). NVVM may fold an IEEE identity such as
   ``x + -0.0`` or ``x * 1.0`` to ``x``, which keeps an input NaN's payload where the GPU's FADD
   gives its canonical NaN: exact under the numeric contract, which leaves NaN payloads free.
 
-Everything else stays inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`): other shifts (by
-a register, or a constant from the width on, C++ is undefined where PTX clamps), division and
-remainder (undefined on zero), float ``min``/``max`` (NaN rules), ``cvt`` with a rounding or
-saturation, f16/bf16 arithmetic (bit patterns here), other ``bfe``, ``bfi``/``prmt``/``lop3``/
-``shf``, and every memory access (a state-space address held in an integer has no C++ pointer;
-the asm also pins the exact ``ld.global.nc.v4``), barrier, warp collective, ``mma``,
-approximation and special register.
+Everything else stays inline PTX (:mod:`tilevm.backend.cuda.ptx_intrinsics`): shifts (C++ is
+undefined from the width on, PTX clamps), division and remainder (undefined on zero), float
+``min``/``max`` (NaN rules), ``cvt`` with a rounding or saturation, f16/bf16 arithmetic (bit
+patterns here), ``bfe``/``bfi``/``prmt``/``lop3``/``shf``, and every memory access (a state-space
+address held in an integer has no C++ pointer; the asm also pins the exact ``ld.global.nc.v4``),
+barrier, warp collective, ``mma``, approximation and special register.
 """
 
 from __future__ import annotations
@@ -160,37 +150,6 @@ def _logic(instr: Instr, ops: OperandPrinter) -> CCode:
     return _assign(ops, instr.dst, value, _PROMOTED if ct.bits == 16 else ct, compound=compound)
 
 
-def _arithmetic_shift(instr: Instr, ops: OperandPrinter) -> CCode:
-    ct = c_type(instr.type)  # type: ignore[arg-type]
-    a = _operand(ops, instr.args[0], ct)
-    return _assign(ops, instr.dst, f"{a} >> {instr.args[1].value}", ct, compound=True)
-
-
-def _field(instr: Instr, ops: OperandPrinter) -> CCode:
-    t: ScalarType = instr.type  # type: ignore[assignment]
-    pos, length = (x.value for x in instr.args[1:])
-    if t.kind == "int":  # the field to the top, then arithmetically back: sign-extended
-        a = _operand(ops, instr.args[0], _unsigned(32))
-        value = f"(int)({a} << {32 - pos - length}) >> {32 - length}"
-        return _assign(ops, instr.dst, value, c_type(t), compound=True)
-    a = _operand(ops, instr.args[0], _unsigned(32))
-    value = f"({a} >> {pos}) & {hex((1 << length) - 1)}u"
-    return _assign(ops, instr.dst, value, _unsigned(32), compound=True)
-
-
-def _constant_arithmetic_shift(instr: Instr) -> bool:
-    amount, t = instr.args[1], instr.type
-    return (t.kind == "int" and t.bits in (32, 64)  # type: ignore[union-attr]
-            and isinstance(amount, Const) and 0 <= amount.value < t.bits)  # type: ignore[union-attr]
-
-
-def _constant_field(instr: Instr) -> bool:
-    pos, length = instr.args[1:]
-    return (instr.type.bits == 32 and isinstance(pos, Const)  # type: ignore[union-attr]
-            and isinstance(length, Const) and length.value >= 1
-            and pos.value >= 0 and pos.value + length.value <= 32)
-
-
 def _setp(instr: Instr, ops: OperandPrinter) -> CCode:
     t: ScalarType = instr.type  # type: ignore[assignment]
     ct = c_type(t)  # signed or unsigned as the instruction's type says, not the registers'
@@ -237,10 +196,6 @@ def _rule(instr: Instr) -> CppPrinter | None:
         return _int_arith if instr.mod("mode") == "lo" else None
     if name in ("and", "or", "xor", "not"):
         return _logic if t.kind == "bits" else None  # predicates: ptx_intrinsics' C++ already
-    if name == "shr":
-        return _arithmetic_shift if _constant_arithmetic_shift(instr) else None
-    if name == "bfe":
-        return _field if _constant_field(instr) else None
     if name == "setp":
         return _setp if t.is_int or t.name in ("f32", "f64") else None
     if name == "selp":

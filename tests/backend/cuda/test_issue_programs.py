@@ -73,8 +73,8 @@ def test_source_shape(compiled):
     source = binary.source
     assert "#include" not in source and "template" not in source
     for kernel in kernels:
-        assert (f'extern "C" __global__ void __launch_bounds__({kernel.block_threads}) '
-                f"{kernel.name}(") in source
+        assert (f'extern "C" __global__ void __launch_bounds__({kernel.block_threads} '
+                f"TILEVM_MIN_BLOCKS) {kernel.name}(") in source
     assert source.count('extern "C" __global__') == len(kernels)
     assert "#pragma unroll\n" in source and "#pragma unroll 1\n" in source
     assert "extern __shared__ __align__(128) unsigned char tilevm_smem[];" in source

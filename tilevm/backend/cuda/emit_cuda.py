@@ -1,6 +1,7 @@
 """Thread IR → readable, self-contained CUDA C++ (:func:`emit_cuda`).
 
-One ``extern "C" __global__`` function per kernel, with ``__launch_bounds__`` of the block size,
+One ``extern "C" __global__`` function per kernel, with ``__launch_bounds__`` of the block size
+(and a minimum of one block per SM when compiled with ``-DTILEVM_ONE_BLOCK_PER_SM``),
 the kernel's dynamic shared memory as an ``extern __shared__`` array, registers as C++ locals
 declared (zeroed) at the top, structured control flow as ``if``/``for``/``while`` (``#pragma
 unroll`` on ``unroll`` loops, ``#pragma unroll 1`` on the other ``for`` loops, which the Thread IR
@@ -96,13 +97,26 @@ def emit_cuda(program: Kernel | Sequence[Kernel], target: str | int | CudaTarget
     title = ", ".join(names)
     header = [f"// CUDA C++ for {title} ({tgt.name}), printed by tilevm from Thread IR.",
               "// Self-contained (needs no header): compile with tilevm.backend.cuda.compile_cuda."]
-    parts = ["\n".join(header)]
+    parts = ["\n".join(header), ONE_BLOCK_PER_SM_SWITCH]
     if any(isinstance(s, Instr) and s.op.name == "vprintf" for k in kernels for s in walk(k.body)):
         parts.append("// The CUDA device runtime's printf system call.\n" + VPRINTF_DECLARATION)
     if helpers:
         parts.append(_FLOOR_HELPERS)
     parts += bodies
     return "\n\n".join(parts) + "\n"
+
+
+MIN_BLOCKS_MACRO = "TILEVM_MIN_BLOCKS"
+ONE_BLOCK_PER_SM_DEFINE = "TILEVM_ONE_BLOCK_PER_SM"
+# Every kernel's launch bounds end with this macro: nothing, or with -DTILEVM_ONE_BLOCK_PER_SM
+# a minimum of one block per SM, under which ptxas may give a thread up to the ISA's 255
+# registers (under the block size alone it aims at an occupancy of its own and may spill).
+ONE_BLOCK_PER_SM_SWITCH = f"""\
+#ifdef {ONE_BLOCK_PER_SM_DEFINE}
+#define {MIN_BLOCKS_MACRO} , 1
+#else
+#define {MIN_BLOCKS_MACRO}
+#endif"""
 
 
 def usable_kernel_name(name: str) -> bool:
@@ -242,8 +256,8 @@ class _KernelPrinter:
         self._body(k.body, body, _INDENT)  # first, so that it can ask for shared/local memory
 
         params = ", ".join(f"{c_type(p.type).name} {self._name(p.reg)}" for p in k.params)
-        out = [f'extern "C" __global__ void __launch_bounds__({k.block_threads}) '
-               f"{k.name}({params}) {{"]
+        out = [f'extern "C" __global__ void __launch_bounds__({k.block_threads} '
+               f"{MIN_BLOCKS_MACRO}) {k.name}({params}) {{"]
         if self.needs_shared:
             out.append(f"{_INDENT}// {k.shared_bytes} bytes of dynamic shared memory, set at "
                        "launch")

@@ -1,24 +1,28 @@
 """A kernel's cubin without register spills where ptxas can give one.
 
 tilevm bounds only the block size (``__launch_bounds__(threads)``). Within that bound ptxas picks a
-register budget by its own heuristics, and they sometimes spill a few bytes: the dense u3 linear
-kernel with a 32 × 32 tile over 8 warps gets 32 registers and 4 bytes of spill stores on sm_80
-(NVRTC 13.0), and none when the register limit is given explicitly (32 registers for 16 rows of y,
-73 for 256). A spill is a local-memory round trip the kernel's author never sees in the source,
-so a kernel that spills is compiled once more with the limit set to the ISA's, and the build that
-spills less is kept.
+register budget by its own occupancy heuristics, and they sometimes spill a few bytes: the dense
+u3 prefill kernel with a 128 × 128 tile over 8 warps spilled on sm_80 (NVRTC 13.0), and a
+128-thread reduction got 64 registers and 16 bytes of spill on sm_90, with ``--maxrregcount=255``
+too (launch bounds override that option). A spill is a local-memory round trip the kernel's
+author never sees in the source, so a kernel that spills is compiled once more with a minimum of
+one block per SM (``-DTILEVM_ONE_BLOCK_PER_SM``: ``__launch_bounds__(threads, 1)``, see
+:mod:`~tilevm.backend.cuda.emit_cuda`), under which ptxas may use up to the ISA's 255 registers,
+and the build that spills less is kept.
 """
 
 from __future__ import annotations
 
+from tilevm.backend.cuda.emit_cuda import ONE_BLOCK_PER_SM_DEFINE
 from tilevm.backend.cuda.nvrtc_compile import CudaBinary, compile_cuda
 from tilevm.backend.cuda.targets import CudaTarget, cuda_target
 
 __all__ = ["LIFTED_REGISTER_BUDGET", "compile_cuda_without_spills", "spilled_bytes"]
 
-LIFTED_REGISTER_BUDGET = "--maxrregcount=255"
-"""The NVRTC option of the second compile: the per-thread register limit of the ISA. A kernel's
-``__launch_bounds__`` still caps it lower for large blocks (ptxas honours the smaller)."""
+LIFTED_REGISTER_BUDGET = f"-D{ONE_BLOCK_PER_SM_DEFINE}"
+"""The NVRTC option of the second compile: a minimum of one block per SM in every kernel's launch
+bounds, so that ptxas may give a thread the ISA's 255 registers (fewer for blocks of more than
+256 threads, which the register file caps)."""
 
 
 def spilled_bytes(binary: CudaBinary) -> int:

@@ -258,9 +258,10 @@ class KernelLaunch:
                                  self.params, stream=self.bench.clock.handle)
 
     def clear(self) -> None:
-        """Zero the workspaces the kernel needs zeroed (split-K: the partial sums and the
-        arrival counters, which the kernel leaves non-zero): queued before every launch, one
-        memset over the block they share, as tilevm's runtime does."""
+        """Zero the workspaces the kernel needs zeroed and does not restore itself: queued
+        before every launch, one memset over the block they share, as tilevm's runtime does.
+        (The split-K kernels restore their counters and sums: their buffers are zeroed once,
+        when allocated, and nothing is cleared per launch.)"""
         if self.entry["zero_before_launch"]:
             self.buffers[ZEROED_BLOCK].zero_()
 

@@ -243,7 +243,8 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
     case's, through ``launch.names`` —, or a by-value scalar's bits and size), each buffer
     (dtype, shape, bytes, its ``role`` from ``roles``: what the GPU half fills it with, ``dummy``
     for one not named there; workspaces: ``workspace``, with ``zeroed``: clear before every
-    launch). Returns (entry, cubin)."""
+    launch, unless ``restored``: the kernel leaves it zeroed, so it is zeroed once, when it is
+    allocated). Returns (entry, cubin)."""
     import sys
 
     import tilevm as tv
@@ -258,7 +259,8 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
     bound = bind_arguments(tile, launch.args)
     args, tensors = abi_arguments(lowered, tile, bound)
     artifact = artifact_of(compiled)
-    zeroed = {f"workspace_{w['name']}": w["zeroed"] for w in artifact.description["workspaces"]}
+    workspaces = {f"workspace_{w['name']}": w for w in artifact.description["workspaces"]}
+    zeroed = {name: w["zeroed"] for name, w in workspaces.items()}
     params = [{"abi": a.name, "buffer": launch.names.get(arg, arg)} if isinstance(arg, str)
               else _scalar_json(a.name, arg) for a, arg in zip(lowered.abi, args, strict=True)]
     buffers = {}
@@ -269,6 +271,7 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
                          "nbytes": int(tensor.data.nbytes), "role": role}
         if name in zeroed:
             buffers[name]["zeroed"] = zeroed[name]
+            buffers[name]["restored"] = bool(workspaces[name].get("restored"))
     resources = compiled.resources
     entry = {
         "function": lowered.thread.name,
@@ -276,7 +279,8 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
         "block": [lowered.thread.block_threads, 1, 1],
         "shared_bytes": lowered.thread.shared_bytes,
         "params": params, "buffers": buffers,
-        "zero_before_launch": [n for n, z in zeroed.items() if z],
+        "zero_before_launch": [n for n, w in workspaces.items()
+                               if w["zeroed"] and not w.get("restored")],
         "registers": resources.registers, "spills": resources.spills,
         "specialization": lowered.spec.describe(),
     }

@@ -281,13 +281,13 @@ def test_the_manifest_describes_every_case(bundle) -> None:
         assert dense["buffers"]["y"]["role"] == "output"
         assert dense["buffers"]["w"] == codes["buffers"]["w"]
         for launch in (e, dense):
+            # Split-K's counters and sums are restored by the kernel: zeroed when allocated,
+            # never cleared before a launch (the fake GPU runs every launch on them in turn).
+            assert launch["zero_before_launch"] == []
             if launch["variant"] == "split_k":
-                assert launch["zero_before_launch"] == ["workspace_arrivals",
-                                                        "workspace_partials"]
-                assert all(launch["buffers"][w]["nbytes"] == 4 * rows * n
-                           for w in launch["zero_before_launch"])
-            else:
-                assert launch["zero_before_launch"] == []
+                for w in ("workspace_arrivals", "workspace_partials"):
+                    assert launch["buffers"][w]["nbytes"] == 4 * rows * n
+                    assert launch["buffers"][w]["zeroed"] and launch["buffers"][w]["restored"]
         # One candidate (--candidates 1): the variant's first other tiles, its own grid.
         (candidate,) = e["candidates"]
         assert candidate["tiles"] == _candidates(rows)[0] != tiles
@@ -405,18 +405,19 @@ def test_gpu_half_runs_every_case_and_its_checks_pass(bundle, tmp_path, cpu_stan
     # 1 warm-up + 2 timed of the chain.
     for function in ("prepare_codes_kernel", "prepare_values_kernel"):
         assert sum(x["function"] == function for x in api.launches) == 4
-    # Each case: 1 checked + 1 warm-up + 2 timed launches of the prepared GEMM with the defaults
-    # (split-K: 1 + 2 more timed with the clearing), then per tile tried 1 checked + 1 warm-up +
-    # 2 timed, and the fastest 1 + 2 more; the dense kernel 1 checked + 1 warm-up + 2 timed.
+    # Each case: 1 checked + 1 warm-up + 2 timed launches of the prepared GEMM with the defaults,
+    # then per tile tried 1 checked + 1 warm-up + 2 timed, and the fastest 1 + 2 more; the dense
+    # kernel 1 checked + 1 warm-up + 2 timed. Nothing is cleared before a launch (no variant has
+    # a workspace the kernel does not restore), so no time with the clearing either.
     prepared = [x for x in api.launches if x["function"].startswith("prepared_linear")]
     dense = [x for x in api.launches if x["function"].startswith("quant_linear")]
-    split_cases = [r for r in report["cases"] if r["variant"] == "split_k"]
-    assert len(prepared) == (4 + 2 * 4 + 3) * len(names) + 3 * len(split_cases)
+    assert len(prepared) == (4 + 2 * 4 + 3) * len(names)
     assert len(dense) == 4 * len(names)
-    assert all(("time_with_clear_us" in r) == (r["variant"] == "split_k")
-               for r in report["cases"])
+    assert not any("time_with_clear_us" in r for r in report["cases"])
+    # Every split-K launch found its counters and sums zero, though only their allocation
+    # zeroed them: each launch before it (on the CPU backend) restored them.
     split = [x for x in api.launches if x["function"].endswith("split_k")]
-    assert split and all(x["workspaces_zero"] for x in split)
+    assert len(split) > 2 and all(x["workspaces_zero"] for x in split)
     # The words the preparation wrote are the format's reference bytes of the dense codes it
     # read; every GEMM's first output (the prepared defaults, the candidate, the dense kernel)
     # is float64 numpy's of those dense codes.
@@ -571,23 +572,27 @@ def test_a_candidate_with_a_wrong_output_is_reported_and_not_chosen(bundle, tmp_
 
 
 def test_workspaces_left_dirty_are_seen(bundle, tmp_path, cpu_standin) -> None:
-    """Mutation: without the clearing, split-K's counters and sums are left from the launch
-    before (the first launch finds fresh zero buffers, so only the fake's check sees it: the
-    last block of a tile never arrives again and y keeps the first launch's values)."""
+    """Mutation: split-K's counters and sums allocated without zeroing them (as a bench that
+    forgot it would): the fake sees every launch start from nonzero workspaces, and the
+    checks fail (a tile's last block never sees the count it waits for)."""
     api = FakeDriverAPI(bundle.kernels)
     cpu_standin.setattr(qlg, "DRIVER_API", api)
-    real = qlg.Bench.launcher
+    real = qlg.Bench.buffers
 
-    def no_clear(self, entry, buffers):
-        launch = real(self, entry, buffers)
-        launch.clear = lambda: None
-        return launch
+    def dirty(self, entry, given):
+        out = real(self, entry, given)
+        for name, spec in entry["buffers"].items():
+            if spec["role"] == "workspace" and name not in given:
+                out[name].fill_(0x3F)
+        return out
 
-    cpu_standin.setattr(qlg.Bench, "launcher", no_clear)
+    cpu_standin.setattr(qlg.Bench, "buffers", dirty)
     qlg.main([*_gpu_args(bundle.path, tmp_path), "--only", "u3_*_m1", "--no-tune"])
+    report = json.loads((tmp_path / "results.json").read_text())
     for function in ("prepared_linear_split_k", "quant_linear_split_k"):
         split = [x for x in api.launches if x["function"] == function]
-        assert split[0]["workspaces_zero"] and not all(x["workspaces_zero"] for x in split)
+        assert split and not any(x["workspaces_zero"] for x in split)
+    assert not any(r["check"]["ok"] for r in report["cases"])
 
 
 def test_dequantize_unpacks_lsb_first_codes() -> None:

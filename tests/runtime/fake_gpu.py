@@ -105,11 +105,14 @@ class FakeDevice:
 
 
 def install_fake_gpu(monkeypatch: Any) -> FakeDevice:
-    """Make GPU 0 a :class:`FakeDevice` for the test (every pointer on it) and return it."""
+    """Make GPU 0 a :class:`FakeDevice` for the test (every pointer on it) and return it, with
+    workspace pools of its own (a real GPU 0 keeps them for the process)."""
     from tilevm.frontend import device_tensors
-    from tilevm.runtime import cuda_driver
+    from tilevm.runtime import cuda_driver, gpu_workspaces
 
     device = FakeDevice(0)
     monkeypatch.setattr(cuda_driver, "cuda_device", lambda index=0: device)
     monkeypatch.setattr(device_tensors, "pointer_device", lambda address: 0)
+    monkeypatch.setattr(gpu_workspaces, "_pool", {})
+    monkeypatch.setattr(gpu_workspaces, "_kept", {})
     return device

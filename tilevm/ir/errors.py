@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
-__all__ = ["CompileError", "KernelExecutionError"]
+__all__ = ["CompileError", "KernelExecutionError", "WorkspaceNotRestored",
+           "check_restored_workspace"]
 
 
 class KernelExecutionError(RuntimeError):
     """A kernel did something undefined while it ran (an unmasked access outside a tensor, a
     partial-mask warp instruction…): the user's program is at fault, not the compiler. Each
     backend raises a subclass whose message names the instruction and, where known, the line."""
+
+
+class WorkspaceNotRestored(KernelExecutionError):
+    """A kernel declared a workspace ``restored=True`` but left some of it nonzero: on a GPU the
+    next launch on the stream would start from those values."""
+
+
+def check_restored_workspace(kernel: str, workspace: str, tensor: object) -> None:
+    """Raise :class:`WorkspaceNotRestored` when an element of ``tensor`` (a ``HostTensor``),
+    ``kernel``'s restored workspace ``workspace``, is not zero after a launch."""
+    bits = tensor.bits()  # type: ignore[attr-defined]
+    nonzero = bits.nonzero()
+    if len(nonzero[0]):
+        first = tuple(int(axis[0]) for axis in nonzero)
+        raise WorkspaceNotRestored(
+            f"kernel {kernel}: workspace '{workspace}' is declared restored=True but the launch "
+            f"left {len(nonzero[0])} of its {bits.size} elements nonzero (the first at "
+            f"{first}); a kernel that promises to restore a workspace sets every element it "
+            "changed back to 0 before the launch ends")
 
 
 class CompileError(Exception):

@@ -138,10 +138,11 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
         acc = tv.dot(a, tv.transpose(weights), acc)
     # Workspaces: one arrival counter per output tile (the element at its corner), and the
     # partial sums; when deterministic, one slot per part, which its part writes whole (a part
-    # with no steps writes zeros), so that nothing needs clearing before the launch.
-    arrivals = tv.workspace((m, n), tv.i32)
+    # with no steps writes zeros). The last block of a tile sets its counter and sums back to
+    # zero (restored): the GPU runtime then clears nothing before a launch.
+    arrivals = tv.workspace((m, n), tv.i32, restored=True)
     partials = (tv.workspace((split, m, n), f32, zeroed=False) if deterministic
-                else tv.workspace((m, n), f32))
+                else tv.workspace((m, n), f32, restored=True))
     finish_split_k(acc, y, bias, arrivals, partials, i * bm, j * bn, part, split, deterministic,
                    has_bias, A)
 

@@ -228,10 +228,11 @@ def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         acc = tv.dot(a, tv.transpose(weights), acc)
     # Workspaces: one arrival counter per output tile (the element at its corner), and the
     # partial sums; when deterministic, one slot per part, which its part writes whole (a part
-    # with no steps writes zeros), so that nothing needs clearing before the launch.
-    arrivals = tv.workspace((m, n), tv.i32)
+    # with no steps writes zeros). The last block of a tile sets its counter and sums back to
+    # zero (restored): the GPU runtime then clears nothing before a launch.
+    arrivals = tv.workspace((m, n), tv.i32, restored=True)
     partials = (tv.workspace((split, m, n), f32, zeroed=False) if deterministic
-                else tv.workspace((m, n), f32))
+                else tv.workspace((m, n), f32, restored=True))
     finish_split_k(acc, y, bias, arrivals, partials, i * bm, j * bn, part, split, deterministic,
                    has_bias, A)
 
@@ -244,7 +245,8 @@ def finish_split_k(acc: Any, y: Any, bias: Any, arrivals: Any, partials: Any, ro
     ``red.global.add.f32``, or into its slot ``part`` when ``deterministic`` (``partials``
     then ``split`` × y); the last block of the tile to arrive (an i32 counter like ``y`` in
     ``arrivals``, zeroed) sums the slots in split order (or reads the sums), adds the bias
-    when ``has_bias``, rounds to ``act`` and stores."""
+    when ``has_bias``, rounds to ``act`` and stores, and sets the tile's counter (and sums)
+    back to zero for the next launch (the workspaces are ``restored``)."""
     tile_rows, tile_cols = acc.shape
     if deterministic:
         tv.store(partials, tv.reshape(acc, (1, tile_rows, tile_cols)), (part, row, col))
@@ -263,6 +265,8 @@ def finish_split_k(acc: Any, y: Any, bias: Any, arrivals: Any, partials: Any, ro
                     (tile_rows, tile_cols))
         else:
             total = tv.load(partials, (row, col), (tile_rows, tile_cols))
+            tv.store(partials, tv.zeros((tile_rows, tile_cols), f32), (row, col))
+        tv.store(arrivals, 0, (row, col))  # every block of the tile has counted itself
         if has_bias:
             total = total + tv.reshape(
                 tv.cast(tv.load(bias, (col,), (tile_cols,)), f32), (1, tile_cols))

@@ -316,7 +316,8 @@ def artifact_of(compiled: Any) -> KernelArtifact:
                  "dim": a.dim} for a in lowered.abi],
         "grid": _grid_program(tile),
         "workspaces": [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype.name,
-                        "zeroed": w.zeroed} for w in lowered.workspaces],
+                        "zeroed": w.zeroed, "restored": w.restored}
+                       for w in lowered.workspaces],
         "specialization": {
             "tensors": {n: {"aligned": f.aligned, "strides": list(f.strides),
                             "offsets32": f.offsets32} for n, f in spec.tensors},

@@ -18,6 +18,7 @@ from typing import Any
 
 from tilevm.frontend.devices import register_device
 from tilevm.ir.dtypes import DType
+from tilevm.ir.errors import check_restored_workspace
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.tile.ops import dot_rule_of
 from tilevm.ir.tile.program import Instr, walk
@@ -123,8 +124,11 @@ def run_on_cpu(kernel: Any, bound: Any, constants: dict[str, Any], target: int |
             args.append(workspaces[a.source].data)
     if mode:
         _run_sanitized(kernel, lowered, executable, grid, args, names, bound, mode)
-        return lowered
-    executable(grid if len(grid) > 1 else grid[0], *args)
+    else:
+        executable(grid if len(grid) > 1 else grid[0], *args)
+    for w in lowered.workspaces:
+        if w.restored:
+            check_restored_workspace(kernel.name, w.name, workspaces[w.name])
     return lowered
 
 

@@ -7,12 +7,18 @@ workspaces from torch's caching allocator (stream-ordered reuse, as torch's own 
 otherwise it runs on the legacy default stream and takes them from a per-device pool that grows
 to the largest request and is reused after. A launch's workspaces share one allocation, the zeroed
 ones first, cleared by one ``cuMemsetD8Async`` on the launch's stream.
+
+Workspaces the kernel restores (``tv.workspace(..., restored=True)``: it leaves them zeroed as it
+found them) are not cleared per launch: they live in a region kept per (GPU, stream, kernel),
+zeroed once when it is allocated (or outgrown), so a launch with only those (a split-K decode
+call) is the launch alone. A region is never allocated while the stream is being captured into
+a CUDA graph: such a launch gets a cleared copy of its own, as the other zeroed workspaces.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tilevm.ir.dtypes import dtype
@@ -24,6 +30,9 @@ WORKSPACE_ALIGNMENT = 256
 """Bytes each workspace's address is a multiple of (as ``cuMemAlloc`` aligns an allocation)."""
 
 _pool: dict[tuple[int, str], tuple[int, int]] = {}  # (device, kernel) -> (address, size)
+# (device, stream, kernel) -> (address, size, the torch tensor holding it or None)
+_kept: dict[tuple[int, int, str], tuple[int, int, Any]] = {}
+_outgrown: list[Any] = []  # torch tensors of outgrown kept regions (graphs may hold them)
 _pool_lock = threading.Lock()
 
 
@@ -53,18 +62,26 @@ def workspace_bytes(shape: list[Any], dims: dict[str, int], dtype_name: str) -> 
 
 @dataclass(frozen=True)
 class WorkspaceLayout:
-    """Where a launch's workspaces lie in the one allocation they share: ``offsets`` (name →
-    byte offset, each a multiple of :data:`WORKSPACE_ALIGNMENT`), ``total`` bytes, and
-    ``zeroed_bytes``, the prefix one memset clears (the zeroed workspaces come first)."""
+    """Where a launch's workspaces lie: those cleared per launch in one allocation (``offsets``:
+    name → byte offset, each a multiple of :data:`WORKSPACE_ALIGNMENT`; ``total`` bytes;
+    ``zeroed_bytes``, the prefix one memset clears, the zeroed workspaces coming first), and the
+    restored ones in the kept region (``kept``: name → offset; ``kept_total`` bytes)."""
 
     offsets: dict[str, int]
     total: int
     zeroed_bytes: int
+    kept: dict[str, int] = field(default_factory=dict)
+    kept_total: int = 0
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
 
 
 def workspace_layout(specs: list[dict[str, Any]], dims: dict[str, int]) -> WorkspaceLayout:
     """The layout of the workspaces ``specs`` (an artifact description's) at sizes ``dims``."""
-    ordered = sorted(specs, key=lambda w: not w["zeroed"])  # stable: the zeroed ones first
+    per_launch = [w for w in specs if not w.get("restored")]
+    ordered = sorted(per_launch, key=lambda w: not w["zeroed"])  # stable: the zeroed ones first
     offsets: dict[str, int] = {}
     total = zeroed = 0
     for w in ordered:
@@ -72,26 +89,47 @@ def workspace_layout(specs: list[dict[str, Any]], dims: dict[str, int]) -> Works
         total += workspace_bytes(w["shape"], dims, w["dtype"])
         if w["zeroed"]:
             zeroed = total
-        total = -(-total // WORKSPACE_ALIGNMENT) * WORKSPACE_ALIGNMENT
-    return WorkspaceLayout(offsets, total, zeroed)
+        total = _aligned(total)
+    kept: dict[str, int] = {}
+    kept_total = 0
+    for w in specs:
+        if w.get("restored"):
+            kept[w["name"]] = kept_total
+            kept_total = _aligned(kept_total + workspace_bytes(w["shape"], dims, w["dtype"]))
+    return WorkspaceLayout(offsets, total, zeroed, kept, kept_total)
 
 
 def place_workspaces(layout: WorkspaceLayout, device: Any, kernel: str, torch_device: Any,
                      stream: int) -> dict[str, int]:
-    """The address of each workspace of ``layout`` for one launch of ``kernel`` on ``stream``,
-    the zeroed prefix cleared there: from torch's caching allocator on ``torch_device`` (None:
-    from the device's pool)."""
+    """The address of each workspace of ``layout`` for one launch of ``kernel`` on ``stream``:
+    the per-launch ones from torch's caching allocator on ``torch_device`` (None: from the
+    device's pool), their zeroed prefix cleared on ``stream``; the restored ones in the region
+    kept for (device, stream, kernel), zeroed only when it is allocated."""
+    addresses: dict[str, int] = {}
+    kept_base = _kept_region(device, kernel, torch_device, stream, layout.kept_total)
+    per_launch = dict(layout.offsets)
+    total, zeroed = layout.total, layout.zeroed_bytes
+    if kept_base is None and layout.kept:
+        # Capturing: a cleared copy for this launch, ahead of the zeroed per-launch ones so
+        # that one memset clears both.
+        per_launch = {**layout.kept, **{name: offset + layout.kept_total
+                                        for name, offset in layout.offsets.items()}}
+        total, zeroed = total + layout.kept_total, zeroed + layout.kept_total
+    elif kept_base is not None:
+        addresses = {name: kept_base + offset for name, offset in layout.kept.items()}
+    if not total:
+        return addresses
     if torch_device is not None:
         import torch
 
         # Allocated on the launch's stream and dropped after it is queued: the caching
         # allocator hands the block out again only to work queued after this kernel.
-        base = int(torch.empty(layout.total, dtype=torch.uint8, device=torch_device).data_ptr())
+        base = int(torch.empty(total, dtype=torch.uint8, device=torch_device).data_ptr())
     else:
-        base = _pooled(device, kernel, layout.total)
-    if layout.zeroed_bytes:
-        device.memset_async(base, layout.zeroed_bytes, stream)
-    return {name: base + offset for name, offset in layout.offsets.items()}
+        base = _pooled(device, kernel, total)
+    if zeroed:
+        device.memset_async(base, zeroed, stream)
+    return addresses | {name: base + offset for name, offset in per_launch.items()}
 
 
 def workspaces_for(artifact: Any, device: Any, bound: Any, stream: int) -> dict[str, int]:
@@ -120,4 +158,39 @@ def _pooled(device: Any, kernel: str, nbytes: int) -> int:
             device.free(found[0])
         address = device.allocate(nbytes)
         _pool[key] = (address, nbytes)
+        return address
+
+
+def _kept_region(device: Any, kernel: str, torch_device: Any, stream: int,
+                 nbytes: int) -> int | None:
+    """The address of the zeroed region kept for (device, stream, kernel), at least ``nbytes``
+    long: allocated (twice the old size when outgrown) and zeroed on ``stream`` the first time,
+    then the same region; None when ``nbytes`` is 0 or the stream is being captured and the
+    region would have to be allocated."""
+    if not nbytes:
+        return None
+    key = (device.index, stream, kernel)
+    with _pool_lock:
+        found = _kept.get(key)
+        if found is not None and found[1] >= nbytes:
+            return found[0]
+        size = max(nbytes, 2 * found[1]) if found is not None else nbytes
+        if torch_device is not None:
+            import torch
+
+            if torch.cuda.is_current_stream_capturing():
+                return None
+            # Zeroed on the current stream (the launch's), before the launch. An outgrown region
+            # is kept alive: a CUDA graph captured with it may still be replayed.
+            owner = torch.zeros(size, dtype=torch.uint8, device=torch_device)
+            address = int(owner.data_ptr())
+            if found is not None:
+                _outgrown.append(found[2])
+        else:
+            if found is not None:
+                device.synchronize()  # the old region may still be in use by a queued launch
+                device.free(found[0])
+            owner, address = None, device.allocate(size)
+            device.memset_async(address, size, stream)
+        _kept[key] = (address, size, owner)
         return address

@@ -29,11 +29,21 @@ from tilevm.backend.interp.numeric import decode, encode, round_sum_to_odd, two_
 from tilevm.backend.interp.print_text import print_lines
 from tilevm.backend.interp.scan import scan
 from tilevm.ir.dtypes import DType, dtype
-from tilevm.ir.errors import KernelExecutionError
+from tilevm.ir.errors import KernelExecutionError, check_restored_workspace
 from tilevm.ir.host_tensor import HostTensor
 from tilevm.ir.packing import pack, read_patterns, unpack, write_patterns
 from tilevm.ir.tile.ops import is_index_tile, reduce_axes
-from tilevm.ir.tile.program import Assign, Const, For, If, Instr, Kernel, Operand, While
+from tilevm.ir.tile.program import (
+    Assign,
+    Const,
+    For,
+    If,
+    Instr,
+    Kernel,
+    Operand,
+    While,
+    walk,
+)
 from tilevm.ir.tile.types import TensorType
 
 __all__ = ["InterpreterError", "run"]
@@ -103,7 +113,12 @@ def run(kernel: Kernel, tensors: dict[str, HostTensor], scalars: dict[str, int |
             (isinstance(block_order, int) and not isinstance(block_order, bool))):
         raise ValueError(f"run: block_order is 'forward', 'reverse' or an int seed, got "
                          f"{block_order!r}")
-    _Machine(kernel, tensors, scalars, dims).run(block_order)
+    machine = _Machine(kernel, tensors, scalars, dims)
+    machine.run(block_order)
+    for s in walk(kernel.body):
+        made = machine.workspaces.get(id(s))
+        if made is not None and s.attr("restored"):
+            check_restored_workspace(kernel.name, s.result.name, made)
 
 
 def launch_grid(kernel: Kernel, scalars: dict[str, int | float],

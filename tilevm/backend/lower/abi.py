@@ -36,9 +36,11 @@ class AbiParam:
 @dataclass(frozen=True)
 class Workspace:
     """A global buffer the launch allocates for the kernel: its shape (ints and dimension
-    names), dtype, and whether it starts zeroed (else its bytes are unspecified)."""
+    names), dtype, whether it starts zeroed (else its bytes are unspecified), and whether the
+    kernel leaves it zeroed as it found it (``restored``: zeroed once, kept between launches)."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: DType
     zeroed: bool
+    restored: bool = False

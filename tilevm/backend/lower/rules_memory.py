@@ -425,7 +425,8 @@ def lower_workspace(ctx: LoweringContext, s: Instr) -> None:
     r = s.result
     dt = r.type.dtype
     k = len(ctx.workspaces)
-    ctx.workspaces.append(Workspace(r.name, tuple(s.attr("shape")), dt, bool(s.attr("zeroed"))))
+    ctx.workspaces.append(Workspace(r.name, tuple(s.attr("shape")), dt, bool(s.attr("zeroed")),
+                                    bool(s.attr("restored"))))
     base = ctx.param(f"workspace{k}", U64, "workspace", r.name, pointer=True)
     shape = s.attr("shape")
     sizes = [Const.of(n, S32) if isinstance(n, int) else ctx.dims[n] for n in shape]

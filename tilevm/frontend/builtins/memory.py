@@ -124,8 +124,13 @@ def _shared(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
 
 
 @builtin
-def workspace(shape: tuple[int, ...], dtype: DType, zeroed: bool = True) -> Any:
-    """A global tensor owned by this launch, shared by every block (zero-filled if ``zeroed``)."""
+def workspace(shape: tuple[int, ...], dtype: DType, zeroed: bool = True,
+              restored: bool = False) -> Any:
+    """A global tensor owned by this launch, shared by every block (zero-filled if ``zeroed``).
+    ``restored=True`` (with ``zeroed``) promises that the kernel leaves every element it changed
+    zero again before the launch ends: the GPU runtime then zeroes the workspace once, when it
+    allocates it, and keeps it for later launches on the same stream instead of clearing it
+    before each one; the CPU backend checks the promise after every launch."""
 
 
 @translates(workspace)
@@ -149,4 +154,10 @@ def _workspace(tr: Transpiler, node: ast.Call, a: Args, n: Nodes) -> Value:
     shape = tuple(names.get(i, x) for i, x in enumerate(static))
     dt = tr.dtype_arg(a["dtype"], n["dtype"], "tv.workspace")
     zeroed = tr.const(a["zeroed"], n["zeroed"], "tv.workspace: zeroed", (bool,))
-    return tr.emit(node, "workspace", [], shape=shape, dtype=dt, zeroed=zeroed)
+    restored = tr.const(a["restored"], n["restored"], "tv.workspace: restored", (bool,))
+    if restored and not zeroed:
+        raise tr.error(n["restored"], "tv.workspace: restored=True promises the kernel leaves "
+                                      "the workspace zeroed as it found it; it needs "
+                                      "zeroed=True")
+    return tr.emit(node, "workspace", [], shape=shape, dtype=dt, zeroed=zeroed,
+                   restored=restored)

@@ -759,6 +759,11 @@ def _workspace(args: list[Type], a: dict) -> Type:
     _arity("workspace", args, 0)
     if not isinstance(a["zeroed"], bool):
         _fail("workspace", f"zeroed must be a bool, got {a['zeroed']!r}")
+    if not isinstance(a["restored"], bool):
+        _fail("workspace", f"restored must be a bool, got {a['restored']!r}")
+    if a["restored"] and not a["zeroed"]:
+        _fail("workspace", "restored=True promises the kernel leaves the workspace zeroed as it "
+                           "found it: it needs zeroed=True")
     shape = a["shape"]
     # A size is an int or the name of one of the kernel's dimensions (the verifier checks which):
     # the runtime allocates a workspace before the launch, from the arguments' shapes.
@@ -801,7 +806,8 @@ _register("wait", _no_operands("wait"), effects=True, n=0)
 _register("sync", _no_operands("sync"), effects=True)
 _register("fence", _fence, effects=True, scope="gpu")
 _register("atomic", _atomic, effects=True, op=REQUIRED, mask="bounds")
-_register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True)
+_register("workspace", _workspace, effects=True, shape=REQUIRED, dtype=REQUIRED, zeroed=True,
+          restored=False)
 _register("print", _print, effects=True, prefix="", block=())
 # Stops the run where an element of the condition is false (the interpreter and the CPU backend
 # report msg, the block and the element; the GPU prints that and traps).

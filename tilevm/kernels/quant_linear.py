@@ -265,6 +265,7 @@ def finish_split_k(acc: Any, y: Any, bias: Any, arrivals: Any, partials: Any, ro
                     (tile_rows, tile_cols))
         else:
             total = tv.load(partials, (row, col), (tile_rows, tile_cols))
+            tv.sync()  # every thread has read its sums before any is cleared
             tv.store(partials, tv.zeros((tile_rows, tile_cols), f32), (row, col))
         tv.store(arrivals, 0, (row, col))  # every block of the tile has counted itself
         if has_bias:

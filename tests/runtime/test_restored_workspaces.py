@@ -38,6 +38,7 @@ def _tile_sums(restore: bool):
             tv.fence()
             tv.store(y, tv.load(sums, (0,), (width,)), (0,))
             if restore:
+                tv.sync()  # every thread has read the sums before any is cleared
                 tv.store(sums, tv.zeros((width,), f32), (0,))
                 tv.store(count, 0, (0,))
 

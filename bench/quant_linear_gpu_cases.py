@@ -260,17 +260,16 @@ def compile_launch(launch: LibraryLaunch, roles: dict[str, str]) -> tuple[dict[s
     args, tensors = abi_arguments(lowered, tile, bound)
     artifact = artifact_of(compiled)
     workspaces = {f"workspace_{w['name']}": w for w in artifact.description["workspaces"]}
-    zeroed = {name: w["zeroed"] for name, w in workspaces.items()}
     params = [{"abi": a.name, "buffer": launch.names.get(arg, arg)} if isinstance(arg, str)
               else _scalar_json(a.name, arg) for a, arg in zip(lowered.abi, args, strict=True)]
     buffers = {}
     for parameter, tensor in tensors.items():
         name = launch.names.get(parameter, parameter)
-        role = "workspace" if name in zeroed else roles.get(name, "dummy")
+        role = "workspace" if name in workspaces else roles.get(name, "dummy")
         buffers[name] = {"dtype": tensor.dtype.name, "shape": list(tensor.shape),
                          "nbytes": int(tensor.data.nbytes), "role": role}
-        if name in zeroed:
-            buffers[name]["zeroed"] = zeroed[name]
+        if name in workspaces:
+            buffers[name]["zeroed"] = workspaces[name]["zeroed"]
             buffers[name]["restored"] = bool(workspaces[name].get("restored"))
     resources = compiled.resources
     entry = {

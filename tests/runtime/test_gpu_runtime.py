@@ -208,8 +208,8 @@ _C_SIZES = {"unsigned long long": 8, "long long": 8, "int": 4, "unsigned int": 4
 
 def test_the_packed_parameters_match_the_cuda_signature_nvrtc_compiled(scale_add_compiled):
     art = artifact_of(scale_add_compiled)
-    signature = re.search(r'extern "C" __global__ void __launch_bounds__\(\d+ TILEVM_MIN_BLOCKS\) \w+\((.*?)\)',
-                          scale_add_compiled.cuda_source).group(1)
+    signature = re.search(r'extern "C" __global__ void __launch_bounds__\(\d+ TILEVM_MIN_BLOCKS\) '
+                          r'\w+\((.*?)\)', scale_add_compiled.cuda_source).group(1)
     declared = [p.rsplit(" ", 1)[0].strip() for p in signature.split(",")]
     x = device_tensors.DeviceTensor(0x1000, tv.f32, (300,), (1,), 0)
     out = device_tensors.DeviceTensor(0x2000, tv.f32, (300,), (1,), 0, offset=3)

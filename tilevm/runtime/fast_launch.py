@@ -13,8 +13,8 @@ within i32, sizes that are multiples of 16, as
 :meth:`~tilevm.backend.lower.Specialization.of_arguments` computes them) are computed per call,
 since they are facts of this call's data, and select the binary. Anything else (another argument
 kind, a new specialization, a DLPack or packed argument) returns False and the call takes the
-full path, which reports errors. A kernel's workspaces are placed and
-cleared per launch as the full path does (:mod:`tilevm.runtime.gpu_workspaces`).
+full path, which reports errors. A kernel's workspaces are placed (and, those it does not
+restore, cleared) as the full path does (:mod:`tilevm.runtime.gpu_workspaces`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ import ctypes
 import threading
 from typing import Any
 
-from tilevm.backend.lower.specialization import Specialization, TensorFacts, offsets_fit_i32
+from tilevm.backend.lower.specialization import (
+    Specialization,
+    TensorFacts,
+    offsets_fit_i32,
+    stride_fact,
+)
 from tilevm.frontend import device_tensors
 from tilevm.ir.host_tensor import contiguous_strides
 from tilevm.ir.tile.types import ScalarType, TensorType
@@ -156,8 +161,7 @@ class Launcher:
                     return None
             views.append((address, strides))
             facts.append(address % 16 == 0)
-            for s in strides:
-                facts.append("1" if s == 1 else "16" if (s * nbits) % 128 == 0 else "any")
+            facts.extend(stride_fact(s, nbits) for s in strides)
             facts.append(offsets_fit_i32(0, shape, strides))
         for n in dims.values():
             facts.append(n % 16 == 0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from tilevm.ir.tile.program import Kernel
 from tilevm.ir.tile.types import TensorType
 
-__all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts", "offsets_fit_i32"]
+__all__ = ["STRIDE_FACTS", "Specialization", "TensorFacts", "offsets_fit_i32", "stride_fact"]
 
 # What is known of a stride: exactly 1, a multiple of 128 bits, or nothing.
 STRIDE_FACTS = ("1", "16", "any")
@@ -77,8 +77,7 @@ class Specialization:
             t = tensors[p.name]
             nbits = t.dtype.nbits
             address_bits = _address(t) * 8 + t.offset * nbits
-            strides = tuple("1" if s == 1 else "16" if (s * nbits) % 128 == 0 else "any"
-                            for s in t.strides)
+            strides = tuple(stride_fact(s, nbits) for s in t.strides)
             small = offsets_fit_i32(t.offset, t.shape, t.strides)
             facts.append((p.name, TensorFacts(address_bits % 128 == 0, strides, small)))
         return Specialization(tuple(facts), frozenset(d for d, n in dims.items() if n % 16 == 0))
@@ -101,6 +100,11 @@ class Specialization:
         if self.dims16:
             lines.append(f"multiples of 16: {', '.join(sorted(self.dims16))}")
         return "\n".join(lines) if lines else "nothing known (the general kernel)"
+
+
+def stride_fact(stride: int, nbits: int) -> str:
+    """What a stride of ``stride`` elements of ``nbits`` bits is known to be (STRIDE_FACTS)."""
+    return "1" if stride == 1 else "16" if (stride * nbits) % 128 == 0 else "any"
 
 
 def offsets_fit_i32(offset: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:

@@ -158,15 +158,25 @@ def check_case(row: dict, n: int = N, k: int = K) -> None:
     w = dequantize_reference(codes, scales, zeros, wtype, group, k)
     want_w = dequantize_reference(want_codes, want_scales, want_zeros, wtype, group, k)
     np.testing.assert_array_equal(w, want_w)  # values: ±0 codes are equal
-    # The product, against float64 on the same dequantized weights.
     rng = np.random.default_rng(m)
     x = torch.from_numpy(rng.standard_normal((m, k)).astype(np.float32)).to(TORCH_ACT[act])
+    assert_product_within_the_rule(layer, x, act, row)
+
+
+def assert_product_within_the_rule(layer: QuantLinear, x: torch.Tensor, act: str,
+                                   context: object) -> None:
+    """The layer's product against float64 on its weights decoded in the test from its
+    buffers."""
+    codes, scales, zeros = layer_weights(layer)
+    w = dequantize_reference(codes, scales, zeros, layer.wtype, layer.group_size,
+                             layer.in_features)
     y = layer(x)
-    assert y.dtype == TORCH_ACT[act] and y.shape == (m, n)
+    assert y.dtype == TORCH_ACT[act] and y.shape == (x.shape[0], layer.out_features)
     bias = to_numpy(layer.bias, act) if layer.bias is not None else None
     ref, base = linear_references(to_numpy(x, act), w, bias, act)
     error = float(np.max(np.abs(y.float().numpy().astype(np.float64) - ref)))
-    assert error <= accuracy_bound(ref, base, act), (row, error, accuracy_bound(ref, base, act))
+    assert error <= accuracy_bound(ref, base, act), (context, error,
+                                                     accuracy_bound(ref, base, act))
 
 
 @pytest.mark.parametrize("row", CASES, ids=lambda r: "-".join(f"{v}" for v in r.values()))
@@ -214,6 +224,49 @@ def test_leading_dimensions_and_float32_inputs():
     flat = layer(x.reshape(30, K).half())
     assert torch.equal(y.reshape(30, N).half(), flat)
     assert layer(torch.zeros(0, K, dtype=torch.float16)).shape == (0, N)
+
+
+def test_module_conversions_follow_f16_and_bf16_and_keep_other_dtypes():
+    """``.to(torch.bfloat16)`` and ``.half()`` make a layer compute in that dtype (its scales
+    and bias rounded by torch, its codes untouched, its weights prepared again);
+    ``.float()`` and ``.double()`` leave its dtypes alone (inputs are converted); block
+    scales keep their type and bits through every conversion."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 6), "u4", 32, zero_point=True)
+    x = torch.randn(5, K)
+    as_bf16 = copy.deepcopy(layer).to(torch.bfloat16)
+    assert as_bf16.dtype == torch.bfloat16
+    assert torch.equal(as_bf16.scales, layer.scales.to(torch.bfloat16))
+    assert torch.equal(as_bf16.bias, layer.bias.to(torch.bfloat16))
+    assert torch.equal(as_bf16.qweight, layer.qweight)
+    assert torch.equal(as_bf16.qzeros, layer.qzeros)
+    assert_product_within_the_rule(as_bf16, x.bfloat16(), "bf16", "to(bfloat16)")
+    assert_product_within_the_rule(copy.deepcopy(as_bf16).half(), x.half(), "f16", "half()")
+    for convert in (nn.Module.float, nn.Module.double):
+        kept = convert(copy.deepcopy(layer))
+        assert kept.dtype == torch.float16 and torch.equal(kept.scales, layer.scales)
+        assert torch.equal(kept(x), layer(x.half()).float())
+    mx = QuantLinear.from_linear(float_linear(N, K, False, 7), "f4e2m1", 32,
+                                 scale_dtype="e8m0", dtype=torch.bfloat16)
+    scale_bits = mx.scales.view(torch.uint8).clone()
+    for convert, act in ((nn.Module.half, "f16"), (nn.Module.float, "f16"),
+                         (nn.Module.bfloat16, "bf16")):
+        convert(mx)
+        assert mx.scales.dtype == torch.float8_e8m0fnu
+        assert torch.equal(mx.scales.view(torch.uint8), scale_bits)
+        assert_product_within_the_rule(mx, x.to(TORCH_ACT[act]), act, convert)
+
+
+def test_a_move_keeps_the_prepared_weights(monkeypatch):
+    """A conversion that moves the buffers but keeps their dtypes (here into shared memory)
+    moves the prepared weights with them: the next call does not prepare again."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 8), "u3", 64)
+    x = torch.randn(4, K, dtype=torch.float16)
+    before = layer(x)
+    address = layer.qweight.data_ptr()
+    layer.share_memory()
+    assert layer.qweight.data_ptr() != address and layer.prepared_codes.is_shared()
+    monkeypatch.setattr(QuantLinear, "prepare", lambda self: pytest.fail("prepared again"))
+    assert torch.equal(layer(x), before)
 
 
 def test_state_dict_round_trips():

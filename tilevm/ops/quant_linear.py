@@ -49,6 +49,7 @@ __all__ = ["QuantLinear", "dequantize", "prepared_linear", "quant_linear", "quan
 _TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
 # The block-scaled formats' scale types (tilevm.kernels.quant_linear.BLOCK_SCALES).
 _TORCH_BLOCK_SCALES = {"f8e8m0fnu": torch.float8_e8m0fnu, "f8e4m3fn": torch.float8_e4m3fn}
+_SAME_WIDTH_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def _group_size(group_size: int | None) -> int:
@@ -210,7 +211,8 @@ class QuantLinear(nn.Module):
     """A drop-in ``nn.Linear`` whose weights are codes of 1 to 8 bits (``wtype``), with a scale
     per ``group_size`` inputs of each output (None/-1/0: per output) and, for integer types,
     optional zero points; activations in ``dtype`` (f16 or bf16; inputs of another float dtype
-    are converted, and the result converted back). Scales are in ``dtype``, or with
+    are converted, and the result converted back; ``.to(torch.bfloat16)`` or ``.half()``
+    changes it, ``.float()`` does not). Scales are in ``dtype``, or with
     ``scale_dtype`` a block-scaled format: ``"f8e8m0fnu"`` (OCP MX: f4e2m1, f6e2m3, f6e3m2 or
     f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16).
     ``deterministic``: decode steps (at most 16 rows, the split-K kernel) reduce their partial
@@ -302,6 +304,38 @@ class QuantLinear(nn.Module):
             y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
                              self.group_size, self.in_features, self.deterministic)
         return y if original == self.dtype else y.to(original)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor],
+               recurse: bool = True) -> QuantLinear:
+        """Module conversions (``.to``, ``.cuda``, ``.half``, ``.bfloat16``, ``.float``…): every
+        buffer moves as ``fn`` says; a conversion to float16 or bfloat16 makes that the layer's
+        activation dtype (its scales, unless block-scaled, and its bias are rounded to it, and
+        the weights are prepared again); one to any other dtype (``.float()``, ``.double()``)
+        leaves the layer's dtypes as they are, since ``forward`` converts such inputs. Block
+        scales always keep their type."""
+        probe = fn(torch.empty(0, dtype=self.dtype, device=self.qweight.device))
+        dtype = probe.dtype if probe.dtype in _TORCH_ACTIVATIONS else self.dtype
+        in_activation_dtype = [t for t in (self.bias, None if self.scale_type else self.scales)
+                               if t is not None]
+
+        def convert(t: torch.Tensor) -> torch.Tensor:
+            if not t.is_floating_point():
+                return fn(t)
+            # Moved through an integer view of the same width, so that fn changes no bits...
+            moved = fn(t.view(_SAME_WIDTH_INTEGER[t.element_size()])).view(t.dtype)
+            # ...and only the activation-dtype buffers follow the new activation dtype.
+            return moved.to(dtype) if any(t is a for a in in_activation_dtype) else moved
+
+        prepared_is_current = (self.prepared_codes is not None
+                               and self._prepared_from == self._weights_state())
+        super()._apply(convert, recurse)
+        if dtype != self.dtype:
+            self.dtype = dtype
+            if self.prepared_codes is not None:
+                self.prepare()  # the prepared scales hold the old dtype's bits
+        elif prepared_is_current:
+            self._prepared_from = self._weights_state()  # moved along with the buffers
+        return self
 
     @property
     def _padded_k(self) -> int:

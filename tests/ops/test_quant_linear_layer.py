@@ -224,6 +224,8 @@ def test_leading_dimensions_and_float32_inputs():
     flat = layer(x.reshape(30, K).half())
     assert torch.equal(y.reshape(30, N).half(), flat)
     assert layer(torch.zeros(0, K, dtype=torch.float16)).shape == (0, N)
+    with pytest.raises(ValueError, match="x: torch.int32; QuantLinear takes floating-point"):
+        layer(torch.ones(2, K, dtype=torch.int32))
 
 
 def test_module_conversions_follow_f16_and_bf16_and_keep_other_dtypes():

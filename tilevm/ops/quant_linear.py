@@ -288,6 +288,8 @@ class QuantLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x · Wᵀ + bias`` over the last dimension of ``x``."""
         original = x.dtype
+        if not x.is_floating_point():
+            raise ValueError(f"x: {original}; QuantLinear takes floating-point inputs")
         if original != self.dtype:
             x = x.to(self.dtype)
         if self.prepared_codes is not None:

@@ -224,7 +224,7 @@ def test_leading_dimensions_and_float32_inputs():
     flat = layer(x.reshape(30, K).half())
     assert torch.equal(y.reshape(30, N).half(), flat)
     assert layer(torch.zeros(0, K, dtype=torch.float16)).shape == (0, N)
-    with pytest.raises(ValueError, match="x: torch.int32; QuantLinear takes floating-point"):
+    with pytest.raises(ValueError, match=r"x: torch\.int32; QuantLinear takes floating"):
         layer(torch.ones(2, K, dtype=torch.int32))
 
 
@@ -419,6 +419,31 @@ def test_quantize_model_stays_within_the_accuracy_rule(make, shape, act, wtype, 
         base = run_with(model, weights, act, x).double()
     error = float((ours - ref).abs().max())
     assert error <= accuracy_bound(ref.numpy(), base.numpy(), act)
+
+
+class Tied(nn.Module):
+    """One linear under three names (weights shared by two call sites, as tied layers are), a
+    second under two, and an attention whose ``out_proj`` is an ``nn.Linear`` subclass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Linear(96, 96)
+        self.again = self.shared
+        self.stack = nn.Sequential(self.shared, nn.ReLU())
+        self.head = nn.Linear(96, 40)
+        self.head_alias = self.head
+        self.attention = nn.MultiheadAttention(96, 4, batch_first=True)
+
+
+def test_quantize_model_replaces_a_shared_linear_under_every_name():
+    model = Tied()
+    attention_out = model.attention.out_proj
+    quantize_model(model, "u4", 32, skip=["head_alias"])
+    assert isinstance(model.shared, QuantLinear)
+    assert model.again is model.shared and model.stack[0] is model.shared
+    # A name skipped keeps the linear float under its other names too.
+    assert type(model.head) is nn.Linear and model.head_alias is model.head
+    assert model.attention.out_proj is attention_out  # a subclass: left alone
 
 
 # -- torch.library --------------------------------------------------------------------------------

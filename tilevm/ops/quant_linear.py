@@ -464,8 +464,11 @@ def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None =
                    dtype: torch.dtype | None = None, scale_dtype: Any = None) -> nn.Module:
     """Replace every ``nn.Linear`` of ``model`` in place with :meth:`QuantLinear.from_linear`
     of it, except those ``skip`` names: qualified module names or ``fnmatch`` patterns
-    (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. Returns
-    ``model``."""
+    (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. A linear
+    reachable under several names is quantized once and replaced under every name (kept float
+    everywhere if ``skip`` names any of them). Subclasses of ``nn.Linear`` (such as
+    ``nn.MultiheadAttention``'s ``out_proj``, whose weight the attention reads directly) are
+    left alone. Returns ``model``."""
     if callable(skip):
         skipped = skip
     else:
@@ -477,13 +480,20 @@ def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None =
     if type(model) is nn.Linear:
         raise ValueError("quantize_model: model is itself an nn.Linear, which cannot be replaced "
                          "in place; use QuantLinear.from_linear(model, ...)")
-    targets = [(name, module) for name, module in model.named_modules()
-               if type(module) is nn.Linear and not skipped(name, module)]
-    for name, linear in targets:
-        parent_name, _, attribute = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attribute, QuantLinear.from_linear(
-            linear, wtype, group_size, zero_point=zero_point, dtype=dtype,
-            scale_dtype=scale_dtype))
+    names: dict[int, list[str]] = {}  # each linear's names, shared ones under every name
+    linears: dict[int, nn.Linear] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        if type(module) is nn.Linear:
+            names.setdefault(id(module), []).append(name)
+            linears[id(module)] = module
+    for key, linear in linears.items():
+        if any(skipped(name, linear) for name in names[key]):
+            continue
+        quantized = QuantLinear.from_linear(linear, wtype, group_size, zero_point=zero_point,
+                                            dtype=dtype, scale_dtype=scale_dtype)
+        for name in names[key]:
+            parent_name, _, attribute = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attribute, quantized)
     return model
 

@@ -24,7 +24,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="run the W4A16 and any-weight-type GEMM examples, "
+    demo = commands.add_parser("demo", help="run low-bit weight GEMMs (W4A16, W3A16, MXFP4), "
                                             "check them against float64 and compile them for "
                                             "sm_90",
                                description="The main job: low-bit GEMMs compiled, run and "

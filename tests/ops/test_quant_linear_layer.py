@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tilevm.ops.quant_linear import (
     QuantLinear,
@@ -287,6 +288,47 @@ def test_state_dict_round_trips():
                         dtype=torch.bfloat16)
     with pytest.raises(Exception, match="wtype"):
         other.load_state_dict(layer.state_dict())
+
+
+class RecordedOps(TorchDispatchMode):
+    """The names of the ops dispatched while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **kwargs or {})
+
+
+def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch):
+    """An eager call on a plain tensor runs the op's implementation without the dispatcher
+    (the same bits as the op); a call that needs a gradient, or under a dispatch mode, goes
+    through the op: the mode sees it, and backward reports the missing formula."""
+    import tilevm.ops.quant_linear as ops_module
+
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 9), "u4", 32)
+    layer.deterministic = True  # bit-for-bit comparisons at 3 rows (split-K)
+    x = torch.randn(3, K, dtype=torch.float16)
+    buffers = (layer.prepared_codes, layer.prepared_scales, layer.prepared_zeros, layer.bias,
+               layer.wtype, "f16", layer.group_size, layer.prepared_bk, layer._padded_k,
+               layer.out_features, True)
+    through_the_op = torch.ops.tilevm.prepared_linear(x, *buffers)
+    with monkeypatch.context() as patch:
+        patch.setattr(ops_module, "prepared_linear",
+                      lambda *a: pytest.fail("an eager call went through the op"))
+        assert torch.equal(layer(x), through_the_op)
+        with torch.inference_mode():
+            assert torch.equal(layer(x), through_the_op)
+    with RecordedOps() as mode:
+        assert torch.equal(layer(x), through_the_op)
+    assert "tilevm.prepared_linear.default" in mode.names
+    needs_grad = x.clone().requires_grad_()
+    y = layer(needs_grad)
+    assert torch.equal(y.detach(), through_the_op)
+    with pytest.raises(RuntimeError, match="autograd"):
+        y.float().sum().backward()
 
 
 def test_layers_run_on_prepared_weights(monkeypatch):

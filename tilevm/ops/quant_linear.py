@@ -23,13 +23,15 @@ Calls run on the weights' prepared form (:mod:`tilevm.kernels.prepared_weights`:
 codes one contiguous run per step), made from these buffers by :meth:`QuantLinear.prepare` when
 a layer is quantized, imported or loaded, and kept in non-persistent buffers (``prepared_codes``,
 ``prepared_scales``, ``prepared_zeros``) that move with the module; the ``tilevm::prepared_linear``
-op runs them. A layer constructed but not yet loaded runs ``tilevm::quant_linear`` on its dense
-codes.
+op runs them (an eager call that nothing observes runs the op's implementation without the
+dispatcher: :func:`_dispatcher_adds_nothing`). A layer constructed but not yet loaded runs
+``tilevm::quant_linear`` on its dense codes.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -121,11 +123,10 @@ def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features, determin
     return x.new_empty((*x.shape[:-1], scales.shape[0]))
 
 
-@torch.library.custom_op("tilevm::prepared_linear", mutates_args=())
-def prepared_linear(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
-                    zeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
-                    scale_type: str, group_size: int, bk: int, kp: int, out_features: int,
-                    deterministic: bool = False) -> torch.Tensor:
+def _prepared_linear(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
+                     zeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
+                     scale_type: str, group_size: int, bk: int, kp: int, out_features: int,
+                     deterministic: bool = False) -> torch.Tensor:
     """``x · Wᵀ + bias`` on prepared weights (:class:`~tilevm.kernels.prepared_weights.
     PreparedWeights`: ``codes``, ``scales``, ``zeros`` and the parameters after them) for x
     (…, k) in f16 or bf16, k ≤ ``kp``. Returns (…, out_features) in x's dtype.
@@ -145,15 +146,41 @@ def prepared_linear(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
             raise ValueError(f"{name}: on {t.device}, x on {x.device} (one device per call)")
     weights = PreparedWeights(codes, scales, zeros, weight_dtype(wtype), tv.dtype(act),
                               tv.dtype(scale_type), group_size, bk, out_features, kp)
+    return _run_prepared(x, weights, bias, deterministic)
+
+
+def _run_prepared(x: torch.Tensor, weights: PreparedWeights, bias: torch.Tensor | None,
+                  deterministic: bool) -> torch.Tensor:
+    """The product of checked operands: x (…, k) in ``weights.act``, on the weights' device."""
+    k, n = x.shape[-1], weights.n
     x2 = x.reshape(-1, k)
     if not x2.is_contiguous():
         x2 = x2.contiguous()
-    y = torch.empty((x2.shape[0], out_features), dtype=x.dtype, device=x.device)
-    if x2.shape[0] and out_features:
+    y = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
+    if x2.shape[0] and n:
         on_gpu = x.device.type == "cuda"
         launch_prepared_linear(x2, weights, y, bias=bias, device=None if on_gpu else "cpu",
                                tuned=on_gpu, deterministic=deterministic)
-    return y.reshape(*x.shape[:-1], out_features)
+    return y.reshape(*x.shape[:-1], n)
+
+
+prepared_linear = torch.library.custom_op("tilevm::prepared_linear", _prepared_linear,
+                                          mutates_args=())
+
+
+def _dispatcher_adds_nothing(x: torch.Tensor) -> bool:
+    """Whether the dispatcher, called on an op with ``x``, would only call the op's
+    implementation: a plain tensor that needs no gradient, outside torch.compile, jit tracing,
+    dispatch and function modes, functorch transforms and the profiler (all of which see the
+    op). An eager layer then calls the implementation itself: the dispatcher's own cost is
+    tens of microseconds per call."""
+    return (not torch.compiler.is_compiling()  # first: dynamo traces nothing after it
+            and type(x) is torch.Tensor and not (x.requires_grad and torch.is_grad_enabled())
+            and torch._C._len_torch_dispatch_stack() == 0
+            and not torch._C._is_torch_function_mode_enabled()
+            and not torch._C._are_functorch_transforms_active()
+            and not torch.autograd._profiler_enabled()
+            and torch._C._get_tracing_state() is None)
 
 
 @prepared_linear.register_fake
@@ -259,6 +286,9 @@ class QuantLinear(nn.Module):
         self._prepared_from: tuple[tuple[int, int], ...] = ()
         for name in ("prepared_codes", "prepared_scales", "prepared_zeros"):
             self.register_buffer(name, None, persistent=False)
+        # The buffers, the PreparedWeights an eager call runs them as (or None) and their
+        # device (_direct_weights).
+        self._direct_cache: tuple[tuple, PreparedWeights | None, Any] | None = None
         self.register_load_state_dict_post_hook(_prepare_after_loading)
 
     @property
@@ -298,6 +328,10 @@ class QuantLinear(nn.Module):
             if x.shape[-1] != self.in_features:
                 raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has "
                                  f"{self.in_features} in_features")
+            weights = self._direct_weights(x)
+            if weights is not None:  # what the op would run, without the dispatcher
+                return _converted(_run_prepared(x, weights, self.bias, self.deterministic),
+                                  original)
             y = prepared_linear(x, self.prepared_codes, self.prepared_scales,
                                 self.prepared_zeros, self.bias, self.wtype,
                                 self._scale_type_name, self.group_size, self.prepared_bk,
@@ -305,7 +339,33 @@ class QuantLinear(nn.Module):
         else:
             y = quant_linear(x, self.qweight, self.scales, self.qzeros, self.bias, self.wtype,
                              self.group_size, self.in_features, self.deterministic)
-        return y if original == self.dtype else y.to(original)
+        return _converted(y, original)
+
+    def _direct_weights(self, x: torch.Tensor) -> PreparedWeights | None:
+        """The prepared weights, when an eager call may run the op's implementation itself
+        (:func:`_dispatcher_adds_nothing`, the buffers plain tensors on x's device, the bias in
+        x's dtype); None sends the call through the op, whose checks report what is wrong.
+        Looked at again only when a buffer was replaced (prepared again, moved, converted)."""
+        if not _dispatcher_adds_nothing(x):
+            return None
+        found = self._buffers
+        buffers = (found["prepared_codes"], found["prepared_scales"], found["prepared_zeros"],
+                   found["bias"])
+        cached = self._direct_cache
+        if cached is None or not all(map(operator.is_, cached[0], buffers)):
+            codes, scales, zeros, bias = buffers
+            present = [t for t in buffers if t is not None]
+            usable = (all(type(t) is torch.Tensor for t in present)
+                      and len({t.device for t in present}) == 1
+                      and (bias is None or bias.dtype is self.dtype))
+            weights = PreparedWeights(
+                codes, scales, zeros, self.weight_type, tv.dtype(_TORCH_ACTIVATIONS[self.dtype]),
+                tv.dtype(self._scale_type_name), self.group_size, self.prepared_bk,
+                self.out_features, self._padded_k) if usable else None
+            cached = self._direct_cache = (buffers, weights, codes.device)
+        if x.device != cached[2] or x.dtype is not self.dtype:
+            return None
+        return cached[1]
 
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor],
                recurse: bool = True) -> QuantLinear:
@@ -350,8 +410,9 @@ class QuantLinear(nn.Module):
     def _weights_state(self) -> tuple[tuple[int, int], ...]:
         """Where the buffers the prepared weights come from are and how often they were written
         (torch's version counters): a change means the prepared form is stale."""
-        return tuple((t.data_ptr(), t._version) for t in (self.qweight, self.scales, self.qzeros)
-                     if t is not None)
+        found = self._buffers
+        return tuple((t.data_ptr(), t._version) for t in (found["qweight"], found["scales"],
+                                                          found["qzeros"]) if t is not None)
 
     def prepare(self) -> None:
         """Make the prepared form of the weights from the buffers. The constructors
@@ -451,6 +512,10 @@ class QuantLinear(nn.Module):
         """A layer from an AWQ (GEMM format) checkpoint's tensors (u4 with zero points)."""
         imported = import_awq(qweight, qzeros, scales, group_size=group_size, bits=bits)
         return cls._from_imported(imported, imported.codes.shape[1], bias, dtype)
+
+
+def _converted(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return y if y.dtype == dtype else y.to(dtype)
 
 
 def _prepare_after_loading(layer: nn.Module, _incompatible_keys: Any) -> None:

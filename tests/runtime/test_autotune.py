@@ -105,6 +105,24 @@ def test_autotune_also_makes_a_plain_function_a_kernel():
     assert np.array_equal(x, 2 * np.arange(40))
 
 
+def test_a_kernel_remembers_a_bounded_number_of_shapes(monkeypatch):
+    """Each new shape's choice is remembered up to a bound (a server sees a new M per prompt
+    length); past it, a new shape's choice is still found, and not remembered."""
+    from tilevm.runtime import autotune as autotune_module
+
+    @tv.autotune(space={"block": [32]})
+    def local(x: tv.Global[f32, "n"], *, block: tv.Const = 32):
+        tv.launch(grid=tv.cdiv(n, block), warps=1)
+        start = tv.block_idx() * block
+        tv.store(x, tv.load(x, (start,), (block,)) * 2, (start,))
+
+    monkeypatch.setattr(autotune_module, "_SHAPES_REMEMBERED", 2)
+    for size in (10, 20, 30, 10):
+        choice = local.choose(np.zeros(size, np.float32), device="cpu")
+        assert choice.config == {"block": 32} and choice.source == "given"
+    assert len(local._by_shape) == 2
+
+
 def test_a_space_naming_something_that_is_not_a_constant_is_refused():
     with pytest.raises(ValueError, match="'bloc' is not a constant of the kernel"):
         tv.autotune(space={"bloc": [32]})(column_sums.kernel)

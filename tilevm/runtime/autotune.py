@@ -229,7 +229,7 @@ class AutotunedKernel:
             if hit is not None:
                 return hit
         choice = self._choose(args, device, constants)
-        if shape_key is not None:
+        if shape_key is not None and len(self._by_shape) < _SHAPES_REMEMBERED:
             self._by_shape[shape_key] = choice
         return choice
 
@@ -344,6 +344,11 @@ def _cpu_target(ir: Any) -> int:
     from tilevm.runtime.cpu_device import cpu_target
 
     return cpu_target(ir)
+
+
+# Shapes whose choice a kernel remembers (a server sees a new M per prompt length): past it,
+# a new shape binds its arguments to find its key's choice, which is remembered by key.
+_SHAPES_REMEMBERED = 4096
 
 
 def _shape_key(args: tuple, device: str | None, constants: dict[str, Any]) -> tuple | None:

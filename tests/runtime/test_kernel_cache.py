@@ -601,6 +601,9 @@ def test_a_repeated_call_with_bad_arguments_gets_the_full_paths_errors(cache, ke
          "dimension 'n' is 255 here but 256 from argument 'x'"),
         ((x, FakeCudaArray((256,), np.float32, 0x7F0000000002), 1.0), ValueError,
          "argument 'out': address 0x7f0000000002 is not aligned"),
+        # another rank: the fast path's description of the shape sends it to the full path
+        ((x, FakeCudaArray((16, 16), np.float32), 1.0), ValueError,
+         "argument 'out': expected 1 dimension"),
         ((x, out, "two"), TypeError, "argument 'alpha': expected a f32 number"),
         ((x, out), TypeError, "takes 3 arguments"),
     ]

@@ -11,10 +11,12 @@ element size, its dimensions agreeing with the other tensors' and fitting in i32
 Python number in range. The facts of the call (16-byte alignment, stride facts, element offsets
 within i32, sizes that are multiples of 16, as
 :meth:`~tilevm.backend.lower.Specialization.of_arguments` computes them) are computed per call,
-since they are facts of this call's data, and select the binary. Anything else (another argument
-kind, a new specialization, a DLPack or packed argument) returns False and the call takes the
-full path, which reports errors. A kernel's workspaces are placed (and, those it does not
-restore, cleared) as the full path does (:mod:`tilevm.runtime.gpu_workspaces`).
+since they are facts of this call's data, and select the binary (what a shape and strides
+tell, once per argument position, shape and strides; the address's alignment, per call).
+Anything else (another argument kind, a new specialization, a DLPack or packed argument)
+returns False and the call takes the full path, which reports errors. A kernel's workspaces
+are placed (and, those it does not restore, cleared) as the full path does
+(:mod:`tilevm.runtime.gpu_workspaces`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,26 @@ def _cai_view(arg: Any, typestr: str) -> tuple | None:
     address = cai["data"][0]
     device = device_tensors.pointer_device(address) if address else 0
     return address, shape, strides, device
+
+
+def _describe(shape: tuple, strides: tuple, names: tuple, nbits: int) -> tuple | bool:
+    """What a tensor's shape and strides tell the fast path, computed once per shape and
+    strides: ``(named sizes, facts)`` — its ``(dimension name, size)`` pairs and its stride and
+    32-bit-offset facts — or False when the full path must see the call (another rank, a fixed
+    dimension of another size, a size outside i32)."""
+    if len(shape) != len(names):
+        return False
+    named = []
+    for name, size in zip(names, shape):
+        if type(name) is int:
+            if size != name:
+                return False
+        elif size >= _I32_LIMIT:
+            return False
+        else:
+            named.append((name, size))
+    facts = (*(stride_fact(s, nbits) for s in strides), offsets_fit_i32(0, shape, strides))
+    return tuple(named), facts
 
 
 class _Plan:
@@ -125,6 +147,8 @@ class Launcher:
             raise _NotFast
         self.names = [p.name for p in kernel.params if isinstance(p.type, TensorType)]
         self.plans: dict[tuple, _Plan] = {}
+        # (position, shape, strides) -> what _describe says of them
+        self._described: dict[tuple, tuple | bool] = {}
         self._lock = threading.Lock()
 
     def _views(self, args: tuple) -> tuple | None:
@@ -141,28 +165,29 @@ class Launcher:
             if seen is None:
                 return None
             address, shape, strides, index = seen
-            if len(shape) != len(names) or address % unit:
+            if address % unit:
                 return None
             if device != index:
                 if device >= 0:
                     return None
                 device = index
-            for name, size in zip(names, shape):
-                if type(name) is int:
-                    if size != name:
-                        return None
-                    continue
+            described = self._described.get((position, shape, strides))
+            if described is None:
+                described = _describe(shape, strides, names, nbits)
+                if len(self._described) < 4096:
+                    self._described[(position, shape, strides)] = described
+            if described is False:
+                return None
+            named, tensor_facts = described
+            for name, size in named:
                 known = dims.get(name)
                 if known is None:
-                    if size >= _I32_LIMIT:
-                        return None
                     dims[name] = size
                 elif known != size:
                     return None
             views.append((address, strides))
             facts.append(address % 16 == 0)
-            facts.extend(stride_fact(s, nbits) for s in strides)
-            facts.append(offsets_fit_i32(0, shape, strides))
+            facts.extend(tensor_facts)
         for n in dims.values():
             facts.append(n % 16 == 0)
         return device, dims, views, tuple(facts)

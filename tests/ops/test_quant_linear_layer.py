@@ -488,6 +488,24 @@ def test_quantize_model_replaces_a_shared_linear_under_every_name():
     assert model.attention.out_proj is attention_out  # a subclass: left alone
 
 
+def test_quantize_model_reports_progress_and_replaces_nothing_when_interrupted(capsys):
+    seen = []
+    model = mlp()
+    quantize_model(model, "u4", 32, progress=lambda *a: seen.append(a))
+    assert seen == [("quantize", done, 3) for done in (1, 2, 3)]
+    quantize_model(mlp(), "u4", 32, progress=True)
+    err = capsys.readouterr().err
+    assert "tilevm quantize" in err and err.endswith("] 3/3\n")
+
+    def interrupt(stage: str, done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+    model = mlp()
+    with pytest.raises(KeyboardInterrupt):
+        quantize_model(model, "u4", 32, progress=interrupt)
+    assert all(type(m) is nn.Linear for m in model if not isinstance(m, (nn.ReLU, nn.Tanh)))
+
+
 # -- torch.library --------------------------------------------------------------------------------
 
 

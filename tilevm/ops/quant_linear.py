@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import operator
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,6 +46,7 @@ from tilevm.kernels.prepared_weights import PreparedWeights, prepare_linear_weig
 from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
 from tilevm.kernels.quantize import dequantized, padded_k, quantize_kernel, scheme_constants
 from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
+from tilevm.runtime.tuner import ProgressBar
 
 __all__ = ["QuantLinear", "dequantize", "prepared_linear", "quant_linear", "quantize_model"]
 
@@ -526,14 +528,19 @@ def _prepare_after_loading(layer: nn.Module, _incompatible_keys: Any) -> None:
 def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None = 128, *,
                    zero_point: bool = False, skip: Iterable[str] | Callable[[str, nn.Linear],
                                                                            bool] = (),
-                   dtype: torch.dtype | None = None, scale_dtype: Any = None) -> nn.Module:
+                   dtype: torch.dtype | None = None, scale_dtype: Any = None,
+                   progress: bool | Callable[[str, int, int], None] | None = None
+                   ) -> nn.Module:
     """Replace every ``nn.Linear`` of ``model`` in place with :meth:`QuantLinear.from_linear`
     of it, except those ``skip`` names: qualified module names or ``fnmatch`` patterns
     (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. A linear
     reachable under several names is quantized once and replaced under every name (kept float
     everywhere if ``skip`` names any of them). Subclasses of ``nn.Linear`` (such as
     ``nn.MultiheadAttention``'s ``out_proj``, whose weight the attention reads directly) are
-    left alone. Returns ``model``."""
+    left alone. Every layer is quantized before any is replaced: an error leaves ``model`` as
+    it was. ``progress``: a bar on stderr (None, the default: when stderr is a terminal), or a
+    function called as ``progress("quantize", done, total)`` after each layer. Returns
+    ``model``."""
     if callable(skip):
         skipped = skip
     else:
@@ -551,14 +558,22 @@ def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None =
         if type(module) is nn.Linear:
             names.setdefault(id(module), []).append(name)
             linears[id(module)] = module
-    for key, linear in linears.items():
-        if any(skipped(name, linear) for name in names[key]):
-            continue
-        quantized = QuantLinear.from_linear(linear, wtype, group_size, zero_point=zero_point,
-                                            dtype=dtype, scale_dtype=scale_dtype)
+    targets = [key for key, linear in linears.items()
+               if not any(skipped(name, linear) for name in names[key])]
+    if progress is None:
+        progress = sys.stderr.isatty()
+    report = (ProgressBar("tilevm ") if progress is True else progress) or None
+    quantized = {}
+    for done, key in enumerate(targets, 1):
+        quantized[key] = QuantLinear.from_linear(
+            linears[key], wtype, group_size, zero_point=zero_point, dtype=dtype,
+            scale_dtype=scale_dtype)
+        if report is not None:
+            report("quantize", done, len(targets))
+    for key in targets:
         for name in names[key]:
             parent_name, _, attribute = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attribute, quantized)
+            setattr(parent, attribute, quantized[key])
     return model
 

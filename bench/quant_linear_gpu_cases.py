@@ -191,9 +191,10 @@ def dense_launch(n: int, k: int, m: int, bits: int,
 
 def tuning_candidates(variant: str) -> list[dict[str, int]]:
     """The tiles a tuning pass tries for the prepared ``variant`` besides its defaults: the whole
-    autotuning space (``PREPARED_SPLIT_K_SPACE``: 9 tiles; ``PREPARED_PREFILL_SPACE``: 18),
-    pruned as the autotuner prunes (``bm`` ≤ 128); the tiles whose cubin does not compile (too
-    much shared memory, too many registers) are pruned by the dry run."""
+    autotuning space (``PREPARED_SPLIT_K_SPACE``: 9 tiles, split 4 to 16;
+    ``PREPARED_PREFILL_SPACE``: 18), pruned as the autotuner prunes (``bm`` ≤ 128); the tiles
+    whose cubin does not compile (too much shared memory, too many registers) are pruned by the
+    dry run."""
     import itertools
 
     from tilevm.kernels.prepared_linear import (

@@ -60,22 +60,35 @@ __all__ = [
 A = tv.Dtype("A")  # the activation type: f16 or bf16
 
 
-def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
-                  act: Any, wtype: Any, stype: Any, zero: float, has_zeros: bool,
-                  block_scaled: bool, bk: int, warps: int) -> Any:
-    """The (32 · warps, bk) weights of one step in ``act`` (a helper the kernels inline), in the
-    layout of the ``dot``'s transposed B operand: the prepared code words of ``codes`` (global
-    memory or a pipeline stage) at ``code_at`` and the scale (and zero point) words of
-    ``scales`` (``zeros``, read only when ``has_zeros``) at ``value_at``, each lane reading its
-    run."""
-    bn = warps * CHUNK_N
+def _load_step(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
+               wtype: Any, stype: Any, has_zeros: bool, bk: int, warps: int
+               ) -> tuple[Any, Any, Any]:
+    """The words one step dequantizes (a helper the kernels inline): the prepared code words of
+    ``codes`` (global memory or a pipeline stage) at ``code_at``, and the scale and zero-point
+    words of ``scales`` and ``zeros`` at ``value_at``, each lane reading its run. Without
+    ``has_zeros`` the zero points are not read and the scale words stand in for them."""
     words = chunk_words(bk, wtype.nbits)
     packed = tv.load(codes, code_at, (warps, 1, 32 * words), layout=packed_layout(warps, words))
-    q = tv.view(packed, wtype, tv.fast_cast_layout(weight_layout(bn, bk, warps), wtype, act))
     scale_words = value_words(stype.nbits)
-    s = tv.view(tv.load(scales, value_at, (warps, 1, 8 * scale_words),
-                        layout=packed_value_layout(warps, scale_words)),
-                stype, value_layout(bn, warps))
+    s = tv.load(scales, value_at, (warps, 1, 8 * scale_words),
+                layout=packed_value_layout(warps, scale_words))
+    if not has_zeros:
+        return packed, s, s
+    zero_words = value_words(16)
+    z = tv.load(zeros, value_at, (warps, 1, 8 * zero_words),
+                layout=packed_value_layout(warps, zero_words))
+    return packed, s, z
+
+
+def _dequantized(packed: Any, scale_words: Any, zero_words: Any, act: Any, wtype: Any,
+                 stype: Any, zero: float, has_zeros: bool, block_scaled: bool, bk: int,
+                 warps: int) -> Any:
+    """The (32 · warps, bk) weights of one step in ``act`` (a helper the kernels inline), in
+    the layout of the ``dot``'s transposed B operand, from the words :func:`_load_step`
+    read."""
+    bn = warps * CHUNK_N
+    q = tv.view(packed, wtype, tv.fast_cast_layout(weight_layout(bn, bk, warps), wtype, act))
+    s = tv.view(scale_words, stype, value_layout(bn, warps))
     if block_scaled:
         # A power of two (e8m0) or an e4m3 scale times a code of at most 4 significant bits:
         # exact in f32, then rounded once.
@@ -84,14 +97,21 @@ def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at:
     # multiply rounds once. (One expression per case: a cast whose one use subtracts a constant
     # is lowered as one sequence.)
     if has_zeros:
-        zero_words = value_words(16)
-        z = tv.view(tv.load(zeros, value_at, (warps, 1, 8 * zero_words),
-                            layout=packed_value_layout(warps, zero_words)),
-                    act, value_layout(bn, warps))
+        z = tv.view(zero_words, act, value_layout(bn, warps))
         return (tv.cast(q, act) - z) * s
     if zero != 0.0:
         return (tv.cast(q, act) - zero) * s
     return tv.cast(q, act) * s
+
+
+def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
+                  act: Any, wtype: Any, stype: Any, zero: float, has_zeros: bool,
+                  block_scaled: bool, bk: int, warps: int) -> Any:
+    """:func:`_dequantized` of what :func:`_load_step` reads (a helper the kernels inline)."""
+    packed, s, z = _load_step(codes, code_at, scales, zeros, value_at, wtype, stype, has_zeros,
+                              bk, warps)
+    return _dequantized(packed, s, z, act, wtype, stype, zero, has_zeros, block_scaled, bk,
+                        warps)
 
 
 def _copy_step(x_slot: Any, code_slot: Any, scale_slot: Any, zero_slot: Any, x: Any, wp: Any,
@@ -130,12 +150,23 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     steps = tv.cdiv(tv.cdiv(k, bk), split)  # the steps of each part
     first = part * steps
     acc = tv.zeros((bm, bn), f32, layout=accumulator_layout(bm, bn, warps))
+    # Each step's operands are loaded a step ahead, so that their loads are in flight while the
+    # step before is converted and multiplied (a decode grid has few warps per SM to hide the
+    # latency of memory with). Loads past the end are masked by the tensors' bounds.
+    a = tv.load(x, (i * bm, first * bk), (bm, bk))
+    packed, s, z = _load_step(wp, (j * warps, first, 0), sp, zp,
+                              (j * warps, first * bk // group if group else 0, 0), wtype, stype,
+                              has_zeros, bk, warps)
     for kb in tv.range(first, min(tv.cdiv(k, bk), first + steps)):
-        g = kb * bk // group if group else 0  # the step's quantization group
-        a = tv.load(x, (i * bm, kb * bk), (bm, bk))
-        weights = _step_weights(wp, (j * warps, kb, 0), sp, zp, (j * warps, g, 0), A, wtype,
-                                stype, zero, has_zeros, block_scaled, bk, warps)
+        ahead = kb + 1
+        a_ahead = tv.load(x, (i * bm, ahead * bk), (bm, bk))
+        packed_ahead, s_ahead, z_ahead = _load_step(
+            wp, (j * warps, ahead, 0), sp, zp, (j * warps, ahead * bk // group if group else 0, 0),
+            wtype, stype, has_zeros, bk, warps)
+        weights = _dequantized(packed, s, z, A, wtype, stype, zero, has_zeros, block_scaled, bk,
+                               warps)
         acc = tv.dot(a, tv.transpose(weights), acc)
+        a, packed, s, z = a_ahead, packed_ahead, s_ahead, z_ahead
     # Workspaces: one arrival counter per output tile (the element at its corner), and the
     # partial sums; when deterministic, one slot per part, which its part writes whole (a part
     # with no steps writes zeros). The last block of a tile sets its counter and sums back to
@@ -211,9 +242,12 @@ def _fits(config: dict[str, Any]) -> bool:
 _KEY = {"m": "pow2", "n": "exact", "k": "exact"}
 
 # The decode variant's space: one m16 row of tiles, 1 to 4 warps (32 to 128 columns of y per
-# block), the K loop split 2 to 8 ways. The K step is the prepared format's.
+# block), the K loop split 4 to 16 ways. The K step is the prepared format's. A decode grid is
+# small (N = 4096 at split 4: 256 blocks of 2 warps, about 4 warps per SM of an H200), and each
+# warp has one step's loads in flight ahead of its math: splitting further is what puts enough
+# bytes in flight for a small layer to reach the memory's bandwidth.
 PREPARED_SPLIT_K_SPACE: dict[str, list[int]] = {"bm": [16], "warps": [1, 2, 4],
-                                                "split": [2, 4, 8]}
+                                                "split": [4, 8, 16]}
 prepared_linear_split_k_tuned = tv.autotune(space=PREPARED_SPLIT_K_SPACE, prune=_fits,
                                             key=_KEY)(prepared_linear_split_k)
 

@@ -9,7 +9,10 @@ body backwards (twice around, for values a pipelined loop computes one pass ahea
 instruction that defines a wanted register and wanting its source registers in turn, and stops
 at loads (global, shared, ``ldmatrix``): what a weight costs between memory and the MMA. An
 instruction that only computes an address never defines a register the slice wants, so it is
-never counted.
+never counted. A register-to-register copy (``MOV``, ``IMAD.MOV`` of a register) is followed
+but not counted: it carries a value loaded a pass ahead into the register the next pass reads,
+and a baseline whose "weights" take four times the registers copies four times as many (a
+constant materialized by ``IMAD.MOV``, such as a conversion's mask, is counted).
 
 Usage (from another bench script): ``b_operand_slice(metrics, cubin)`` with ``metrics`` the
 loaded ``sass_metrics.py``; returns the sliced instructions' opcode histogram and count, or None
@@ -60,6 +63,19 @@ def _defines(insn: object) -> list[str]:
     return _registers(operands[0], width)
 
 
+def _copied_register(insn: object) -> list[str]:
+    """The source register of a register-to-register copy, or [] for anything else."""
+    operands = [o.strip() for o in insn.operands.split(",")]
+    if insn.opcode == "MOV" and len(operands) == 2:
+        source = operands[1]
+    elif (insn.opcode == "IMAD" and "MOV" in insn.modifiers and len(operands) == 4
+          and operands[1:3] == ["RZ", "RZ"]):
+        source = operands[3]
+    else:
+        return []
+    return _registers(source) if _REGISTER.fullmatch(source.split(".")[0]) else []
+
+
 def b_operand_instructions(body: list) -> list | None:
     """The instructions of a loop ``body`` (``sass_metrics.Instruction``s, in address order, the
     last one the back-edge) that compute its HMMAs' B operands from loaded registers, in
@@ -80,6 +96,10 @@ def b_operand_instructions(body: list) -> list | None:
         # weights are converted unpredicated, only their loads are predicated).
         wanted.difference_update(written)
         if insn.opcode in _LOADS:
+            continue
+        copied = _copied_register(insn)
+        if copied:  # followed, not counted
+            wanted.update(copied)
             continue
         sliced[insn.address] = insn
         for operand in insn.operands.split(",")[1:]:

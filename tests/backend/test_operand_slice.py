@@ -55,6 +55,35 @@ def test_the_slice_is_the_conversion_and_nothing_else():
     assert [i.address for i in sliced] == [0x50, 0x60, 0x70, 0x80, 0x90, 0xc0, 0xd0]
 
 
+PIPELINED = """\
+        code for sm_90
+                Function : pipelined
+        /*0000*/                   LDG.E.64 R8, desc[UR4][R2.64] ;
+        /*0010*/                   LOP3.LUT R12, R10, 0x640f640f, R40, 0xc8, !PT ;
+        /*0020*/                   IMAD.MOV.U32 R40, RZ, RZ, 0x7c007c00 ;
+        /*0030*/                   HADD2 R12, R12, -1032, -1032 ;
+        /*0040*/                   HMUL2 R14, R12, R11 ;
+        /*0050*/                   MOV R15, R14 ;
+        /*0060*/                   HMMA.16816.F32 R24, R4, R14, R24 ;
+        /*0070*/                   IMAD.MOV.U32 R10, RZ, RZ, R8 ;
+        /*0080*/                   IMAD.MOV.U32 R11, RZ, RZ, R9 ;
+        /*0090*/                   IADD3 R2, R2, 0x10, RZ ;
+        /*00a0*/              @!P0 BRA 0x0 ;
+"""
+
+
+def test_register_copies_are_followed_and_not_counted():
+    # The loop loads the next pass's words into R8:R9 and copies them into R10:R11 at its end;
+    # the pass converts R10:R11. The slice reaches the load through the copies (0x70, 0x80) and
+    # the copy into R15 (0x50) without counting them, and counts the mask's materialization
+    # (0x20, an immediate, for the next pass's LOP3).
+    metrics = _load("sass_metrics")
+    slicer = _load("operand_slice")
+    body = metrics.parse_sass(PIPELINED)["pipelined"]["instructions"]
+    sliced = slicer.b_operand_instructions(body)
+    assert [i.address for i in sliced] == [0x10, 0x20, 0x30, 0x40]
+
+
 def test_a_loop_without_hmma_has_no_slice():
     metrics = _load("sass_metrics")
     slicer = _load("operand_slice")

@@ -170,19 +170,26 @@ prepared_linear = torch.library.custom_op("tilevm::prepared_linear", _prepared_l
                                           mutates_args=())
 
 
+try:  # torch's own state queries (private names, stable for years)
+    _TORCH_STATE = (torch._C._len_torch_dispatch_stack, torch._C._is_torch_function_mode_enabled,
+                    torch._C._are_functorch_transforms_active, torch.autograd._profiler_enabled,
+                    torch._C._get_tracing_state)
+except AttributeError:  # a torch without one of them: every call goes through the op
+    _TORCH_STATE = None
+
+
 def _dispatcher_adds_nothing(x: torch.Tensor) -> bool:
     """Whether the dispatcher, called on an op with ``x``, would only call the op's
     implementation: a plain tensor that needs no gradient, outside torch.compile, jit tracing,
     dispatch and function modes, functorch transforms and the profiler (all of which see the
     op). An eager layer then calls the implementation itself: the dispatcher's own cost is
     tens of microseconds per call."""
-    return (not torch.compiler.is_compiling()  # first: dynamo traces nothing after it
-            and type(x) is torch.Tensor and not (x.requires_grad and torch.is_grad_enabled())
-            and torch._C._len_torch_dispatch_stack() == 0
-            and not torch._C._is_torch_function_mode_enabled()
-            and not torch._C._are_functorch_transforms_active()
-            and not torch.autograd._profiler_enabled()
-            and torch._C._get_tracing_state() is None)
+    if _TORCH_STATE is None or torch.compiler.is_compiling():  # dynamo traces nothing after
+        return False
+    dispatch_modes, function_modes, transforms, profiling, tracing = _TORCH_STATE
+    return (type(x) is torch.Tensor and not (x.requires_grad and torch.is_grad_enabled())
+            and dispatch_modes() == 0 and not function_modes() and not transforms()
+            and not profiling() and tracing() is None)
 
 
 @prepared_linear.register_fake

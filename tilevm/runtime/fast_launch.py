@@ -55,11 +55,11 @@ def _cai_view(arg: Any, typestr: str) -> tuple | None:
     cai = arg.__cuda_array_interface__
     if cai.get("typestr") != typestr or cai.get("mask") is not None:
         return None
-    shape = cai["shape"]
+    shape = tuple(cai["shape"])  # hashed as a key below; a producer may give a list
     byte_strides = cai.get("strides")
     itemsize = int(typestr[2:])
     if byte_strides is None:
-        strides = contiguous_strides(tuple(shape))
+        strides = contiguous_strides(shape)
     else:
         if any(s % itemsize for s in byte_strides):
             return None

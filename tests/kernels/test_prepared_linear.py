@@ -96,6 +96,8 @@ def _act_name(act: str) -> str:
     ("split_k", "f4e2m1fn", "float16", 32, False, "f8e8m0fnu", 32, 5,
      {"warps": 4, "split": 2, "deterministic": True}),
     ("split_k", "u8", "bfloat16", 0, False, None, 64, 16, {"warps": 2, "split": 2}),
+    # 4 steps split 16 ways: 12 parts without a step, whose step-ahead loads all lie past K
+    ("split_k", "u2", "float16", 128, False, None, 64, 2, {"warps": 2, "split": 16}),
     ("prefill", "u4", "float16", 128, True, None, 128, 40, {"bm": 32, "warps": 2, "stages": 3}),
     ("prefill", "u5", "bfloat16", 64, False, None, 64, 17, {"bm": 16, "warps": 1, "stages": 2}),
     ("prefill", "f6e3m2fn", "float16", 32, False, None, 32, 33,

@@ -305,7 +305,7 @@ class RecordedOps(TorchDispatchMode):
 def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch):
     """An eager call on a plain tensor runs the op's implementation without the dispatcher
     (the same bits as the op); a call that needs a gradient, or under a dispatch mode, goes
-    through the op: the mode sees it, and backward reports the missing formula."""
+    through the op: the mode sees it, and autograd records its backward."""
     import tilevm.ops.quant_linear as ops_module
 
     layer = QuantLinear.from_linear(float_linear(N, K, True, 9), "u4", 32)
@@ -324,11 +324,41 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
     with RecordedOps() as mode:
         assert torch.equal(layer(x), through_the_op)
     assert "tilevm.prepared_linear.default" in mode.names
-    needs_grad = x.clone().requires_grad_()
-    y = layer(needs_grad)
-    assert torch.equal(y.detach(), through_the_op)
-    with pytest.raises(RuntimeError, match="autograd"):
-        y.float().sum().backward()
+    y = layer(x.clone().requires_grad_())  # through the op, which records its backward
+    assert y.grad_fn is not None and torch.equal(y.detach(), through_the_op)
+
+
+def test_gradients_reach_x_and_the_bias():
+    """Backward through a layer (training adapters over frozen low-bit weights): x's gradient is
+    grad_y · W on the layer's weights decoded in the test, within the accuracy rule, with any
+    leading dimensions; a bias passed to the op that needs a gradient gets grad_y summed over
+    the rows; torch.compile's joint graph gives the eager gradient's bits; opcheck passes with
+    inputs that need gradients."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 10), "i4", 32, zero_point=True,
+                                    dtype=torch.bfloat16)
+    codes, scales, zeros = layer_weights(layer)
+    w = dequantize_reference(codes, scales, zeros, "i4", 32, K)  # (N, K), float64
+    x = torch.randn(2, 3, K, dtype=torch.bfloat16, requires_grad=True)
+    grad_y = torch.randn(2, 3, N, dtype=torch.bfloat16)
+    layer(x).backward(grad_y)
+    ref, base = linear_references(to_numpy(grad_y.reshape(6, N), "bf16"), w.T.copy(), None,
+                                  "bf16")
+    error = float(np.max(np.abs(x.grad.reshape(6, K).float().numpy().astype(np.float64) - ref)))
+    assert error <= accuracy_bound(ref, base, "bf16")
+
+    compiled_x = x.detach().clone().requires_grad_()
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    compiled(compiled_x).backward(grad_y)
+    assert torch.equal(compiled_x.grad, x.grad)
+
+    bias = layer.bias.detach().clone().requires_grad_()
+    operands = (layer.prepared_codes, layer.prepared_scales, layer.prepared_zeros, bias,
+                layer.wtype, "bf16", layer.group_size, layer.prepared_bk, layer._padded_k,
+                layer.out_features, True)
+    prepared_linear(x.detach(), *operands).backward(grad_y)
+    want = grad_y.double().sum((0, 1))
+    assert float((bias.grad.double() - want).abs().max()) <= 2**-7 * float(want.abs().max())
+    torch.library.opcheck(prepared_linear, (x.detach().clone().requires_grad_(), *operands))
 
 
 def test_layers_run_on_prepared_weights(monkeypatch):

@@ -198,6 +198,31 @@ def _(x, codes, scales, zeros, bias, wtype, scale_type, group_size, bk, kp, out_
     return x.new_empty((*x.shape[:-1], out_features))
 
 
+def _save_for_backward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    x, codes, scales, zeros, _bias, *parameters = inputs
+    ctx.save_for_backward(codes, scales, zeros)
+    ctx.parameters, ctx.k, ctx.act = parameters, x.shape[-1], x.dtype
+
+
+def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
+    """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants):
+    ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the layer's dequantized weights
+    in the activation type, exactly those the forward multiplies by, made by the op itself from
+    an identity (each of its outputs is one weight times 1)."""
+    codes, scales, zeros = ctx.saved_tensors
+    grad_x = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        identity = torch.eye(ctx.k, dtype=ctx.act, device=grad_y.device)
+        weights_t = prepared_linear(identity, codes, scales, zeros, None, *ctx.parameters)
+        grad_x = (grad_y.to(ctx.act) @ weights_t.t()).to(grad_y.dtype)
+    if ctx.needs_input_grad[4]:
+        grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0)
+    return (grad_x, None, None, None, grad_bias) + (None,) * len(ctx.parameters)
+
+
+prepared_linear.register_autograd(_backward, setup_context=_save_for_backward)
+
+
 def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
                     qzeros: torch.Tensor | None, bias: torch.Tensor | None, wt: tv.DType,
                     group_size: int, in_features: int) -> None:
@@ -252,7 +277,9 @@ class QuantLinear(nn.Module):
     ``scale_dtype`` a block-scaled format: ``"f8e8m0fnu"`` (OCP MX: f4e2m1, f6e2m3, f6e3m2 or
     f8e4m3 weights, group 32) or ``"f8e4m3fn"`` (NVFP4: f4e2m1 weights, group 16).
     ``deterministic``: decode steps (at most 16 rows, the split-K kernel) reduce their partial
-    sums in a fixed order, so every run gives the same bits (an attribute, not saved state)."""
+    sums in a fixed order, so every run gives the same bits (an attribute, not saved state).
+    Gradients flow to the input (``grad_y · W``, W the dequantized weights), not to the weights,
+    which are buffers."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  wtype: str = "u4", group_size: int | None = 128, zero_point: bool = False,

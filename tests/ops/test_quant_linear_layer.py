@@ -328,12 +328,15 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
     assert y.grad_fn is not None and torch.equal(y.detach(), through_the_op)
 
 
-def test_gradients_reach_x_and_the_bias():
+def test_gradients_reach_x_and_the_bias(monkeypatch):
     """Backward through a layer (training adapters over frozen low-bit weights): x's gradient is
     grad_y · W on the layer's weights decoded in the test, within the accuracy rule, with any
-    leading dimensions; a bias passed to the op that needs a gradient gets grad_y summed over
-    the rows; torch.compile's joint graph gives the eager gradient's bits; opcheck passes with
-    inputs that need gradients."""
+    leading dimensions, W made 64 columns at a time (224 = 3 · 64 + 32); a bias passed to the
+    op that needs a gradient gets grad_y summed over the rows; torch.compile's joint graph gives
+    the eager gradient's bits; opcheck passes with inputs that need gradients."""
+    import tilevm.ops.quant_linear as ops_module
+
+    monkeypatch.setattr(ops_module, "BACKWARD_COLUMNS", 64)
     layer = QuantLinear.from_linear(float_linear(N, K, True, 10), "i4", 32, zero_point=True,
                                     dtype=torch.bfloat16)
     codes, scales, zeros = layer_weights(layer)

@@ -204,17 +204,30 @@ def _save_for_backward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     ctx.parameters, ctx.k, ctx.act = parameters, x.shape[-1], x.dtype
 
 
+# Columns of W a backward makes at a time (a BACKWARD_COLUMNS × k slice of an identity).
+BACKWARD_COLUMNS = 1024
+
+
 def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
     """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants):
     ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the layer's dequantized weights
     in the activation type, exactly those the forward multiplies by, made by the op itself from
-    an identity (each of its outputs is one weight times 1)."""
+    rows of an identity (each of its outputs is one weight times 1), at most
+    :data:`BACKWARD_COLUMNS` columns of W at a time."""
     codes, scales, zeros = ctx.saved_tensors
     grad_x = grad_bias = None
     if ctx.needs_input_grad[0]:
-        identity = torch.eye(ctx.k, dtype=ctx.act, device=grad_y.device)
-        weights_t = prepared_linear(identity, codes, scales, zeros, None, *ctx.parameters)
-        grad_x = (grad_y.to(ctx.act) @ weights_t.t()).to(grad_y.dtype)
+        k, act = ctx.k, ctx.act
+        g = grad_y.to(act)
+        grad_x = g.new_empty((*g.shape[:-1], k))
+        for start in range(0, k, BACKWARD_COLUMNS):
+            stop = min(k, start + BACKWARD_COLUMNS)
+            identity = torch.zeros((stop - start, k), dtype=act, device=g.device)
+            identity.diagonal(start).fill_(1)
+            # Rows start… of Wᵀ: columns start… of W.
+            columns_t = prepared_linear(identity, codes, scales, zeros, None, *ctx.parameters)
+            grad_x[..., start:stop] = g @ columns_t.t()
+        grad_x = grad_x.to(grad_y.dtype)
     if ctx.needs_input_grad[4]:
         grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0)
     return (grad_x, None, None, None, grad_bias) + (None,) * len(ctx.parameters)

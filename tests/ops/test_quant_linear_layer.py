@@ -331,9 +331,10 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
 def test_gradients_reach_x_and_the_bias(monkeypatch):
     """Backward through a layer (training adapters over frozen low-bit weights): x's gradient is
     grad_y · W on the layer's weights decoded in the test, within the accuracy rule, with any
-    leading dimensions, W made 64 columns at a time (224 = 3 · 64 + 32); a bias passed to the
-    op that needs a gradient gets grad_y summed over the rows; torch.compile's joint graph gives
-    the eager gradient's bits; opcheck passes with inputs that need gradients."""
+    leading dimensions, W made 64 columns at a time (224 = 3 · 64 + 32); the op on the dense
+    codes gives the same bits; a bias passed to the op that needs a gradient gets grad_y summed
+    over the rows; torch.compile's joint graph gives the eager gradient's bits; opcheck passes
+    with inputs that need gradients."""
     import tilevm.ops.quant_linear as ops_module
 
     monkeypatch.setattr(ops_module, "BACKWARD_COLUMNS", 64)
@@ -348,6 +349,13 @@ def test_gradients_reach_x_and_the_bias(monkeypatch):
                                   "bf16")
     error = float(np.max(np.abs(x.grad.reshape(6, K).float().numpy().astype(np.float64) - ref)))
     assert error <= accuracy_bound(ref, base, "bf16")
+
+    # The op on the dense codes (a layer not loaded yet) makes the same W: the same bits.
+    dense_x = x.detach().clone().requires_grad_()
+    dense = (layer.qweight, layer.scales, layer.qzeros, None, "i4", 32, K)
+    quant_linear(dense_x, *dense).backward(grad_y)
+    assert torch.equal(dense_x.grad, x.grad)
+    torch.library.opcheck(quant_linear, (x.detach().clone().requires_grad_(), *dense))
 
     compiled_x = x.detach().clone().requires_grad_()
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)

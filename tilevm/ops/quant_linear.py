@@ -198,23 +198,17 @@ def _(x, codes, scales, zeros, bias, wtype, scale_type, group_size, bk, kp, out_
     return x.new_empty((*x.shape[:-1], out_features))
 
 
-def _save_for_backward(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-    x, codes, scales, zeros, _bias, *parameters = inputs
-    ctx.save_for_backward(codes, scales, zeros)
-    ctx.parameters, ctx.k, ctx.act = parameters, x.shape[-1], x.dtype
-
-
 # Columns of W a backward makes at a time (a BACKWARD_COLUMNS × k slice of an identity).
 BACKWARD_COLUMNS = 1024
 
 
 def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
-    """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants):
-    ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the layer's dequantized weights
-    in the activation type, exactly those the forward multiplies by, made by the op itself from
-    rows of an identity (each of its outputs is one weight times 1), at most
-    :data:`BACKWARD_COLUMNS` columns of W at a time."""
-    codes, scales, zeros = ctx.saved_tensors
+    """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants), for
+    both ops (operands ``x``, three weight tensors, ``bias``, then plain parameters):
+    ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the dequantized weights in the
+    activation type, exactly those the forward multiplies by, made by the op itself from rows of
+    an identity (each of its outputs is one weight times 1), at most :data:`BACKWARD_COLUMNS`
+    columns of W at a time."""
     grad_x = grad_bias = None
     if ctx.needs_input_grad[0]:
         k, act = ctx.k, ctx.act
@@ -225,7 +219,7 @@ def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
             identity = torch.zeros((stop - start, k), dtype=act, device=g.device)
             identity.diagonal(start).fill_(1)
             # Rows start… of Wᵀ: columns start… of W.
-            columns_t = prepared_linear(identity, codes, scales, zeros, None, *ctx.parameters)
+            columns_t = ctx.op(identity, *ctx.saved_tensors, None, *ctx.parameters)
             grad_x[..., start:stop] = g @ columns_t.t()
         grad_x = grad_x.to(grad_y.dtype)
     if ctx.needs_input_grad[4]:
@@ -233,7 +227,17 @@ def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
     return (grad_x, None, None, None, grad_bias) + (None,) * len(ctx.parameters)
 
 
-prepared_linear.register_autograd(_backward, setup_context=_save_for_backward)
+def _register_backward(op: Any) -> None:
+    def save(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+        x, first, second, third, _bias, *parameters = inputs
+        ctx.save_for_backward(first, second, third)
+        ctx.op, ctx.parameters, ctx.k, ctx.act = op, parameters, x.shape[-1], x.dtype
+
+    op.register_autograd(_backward, setup_context=save)
+
+
+_register_backward(quant_linear)
+_register_backward(prepared_linear)
 
 
 def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,

@@ -114,6 +114,11 @@ def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at:
                         warps)
 
 
+def _step_group(step: Any, bk: int, group: int) -> Any:
+    """The quantization group of step ``step`` (``group=0``, per channel: the one group)."""
+    return step * bk // group if group else 0
+
+
 def _copy_step(x_slot: Any, code_slot: Any, scale_slot: Any, zero_slot: Any, x: Any, wp: Any,
                sp: Any, zp: Any, i: Any, j: Any, step: Any, bm: int, bk: int, group: int,
                warps: int, has_zeros: bool) -> None:
@@ -121,7 +126,7 @@ def _copy_step(x_slot: Any, code_slot: Any, scale_slot: Any, zero_slot: Any, x: 
     the prefill kernel inlines): x's (bm, bk) tile into ``x_slot``, the step's code words into
     ``code_slot``, its group's scale (and zero-point) words into ``scale_slot``
     (``zero_slot``)."""
-    g = step * bk // group if group else 0  # the step's quantization group
+    g = _step_group(step, bk, group)
     tv.copy_async(x_slot, x, (i * bm, step * bk))
     tv.copy_async(code_slot, wp, (j * warps, step, 0))
     tv.copy_async(scale_slot, sp, (j * warps, g, 0))
@@ -155,13 +160,13 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     # latency of memory with). Loads past the end are masked by the tensors' bounds.
     a = tv.load(x, (i * bm, first * bk), (bm, bk))
     packed, s, z = _load_step(wp, (j * warps, first, 0), sp, zp,
-                              (j * warps, first * bk // group if group else 0, 0), wtype, stype,
+                              (j * warps, _step_group(first, bk, group), 0), wtype, stype,
                               has_zeros, bk, warps)
     for kb in tv.range(first, min(tv.cdiv(k, bk), first + steps)):
         ahead = kb + 1
         a_ahead = tv.load(x, (i * bm, ahead * bk), (bm, bk))
         packed_ahead, s_ahead, z_ahead = _load_step(
-            wp, (j * warps, ahead, 0), sp, zp, (j * warps, ahead * bk // group if group else 0, 0),
+            wp, (j * warps, ahead, 0), sp, zp, (j * warps, _step_group(ahead, bk, group), 0),
             wtype, stype, has_zeros, bk, warps)
         weights = _dequantized(packed, s, z, A, wtype, stype, zero, has_zeros, block_scaled, bk,
                                warps)

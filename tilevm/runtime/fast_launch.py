@@ -38,6 +38,9 @@ from tilevm.ir.tile.types import ScalarType, TensorType
 __all__ = ["Launcher", "make_launcher"]
 
 _I32_LIMIT = 2**31
+# Entries each memo of the fast path keeps (sizes and shapes seen by one kernel): past it, a
+# new one is computed per call.
+_REMEMBERED = 4096
 _CTYPE = {("int", 32): ctypes.c_int32, ("int", 64): ctypes.c_int64,
           ("uint", 32): ctypes.c_uint32, ("uint", 64): ctypes.c_uint64}
 
@@ -113,7 +116,7 @@ class _Plan:
         layout = self.layouts.get(shape)
         if layout is None:
             layout = workspace_layout(self.workspaces, dims)
-            if len(self.layouts) < 4096:
+            if len(self.layouts) < _REMEMBERED:
                 self.layouts[shape] = layout
         return place_workspaces(layout, self.device, self.artifact.name, torch_device, stream)
 
@@ -174,7 +177,7 @@ class Launcher:
             described = self._described.get((position, shape, strides))
             if described is None:
                 described = _describe(shape, strides, names, nbits)
-                if len(self._described) < 4096:
+                if len(self._described) < _REMEMBERED:
                     self._described[(position, shape, strides)] = described
             if described is False:
                 return None
@@ -227,7 +230,7 @@ class Launcher:
             grid = plan.grids.get(shape)
             if grid is None:
                 grid = plan.artifact.grid(dims, scalars)
-                if len(plan.grids) < 4096:
+                if len(plan.grids) < _REMEMBERED:
                     plan.grids[shape] = grid
         if 0 in grid:
             return True

@@ -24,13 +24,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from tilevm.ops.quant_linear import (
-    QuantLinear,
-    dequantize,
-    prepared_linear,
-    quant_linear,
-    quantize_model,
-)
+from tilevm.ops import QuantLinear, dequantize, quantize_model
+from tilevm.ops.linear_ops import prepared_linear, quant_linear
 
 # The references shared with tests/kernels (no tilevm in them).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -306,7 +301,7 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
     """An eager call on a plain tensor runs the op's implementation without the dispatcher
     (the same bits as the op); a call that needs a gradient, or under a dispatch mode, goes
     through the op: the mode sees it, and autograd records its backward."""
-    import tilevm.ops.quant_linear as ops_module
+    import tilevm.ops.quant_linear as layer_module
 
     layer = QuantLinear.from_linear(float_linear(N, K, True, 9), "u4", 32)
     layer.deterministic = True  # bit-for-bit comparisons at 3 rows (split-K)
@@ -316,7 +311,7 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
                layer.out_features, True)
     through_the_op = torch.ops.tilevm.prepared_linear(x, *buffers)
     with monkeypatch.context() as patch:
-        patch.setattr(ops_module, "prepared_linear",
+        patch.setattr(layer_module, "prepared_linear",
                       lambda *a: pytest.fail("an eager call went through the op"))
         assert torch.equal(layer(x), through_the_op)
         with torch.inference_mode():
@@ -335,7 +330,7 @@ def test_gradients_reach_x_and_the_bias(monkeypatch):
     codes gives the same bits; a bias passed to the op that needs a gradient gets grad_y summed
     over the rows; torch.compile's joint graph gives the eager gradient's bits; opcheck passes
     with inputs that need gradients."""
-    import tilevm.ops.quant_linear as ops_module
+    import tilevm.ops.linear_ops as ops_module
 
     monkeypatch.setattr(ops_module, "BACKWARD_COLUMNS", 64)
     layer = QuantLinear.from_linear(float_linear(N, K, True, 10), "i4", 32, zero_point=True,
@@ -376,7 +371,7 @@ def test_layers_run_on_prepared_weights(monkeypatch):
     """A quantized layer prepares its weights (16-byte runs per lane for u4 in groups of 128;
     NVFP4's groups of 16 in steps of 16) and calls the prepared-weight kernels; a layer built
     but not loaded runs the kernels of its dense codes."""
-    import tilevm.ops.quant_linear as ops_module
+    import tilevm.ops.linear_ops as ops_module
 
     calls = []
     for name in ("launch_prepared_linear", "launch_quant_linear"):
@@ -610,7 +605,7 @@ def test_a_deterministic_layer_asks_for_the_in_order_reduction(monkeypatch):
     """``QuantLinear(deterministic=True)`` reaches the split-K kernel's in-order mode through
     the registered op (the kernel's mode is tested in tests/kernels/test_quant_linear_split_k.py)
     and gives the same result as the default."""
-    import tilevm.ops.quant_linear as ops_module
+    import tilevm.ops.linear_ops as ops_module
 
     seen = []
     launch = ops_module.launch_prepared_linear  # the layer's weights are prepared

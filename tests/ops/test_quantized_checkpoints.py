@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from tilevm.ops.quant_linear import QuantLinear
+from tilevm.ops import QuantLinear
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "kernels"))

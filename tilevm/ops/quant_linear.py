@@ -1,11 +1,8 @@
-"""Low-bit-weight linear layers for PyTorch: the ``tilevm::quant_linear`` custom op,
-:class:`QuantLinear` and :func:`quantize_model`.
+"""The low-bit-weight linear layer for PyTorch, :class:`QuantLinear`, and :func:`dequantize`.
 
-The op computes ``y = x · Wᵀ + bias`` with W stored as codes of 1 to 8 bits (see
-:mod:`tilevm.kernels.quant_linear` for the types and the arithmetic) through the DSL kernel:
-CPU tensors on the CPU backend, CUDA tensors on the GPU (autotuned there). It is registered with
-``torch.library`` with a fake implementation, so ``torch.compile(fullgraph=True)`` traces it
-with any leading dimensions of x, symbolic ones included.
+A layer computes ``y = x · Wᵀ + bias`` with W stored as codes of 1 to 8 bits (see
+:mod:`tilevm.kernels.quant_linear` for the types and the arithmetic) through the ops of
+:mod:`tilevm.ops.linear_ops`: CPU tensors on the CPU backend, CUDA tensors on the GPU.
 
 Buffers of a layer (all in its state_dict, which round-trips through ``load_state_dict``):
 
@@ -24,16 +21,14 @@ codes one contiguous run per step), made from these buffers by :meth:`QuantLinea
 a layer is quantized, imported or loaded, and kept in non-persistent buffers (``prepared_codes``,
 ``prepared_scales``, ``prepared_zeros``) that move with the module; the ``tilevm::prepared_linear``
 op runs them (an eager call that nothing observes runs the op's implementation without the
-dispatcher: :func:`_dispatcher_adds_nothing`). A layer constructed but not yet loaded runs
-``tilevm::quant_linear`` on its dense codes.
+dispatcher). A layer constructed but not yet loaded runs ``tilevm::quant_linear`` on its dense
+codes.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import operator
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,18 +36,22 @@ import torch
 from torch import nn
 
 import tilevm as tv
-from tilevm.kernels.prepared_linear import launch_prepared_linear
 from tilevm.kernels.prepared_weights import PreparedWeights, prepare_linear_weights
-from tilevm.kernels.quant_linear import check_block_format, launch_quant_linear, weight_dtype
+from tilevm.kernels.quant_linear import check_block_format, weight_dtype
 from tilevm.kernels.quantize import dequantized, padded_k, quantize_kernel, scheme_constants
 from tilevm.kernels.quantized_checkpoints import ImportedWeights, import_awq, import_gptq
-from tilevm.runtime.tuner import ProgressBar
+from tilevm.ops.linear_ops import (
+    TORCH_ACTIVATIONS,
+    TORCH_BLOCK_SCALES,
+    dispatcher_adds_nothing,
+    prepared_linear,
+    quant_linear,
+    run_prepared,
+    scale_groups,
+)
 
-__all__ = ["QuantLinear", "dequantize", "prepared_linear", "quant_linear", "quantize_model"]
+__all__ = ["QuantLinear", "dequantize"]
 
-_TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
-# The block-scaled formats' scale types (tilevm.kernels.quant_linear.BLOCK_SCALES).
-_TORCH_BLOCK_SCALES = {"f8e8m0fnu": torch.float8_e8m0fnu, "f8e4m3fn": torch.float8_e4m3fn}
 _SAME_WIDTH_INTEGER = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -72,203 +71,19 @@ def _block_scale_type(scale_dtype: Any) -> tv.DType | None:
     if scale_dtype is None:
         return None
     name = str(scale_dtype).removeprefix("torch.")
-    by_torch_name = {str(t).removeprefix("torch."): n for n, t in _TORCH_BLOCK_SCALES.items()}
+    by_torch_name = {str(t).removeprefix("torch."): n for n, t in TORCH_BLOCK_SCALES.items()}
     try:
         dt = tv.dtype(by_torch_name.get(name, name))
     except ValueError:
         dt = None
-    if dt is None or dt.name not in _TORCH_BLOCK_SCALES:
+    if dt is None or dt.name not in TORCH_BLOCK_SCALES:
         raise ValueError(f"scale_dtype={scale_dtype}: the block scale types are f8e8m0fnu (MX) "
                          "and f8e4m3fn (NVFP4)")
     return dt
 
 
-def _groups(in_features: int, group_size: int) -> int:
-    return padded_k(in_features, group_size) // group_size if group_size else 1
-
-
 def _packed_bytes(count: int, bits: int) -> int:
     return -(-count * bits // 8)
-
-
-@torch.library.custom_op("tilevm::quant_linear", mutates_args=())
-def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-                 qzeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
-                 group_size: int, in_features: int, deterministic: bool = False
-                 ) -> torch.Tensor:
-    """``x · Wᵀ + bias`` for x (…, in_features) in f16 or bf16 and W given by the buffers of
-    :class:`QuantLinear` (``group_size`` 0: per channel). Returns (…, out_features) in x's
-    dtype. ``deterministic``: decode calls (few rows, the split-K kernel) reduce in a fixed
-    order, the same bits every run. Raises ValueError naming the argument whose dtype, device
-    or shape is wrong."""
-    wt = weight_dtype(wtype)
-    n = scales.shape[0]
-    _check_operands(x, qweight, scales, qzeros, bias, wt, group_size, in_features)
-    x2 = x.reshape(-1, in_features)
-    if not x2.is_contiguous():
-        x2 = x2.contiguous()
-    y = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
-    if x2.shape[0] == 0 or n == 0:
-        return y.reshape(*x.shape[:-1], n)
-    kp = qweight.shape[1] * 8 // wt.nbits
-    w = tv.packed(qweight.reshape(-1), wt, (n, kp))
-    zeros = None if qzeros is None else tv.packed(qzeros, wt, (n, scales.shape[1]))
-    on_gpu = x.device.type == "cuda"
-    launch_quant_linear(x2, w, scales, y, group_size=group_size, zeros=zeros, bias=bias,
-                        device=None if on_gpu else "cpu", tuned=on_gpu,
-                        deterministic=deterministic)
-    return y.reshape(*x.shape[:-1], n)
-
-
-@quant_linear.register_fake
-def _(x, qweight, scales, qzeros, bias, wtype, group_size, in_features, deterministic=False):
-    return x.new_empty((*x.shape[:-1], scales.shape[0]))
-
-
-def _prepared_linear(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor,
-                     zeros: torch.Tensor | None, bias: torch.Tensor | None, wtype: str,
-                     scale_type: str, group_size: int, bk: int, kp: int, out_features: int,
-                     deterministic: bool = False) -> torch.Tensor:
-    """``x · Wᵀ + bias`` on prepared weights (:class:`~tilevm.kernels.prepared_weights.
-    PreparedWeights`: ``codes``, ``scales``, ``zeros`` and the parameters after them) for x
-    (…, k) in f16 or bf16, k ≤ ``kp``. Returns (…, out_features) in x's dtype.
-    ``deterministic`` as for :func:`quant_linear`. Raises ValueError naming the argument whose
-    dtype, device or shape is wrong."""
-    act = _TORCH_ACTIVATIONS.get(x.dtype)
-    if act is None:
-        raise ValueError(f"x: f16 or bf16 activations, got {x.dtype}")
-    k = x.shape[-1]
-    if k > kp:
-        raise ValueError(f"x: last dimension {k}, the weights have {kp} columns")
-    if bias is not None and (bias.dtype != x.dtype or bias.shape != (out_features,)):
-        raise ValueError(f"bias: {bias.dtype} {tuple(bias.shape)}, expected {x.dtype} "
-                         f"({out_features},)")
-    for name, t in (("codes", codes), ("scales", scales), ("zeros", zeros), ("bias", bias)):
-        if t is not None and t.device != x.device:
-            raise ValueError(f"{name}: on {t.device}, x on {x.device} (one device per call)")
-    weights = PreparedWeights(codes, scales, zeros, weight_dtype(wtype), tv.dtype(act),
-                              tv.dtype(scale_type), group_size, bk, out_features, kp)
-    return _run_prepared(x, weights, bias, deterministic)
-
-
-def _run_prepared(x: torch.Tensor, weights: PreparedWeights, bias: torch.Tensor | None,
-                  deterministic: bool) -> torch.Tensor:
-    """The product of checked operands: x (…, k) in ``weights.act``, on the weights' device."""
-    k, n = x.shape[-1], weights.n
-    x2 = x.reshape(-1, k)
-    if not x2.is_contiguous():
-        x2 = x2.contiguous()
-    y = torch.empty((x2.shape[0], n), dtype=x.dtype, device=x.device)
-    if x2.shape[0] and n:
-        on_gpu = x.device.type == "cuda"
-        launch_prepared_linear(x2, weights, y, bias=bias, device=None if on_gpu else "cpu",
-                               tuned=on_gpu, deterministic=deterministic)
-    return y.reshape(*x.shape[:-1], n)
-
-
-prepared_linear = torch.library.custom_op("tilevm::prepared_linear", _prepared_linear,
-                                          mutates_args=())
-
-
-try:  # torch's own state queries (private names, stable for years)
-    _TORCH_STATE = (torch._C._len_torch_dispatch_stack, torch._C._is_torch_function_mode_enabled,
-                    torch._C._are_functorch_transforms_active, torch.autograd._profiler_enabled,
-                    torch._C._get_tracing_state)
-except AttributeError:  # a torch without one of them: every call goes through the op
-    _TORCH_STATE = None
-
-
-def _dispatcher_adds_nothing(x: torch.Tensor) -> bool:
-    """Whether the dispatcher, called on an op with ``x``, would only call the op's
-    implementation: a plain tensor that needs no gradient, outside torch.compile, jit tracing,
-    dispatch and function modes, functorch transforms and the profiler (all of which see the
-    op). An eager layer then calls the implementation itself: the dispatcher's own cost is
-    tens of microseconds per call."""
-    if _TORCH_STATE is None or torch.compiler.is_compiling():  # dynamo traces nothing after
-        return False
-    dispatch_modes, function_modes, transforms, profiling, tracing = _TORCH_STATE
-    return (type(x) is torch.Tensor and not (x.requires_grad and torch.is_grad_enabled())
-            and dispatch_modes() == 0 and not function_modes() and not transforms()
-            and not profiling() and tracing() is None)
-
-
-@prepared_linear.register_fake
-def _(x, codes, scales, zeros, bias, wtype, scale_type, group_size, bk, kp, out_features,
-      deterministic=False):
-    return x.new_empty((*x.shape[:-1], out_features))
-
-
-# Columns of W a backward makes at a time (a BACKWARD_COLUMNS × k slice of an identity).
-BACKWARD_COLUMNS = 1024
-
-
-def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
-    """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants), for
-    both ops (operands ``x``, three weight tensors, ``bias``, then plain parameters):
-    ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the dequantized weights in the
-    activation type, exactly those the forward multiplies by, made by the op itself from rows of
-    an identity (each of its outputs is one weight times 1), at most :data:`BACKWARD_COLUMNS`
-    columns of W at a time."""
-    grad_x = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        k, act = ctx.k, ctx.act
-        g = grad_y.to(act)
-        grad_x = g.new_empty((*g.shape[:-1], k))
-        for start in range(0, k, BACKWARD_COLUMNS):
-            stop = min(k, start + BACKWARD_COLUMNS)
-            identity = torch.zeros((stop - start, k), dtype=act, device=g.device)
-            identity.diagonal(start).fill_(1)
-            # Rows start… of Wᵀ: columns start… of W.
-            columns_t = ctx.op(identity, *ctx.saved_tensors, None, *ctx.parameters)
-            grad_x[..., start:stop] = g @ columns_t.t()
-        grad_x = grad_x.to(grad_y.dtype)
-    if ctx.needs_input_grad[4]:
-        grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0)
-    return (grad_x, None, None, None, grad_bias) + (None,) * len(ctx.parameters)
-
-
-def _register_backward(op: Any) -> None:
-    def save(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        x, first, second, third, _bias, *parameters = inputs
-        ctx.save_for_backward(first, second, third)
-        ctx.op, ctx.parameters, ctx.k, ctx.act = op, parameters, x.shape[-1], x.dtype
-
-    op.register_autograd(_backward, setup_context=save)
-
-
-_register_backward(quant_linear)
-_register_backward(prepared_linear)
-
-
-def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
-                    qzeros: torch.Tensor | None, bias: torch.Tensor | None, wt: tv.DType,
-                    group_size: int, in_features: int) -> None:
-    if x.dtype not in _TORCH_ACTIVATIONS:
-        raise ValueError(f"x: f16 or bf16 activations, got {x.dtype}")
-    if x.shape[-1] != in_features:
-        raise ValueError(f"x: last dimension {x.shape[-1]}, the layer has {in_features} "
-                         "in_features")
-    if scales.dtype != x.dtype and scales.dtype not in _TORCH_BLOCK_SCALES.values():
-        raise ValueError(f"scales: dtype {scales.dtype}, x is {x.dtype} (they must agree, "
-                         "unless the scales are a block scale type)")
-    if bias is not None and (bias.dtype != x.dtype or bias.shape != (scales.shape[0],)):
-        raise ValueError(f"bias: {bias.dtype} {tuple(bias.shape)}, expected {x.dtype} "
-                         f"({scales.shape[0]},)")
-    if qweight.dtype != torch.uint8 or qweight.dim() != 2 or qweight.shape[0] != scales.shape[0]:
-        raise ValueError(f"qweight: uint8 (out_features, bytes per row) expected, got "
-                         f"{qweight.dtype} {tuple(qweight.shape)}")
-    if qweight.shape[1] * 8 // wt.nbits < in_features:
-        raise ValueError(f"qweight: rows of {qweight.shape[1]} bytes hold fewer than "
-                         f"in_features={in_features} codes of {wt.name}")
-    if scales.shape[1] != _groups(in_features, group_size):
-        raise ValueError(f"scales: {scales.shape[1]} groups, expected "
-                         f"{_groups(in_features, group_size)}")
-    if qzeros is not None and qzeros.numel() * 8 < scales.numel() * wt.nbits:
-        raise ValueError("qzeros: too few bytes for one zero point per scale")
-    for name, t in (("qweight", qweight), ("scales", scales), ("qzeros", qzeros),
-                    ("bias", bias)):
-        if t is not None and t.device != x.device:
-            raise ValueError(f"{name}: on {t.device}, x on {x.device} (one device per call)")
 
 
 def dequantize(layer: QuantLinear) -> torch.Tensor:
@@ -304,7 +119,7 @@ class QuantLinear(nn.Module):
                  device: Any = None, deterministic: bool = False) -> None:
         super().__init__()
         wt = weight_dtype(wtype)
-        if dtype not in _TORCH_ACTIVATIONS:
+        if dtype not in TORCH_ACTIVATIONS:
             raise ValueError(f"dtype={dtype}: QuantLinear computes in float16 or bfloat16")
         block = _block_scale_type(scale_dtype)
         if block is not None:
@@ -322,10 +137,10 @@ class QuantLinear(nn.Module):
         # A choice of how to run, not part of the weights (nor of the saved state).
         self.deterministic = bool(deterministic)
         kp = padded_k(self.in_features, self.group_size)
-        groups = _groups(self.in_features, self.group_size)
+        groups = scale_groups(self.in_features, self.group_size)
         self.register_buffer("qweight", torch.zeros(
             (self.out_features, kp * wt.nbits // 8), dtype=torch.uint8, device=device))
-        scales_dtype = dtype if block is None else _TORCH_BLOCK_SCALES[block.name]
+        scales_dtype = dtype if block is None else TORCH_BLOCK_SCALES[block.name]
         self.register_buffer("scales", torch.zeros((self.out_features, groups),
                                                    dtype=scales_dtype, device=device))
         self.register_buffer("qzeros", torch.zeros(
@@ -383,7 +198,7 @@ class QuantLinear(nn.Module):
                                  f"{self.in_features} in_features")
             weights = self._direct_weights(x)
             if weights is not None:  # what the op would run, without the dispatcher
-                return _converted(_run_prepared(x, weights, self.bias, self.deterministic),
+                return _converted(run_prepared(x, weights, self.bias, self.deterministic),
                                   original)
             y = prepared_linear(x, self.prepared_codes, self.prepared_scales,
                                 self.prepared_zeros, self.bias, self.wtype,
@@ -396,10 +211,10 @@ class QuantLinear(nn.Module):
 
     def _direct_weights(self, x: torch.Tensor) -> PreparedWeights | None:
         """The prepared weights, when an eager call may run the op's implementation itself
-        (:func:`_dispatcher_adds_nothing`, the buffers plain tensors on x's device, the bias in
+        (:func:`dispatcher_adds_nothing`, the buffers plain tensors on x's device, the bias in
         x's dtype); None sends the call through the op, whose checks report what is wrong.
         Looked at again only when a buffer was replaced (prepared again, moved, converted)."""
-        if not _dispatcher_adds_nothing(x):
+        if not dispatcher_adds_nothing(x):
             return None
         found = self._buffers
         buffers = (found["prepared_codes"], found["prepared_scales"], found["prepared_zeros"],
@@ -412,7 +227,7 @@ class QuantLinear(nn.Module):
                       and len({t.device for t in present}) == 1
                       and (bias is None or bias.dtype is self.dtype))
             weights = PreparedWeights(
-                codes, scales, zeros, self.weight_type, tv.dtype(_TORCH_ACTIVATIONS[self.dtype]),
+                codes, scales, zeros, self.weight_type, tv.dtype(TORCH_ACTIVATIONS[self.dtype]),
                 tv.dtype(self._scale_type_name), self.group_size, self.prepared_bk,
                 self.out_features, self._padded_k) if usable else None
             cached = self._direct_cache = (buffers, weights, codes.device)
@@ -429,7 +244,7 @@ class QuantLinear(nn.Module):
         leaves the layer's dtypes as they are, since ``forward`` converts such inputs. Block
         scales always keep their type."""
         probe = fn(torch.empty(0, dtype=self.dtype, device=self.qweight.device))
-        dtype = probe.dtype if probe.dtype in _TORCH_ACTIVATIONS else self.dtype
+        dtype = probe.dtype if probe.dtype in TORCH_ACTIVATIONS else self.dtype
         in_activation_dtype = [t for t in (self.bias, None if self.scale_type else self.scales)
                                if t is not None]
 
@@ -458,7 +273,7 @@ class QuantLinear(nn.Module):
 
     @property
     def _scale_type_name(self) -> str:
-        return _TORCH_ACTIVATIONS[self.dtype] if self.scale_type is None else self.scale_type.name
+        return TORCH_ACTIVATIONS[self.dtype] if self.scale_type is None else self.scale_type.name
 
     def _weights_state(self) -> tuple[tuple[int, int], ...]:
         """Where the buffers the prepared weights come from are and how often they were written
@@ -480,7 +295,7 @@ class QuantLinear(nn.Module):
         zeros = None if self.qzeros is None else tv.packed(self.qzeros, wt, (n, groups))
         with torch.no_grad():
             prepared = prepare_linear_weights(
-                codes, self.scales, zeros, act=_TORCH_ACTIVATIONS[self.dtype],
+                codes, self.scales, zeros, act=TORCH_ACTIVATIONS[self.dtype],
                 group_size=self.group_size,
                 device=None if self.qweight.device.type == "cuda" else "cpu")
         self.prepared_codes, self.prepared_scales = prepared.codes, prepared.scales
@@ -499,7 +314,7 @@ class QuantLinear(nn.Module):
         defaults to the weight's if f16/bf16, else f16."""
         weight = linear.weight.detach()
         if dtype is None:
-            dtype = weight.dtype if weight.dtype in _TORCH_ACTIVATIONS else torch.float16
+            dtype = weight.dtype if weight.dtype in TORCH_ACTIVATIONS else torch.float16
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None,
                     wtype=wtype, group_size=group_size, zero_point=zero_point,
                     scale_dtype=scale_dtype, dtype=dtype, device=weight.device)
@@ -574,57 +389,3 @@ def _converted(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _prepare_after_loading(layer: nn.Module, _incompatible_keys: Any) -> None:
     """A QuantLinear whose buffers were loaded prepares its weights again."""
     layer.prepare()
-
-
-def quantize_model(model: nn.Module, wtype: str = "u4", group_size: int | None = 128, *,
-                   zero_point: bool = False, skip: Iterable[str] | Callable[[str, nn.Linear],
-                                                                           bool] = (),
-                   dtype: torch.dtype | None = None, scale_dtype: Any = None,
-                   progress: bool | Callable[[str, int, int], None] | None = None
-                   ) -> nn.Module:
-    """Replace every ``nn.Linear`` of ``model`` in place with :meth:`QuantLinear.from_linear`
-    of it, except those ``skip`` names: qualified module names or ``fnmatch`` patterns
-    (``"lm_head"``, ``"*.gate"``), or a function ``skip(name, linear) -> bool``. A linear
-    reachable under several names is quantized once and replaced under every name (kept float
-    everywhere if ``skip`` names any of them). Subclasses of ``nn.Linear`` (such as
-    ``nn.MultiheadAttention``'s ``out_proj``, whose weight the attention reads directly) are
-    left alone. Every layer is quantized before any is replaced: an error leaves ``model`` as
-    it was. ``progress``: a bar on stderr (None, the default: when stderr is a terminal), or a
-    function called as ``progress("quantize", done, total)`` after each layer. Returns
-    ``model``."""
-    if callable(skip):
-        skipped = skip
-    else:
-        patterns = list(skip)
-
-        def skipped(name: str, _: nn.Linear) -> bool:
-            return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-    if type(model) is nn.Linear:
-        raise ValueError("quantize_model: model is itself an nn.Linear, which cannot be replaced "
-                         "in place; use QuantLinear.from_linear(model, ...)")
-    names: dict[int, list[str]] = {}  # each linear's names, shared ones under every name
-    linears: dict[int, nn.Linear] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        if type(module) is nn.Linear:
-            names.setdefault(id(module), []).append(name)
-            linears[id(module)] = module
-    targets = [key for key, linear in linears.items()
-               if not any(skipped(name, linear) for name in names[key])]
-    if progress is None:
-        progress = sys.stderr.isatty()
-    report = (ProgressBar("tilevm ") if progress is True else progress) or None
-    quantized = {}
-    for done, key in enumerate(targets, 1):
-        quantized[key] = QuantLinear.from_linear(
-            linears[key], wtype, group_size, zero_point=zero_point, dtype=dtype,
-            scale_dtype=scale_dtype)
-        if report is not None:
-            report("quantize", done, len(targets))
-    for key in targets:
-        for name in names[key]:
-            parent_name, _, attribute = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attribute, quantized[key])
-    return model
-

@@ -124,7 +124,7 @@ def dequantize(torch: Any, packed: Any, scales: Any, bits: int, n: int, k: int,
                group: int) -> Any:
     """The f16 (n, k) weights ``(code − 2^(bits−1)) · scale`` of u``bits`` codes: the code minus
     the zero point is exact in f16 and the product is rounded once (torch's f16 multiply rounds
-    the exact product), as the kernel does (``_weight_step``), so these are its weights bit for
+    the exact product), as the kernel does (``weight_step``), so these are its weights bit for
     bit. Done in blocks of rows (an index per code of a 70B matrix would take gigabytes)."""
     row_bytes = k * bits // 8
     assert k * bits % 8 == 0, "rows of whole bytes"

@@ -25,13 +25,19 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tilevm.ops import QuantLinear, dequantize, quantize_model
-from tilevm.ops.linear_ops import prepared_linear, quant_linear
+from tilevm.ops.linear_ops import (
+    prepared_linear,
+    prepared_weight_columns,
+    quant_linear,
+    quant_weight_columns,
+)
 
 # The references shared with tests/kernels (no tilevm in them).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "kernels"))
 from quant_reference import (
     accuracy_bound,
+    act_round,
     bits_of,
     dequantize_reference,
     is_float,
@@ -326,13 +332,13 @@ def test_eager_calls_skip_the_dispatcher_only_where_it_adds_nothing(monkeypatch)
 def test_gradients_reach_x_and_the_bias(monkeypatch):
     """Backward through a layer (training adapters over frozen low-bit weights): x's gradient is
     grad_y · W on the layer's weights decoded in the test, within the accuracy rule, with any
-    leading dimensions, W made 64 columns at a time (224 = 3 · 64 + 32); the op on the dense
+    leading dimensions, W made 128 columns at a time (224 = 128 + 96); the op on the dense
     codes gives the same bits; a bias passed to the op that needs a gradient gets grad_y summed
     over the rows; torch.compile's joint graph gives the eager gradient's bits; opcheck passes
     with inputs that need gradients."""
     import tilevm.ops.linear_ops as ops_module
 
-    monkeypatch.setattr(ops_module, "BACKWARD_COLUMNS", 64)
+    monkeypatch.setattr(ops_module, "BACKWARD_COLUMNS", 128)
     layer = QuantLinear.from_linear(float_linear(N, K, True, 10), "i4", 32, zero_point=True,
                                     dtype=torch.bfloat16)
     codes, scales, zeros = layer_weights(layer)
@@ -365,6 +371,35 @@ def test_gradients_reach_x_and_the_bias(monkeypatch):
     want = grad_y.double().sum((0, 1))
     assert float((bias.grad.double() - want).abs().max()) <= 2**-7 * float(want.abs().max())
     torch.library.opcheck(prepared_linear, (x.detach().clone().requires_grad_(), *operands))
+
+
+def test_the_weight_column_ops_give_the_weights_the_layer_multiplies_by():
+    """``tilevm::quant_weight_columns`` and ``tilevm::prepared_weight_columns`` (the backward's
+    W): the layer's weights decoded in the test, rounded once to bf16, bit for bit, from both
+    forms of the weights; opcheck passes; a misaligned start or an activation dtype that is not
+    f16/bf16 is an error naming it."""
+    layer = QuantLinear.from_linear(float_linear(N, K, True, 11), "u4", 32, zero_point=True,
+                                    dtype=torch.bfloat16)
+    codes, scales, zeros = layer_weights(layer)
+    want = torch.from_numpy(act_round(dequantize_reference(codes, scales, zeros, "u4", 32, K),
+                                      "bf16").astype(np.float64))
+    dense = (layer.qweight, layer.scales, layer.qzeros, "u4", 32, torch.bfloat16)
+    prepared = (layer.prepared_codes, layer.prepared_scales, layer.prepared_zeros, "u4", "bf16",
+                32, layer.prepared_bk, layer._padded_k, N, torch.bfloat16)
+    for start, stop in ((0, 128), (128, K)):
+        assert torch.equal(quant_weight_columns(*dense, start, stop).double(),
+                           want[:, start:stop])
+        assert torch.equal(prepared_weight_columns(*prepared, start, stop).double(),
+                           want[:, start:stop])
+    torch.library.opcheck(quant_weight_columns, (*dense, 128, K))
+    torch.library.opcheck(prepared_weight_columns, (*prepared, 0, 128))
+    with pytest.raises(ValueError, match="start=64, stop=128: columns of weights with 224 "
+                                         "columns, start a multiple of 128"):
+        quant_weight_columns(*dense, 64, 128)
+    with pytest.raises(ValueError, match=r"act: f16 or bf16, got torch\.float32"):
+        prepared_weight_columns(*prepared[:-1], torch.float32, 0, 128)
+    with pytest.raises(ValueError, match=r"scales: dtype torch\.bfloat16, act is torch\.float16"):
+        quant_weight_columns(*dense[:-1], torch.float16, 0, 128)
 
 
 def test_layers_run_on_prepared_weights(monkeypatch):

@@ -55,6 +55,8 @@ __all__ = [
     "prepared_linear_prefill_tuned",
     "prepared_linear_split_k",
     "prepared_linear_split_k_tuned",
+    "step_group",
+    "step_weights",
 ]
 
 A = tv.Dtype("A")  # the activation type: f16 or bf16
@@ -104,9 +106,9 @@ def _dequantized(packed: Any, scale_words: Any, zero_words: Any, act: Any, wtype
     return tv.cast(q, act) * s
 
 
-def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
-                  act: Any, wtype: Any, stype: Any, zero: float, has_zeros: bool,
-                  block_scaled: bool, bk: int, warps: int) -> Any:
+def step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at: tuple,
+                 act: Any, wtype: Any, stype: Any, zero: float, has_zeros: bool,
+                 block_scaled: bool, bk: int, warps: int) -> Any:
     """:func:`_dequantized` of what :func:`_load_step` reads (a helper the kernels inline)."""
     packed, s, z = _load_step(codes, code_at, scales, zeros, value_at, wtype, stype, has_zeros,
                               bk, warps)
@@ -114,7 +116,7 @@ def _step_weights(codes: Any, code_at: tuple, scales: Any, zeros: Any, value_at:
                         warps)
 
 
-def _step_group(step: Any, bk: int, group: int) -> Any:
+def step_group(step: Any, bk: int, group: int) -> Any:
     """The quantization group of step ``step`` (``group=0``, per channel: the one group)."""
     return step * bk // group if group else 0
 
@@ -126,7 +128,7 @@ def _copy_step(x_slot: Any, code_slot: Any, scale_slot: Any, zero_slot: Any, x: 
     the prefill kernel inlines): x's (bm, bk) tile into ``x_slot``, the step's code words into
     ``code_slot``, its group's scale (and zero-point) words into ``scale_slot``
     (``zero_slot``)."""
-    g = _step_group(step, bk, group)
+    g = step_group(step, bk, group)
     tv.copy_async(x_slot, x, (i * bm, step * bk))
     tv.copy_async(code_slot, wp, (j * warps, step, 0))
     tv.copy_async(scale_slot, sp, (j * warps, g, 0))
@@ -160,13 +162,13 @@ def prepared_linear_split_k(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
     # latency of memory with). Loads past the end are masked by the tensors' bounds.
     a = tv.load(x, (i * bm, first * bk), (bm, bk))
     packed, s, z = _load_step(wp, (j * warps, first, 0), sp, zp,
-                              (j * warps, _step_group(first, bk, group), 0), wtype, stype,
+                              (j * warps, step_group(first, bk, group), 0), wtype, stype,
                               has_zeros, bk, warps)
     for kb in tv.range(first, min(tv.cdiv(k, bk), first + steps)):
         ahead = kb + 1
         a_ahead = tv.load(x, (i * bm, ahead * bk), (bm, bk))
         packed_ahead, s_ahead, z_ahead = _load_step(
-            wp, (j * warps, ahead, 0), sp, zp, (j * warps, _step_group(ahead, bk, group), 0),
+            wp, (j * warps, ahead, 0), sp, zp, (j * warps, step_group(ahead, bk, group), 0),
             wtype, stype, has_zeros, bk, warps)
         weights = _dequantized(packed, s, z, A, wtype, stype, zero, has_zeros, block_scaled, bk,
                                warps)
@@ -227,9 +229,9 @@ def prepared_linear_prefill(x: tv.Global[A, "m", "k"], wp: tv.Global[u32, "nc", 
         tv.wait(stages - 1)
         tv.sync()
         a = tv.load(x_stage[s], (0, 0), (bm, bk))
-        weights = _step_weights(code_stage[s], (0, 0, 0), scale_stage[s], zero_stage[s],
-                                (0, 0, 0), A, wtype, stype, zero, has_zeros, block_scaled, bk,
-                                warps)
+        weights = step_weights(code_stage[s], (0, 0, 0), scale_stage[s], zero_stage[s],
+                               (0, 0, 0), A, wtype, stype, zero, has_zeros, block_scaled, bk,
+                               warps)
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
         s_ahead = s

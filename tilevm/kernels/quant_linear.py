@@ -49,6 +49,7 @@ __all__ = [
     "WEIGHT_TYPES",
     "activation_dtype",
     "check_block_format",
+    "dtype_of",
     "finish_split_k",
     "implicit_zero",
     "launch_quant_linear",
@@ -61,6 +62,7 @@ __all__ = [
     "quant_linear_tuned",
     "stand_in_like",
     "weight_dtype",
+    "weight_step",
 ]
 
 # Every weight type the layer is tested with (DESIGN §3 names; aliases resolve).
@@ -147,9 +149,9 @@ def code_layout(bn: int, bk: int, threads: int) -> Any:
     return tv.local(rows, 1) * tv.spatial(bn // rows, 1) * tv.local(1, bk)
 
 
-def _weight_step(w: Any, row: Any, k0: Any, scales: Any, zeros: Any, scale_row: Any,
-                 scale_col: Any, act: Any, group: int, zero: float, has_zeros: bool,
-                 block_scaled: bool, bn: int, bk: int, layout: Any = None) -> Any:
+def weight_step(w: Any, row: Any, k0: Any, scales: Any, zeros: Any, scale_row: Any,
+                scale_col: Any, act: Any, group: int, zero: float, has_zeros: bool,
+                block_scaled: bool, bn: int, bk: int, layout: Any = None) -> Any:
     """The dequantized weights of one step, a ``(bn, bk)`` tile of the activation type ``act``
     (a helper the kernels inline): the codes at rows ``row…``, columns ``k0…`` of ``w`` (global
     memory, or a stage in shared memory), with the scales and zeros of the weight matrix's rows
@@ -190,8 +192,8 @@ def quant_linear_kernel(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
     acc = tv.zeros((bm, bn), f32)
     for k0 in tv.range(0, k, bk):
         a = tv.load(x, (i * bm, k0), (bm, bk))
-        weights = _weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
-                               has_zeros, block_scaled, bn, bk)
+        weights = weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
+                              has_zeros, block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
     if has_bias:
         acc = acc + tv.reshape(tv.cast(tv.load(bias, (j * bn,), (bn,)), f32), (1, bn))
@@ -223,8 +225,8 @@ def quant_linear_split_k(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
     acc = tv.zeros((bm, bn), f32)
     for k0 in tv.range(begin, min(k, begin + steps * bk), bk):
         a = tv.load(x, (i * bm, k0), (bm, bk))
-        weights = _weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
-                               has_zeros, block_scaled, bn, bk)
+        weights = weight_step(w, j * bn, k0, scales, zeros, j * bn, k0, A, group, zero,
+                              has_zeros, block_scaled, bn, bk)
         acc = tv.dot(a, tv.transpose(weights), acc)
     # Workspaces: one arrival counter per output tile (the element at its corner), and the
     # partial sums; when deterministic, one slot per part, which its part writes whole (a part
@@ -314,9 +316,9 @@ def quant_linear_prefill(x: tv.Global[A, "m", "k"], w: tv.Global[W, "n", "kp"],
         a = tv.load(sx[s], (0, 0), (bm, bk))
         # The codes leave shared memory in whole runs (as the general kernel's global loads do)
         # and the dequantized weights move to the dot's layout, not the codes byte by byte.
-        weights = _weight_step(sw[s], 0, 0, scales, zeros, j * bn, t * bk, A, group, zero,
-                               has_zeros, block_scaled, bn, bk,
-                               layout=code_layout(bn, bk, warps * 32))
+        weights = weight_step(sw[s], 0, 0, scales, zeros, j * bn, t * bk, A, group, zero,
+                              has_zeros, block_scaled, bn, bk,
+                              layout=code_layout(bn, bk, warps * 32))
         acc = tv.dot(a, tv.transpose(weights), acc)
         tv.sync()  # every warp is done with stage s before it is refilled
         s_ahead = s
@@ -396,12 +398,12 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
     tiles not named come from ``defaults`` (:data:`DEFAULT_TILES` unless given; without
     ``fill_tiles`` they are left to an autotuner). Raises ValueError as
     :func:`launch_quant_linear` does."""
-    wtype = _dtype_of(w)
+    wtype = dtype_of(w)
     if group_size < 0:
         raise ValueError(f"group_size={group_size}: a positive group size, or 0 per channel")
     if zeros is not None and wtype.kind not in ("uint", "int"):
         raise ValueError(f"zeros: {wtype.name} weights have no zero points (integers only)")
-    scale_type = _dtype_of(scales)
+    scale_type = dtype_of(scales)
     block_scaled = scale_type.name in BLOCK_SCALES
     if block_scaled:
         check_block_format(wtype, scale_type, group_size)
@@ -415,7 +417,7 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
     if zeros is None:
         zeros = stand_in_like(y, wtype, 2)
     if bias is None:
-        bias = stand_in_like(y, _dtype_of(y), 1)
+        bias = stand_in_like(y, dtype_of(y), 1)
     chosen = {**(DEFAULT_TILES if defaults is None else defaults), **tiles} if fill_tiles else tiles
     step = chosen.get("bk", 16)  # an autotuner's steps all divide 16-multiples too
     if group_size and group_size % step:
@@ -453,7 +455,7 @@ def launch_quant_linear(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
     (autotuned if tuned else kernel)(*args, device=device, **constants)
 
 
-def _dtype_of(t: Any) -> tv.DType:
+def dtype_of(t: Any) -> tv.DType:
     """The tilevm type of a kernel argument: a HostTensor's or packed tensor's own, a numpy
     array's or a torch tensor's counterpart."""
     found = argument_dtype(t)

@@ -22,10 +22,15 @@ from tilevm.kernels.prepared_linear import launch_prepared_linear
 from tilevm.kernels.prepared_weights import PreparedWeights
 from tilevm.kernels.quant_linear import launch_quant_linear, weight_dtype
 from tilevm.kernels.quantize import padded_k
+from tilevm.kernels.weight_columns import (
+    COLUMN_ALIGNMENT,
+    launch_dense_weight_columns,
+    launch_prepared_weight_columns,
+)
 
 __all__ = ["BACKWARD_COLUMNS", "TORCH_ACTIVATIONS", "TORCH_BLOCK_SCALES",
-           "dispatcher_adds_nothing", "prepared_linear", "quant_linear", "run_prepared",
-           "scale_groups"]
+           "dispatcher_adds_nothing", "prepared_linear", "prepared_weight_columns",
+           "quant_linear", "quant_weight_columns", "run_prepared", "scale_groups"]
 
 # The activation dtypes and their tilevm names.
 TORCH_ACTIVATIONS = {torch.float16: "f16", torch.bfloat16: "bf16"}
@@ -146,7 +151,70 @@ def dispatcher_adds_nothing(x: torch.Tensor) -> bool:
             and not profiling() and tracing() is None)
 
 
-# Columns of W a backward makes at a time (a BACKWARD_COLUMNS × k slice of an identity).
+@torch.library.custom_op("tilevm::quant_weight_columns", mutates_args=())
+def quant_weight_columns(qweight: torch.Tensor, scales: torch.Tensor,
+                         qzeros: torch.Tensor | None, wtype: str, group_size: int,
+                         act: torch.dtype, start: int, stop: int) -> torch.Tensor:
+    """Columns ``start…stop`` of the weights :func:`quant_linear` multiplies by, in ``act`` (f16
+    or bf16: the scales' dtype unless they are block scales), bit for bit: an (out_features,
+    stop − start) tensor on the weights' device. ``start`` is a multiple of
+    :data:`~tilevm.kernels.weight_columns.COLUMN_ALIGNMENT`. Raises ValueError naming the
+    argument that is wrong."""
+    wt = weight_dtype(wtype)
+    n = scales.shape[0]
+    kp = qweight.shape[1] * 8 // wt.nbits
+    _check_columns(act, start, stop, kp)
+    if scales.dtype != act and scales.dtype not in TORCH_BLOCK_SCALES.values():
+        raise ValueError(f"scales: dtype {scales.dtype}, act is {act} (they must agree, "
+                         "unless the scales are a block scale type)")
+    out = torch.empty((n, stop - start), dtype=act, device=qweight.device)
+    if n and stop > start:
+        zeros = None if qzeros is None else tv.packed(qzeros, wt, (n, scales.shape[1]))
+        launch_dense_weight_columns(tv.packed(qweight.reshape(-1), wt, (n, kp)), scales, out,
+                                    start, group_size=group_size, zeros=zeros,
+                                    device=None if out.device.type == "cuda" else "cpu")
+    return out
+
+
+@quant_weight_columns.register_fake
+def _(qweight, scales, qzeros, wtype, group_size, act, start, stop):
+    return scales.new_empty((scales.shape[0], stop - start), dtype=act)
+
+
+@torch.library.custom_op("tilevm::prepared_weight_columns", mutates_args=())
+def prepared_weight_columns(codes: torch.Tensor, scales: torch.Tensor,
+                            zeros: torch.Tensor | None, wtype: str, scale_type: str,
+                            group_size: int, bk: int, kp: int, out_features: int,
+                            act: torch.dtype, start: int, stop: int) -> torch.Tensor:
+    """Columns ``start…stop`` of the weights :func:`prepared_linear` multiplies by (its weight
+    operands and parameters; ``act`` the activation dtype they were prepared for), as
+    :func:`quant_weight_columns`."""
+    _check_columns(act, start, stop, kp)
+    out = torch.empty((out_features, stop - start), dtype=act, device=codes.device)
+    if out_features and stop > start:
+        weights = PreparedWeights(codes, scales, zeros, weight_dtype(wtype),
+                                  tv.dtype(TORCH_ACTIVATIONS[act]), tv.dtype(scale_type),
+                                  group_size, bk, out_features, kp)
+        launch_prepared_weight_columns(weights, out, start,
+                                       device=None if out.device.type == "cuda" else "cpu")
+    return out
+
+
+@prepared_weight_columns.register_fake
+def _(codes, scales, zeros, wtype, scale_type, group_size, bk, kp, out_features, act, start,
+      stop):
+    return codes.new_empty((out_features, stop - start), dtype=act)
+
+
+def _check_columns(act: torch.dtype, start: int, stop: int, kp: int) -> None:
+    if act not in TORCH_ACTIVATIONS:
+        raise ValueError(f"act: f16 or bf16, got {act}")
+    if not 0 <= start <= stop <= kp or start % COLUMN_ALIGNMENT:
+        raise ValueError(f"start={start}, stop={stop}: columns of weights with {kp} columns, "
+                         f"start a multiple of {COLUMN_ALIGNMENT}")
+
+
+# Columns of W a backward makes at a time (a multiple of COLUMN_ALIGNMENT).
 BACKWARD_COLUMNS = 1024
 
 
@@ -154,9 +222,8 @@ def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
     """The gradients of ``x · Wᵀ + bias`` for x and the bias (the weights are constants), for
     both ops (operands ``x``, three weight tensors, ``bias``, then plain parameters):
     ``grad_y · W`` and the sum of ``grad_y`` over its rows. W is the dequantized weights in the
-    activation type, exactly those the forward multiplies by, made by the op itself from rows of
-    an identity (each of its outputs is one weight times 1), at most :data:`BACKWARD_COLUMNS`
-    columns of W at a time."""
+    activation type, exactly those the forward multiplies by (the op's ``…_weight_columns``
+    counterpart), made :data:`BACKWARD_COLUMNS` columns at a time."""
     grad_x = grad_bias = None
     if ctx.needs_input_grad[0]:
         k, act = ctx.k, ctx.act
@@ -164,28 +231,29 @@ def _backward(ctx: Any, grad_y: torch.Tensor) -> tuple:
         grad_x = g.new_empty((*g.shape[:-1], k))
         for start in range(0, k, BACKWARD_COLUMNS):
             stop = min(k, start + BACKWARD_COLUMNS)
-            identity = torch.zeros((stop - start, k), dtype=act, device=g.device)
-            identity.diagonal(start).fill_(1)
-            # Rows start… of Wᵀ: columns start… of W.
-            columns_t = ctx.op(identity, *ctx.saved_tensors, None, *ctx.parameters)
-            grad_x[..., start:stop] = g @ columns_t.t()
+            columns = ctx.columns(*ctx.saved_tensors, *ctx.parameters, act, start, stop)
+            grad_x[..., start:stop] = g @ columns
         grad_x = grad_x.to(grad_y.dtype)
     if ctx.needs_input_grad[4]:
         grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0)
-    return (grad_x, None, None, None, grad_bias) + (None,) * len(ctx.parameters)
+    return (grad_x, None, None, None, grad_bias) + (None,) * ctx.parameter_count
 
 
-def _register_backward(op: Any) -> None:
+def _register_backward(op: Any, columns: Any, parameters: int) -> None:
+    """Give ``op`` its backward: W's columns from ``columns``, which takes the op's three weight
+    tensors, its first ``parameters`` plain parameters, the activation dtype, start and stop."""
     def save(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
-        x, first, second, third, _bias, *parameters = inputs
+        x, first, second, third, _bias, *rest = inputs
         ctx.save_for_backward(first, second, third)
-        ctx.op, ctx.parameters, ctx.k, ctx.act = op, parameters, x.shape[-1], x.dtype
+        ctx.columns, ctx.parameters, ctx.parameter_count = columns, rest[:parameters], len(rest)
+        ctx.k, ctx.act = x.shape[-1], x.dtype
 
     op.register_autograd(_backward, setup_context=save)
 
 
-_register_backward(quant_linear)
-_register_backward(prepared_linear)
+_register_backward(quant_linear, quant_weight_columns, 2)  # wtype, group_size
+# wtype, scale_type, group_size, bk, kp, out_features
+_register_backward(prepared_linear, prepared_weight_columns, 6)
 
 
 def _check_operands(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,

@@ -1,14 +1,16 @@
 """The low-bit-weight linear ops registered with ``torch.library``: ``tilevm::quant_linear``
 (dense codes, the buffers of :class:`~tilevm.ops.quant_linear.QuantLinear`) and
-``tilevm::prepared_linear`` (prepared weights, :mod:`tilevm.kernels.prepared_weights`).
+``tilevm::prepared_linear`` (prepared weights, :mod:`tilevm.kernels.prepared_weights`), and
+their weights as a matrix, ``tilevm::quant_weight_columns`` and
+``tilevm::prepared_weight_columns`` (a range of W's columns in the activation type).
 
-Both compute ``y = x · Wᵀ + bias`` with W stored as codes of 1 to 8 bits (see
+The linear ops compute ``y = x · Wᵀ + bias`` with W stored as codes of 1 to 8 bits (see
 :mod:`tilevm.kernels.quant_linear` for the types and the arithmetic) through the DSL kernels:
-CPU tensors on the CPU backend, CUDA tensors on the GPU (autotuned there). Each has a fake
+CPU tensors on the CPU backend, CUDA tensors on the GPU (autotuned there). Each op has a fake
 implementation, so ``torch.compile(fullgraph=True)`` traces it with any leading dimensions of x,
-symbolic ones included, and a backward for x and the bias (:func:`_backward`). An eager layer
-whose call nothing observes skips the dispatcher (:func:`dispatcher_adds_nothing`,
-:func:`run_prepared`).
+symbolic ones included; the linear ops have a backward for x and the bias (:func:`_backward`,
+which makes W with the columns ops). An eager layer whose call nothing observes skips the
+dispatcher (:func:`dispatcher_adds_nothing`, :func:`run_prepared`).
 """
 
 from __future__ import annotations
@@ -50,10 +52,10 @@ def quant_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
                  group_size: int, in_features: int, deterministic: bool = False
                  ) -> torch.Tensor:
     """``x · Wᵀ + bias`` for x (…, in_features) in f16 or bf16 and W given by the buffers of
-    :class:`QuantLinear` (``group_size`` 0: per channel). Returns (…, out_features) in x's
-    dtype. ``deterministic``: decode calls (few rows, the split-K kernel) reduce in a fixed
-    order, the same bits every run. Raises ValueError naming the argument whose dtype, device
-    or shape is wrong."""
+    :class:`~tilevm.ops.quant_linear.QuantLinear` (``group_size`` 0: per channel). Returns
+    (…, out_features) in x's dtype. ``deterministic``: decode calls (few rows, the split-K
+    kernel) reduce in a fixed order, the same bits every run. Raises ValueError naming the
+    argument whose dtype, device or shape is wrong."""
     wt = weight_dtype(wtype)
     n = scales.shape[0]
     _check_operands(x, qweight, scales, qzeros, bias, wt, group_size, in_features)

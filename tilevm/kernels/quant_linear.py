@@ -51,6 +51,7 @@ __all__ = [
     "check_block_format",
     "dtype_of",
     "finish_split_k",
+    "group_step",
     "implicit_zero",
     "launch_quant_linear",
     "quant_linear_call",
@@ -125,6 +126,12 @@ def check_block_format(wtype: tv.DType, scale_type: tv.DType, group_size: int) -
         raise ValueError(f"{scale_type.name} scales: the block-scaled formats take "
                          f"{', '.join(elements)} weights in groups of {group}, got "
                          f"{wtype.name} weights in groups of {group_size}")
+
+
+def group_step(group_size: int) -> int | None:
+    """The K step a group size forces on the dense kernels: 16 for groups of 16 (NVFP4; a step
+    must not cross a quantization group), else None (the tiles' own step)."""
+    return 16 if group_size % 32 else None
 
 
 def implicit_zero(wtype: tv.DType) -> float:
@@ -412,8 +419,9 @@ def quant_linear_call(x: Any, w: Any, scales: Any, y: Any, *, group_size: int,
                              "points")
     flags = {"group": group_size, "zero": implicit_zero(wtype), "has_zeros": zeros is not None,
              "has_bias": bias is not None, "block_scaled": block_scaled}
-    if group_size % 32 and "bk" not in tiles:
-        tiles = {**tiles, "bk": 16}  # a group of 16: the step must not cross it
+    forced = group_step(group_size)
+    if forced and "bk" not in tiles:
+        tiles = {**tiles, "bk": forced}
     if zeros is None:
         zeros = stand_in_like(y, wtype, 2)
     if bias is None:

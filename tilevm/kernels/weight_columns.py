@@ -17,10 +17,13 @@ import tilevm as tv
 from tilevm import i32, u32
 from tilevm.kernels.prepared_layouts import CHUNK_N
 from tilevm.kernels.prepared_linear import step_group, step_weights
+from tilevm.kernels.prepared_weights import CHUNK_WIDTHS
 from tilevm.kernels.quant_linear import (
     BLOCK_SCALES,
+    DEFAULT_TILES,
     check_block_format,
     dtype_of,
+    group_step,
     implicit_zero,
     stand_in_like,
     weight_step,
@@ -33,9 +36,9 @@ A = tv.Dtype("A")  # the activation type: f16 or bf16
 W = tv.Dtype("W")  # the weight codes' type
 S = tv.Dtype("S")  # the scales' type: A, or a block scale type
 
-COLUMN_ALIGNMENT = 128
-"""The first column of a range is a multiple of this (every step width of both formats divides
-it)."""
+COLUMN_ALIGNMENT = max(CHUNK_WIDTHS)
+"""The first column of a range is a multiple of this (128: every step width of both formats
+divides it)."""
 
 
 @tv.kernel
@@ -102,7 +105,7 @@ def launch_dense_weight_columns(w: Any, scales: Any, out: Any, first: int, *, gr
         w, scales, zeros if zeros is not None else stand_in_like(out, wtype, 2), out, first,
         device=device, group=group_size, zero=implicit_zero(wtype),
         has_zeros=zeros is not None, block_scaled=block_scaled,
-        bk=16 if group_size % 32 else 32)
+        bk=group_step(group_size) or DEFAULT_TILES["bk"])
 
 
 def launch_prepared_weight_columns(weights: Any, out: Any, first: int, *,
